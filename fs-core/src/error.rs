@@ -1,0 +1,64 @@
+//! Typed errors of the filesystem core. Adapters map each variant to an errno / NTSTATUS
+//! in one place.
+
+use cerfs_db::StoreError;
+
+/// Why an operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    /// No such file or directory.
+    #[error("not found")]
+    NotFound,
+    /// The name is already taken.
+    #[error("already exists")]
+    Exists,
+    /// A path component is not a directory.
+    #[error("not a directory")]
+    NotDir,
+    /// The operation needs a file but got a directory.
+    #[error("is a directory")]
+    IsDir,
+    /// The directory is not empty.
+    #[error("directory not empty")]
+    NotEmpty,
+    /// A name breaks MS-CER R3 (non-ASCII, forbidden character or reserved device name).
+    #[error("invalid name: {0}")]
+    InvalidName(String),
+    /// The path, as a Windows client sees it under the share root, is over 260 characters (R4).
+    #[error("path too long: {0} characters as the client sees it (limit 260)")]
+    NameTooLong(usize),
+    /// Content written to a synthesized file does not parse or is not allowed.
+    #[error("invalid content: {0}")]
+    InvalidContent(String),
+    /// The object may not be changed this way (committed cab, fixed directory, ...).
+    #[error("not permitted: {0}")]
+    NotPermitted(&'static str),
+    /// The file handle is unknown or was not opened for this.
+    #[error("bad file handle")]
+    BadHandle,
+    /// The content would exceed the limit for this kind of file.
+    #[error("file too large")]
+    TooLarge,
+    /// No space left in the store.
+    #[error("no space left")]
+    NoSpace,
+    /// The object is in use (a cab still being written by another handle).
+    #[error("busy")]
+    Busy,
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for FsError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(_) => FsError::NotFound,
+            StoreError::Exists(_) => FsError::Exists,
+            StoreError::NotEmpty(_) => FsError::NotEmpty,
+            StoreError::NotDir(_) => FsError::NotDir,
+            StoreError::Full => FsError::NoSpace,
+            other => FsError::Store(other),
+        }
+    }
+}
