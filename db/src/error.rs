@@ -1,6 +1,6 @@
 //! Typed errors of the store.
 
-use crate::store::Ino;
+use crate::store::{BucketId, Ino};
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,21 @@ pub enum StoreError {
         /// Newest version this build knows.
         known: i64,
     },
+    /// No bucket with this id (counters, status settings or hits.log of an unknown bucket).
+    #[error("no bucket with id {0}")]
+    NoBucket(BucketId),
+    /// The node is a directory where a file was needed (byte content of a directory, or a
+    /// rename of a non-directory over a directory).
+    #[error("inode {0} is a directory")]
+    IsDir(Ino),
+    /// The cab was committed (`commit_cab`) and is immutable: no write, truncate or second commit.
+    #[error("cab inode {0} is complete and cannot change")]
+    CabComplete(Ino),
+    /// A request the store cannot honour: an empty name, an offset or size beyond 2^63 - 1,
+    /// byte content of a synthesized node, a cab committed with a size that is not its
+    /// stored size, moving a directory into itself, removing the root, ...
+    #[error("invalid request: {0}")]
+    Invalid(String),
     /// Any other SQLite error.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),

@@ -6,5 +6,5 @@ mod sqlite;
 mod store;
 
 pub use error::StoreError;
-pub use sqlite::SqliteStore;
+pub use sqlite::{PurgedCab, SqliteStore, CHUNK_SIZE};
 pub use store::*;

@@ -58,6 +58,10 @@ impl From<StoreError> for FsError {
             StoreError::NotEmpty(_) => FsError::NotEmpty,
             StoreError::NotDir(_) => FsError::NotDir,
             StoreError::Full => FsError::NoSpace,
+            StoreError::IsDir(_) => FsError::IsDir,
+            StoreError::NoBucket(_) => FsError::NotFound,
+            StoreError::CabComplete(_) => FsError::NotPermitted("a committed cab is read-only"),
+            StoreError::Invalid(why) => FsError::InvalidContent(why),
             other => FsError::Store(other),
         }
     }

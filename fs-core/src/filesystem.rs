@@ -1,12 +1,22 @@
 //! The inode-keyed filesystem core: lookups, attributes, directories, and one opaque
 //! handle per open whose semantics depend on the kind of file (see docs/semantics.md).
 
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
 
-use cerfs_db::{Ino, Store};
+use cerfs_db::{
+    AttrChange, CabState, Counts, Ino, LogId, NewNode, Node, NodeRole, SettingsScope, Store,
+    ROOT_INO,
+};
 
-use crate::{FsError, Result};
+use crate::area::{self, Area};
+use crate::handle::{
+    CabWriter, CountHandle, Handle, HandleKind, LogHandle, SettingsHandle, TextBuf,
+    MAX_COUNT_FILE, MAX_SETTINGS_FILE,
+};
+use crate::{count_file, settings_file, share_path, FsError, Result};
 
 /// Who is calling: behind Samba, `pid` is the client's smbd process at open/lookup time.
 #[derive(Debug, Clone, Copy, Default)]
@@ -106,15 +116,36 @@ pub struct SetAttr {
     pub mtime: Option<SystemTime>,
 }
 
+
+/// How long what a client read from count.txt stays its base for a later overwrite.
+const SERVED_TTL: Duration = Duration::from_secs(600);
+/// Bound on the per-client count.txt memory.
+const SERVED_MAX: usize = 100_000;
+
 /// The filesystem core. Cheap to share across adapter threads (`&self` everywhere).
 pub struct CerFs {
     store: Arc<dyn Store>,
+    handles: Mutex<HashMap<u64, Arc<Mutex<Handle>>>>,
+    dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
+    next_fh: AtomicU64,
+    /// Cabs being uploaded, with their writer's handle: nobody else may write them.
+    cab_writers: Mutex<HashMap<Ino, u64>>,
+    /// What each client (pid) was last served from each counts directory's count.txt
+    /// (zero when it looked and found none): the base of a later overwrite (pattern b).
+    served: Mutex<HashMap<(u32, Ino), (Counts, Instant)>>,
 }
 
 impl CerFs {
     /// A filesystem over `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        CerFs { store }
+        CerFs {
+            store,
+            handles: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            cab_writers: Mutex::new(HashMap::new()),
+            served: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The store behind this filesystem.
@@ -125,32 +156,138 @@ impl CerFs {
     /// Finds `name` in directory `parent`. `caller.pid` is remembered for count.txt
     /// (a miss counts as "this client saw no count.txt").
     pub fn lookup(&self, caller: &Caller, parent: Ino, name: &[u8]) -> Result<Attr> {
-        let _ = (caller, parent, name);
-        Err(FsError::NotFound)
+        let name = std::str::from_utf8(name).map_err(|_| FsError::NotFound)?;
+        match self.store.lookup(parent, name)? {
+            Some(node) => self.attr_of(&node),
+            None => {
+                if name.eq_ignore_ascii_case("count.txt") {
+                    self.remember_served(caller.pid, parent, Counts::default());
+                }
+                Err(FsError::NotFound)
+            }
+        }
     }
 
     /// Resolves a `/`- or `\`-separated path from the root (for path-based adapters).
     pub fn resolve(&self, caller: &Caller, path: &str) -> Result<Attr> {
-        let _ = (caller, path);
-        Err(FsError::NotFound)
+        let mut attr = self.getattr(ROOT_INO, None)?;
+        for part in path.split(['/', '\\']).filter(|p| !p.is_empty()) {
+            if attr.kind != FileKind::Directory {
+                return Err(FsError::NotDir);
+            }
+            attr = self.lookup(caller, attr.ino, part.as_bytes())?;
+        }
+        Ok(attr)
     }
 
     /// Attributes of `ino`; with `fh`, as seen through that open handle (its unflushed size).
     pub fn getattr(&self, ino: Ino, fh: Option<u64>) -> Result<Attr> {
-        let _ = (ino, fh);
-        Err(FsError::NotFound)
+        let node = self.store.node(ino)?.ok_or(FsError::NotFound)?;
+        let mut attr = self.attr_of(&node)?;
+        if let Some(h) = fh.and_then(|fh| self.handle(fh).ok()) {
+            let h = lock(&h);
+            if h.ino == ino {
+                match &h.kind {
+                    HandleKind::Count(c) => attr.size = c.buf.bytes.len() as u64,
+                    HandleKind::Settings(s) => attr.size = s.buf.bytes.len() as u64,
+                    HandleKind::Log(l) => attr.size = l.size(),
+                    HandleKind::Plain | HandleKind::CabWriter(_) => {}
+                }
+            }
+        }
+        Ok(attr)
     }
 
     /// Changes attributes; a size change on a handle goes through the handle's semantics.
-    pub fn setattr(&self, caller: &Caller, ino: Ino, fh: Option<u64>, set: &SetAttr) -> Result<Attr> {
-        let _ = (caller, ino, fh, set);
-        Err(FsError::NotFound)
+    pub fn setattr(
+        &self,
+        caller: &Caller,
+        ino: Ino,
+        fh: Option<u64>,
+        set: &SetAttr,
+    ) -> Result<Attr> {
+        let _ = caller;
+        let node = self.store.node(ino)?.ok_or(FsError::NotFound)?;
+        if let Some(size) = set.size {
+            self.set_size(&node, fh, size)?;
+        }
+        let change = AttrChange {
+            mode: set.mode,
+            uid: set.uid,
+            gid: set.gid,
+            mtime: set.mtime,
+        };
+        if change.mode.is_some() || change.uid.is_some() || change.gid.is_some() || change.mtime.is_some() {
+            self.store.set_attr(ino, &change)?;
+        }
+        self.getattr(ino, fh)
+    }
+
+    fn set_size(&self, node: &Node, fh: Option<u64>, size: u64) -> Result<()> {
+        if node.role == NodeRole::Dir {
+            return Err(FsError::IsDir);
+        }
+        // A truncate through a handle follows that handle's semantics.
+        if let Some(h) = fh.and_then(|fh| self.handle(fh).ok()) {
+            let mut h = lock(&h);
+            if h.ino == node.ino {
+                if !h.writable {
+                    return Err(FsError::BadHandle);
+                }
+                return match &mut h.kind {
+                    HandleKind::Count(c) => c.buf.truncate(size),
+                    HandleKind::Settings(s) => s.buf.truncate(size),
+                    HandleKind::Log(l) => {
+                        l.truncate(size);
+                        Ok(())
+                    }
+                    HandleKind::CabWriter(w) => w.truncate(&*self.store, node.ino, size),
+                    HandleKind::Plain => self.truncate_plain(node, size),
+                };
+            }
+        }
+        match node.role {
+            NodeRole::File => Ok(self.store.truncate(node.ino, size)?),
+            NodeRole::Cab => match self.cab_writer_of(node.ino) {
+                Some(writer) => {
+                    let h = self.handle(writer)?;
+                    let mut h = lock(&h);
+                    match &mut h.kind {
+                        HandleKind::CabWriter(w) => w.truncate(&*self.store, node.ino, size),
+                        _ => Err(FsError::Busy),
+                    }
+                }
+                None => Err(FsError::NotPermitted("a committed cab cannot be truncated")),
+            },
+            // Truncating a synthesized file by path is meaningful only as a no-op.
+            _ if size == self.attr_of(node)?.size => Ok(()),
+            _ => Err(FsError::NotPermitted(
+                "synthesized files change only through an open handle",
+            )),
+        }
+    }
+
+    fn truncate_plain(&self, node: &Node, size: u64) -> Result<()> {
+        match node.role {
+            NodeRole::File => Ok(self.store.truncate(node.ino, size)?),
+            _ => Err(FsError::NotPermitted("a committed cab cannot be truncated")),
+        }
     }
 
     /// Creates a directory (R3 names, R4 path length).
     pub fn mkdir(&self, caller: &Caller, parent: Ino, name: &[u8], mode: u32) -> Result<Attr> {
-        let _ = (caller, parent, name, mode);
-        Err(FsError::NotFound)
+        let (area, path, name) = self.check_new_name(parent, name)?;
+        let _ = (area, path);
+        let node = self.store.create_node(&NewNode {
+            parent,
+            name,
+            role: NodeRole::Dir,
+            mode: mode & 0o7777,
+            uid: caller.uid,
+            gid: caller.gid,
+            bucket: None,
+        })?;
+        self.attr_of(&node)
     }
 
     /// Creates and opens a file; `exclusive` fails with `Exists` when it is there already,
@@ -164,59 +301,272 @@ impl CerFs {
         flags: OpenFlags,
         exclusive: bool,
     ) -> Result<(Attr, Opened)> {
-        let _ = (caller, parent, name, mode, flags, exclusive);
-        Err(FsError::NotFound)
+        let (area, _path, name) = self.check_new_name(parent, name)?;
+        if let Some(existing) = self.store.lookup(parent, name)? {
+            if exclusive {
+                return Err(FsError::Exists);
+            }
+            let opened = self.open_node(caller, &existing, flags, false)?;
+            return Ok((self.getattr(existing.ino, Some(opened.fh))?, opened));
+        }
+        let role = area.file_role(name);
+        let bucket = area.sub().map(|sub| {
+            let parts: Vec<&str> = sub.iter().map(String::as_str).collect();
+            share_path::bucket_key(&parts)
+        });
+        let needs_bucket = matches!(
+            role,
+            NodeRole::Count | NodeRole::Status | NodeRole::HitsLog | NodeRole::Cab
+        );
+        let node = self.store.create_node(&NewNode {
+            parent,
+            name,
+            role,
+            mode: mode & 0o7777,
+            uid: caller.uid,
+            gid: caller.gid,
+            bucket: if needs_bucket { bucket.as_ref() } else { None },
+        })?;
+        let opened = self.open_node(caller, &node, flags, true)?;
+        Ok((self.getattr(node.ino, Some(opened.fh))?, opened))
     }
 
     /// Opens an existing file.
     pub fn open(&self, caller: &Caller, ino: Ino, flags: OpenFlags) -> Result<Opened> {
-        let _ = (caller, ino, flags);
-        Err(FsError::NotFound)
+        let node = self.store.node(ino)?.ok_or(FsError::NotFound)?;
+        self.open_node(caller, &node, flags, false)
+    }
+
+    fn open_node(&self, caller: &Caller, node: &Node, flags: OpenFlags, created: bool) -> Result<Opened> {
+        let writable = flags.write || flags.append;
+        let kind = match node.role {
+            NodeRole::Dir => return Err(FsError::IsDir),
+            NodeRole::File => {
+                if flags.truncate && writable {
+                    self.store.truncate(node.ino, 0)?;
+                }
+                HandleKind::Plain
+            }
+            NodeRole::Cab => self.open_cab(node, writable || flags.truncate, created)?,
+            NodeRole::Count => {
+                let bucket = node.bucket.ok_or(FsError::NotFound)?;
+                let snapshot = self.store.counts(bucket)?;
+                let text = if flags.truncate {
+                    Vec::new()
+                } else {
+                    count_file::render(snapshot).into_bytes()
+                };
+                let mut buf = TextBuf::new(text, MAX_COUNT_FILE);
+                buf.dirty = flags.truncate && writable;
+                HandleKind::Count(CountHandle {
+                    bucket,
+                    dir: node.parent,
+                    snapshot,
+                    read_done: false,
+                    created,
+                    buf,
+                })
+            }
+            NodeRole::Status | NodeRole::Policy => {
+                let scope = match (node.role, node.bucket) {
+                    (NodeRole::Policy, _) => SettingsScope::Policy,
+                    (_, Some(b)) => SettingsScope::Status(b),
+                    _ => return Err(FsError::NotFound),
+                };
+                let text = if flags.truncate {
+                    Vec::new()
+                } else {
+                    settings_file::render(&self.store.settings(scope)?)
+                };
+                let mut buf = TextBuf::new(text, MAX_SETTINGS_FILE);
+                buf.dirty = flags.truncate && writable;
+                HandleKind::Settings(SettingsHandle { scope, buf })
+            }
+            NodeRole::CrashLog | NodeRole::HitsLog => {
+                let log = match (node.role, node.bucket) {
+                    (NodeRole::CrashLog, _) => LogId::Crash,
+                    (_, Some(b)) => LogId::Hits(b),
+                    _ => return Err(FsError::NotFound),
+                };
+                let len = self.store.log_len(log)?;
+                HandleKind::Log(LogHandle {
+                    log,
+                    base: if flags.truncate { 0 } else { len },
+                    append: flags.append,
+                    own: Vec::new(),
+                    committed: 0,
+                })
+            }
+        };
+        let direct_io = !matches!(kind, HandleKind::Plain) || node.role == NodeRole::Cab;
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        if matches!(kind, HandleKind::CabWriter(_)) {
+            lock(&self.cab_writers).insert(node.ino, fh);
+        }
+        let handle = Handle { ino: node.ino, pid: caller.pid, writable, kind };
+        lock(&self.handles).insert(fh, Arc::new(Mutex::new(handle)));
+        Ok(Opened { fh, direct_io })
+    }
+
+    fn open_cab(&self, node: &Node, write: bool, created: bool) -> Result<HandleKind> {
+        if created {
+            return Ok(HandleKind::CabWriter(CabWriter::new()));
+        }
+        match (node.cab_state, write) {
+            (_, false) => Ok(HandleKind::Plain),
+            (Some(CabState::Writing), true) => Err(FsError::Busy),
+            (_, true) => {
+                tracing::warn!(ino = node.ino, name = %node.name, "refused to open a committed cab for writing");
+                Err(FsError::NotPermitted("a committed cab is read-only"))
+            }
+        }
     }
 
     /// Reads through a handle (short at end of file).
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
-        let _ = (fh, offset, size);
-        Err(FsError::BadHandle)
+        let h = self.handle(fh)?;
+        let mut h = lock(&h);
+        let (ino, pid) = (h.ino, h.pid);
+        match &mut h.kind {
+            HandleKind::Plain | HandleKind::CabWriter(_) => Ok(self.store.read_at(ino, offset, size)?),
+            HandleKind::Count(c) => {
+                if !c.read_done {
+                    c.read_done = true;
+                    self.remember_served(pid, c.dir, c.snapshot);
+                }
+                Ok(c.buf.read(offset, size))
+            }
+            HandleKind::Settings(s) => Ok(s.buf.read(offset, size)),
+            HandleKind::Log(l) => l.read(&*self.store, offset, size),
+        }
     }
 
     /// Writes through a handle; returns the number of bytes taken.
     pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
-        let _ = (fh, offset, data);
-        Err(FsError::BadHandle)
+        let h = self.handle(fh)?;
+        let mut h = lock(&h);
+        if !h.writable {
+            return Err(FsError::BadHandle);
+        }
+        let ino = h.ino;
+        match &mut h.kind {
+            HandleKind::Plain => {
+                let node = self.store.node(ino)?.ok_or(FsError::NotFound)?;
+                if node.role != NodeRole::File {
+                    return Err(FsError::NotPermitted("a committed cab is read-only"));
+                }
+                self.store.write_at(ino, offset, data)?;
+                Ok(data.len() as u32)
+            }
+            HandleKind::CabWriter(w) => w.write(&*self.store, ino, offset, data),
+            HandleKind::Count(c) => c.buf.write(offset, data),
+            HandleKind::Settings(s) => s.buf.write(offset, data),
+            HandleKind::Log(l) => l.write(&*self.store, offset, data),
+        }
     }
 
     /// Applies what the handle wrote (count deltas, settings, log lines, cab commit).
     /// Called at every close of a descriptor; its error reaches the client.
     pub fn flush(&self, fh: u64) -> Result<()> {
-        let _ = fh;
-        Err(FsError::BadHandle)
+        self.apply(fh, false)
     }
 
     /// Forgets the handle after a last flush (errors here reach nobody: they are logged).
     pub fn release(&self, fh: u64) -> Result<()> {
-        let _ = fh;
-        Err(FsError::BadHandle)
+        let result = self.apply(fh, true);
+        let removed = lock(&self.handles).remove(&fh);
+        if let Some(h) = removed {
+            let ino = lock(&h).ino;
+            let mut writers = lock(&self.cab_writers);
+            if writers.get(&ino) == Some(&fh) {
+                writers.remove(&ino);
+            }
+        }
+        if let Err(e) = &result {
+            tracing::warn!(fh, "error at release (the client cannot see it): {e}");
+        }
+        result
     }
 
-    /// Makes what the handle wrote durable (same as flush).
+    fn apply(&self, fh: u64, finish: bool) -> Result<()> {
+        let h = self.handle(fh)?;
+        let mut h = lock(&h);
+        let (ino, pid) = (h.ino, h.pid);
+        match &mut h.kind {
+            HandleKind::Plain => Ok(()),
+            HandleKind::CabWriter(w) => {
+                let result = w.commit(&*self.store, ino);
+                let mut writers = lock(&self.cab_writers);
+                if writers.get(&ino) == Some(&fh) {
+                    writers.remove(&ino);
+                }
+                result
+            }
+            HandleKind::Count(c) => {
+                let base = if c.read_done {
+                    c.snapshot
+                } else if let Some(seen) = self.take_served(pid, c.dir) {
+                    seen
+                } else if c.created {
+                    Counts::default()
+                } else {
+                    c.snapshot
+                };
+                if let Some(now) = c.apply(&*self.store, base)? {
+                    tracing::debug!(bucket = c.bucket, ?now, "count.txt updated");
+                    self.remember_served(pid, c.dir, c.snapshot);
+                }
+                Ok(())
+            }
+            HandleKind::Settings(s) => s.apply(&*self.store),
+            HandleKind::Log(l) => l.apply(&*self.store, finish),
+        }
+    }
+
+    /// Makes what the handle wrote durable. Every write is already a committed
+    /// transaction, and applying a handle early would commit a cab mid-upload: nothing to do.
     pub fn fsync(&self, fh: u64) -> Result<()> {
-        self.flush(fh)
+        self.handle(fh).map(|_| ())
     }
 
     /// Removes a file.
     pub fn unlink(&self, caller: &Caller, parent: Ino, name: &[u8]) -> Result<()> {
-        let _ = (caller, parent, name);
-        Err(FsError::NotFound)
+        let _ = caller;
+        let node = self.child(parent, name)?;
+        match node.role {
+            NodeRole::Dir => Err(FsError::IsDir),
+            NodeRole::File | NodeRole::Status | NodeRole::Policy => {
+                Ok(self.store.remove_node(node.ino)?)
+            }
+            NodeRole::Cab if self.cab_writer_of(node.ino).is_some() => Err(FsError::Busy),
+            NodeRole::Cab => {
+                tracing::warn!(name = %node.name, "refused to delete a stored cab");
+                Err(FsError::NotPermitted("stored cabs cannot be deleted"))
+            }
+            NodeRole::Count => Err(FsError::NotPermitted(
+                "count.txt cannot be deleted (use `cerfs counts reset`)",
+            )),
+            NodeRole::CrashLog | NodeRole::HitsLog => {
+                Err(FsError::NotPermitted("logs are append-only"))
+            }
+        }
     }
 
     /// Removes an empty directory.
     pub fn rmdir(&self, caller: &Caller, parent: Ino, name: &[u8]) -> Result<()> {
-        let _ = (caller, parent, name);
-        Err(FsError::NotFound)
+        let _ = caller;
+        let node = self.child(parent, name)?;
+        if node.role != NodeRole::Dir {
+            return Err(FsError::NotDir);
+        }
+        if area::is_fixed(node.ino) {
+            return Err(FsError::NotPermitted("cabs, status and counts are part of the share"));
+        }
+        Ok(self.store.remove_node(node.ino)?)
     }
 
-    /// Renames; `no_replace` refuses to overwrite an existing target.
+    /// Renames; `no_replace` refuses to overwrite an existing target. Only plain files and
+    /// folders move: the CER files' identity is their path.
     pub fn rename(
         &self,
         caller: &Caller,
@@ -226,24 +576,181 @@ impl CerFs {
         new_name: &[u8],
         no_replace: bool,
     ) -> Result<()> {
-        let _ = (caller, parent, name, new_parent, new_name, no_replace);
-        Err(FsError::NotFound)
+        let _ = caller;
+        let node = self.child(parent, name)?;
+        if area::is_fixed(node.ino) {
+            return Err(FsError::NotPermitted("cabs, status and counts are part of the share"));
+        }
+        let (src_area, _) = area::area_of(&*self.store, parent)?;
+        let (dst_area, _, new_name) = self.check_new_name(new_parent, new_name)?;
+        let movable = match node.role {
+            NodeRole::File => dst_area.file_role(new_name) == NodeRole::File,
+            // A folder inside a CER tree is part of a bucket path.
+            NodeRole::Dir => !src_area.is_cer() && !dst_area.is_cer(),
+            _ => false,
+        };
+        if !movable {
+            return Err(FsError::NotPermitted("CER files and bucket folders cannot be moved"));
+        }
+        if let Some(target) = self.store.lookup(new_parent, new_name)? {
+            if target.ino == node.ino {
+                return Ok(());
+            }
+            if no_replace {
+                return Err(FsError::Exists);
+            }
+            if target.role != node.role {
+                return Err(if target.role == NodeRole::Dir { FsError::IsDir } else { FsError::NotDir });
+            }
+            if target.role != NodeRole::File && target.role != NodeRole::Dir {
+                return Err(FsError::NotPermitted("CER files cannot be replaced by rename"));
+            }
+        }
+        Ok(self.store.rename_node(node.ino, new_parent, new_name, !no_replace)?)
     }
 
     /// Opens a directory listing: a snapshot that `readdir` pages through.
     pub fn opendir(&self, ino: Ino) -> Result<u64> {
-        let _ = ino;
-        Err(FsError::NotFound)
+        let node = self.store.node(ino)?.ok_or(FsError::NotFound)?;
+        if node.role != NodeRole::Dir {
+            return Err(FsError::NotDir);
+        }
+        let entries: Vec<DirEntry> = self
+            .store
+            .children(ino)?
+            .into_iter()
+            // A cab still being written is not part of the share yet.
+            .filter(|n| n.cab_state != Some(CabState::Writing))
+            .map(|n| DirEntry {
+                ino: n.ino,
+                kind: if n.role == NodeRole::Dir { FileKind::Directory } else { FileKind::RegularFile },
+                name: n.name,
+            })
+            .collect();
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        lock(&self.dirs).insert(fh, Arc::new(entries));
+        Ok(fh)
     }
 
     /// Entries of an open listing from index `offset` on ("." and ".." not included).
     pub fn readdir(&self, fh: u64, offset: usize) -> Result<Vec<DirEntry>> {
-        let _ = (fh, offset);
-        Err(FsError::BadHandle)
+        let entries = lock(&self.dirs).get(&fh).cloned().ok_or(FsError::BadHandle)?;
+        Ok(entries.get(offset..).unwrap_or_default().to_vec())
     }
 
     /// Drops an open listing.
     pub fn releasedir(&self, fh: u64) {
-        let _ = fh;
+        lock(&self.dirs).remove(&fh);
     }
+
+    // ---- helpers ----
+
+    fn handle(&self, fh: u64) -> Result<Arc<Mutex<Handle>>> {
+        lock(&self.handles).get(&fh).cloned().ok_or(FsError::BadHandle)
+    }
+
+    fn cab_writer_of(&self, ino: Ino) -> Option<u64> {
+        lock(&self.cab_writers).get(&ino).copied()
+    }
+
+    fn child(&self, parent: Ino, name: &[u8]) -> Result<Node> {
+        let name = std::str::from_utf8(name).map_err(|_| FsError::NotFound)?;
+        self.store.lookup(parent, name)?.ok_or(FsError::NotFound)
+    }
+
+    /// Validates a name about to be created in `parent`: R3 and R4 inside the CER trees
+    /// and at the root, valid UTF-8 anywhere.
+    fn check_new_name<'n>(&self, parent: Ino, name: &'n [u8]) -> Result<(Area, Vec<String>, &'n str)> {
+        let parent_node = self.store.node(parent)?.ok_or(FsError::NotFound)?;
+        if parent_node.role != NodeRole::Dir {
+            return Err(FsError::NotDir);
+        }
+        let (area, path) = area::area_of(&*self.store, parent)?;
+        let name = if area.is_cer() {
+            let name = share_path::check_component(name).map_err(|e| {
+                tracing::warn!(name = %String::from_utf8_lossy(name), "refused name: {e}");
+                FsError::InvalidName(e.to_string())
+            })?;
+            let len = share_path::client_path_len(path.iter().map(String::as_str).chain([name]));
+            if len > share_path::MAX_CLIENT_PATH {
+                tracing::warn!(len, name, "refused path longer than 260 characters (R4)");
+                return Err(FsError::NameTooLong(len));
+            }
+            name
+        } else {
+            std::str::from_utf8(name)
+                .map_err(|_| FsError::InvalidName("names must be valid UTF-8".into()))?
+        };
+        Ok((area, path, name))
+    }
+
+    fn attr_of(&self, node: &Node) -> Result<Attr> {
+        let (kind, size, volatile) = match node.role {
+            NodeRole::Dir => (FileKind::Directory, 4096, false),
+            NodeRole::File => (FileKind::RegularFile, node.size, false),
+            NodeRole::Cab => (
+                FileKind::RegularFile,
+                node.size,
+                node.cab_state != Some(CabState::Complete),
+            ),
+            NodeRole::Count => {
+                let bucket = node.bucket.ok_or(FsError::NotFound)?;
+                let text = count_file::render(self.store.counts(bucket)?);
+                (FileKind::RegularFile, text.len() as u64, true)
+            }
+            NodeRole::Status | NodeRole::Policy => {
+                let scope = match node.bucket {
+                    Some(b) if node.role == NodeRole::Status => SettingsScope::Status(b),
+                    _ => SettingsScope::Policy,
+                };
+                let len = settings_file::render(&self.store.settings(scope)?).len();
+                (FileKind::RegularFile, len as u64, true)
+            }
+            NodeRole::CrashLog | NodeRole::HitsLog => {
+                let log = match node.bucket {
+                    Some(b) if node.role == NodeRole::HitsLog => LogId::Hits(b),
+                    _ => LogId::Crash,
+                };
+                (FileKind::RegularFile, self.store.log_len(log)?, true)
+            }
+        };
+        let perm = match (node.role, node.cab_state) {
+            (NodeRole::Cab, Some(CabState::Complete)) => (node.mode & 0o555) as u16,
+            _ => (node.mode & 0o7777) as u16,
+        };
+        Ok(Attr {
+            ino: node.ino,
+            size,
+            kind,
+            perm,
+            nlink: if kind == FileKind::Directory { 2 } else { 1 },
+            uid: node.uid,
+            gid: node.gid,
+            atime: node.mtime,
+            mtime: node.mtime,
+            ctime: node.ctime,
+            crtime: node.crtime,
+            volatile,
+        })
+    }
+
+    fn remember_served(&self, pid: u32, dir: Ino, counts: Counts) {
+        let mut served = lock(&self.served);
+        if served.len() >= SERVED_MAX {
+            served.retain(|_, (_, at)| at.elapsed() < SERVED_TTL);
+        }
+        if served.len() < SERVED_MAX {
+            served.insert((pid, dir), (counts, Instant::now()));
+        }
+    }
+
+    fn take_served(&self, pid: u32, dir: Ino) -> Option<Counts> {
+        let (counts, at) = lock(&self.served).remove(&(pid, dir))?;
+        (at.elapsed() < SERVED_TTL).then_some(counts)
+    }
+}
+
+/// Locks a mutex, recovering from poisoning: a panicked thread must not take the share down.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

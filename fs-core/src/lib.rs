@@ -4,8 +4,10 @@
 //! this crate's inode-keyed API and its [`FsError`].
 
 pub mod count_file;
+mod area;
 mod error;
 mod filesystem;
+mod handle;
 pub mod log_line;
 pub mod settings_file;
 pub mod share_path;

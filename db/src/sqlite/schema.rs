@@ -1,0 +1,42 @@
+//! Versioned migrations: SQL scripts applied in order, tracked by `PRAGMA user_version`.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::store::Result;
+use crate::StoreError;
+
+/// The migration scripts; script `i` (0-based) brings the schema from version `i` to `i + 1`.
+/// Append only: a released script is never edited.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+/// The newest schema version this build knows.
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database up to [`SCHEMA_VERSION`], each script with its `user_version` bump in
+/// one immediate transaction (so two processes opening a new file at once cannot both
+/// migrate it). A database with a newer version is refused with [`StoreError::TooNew`].
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        let Ok(current) = usize::try_from(found) else {
+            // Only a hand edit makes it negative: refuse rather than guess.
+            return Err(StoreError::Invalid(format!(
+                "the database has schema version {found}, which cerfs never writes"
+            )));
+        };
+        let Some(script) = MIGRATIONS.get(current) else {
+            return Ok(()); // up to date
+        };
+        tx.execute_batch(script)?;
+        tx.pragma_update(None, "user_version", found + 1)?;
+        tx.commit()?;
+        tracing::info!(version = found + 1, "database schema migrated");
+    }
+}

@@ -1,0 +1,69 @@
+//! The one place where fs-core's errors become errnos, and where refusals are logged.
+
+use std::fmt;
+
+use cerfs_fs_core::FsError;
+use fuser::Errno;
+use tracing::{error, info, trace, warn};
+
+/// The one errno mapping of cerfs on Unix.
+pub(crate) fn errno(e: &FsError) -> Errno {
+    match e {
+        FsError::NotFound => Errno::ENOENT,
+        FsError::Exists => Errno::EEXIST,
+        FsError::NotDir => Errno::ENOTDIR,
+        FsError::IsDir => Errno::EISDIR,
+        FsError::NotEmpty => Errno::ENOTEMPTY,
+        FsError::InvalidName(_) => Errno::EINVAL,
+        FsError::NameTooLong(_) => Errno::ENAMETOOLONG,
+        FsError::InvalidContent(_) => Errno::EINVAL,
+        FsError::NotPermitted(_) => Errno::EPERM,
+        FsError::BadHandle => Errno::EBADF,
+        FsError::TooLarge => Errno::EFBIG,
+        FsError::NoSpace => Errno::ENOSPC,
+        FsError::Busy => Errno::EBUSY,
+        FsError::Store(_) => Errno::EIO,
+    }
+}
+
+/// Logs why `op` on `what` was refused and returns the errno to reply with. Store failures
+/// are errors, a full store a warning, a missed lookup a trace (it is very frequent),
+/// every other refusal of client input is info.
+pub(crate) fn refuse(op: &'static str, what: fmt::Arguments<'_>, e: &FsError) -> Errno {
+    let errno = errno(e);
+    let code = errno.code();
+    match e {
+        FsError::Store(_) => error!(op, code, "{op} {what}: {e}"),
+        FsError::NoSpace => warn!(op, code, "{op} {what}: {e}"),
+        FsError::NotFound if op == "lookup" => trace!(op, code, "{op} {what}: {e}"),
+        _ => info!(op, code, "{op} {what}: {e}"),
+    }
+    errno
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_its_errno() {
+        let cases = [
+            (FsError::NotFound, libc::ENOENT),
+            (FsError::Exists, libc::EEXIST),
+            (FsError::NotDir, libc::ENOTDIR),
+            (FsError::IsDir, libc::EISDIR),
+            (FsError::NotEmpty, libc::ENOTEMPTY),
+            (FsError::InvalidName("x".into()), libc::EINVAL),
+            (FsError::NameTooLong(261), libc::ENAMETOOLONG),
+            (FsError::InvalidContent("x".into()), libc::EINVAL),
+            (FsError::NotPermitted("x"), libc::EPERM),
+            (FsError::BadHandle, libc::EBADF),
+            (FsError::TooLarge, libc::EFBIG),
+            (FsError::NoSpace, libc::ENOSPC),
+            (FsError::Busy, libc::EBUSY),
+        ];
+        for (e, code) in cases {
+            assert_eq!(errno(&e).code(), code, "{e:?}");
+        }
+    }
+}

@@ -1,0 +1,596 @@
+//! `impl fuser::Filesystem` over [`CerFs`]: one fs-core call per callback, arguments and
+//! results translated, nothing decided here.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, SystemTime};
+
+use cerfs_fs_core::{Attr, Caller, CerFs, FileKind, OpenFlags, Opened, SetAttr};
+use fuser::{
+    AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
+    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use tracing::{debug, info, warn};
+
+use crate::errno::refuse;
+use crate::SessionEnd;
+
+/// How long the kernel may cache names and attributes of non-volatile nodes.
+const TTL: Duration = Duration::from_secs(1);
+/// Largest write the kernel should send in one request.
+const MAX_WRITE: u32 = 1024 * 1024;
+/// Block size reported by `stat` and `statfs`.
+const BLOCK_SIZE: u32 = 4096;
+/// Blocks reported by `statfs` (16 TiB of 4 KiB blocks): the store grows on demand, and
+/// Windows clients refuse to copy when the share looks full.
+const STATFS_BLOCKS: u64 = 1 << 32;
+/// Inodes reported by `statfs`.
+const STATFS_FILES: u64 = 1 << 32;
+/// Longest name reported by `statfs`.
+const NAME_MAX: u32 = 255;
+
+/// The FUSE side of cerfs: owns the core; signals the session's end once the core (and
+/// with it the store) has been dropped.
+pub(crate) struct CerFsFuse {
+    fs: CerFs,
+    /// Declared after `fs`: fields drop in order, so the end is signalled after the store
+    /// is closed.
+    _end: EndOnDrop,
+}
+
+impl CerFsFuse {
+    /// The adapter over `fs`; `end` is set when the session drops the adapter.
+    pub(crate) fn new(fs: CerFs, end: SessionEnd) -> Self {
+        CerFsFuse {
+            fs,
+            _end: EndOnDrop(end),
+        }
+    }
+}
+
+/// Sets the session end when dropped.
+struct EndOnDrop(SessionEnd);
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        self.0.set_ended();
+    }
+}
+
+/// Who is calling, from the request header.
+fn caller(req: &Request) -> Caller {
+    Caller {
+        pid: req.pid(),
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
+/// POSIX open flags to fs-core's.
+fn open_flags(flags: i32) -> OpenFlags {
+    let access = flags & libc::O_ACCMODE;
+    OpenFlags {
+        read: access == libc::O_RDONLY || access == libc::O_RDWR,
+        write: access == libc::O_WRONLY || access == libc::O_RDWR,
+        truncate: flags & libc::O_TRUNC != 0,
+        append: flags & libc::O_APPEND != 0,
+    }
+}
+
+/// fs-core's open answer to FUSE open-reply flags.
+fn fopen_flags(opened: &Opened) -> FopenFlags {
+    if opened.direct_io {
+        FopenFlags::FOPEN_DIRECT_IO
+    } else {
+        FopenFlags::empty()
+    }
+}
+
+/// fs-core's kind to FUSE's.
+fn file_type(kind: FileKind) -> FileType {
+    match kind {
+        FileKind::Directory => FileType::Directory,
+        FileKind::RegularFile => FileType::RegularFile,
+    }
+}
+
+/// fs-core's attributes to FUSE's.
+fn file_attr(attr: &Attr) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(attr.ino),
+        size: attr.size,
+        blocks: attr.size.div_ceil(512),
+        atime: attr.atime,
+        mtime: attr.mtime,
+        ctime: attr.ctime,
+        crtime: attr.crtime,
+        kind: file_type(attr.kind),
+        perm: attr.perm,
+        nlink: attr.nlink,
+        uid: attr.uid,
+        gid: attr.gid,
+        rdev: 0,
+        blksize: BLOCK_SIZE,
+        flags: 0,
+    }
+}
+
+/// How long the kernel may cache this node's name and attributes: never for volatile
+/// nodes, whose size changes behind the kernel's back (Samba trusts `st_size`).
+fn ttl(attr: &Attr) -> Duration {
+    if attr.volatile {
+        Duration::ZERO
+    } else {
+        TTL
+    }
+}
+
+/// A setattr time to an absolute time.
+fn time(t: TimeOrNow) -> SystemTime {
+    match t {
+        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::Now => SystemTime::now(),
+    }
+}
+
+/// Nodes have no generations: inode numbers are never reused while the store lives.
+const GENERATION: Generation = Generation(0);
+
+impl Filesystem for CerFsFuse {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        // open(O_TRUNC) must arrive as a flag on open, not as a separate setattr(size 0):
+        // fs-core gives truncation at open its own meaning per kind of file.
+        if let Err(missing) = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC) {
+            warn!("the kernel does not support {missing:?}: O_TRUNC arrives as setattr");
+        }
+        // Lookups and listings of one directory may run in parallel (fs-core is &self).
+        if let Err(missing) = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS) {
+            debug!("the kernel does not support {missing:?}");
+        }
+        if let Err(nearest) = config.set_max_write(MAX_WRITE) {
+            debug!("max_write {MAX_WRITE} not allowed, using {nearest}");
+            if let Err(nearest) = config.set_max_write(nearest) {
+                warn!("max_write {nearest} not allowed either, keeping the default");
+            }
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.fs.lookup(&caller(req), parent.0, name.as_bytes()) {
+            Ok(attr) => {
+                let ttl = ttl(&attr);
+                reply.entry_with_ttls(&ttl, &ttl, &file_attr(&attr), GENERATION);
+            }
+            Err(e) => reply.error(refuse("lookup", format_args!("{name:?} in {parent}"), &e)),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.fs.getattr(ino.0, fh.map(|fh| fh.0)) {
+            Ok(attr) => reply.attr(&ttl(&attr), &file_attr(&attr)),
+            Err(e) => reply.error(refuse("getattr", format_args!("inode {ino}"), &e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let set = SetAttr {
+            size,
+            mode: mode.map(|mode| mode & 0o7777),
+            uid,
+            gid,
+            mtime: mtime.map(time),
+        };
+        match self
+            .fs
+            .setattr(&caller(req), ino.0, fh.map(|fh| fh.0), &set)
+        {
+            Ok(attr) => reply.attr(&ttl(&attr), &file_attr(&attr)),
+            Err(e) => reply.error(refuse("setattr", format_args!("inode {ino} {set:?}"), &e)),
+        }
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        match self
+            .fs
+            .mkdir(&caller(req), parent.0, name.as_bytes(), mode & 0o7777)
+        {
+            Ok(attr) => {
+                let ttl = ttl(&attr);
+                reply.entry_with_ttls(&ttl, &ttl, &file_attr(&attr), GENERATION);
+            }
+            Err(e) => reply.error(refuse("mkdir", format_args!("{name:?} in {parent}"), &e)),
+        }
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let exclusive = flags & libc::O_EXCL != 0;
+        match self.fs.create(
+            &caller(req),
+            parent.0,
+            name.as_bytes(),
+            mode & 0o7777,
+            open_flags(flags),
+            exclusive,
+        ) {
+            Ok((attr, opened)) => reply.created(
+                &ttl(&attr),
+                &file_attr(&attr),
+                GENERATION,
+                FileHandle(opened.fh),
+                fopen_flags(&opened),
+            ),
+            Err(e) => reply.error(refuse(
+                "create",
+                format_args!("{name:?} in {parent} (flags {flags:#o})"),
+                &e,
+            )),
+        }
+    }
+
+    fn open(&self, req: &Request, ino: INodeNo, flags: fuser::OpenFlags, reply: ReplyOpen) {
+        match self.fs.open(&caller(req), ino.0, open_flags(flags.0)) {
+            Ok(opened) => reply.opened(FileHandle(opened.fh), fopen_flags(&opened)),
+            Err(e) => reply.error(refuse(
+                "open",
+                format_args!("inode {ino} (flags {:#o})", flags.0),
+                &e,
+            )),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: fuser::OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.fs.read(fh.0, offset, size) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(refuse(
+                "read",
+                format_args!("inode {ino} handle {fh} at {offset} ({size} bytes)"),
+                &e,
+            )),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: fuser::OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match self.fs.write(fh.0, offset, data) {
+            Ok(written) => reply.written(written),
+            Err(e) => reply.error(refuse(
+                "write",
+                format_args!("inode {ino} handle {fh} at {offset} ({} bytes)", data.len()),
+                &e,
+            )),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        match self.fs.flush(fh.0) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(refuse("flush", format_args!("inode {ino} handle {fh}"), &e)),
+        }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: fuser::OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        // Nobody receives an error from release: refuse() logs it, the kernel gets ok.
+        if flush {
+            if let Err(e) = self.fs.flush(fh.0) {
+                refuse(
+                    "flush at release",
+                    format_args!("inode {ino} handle {fh}"),
+                    &e,
+                );
+            }
+        }
+        if let Err(e) = self.fs.release(fh.0) {
+            refuse("release", format_args!("inode {ino} handle {fh}"), &e);
+        }
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.fs.fsync(fh.0) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(refuse("fsync", format_args!("inode {ino} handle {fh}"), &e)),
+        }
+    }
+
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.fs.unlink(&caller(req), parent.0, name.as_bytes()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(refuse("unlink", format_args!("{name:?} in {parent}"), &e)),
+        }
+    }
+
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.fs.rmdir(&caller(req), parent.0, name.as_bytes()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(refuse("rmdir", format_args!("{name:?} in {parent}"), &e)),
+        }
+    }
+
+    fn rename(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        if flags.intersects(RenameFlags::RENAME_EXCHANGE | RenameFlags::RENAME_WHITEOUT) {
+            info!(
+                op = "rename",
+                "rename {name:?} in {parent} to {newname:?} in {newparent}: flags {flags:#x} not supported"
+            );
+            reply.error(Errno::EINVAL);
+            return;
+        }
+        match self.fs.rename(
+            &caller(req),
+            parent.0,
+            name.as_bytes(),
+            newparent.0,
+            newname.as_bytes(),
+            flags.contains(RenameFlags::RENAME_NOREPLACE),
+        ) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(refuse(
+                "rename",
+                format_args!("{name:?} in {parent} to {newname:?} in {newparent}"),
+                &e,
+            )),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: fuser::OpenFlags, reply: ReplyOpen) {
+        match self.fs.opendir(ino.0) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(refuse("opendir", format_args!("inode {ino}"), &e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        // Offsets are indices into [".", "..", fs-core's entries...]; each entry carries
+        // the offset of the one after it. fs-core does not know ".." (the kernel ignores
+        // its inode number), so both dot entries carry this directory's inode.
+        let Ok(start) = usize::try_from(offset) else {
+            reply.ok();
+            return;
+        };
+        for (index, name) in [".", ".."].into_iter().enumerate().skip(start) {
+            if reply.add(ino, index as u64 + 1, FileType::Directory, name) {
+                reply.ok();
+                return;
+            }
+        }
+        let first = start.saturating_sub(2);
+        match self.fs.readdir(fh.0, first) {
+            Ok(entries) => {
+                for (index, entry) in (first + 2..).zip(&entries) {
+                    let next = index as u64 + 1;
+                    if reply.add(INodeNo(entry.ino), next, file_type(entry.kind), &entry.name) {
+                        break;
+                    }
+                }
+                reply.ok();
+            }
+            Err(e) => reply.error(refuse(
+                "readdir",
+                format_args!("inode {ino} handle {fh} from {offset}"),
+                &e,
+            )),
+        }
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: fuser::OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.releasedir(fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        // Every directory change is committed by the store before its reply.
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        reply.statfs(
+            STATFS_BLOCKS,
+            STATFS_BLOCKS,
+            STATFS_BLOCKS,
+            STATFS_FILES,
+            STATFS_FILES,
+            BLOCK_SIZE,
+            NAME_MAX,
+            BLOCK_SIZE,
+        );
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        debug!(
+            op = "setxattr",
+            "setxattr {name:?} on inode {ino}: not supported"
+        );
+        reply.error(Errno::ENOTSUP);
+    }
+
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: ReplyXattr,
+    ) {
+        reply.error(Errno::ENODATA);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if size == 0 {
+            reply.size(0);
+        } else {
+            reply.data(&[]);
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::ENODATA);
+    }
+
+    fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        // fs-core decides at each operation; no default_permissions either.
+        reply.ok();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_flags_follow_posix() {
+        let rdonly = open_flags(libc::O_RDONLY);
+        assert!(rdonly.read && !rdonly.write && !rdonly.truncate && !rdonly.append);
+        let wronly = open_flags(libc::O_WRONLY | libc::O_TRUNC);
+        assert!(!wronly.read && wronly.write && wronly.truncate && !wronly.append);
+        let rdwr = open_flags(libc::O_RDWR | libc::O_APPEND | libc::O_CREAT);
+        assert!(rdwr.read && rdwr.write && !rdwr.truncate && rdwr.append);
+    }
+
+    #[test]
+    fn volatile_nodes_are_never_cached() {
+        let now = SystemTime::now();
+        let mut attr = Attr {
+            ino: 7,
+            size: 1025,
+            kind: FileKind::RegularFile,
+            perm: 0o644,
+            nlink: 1,
+            uid: 0,
+            gid: 0,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            crtime: now,
+            volatile: false,
+        };
+        assert_eq!(ttl(&attr), TTL);
+        attr.volatile = true;
+        assert_eq!(ttl(&attr), Duration::ZERO);
+        let fa = file_attr(&attr);
+        assert_eq!(
+            (fa.ino, fa.size, fa.blocks, fa.blksize),
+            (INodeNo(7), 1025, 3, 4096)
+        );
+        assert_eq!(fa.kind, FileType::RegularFile);
+    }
+}
