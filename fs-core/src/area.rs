@@ -109,10 +109,25 @@ mod tests {
         assert_eq!(cabs.file_role("x.cab"), NodeRole::Cab);
         assert_eq!(cabs.file_role("hits.log"), NodeRole::HitsLog);
         // Directly under cabs/ there is no bucket yet: a plain file.
-        assert_eq!(classify(&v(&["cabs"]), CABS_INO).file_role("x.cab"), NodeRole::File);
-        assert_eq!(classify(&[], ROOT_INO).file_role("policy.txt"), NodeRole::Policy);
-        assert_eq!(classify(&[], ROOT_INO).file_role("crash.log"), NodeRole::CrashLog);
-        assert_eq!(classify(&v(&["scratch"]), 9).file_role("policy.txt"), NodeRole::File);
-        assert_eq!(classify(&v(&["status", "a"]), 9).file_role("status.txt"), NodeRole::Status);
+        assert_eq!(
+            classify(&v(&["cabs"]), CABS_INO).file_role("x.cab"),
+            NodeRole::File
+        );
+        assert_eq!(
+            classify(&[], ROOT_INO).file_role("policy.txt"),
+            NodeRole::Policy
+        );
+        assert_eq!(
+            classify(&[], ROOT_INO).file_role("crash.log"),
+            NodeRole::CrashLog
+        );
+        assert_eq!(
+            classify(&v(&["scratch"]), 9).file_role("policy.txt"),
+            NodeRole::File
+        );
+        assert_eq!(
+            classify(&v(&["status", "a"]), 9).file_role("status.txt"),
+            NodeRole::Status
+        );
     }
 }

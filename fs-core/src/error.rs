@@ -33,6 +33,9 @@ pub enum FsError {
     /// The object may not be changed this way (committed cab, fixed directory, ...).
     #[error("not permitted: {0}")]
     NotPermitted(&'static str),
+    /// Only an admin (uid 0) may do this: change policy.txt or status.txt.
+    #[error("access denied: {0}")]
+    AccessDenied(&'static str),
     /// The file handle is unknown or was not opened for this.
     #[error("bad file handle")]
     BadHandle,

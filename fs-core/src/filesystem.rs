@@ -13,8 +13,8 @@ use cerfs_db::{
 
 use crate::area::{self, Area};
 use crate::handle::{
-    CabWriter, CountHandle, Handle, HandleKind, LogHandle, SettingsHandle, TextBuf,
-    MAX_COUNT_FILE, MAX_SETTINGS_FILE,
+    CabWriter, CountHandle, Handle, HandleKind, LogHandle, SettingsHandle, TextBuf, MAX_COUNT_FILE,
+    MAX_SETTINGS_FILE,
 };
 use crate::{count_file, settings_file, share_path, FsError, Result};
 
@@ -116,7 +116,6 @@ pub struct SetAttr {
     pub mtime: Option<SystemTime>,
 }
 
-
 /// How long what a client read from count.txt stays its base for a later overwrite.
 const SERVED_TTL: Duration = Duration::from_secs(600);
 /// Bound on the per-client count.txt memory.
@@ -133,6 +132,8 @@ pub struct CerFs {
     /// What each client (pid) was last served from each counts directory's count.txt
     /// (zero when it looked and found none): the base of a later overwrite (pattern b).
     served: Mutex<HashMap<(u32, Ino), (Counts, Instant)>>,
+    /// Users who may change policy.txt and status.txt (Samba maps the admin account to root).
+    admin_uids: Vec<u32>,
 }
 
 impl CerFs {
@@ -145,7 +146,29 @@ impl CerFs {
             next_fh: AtomicU64::new(1),
             cab_writers: Mutex::new(HashMap::new()),
             served: Mutex::new(HashMap::new()),
+            admin_uids: vec![0],
         }
+    }
+
+    /// Adds users who may change policy.txt and status.txt (root always may).
+    pub fn with_admin_uids(mut self, uids: impl IntoIterator<Item = u32>) -> Self {
+        self.admin_uids.extend(uids);
+        self
+    }
+
+    fn check_admin(&self, caller: &Caller, role: NodeRole) -> Result<()> {
+        let settings = matches!(role, NodeRole::Status | NodeRole::Policy);
+        if settings && !self.admin_uids.contains(&caller.uid) {
+            tracing::warn!(
+                uid = caller.uid,
+                pid = caller.pid,
+                "refused a settings change by a non-admin"
+            );
+            return Err(FsError::AccessDenied(
+                "policy.txt and status.txt are changed by admins only",
+            ));
+        }
+        Ok(())
     }
 
     /// The store behind this filesystem.
@@ -217,7 +240,11 @@ impl CerFs {
             gid: set.gid,
             mtime: set.mtime,
         };
-        if change.mode.is_some() || change.uid.is_some() || change.gid.is_some() || change.mtime.is_some() {
+        if change.mode.is_some()
+            || change.uid.is_some()
+            || change.gid.is_some()
+            || change.mtime.is_some()
+        {
             self.store.set_attr(ino, &change)?;
         }
         self.getattr(ino, fh)
@@ -310,6 +337,7 @@ impl CerFs {
             return Ok((self.getattr(existing.ino, Some(opened.fh))?, opened));
         }
         let role = area.file_role(name);
+        self.check_admin(caller, role)?;
         let bucket = area.sub().map(|sub| {
             let parts: Vec<&str> = sub.iter().map(String::as_str).collect();
             share_path::bucket_key(&parts)
@@ -337,7 +365,13 @@ impl CerFs {
         self.open_node(caller, &node, flags, false)
     }
 
-    fn open_node(&self, caller: &Caller, node: &Node, flags: OpenFlags, created: bool) -> Result<Opened> {
+    fn open_node(
+        &self,
+        caller: &Caller,
+        node: &Node,
+        flags: OpenFlags,
+        created: bool,
+    ) -> Result<Opened> {
         let writable = flags.write || flags.append;
         let kind = match node.role {
             NodeRole::Dir => return Err(FsError::IsDir),
@@ -368,6 +402,9 @@ impl CerFs {
                 })
             }
             NodeRole::Status | NodeRole::Policy => {
+                if writable || flags.truncate {
+                    self.check_admin(caller, node.role)?;
+                }
                 let scope = match (node.role, node.bucket) {
                     (NodeRole::Policy, _) => SettingsScope::Policy,
                     (_, Some(b)) => SettingsScope::Status(b),
@@ -403,7 +440,12 @@ impl CerFs {
         if matches!(kind, HandleKind::CabWriter(_)) {
             lock(&self.cab_writers).insert(node.ino, fh);
         }
-        let handle = Handle { ino: node.ino, pid: caller.pid, writable, kind };
+        let handle = Handle {
+            ino: node.ino,
+            pid: caller.pid,
+            writable,
+            kind,
+        };
         lock(&self.handles).insert(fh, Arc::new(Mutex::new(handle)));
         Ok(Opened { fh, direct_io })
     }
@@ -428,7 +470,9 @@ impl CerFs {
         let mut h = lock(&h);
         let (ino, pid) = (h.ino, h.pid);
         match &mut h.kind {
-            HandleKind::Plain | HandleKind::CabWriter(_) => Ok(self.store.read_at(ino, offset, size)?),
+            HandleKind::Plain | HandleKind::CabWriter(_) => {
+                Ok(self.store.read_at(ino, offset, size)?)
+            }
             HandleKind::Count(c) => {
                 if !c.read_done {
                     c.read_done = true;
@@ -531,11 +575,12 @@ impl CerFs {
 
     /// Removes a file.
     pub fn unlink(&self, caller: &Caller, parent: Ino, name: &[u8]) -> Result<()> {
-        let _ = caller;
         let node = self.child(parent, name)?;
         match node.role {
             NodeRole::Dir => Err(FsError::IsDir),
-            NodeRole::File | NodeRole::Status | NodeRole::Policy => {
+            NodeRole::File => Ok(self.store.remove_node(node.ino)?),
+            NodeRole::Status | NodeRole::Policy => {
+                self.check_admin(caller, node.role)?;
                 Ok(self.store.remove_node(node.ino)?)
             }
             NodeRole::Cab if self.cab_writer_of(node.ino).is_some() => Err(FsError::Busy),
@@ -560,7 +605,9 @@ impl CerFs {
             return Err(FsError::NotDir);
         }
         if area::is_fixed(node.ino) {
-            return Err(FsError::NotPermitted("cabs, status and counts are part of the share"));
+            return Err(FsError::NotPermitted(
+                "cabs, status and counts are part of the share",
+            ));
         }
         Ok(self.store.remove_node(node.ino)?)
     }
@@ -579,7 +626,9 @@ impl CerFs {
         let _ = caller;
         let node = self.child(parent, name)?;
         if area::is_fixed(node.ino) {
-            return Err(FsError::NotPermitted("cabs, status and counts are part of the share"));
+            return Err(FsError::NotPermitted(
+                "cabs, status and counts are part of the share",
+            ));
         }
         let (src_area, _) = area::area_of(&*self.store, parent)?;
         let (dst_area, _, new_name) = self.check_new_name(new_parent, new_name)?;
@@ -590,7 +639,9 @@ impl CerFs {
             _ => false,
         };
         if !movable {
-            return Err(FsError::NotPermitted("CER files and bucket folders cannot be moved"));
+            return Err(FsError::NotPermitted(
+                "CER files and bucket folders cannot be moved",
+            ));
         }
         if let Some(target) = self.store.lookup(new_parent, new_name)? {
             if target.ino == node.ino {
@@ -600,13 +651,21 @@ impl CerFs {
                 return Err(FsError::Exists);
             }
             if target.role != node.role {
-                return Err(if target.role == NodeRole::Dir { FsError::IsDir } else { FsError::NotDir });
+                return Err(if target.role == NodeRole::Dir {
+                    FsError::IsDir
+                } else {
+                    FsError::NotDir
+                });
             }
             if target.role != NodeRole::File && target.role != NodeRole::Dir {
-                return Err(FsError::NotPermitted("CER files cannot be replaced by rename"));
+                return Err(FsError::NotPermitted(
+                    "CER files cannot be replaced by rename",
+                ));
             }
         }
-        Ok(self.store.rename_node(node.ino, new_parent, new_name, !no_replace)?)
+        Ok(self
+            .store
+            .rename_node(node.ino, new_parent, new_name, !no_replace)?)
     }
 
     /// Opens a directory listing: a snapshot that `readdir` pages through.
@@ -623,7 +682,11 @@ impl CerFs {
             .filter(|n| n.cab_state != Some(CabState::Writing))
             .map(|n| DirEntry {
                 ino: n.ino,
-                kind: if n.role == NodeRole::Dir { FileKind::Directory } else { FileKind::RegularFile },
+                kind: if n.role == NodeRole::Dir {
+                    FileKind::Directory
+                } else {
+                    FileKind::RegularFile
+                },
                 name: n.name,
             })
             .collect();
@@ -634,7 +697,10 @@ impl CerFs {
 
     /// Entries of an open listing from index `offset` on ("." and ".." not included).
     pub fn readdir(&self, fh: u64, offset: usize) -> Result<Vec<DirEntry>> {
-        let entries = lock(&self.dirs).get(&fh).cloned().ok_or(FsError::BadHandle)?;
+        let entries = lock(&self.dirs)
+            .get(&fh)
+            .cloned()
+            .ok_or(FsError::BadHandle)?;
         Ok(entries.get(offset..).unwrap_or_default().to_vec())
     }
 
@@ -646,7 +712,10 @@ impl CerFs {
     // ---- helpers ----
 
     fn handle(&self, fh: u64) -> Result<Arc<Mutex<Handle>>> {
-        lock(&self.handles).get(&fh).cloned().ok_or(FsError::BadHandle)
+        lock(&self.handles)
+            .get(&fh)
+            .cloned()
+            .ok_or(FsError::BadHandle)
     }
 
     fn cab_writer_of(&self, ino: Ino) -> Option<u64> {
@@ -660,7 +729,11 @@ impl CerFs {
 
     /// Validates a name about to be created in `parent`: R3 and R4 inside the CER trees
     /// and at the root, valid UTF-8 anywhere.
-    fn check_new_name<'n>(&self, parent: Ino, name: &'n [u8]) -> Result<(Area, Vec<String>, &'n str)> {
+    fn check_new_name<'n>(
+        &self,
+        parent: Ino,
+        name: &'n [u8],
+    ) -> Result<(Area, Vec<String>, &'n str)> {
         let parent_node = self.store.node(parent)?.ok_or(FsError::NotFound)?;
         if parent_node.role != NodeRole::Dir {
             return Err(FsError::NotDir);
@@ -714,9 +787,14 @@ impl CerFs {
                 (FileKind::RegularFile, self.store.log_len(log)?, true)
             }
         };
-        let perm = match (node.role, node.cab_state) {
-            (NodeRole::Cab, Some(CabState::Complete)) => (node.mode & 0o555) as u16,
-            _ => (node.mode & 0o7777) as u16,
+        // What Samba's own permission checks see: everyone may create folders, cabs,
+        // counts and log lines; settings belong to root; committed cabs are read-only.
+        let (perm, uid, gid) = match (node.role, node.cab_state) {
+            (NodeRole::Dir, _) => (0o777, node.uid, node.gid),
+            (NodeRole::File, _) => ((node.mode & 0o7777) as u16, node.uid, node.gid),
+            (NodeRole::Cab, Some(CabState::Complete)) => (0o444, node.uid, node.gid),
+            (NodeRole::Status | NodeRole::Policy, _) => (0o644, 0, 0),
+            _ => (0o666, node.uid, node.gid),
         };
         Ok(Attr {
             ino: node.ino,
@@ -724,8 +802,8 @@ impl CerFs {
             kind,
             perm,
             nlink: if kind == FileKind::Directory { 2 } else { 1 },
-            uid: node.uid,
-            gid: node.gid,
+            uid,
+            gid,
             atime: node.mtime,
             mtime: node.mtime,
             ctime: node.ctime,

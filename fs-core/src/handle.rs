@@ -48,7 +48,11 @@ pub(crate) struct TextBuf {
 
 impl TextBuf {
     pub(crate) fn new(bytes: Vec<u8>, limit: usize) -> Self {
-        TextBuf { bytes, dirty: false, limit }
+        TextBuf {
+            bytes,
+            dirty: false,
+            limit,
+        }
     }
 
     pub(crate) fn read(&self, offset: u64, size: u32) -> Vec<u8> {
@@ -80,7 +84,9 @@ impl TextBuf {
 }
 
 fn slice_at(bytes: &[u8], offset: u64, size: u32) -> &[u8] {
-    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
     let end = start.saturating_add(size as usize).min(bytes.len());
     &bytes[start..end]
 }
@@ -155,7 +161,7 @@ impl SettingsHandle {
             tracing::warn!(
                 scope = ?self.scope,
                 line = bad.line,
-                text = %bad.text,
+                text = ?bad.text,
                 "rejected settings line: {}",
                 bad.reason
             );
@@ -202,7 +208,11 @@ impl LogHandle {
 
     pub(crate) fn write(&mut self, store: &dyn Store, offset: u64, data: &[u8]) -> Result<u32> {
         let end = self.size();
-        let offset = if self.append || offset > end { end } else { offset };
+        let offset = if self.append || offset > end {
+            end
+        } else {
+            offset
+        };
         let mut data_rest = data;
         let mut at = offset;
         if at < self.base {
@@ -293,10 +303,21 @@ pub(crate) struct CabWriter {
 
 impl CabWriter {
     pub(crate) fn new() -> Self {
-        CabWriter { hasher: Some(Sha256::new()), hashed: 0, size: 0, committed: false }
+        CabWriter {
+            hasher: Some(Sha256::new()),
+            hashed: 0,
+            size: 0,
+            committed: false,
+        }
     }
 
-    pub(crate) fn write(&mut self, store: &dyn Store, ino: Ino, offset: u64, data: &[u8]) -> Result<u32> {
+    pub(crate) fn write(
+        &mut self,
+        store: &dyn Store,
+        ino: Ino,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<u32> {
         if self.committed {
             return Err(FsError::NotPermitted("the cab is committed and read-only"));
         }

@@ -3,8 +3,8 @@
 //! [`cerfs_db::Store`]. No FUSE or WinFsp types here: the adapters translate to and from
 //! this crate's inode-keyed API and its [`FsError`].
 
-pub mod count_file;
 mod area;
+pub mod count_file;
 mod error;
 mod filesystem;
 mod handle;
@@ -12,9 +12,9 @@ pub mod log_line;
 pub mod settings_file;
 pub mod share_path;
 
+pub use cerfs_db::{Ino, ROOT_INO};
 pub use error::FsError;
 pub use filesystem::{Attr, Caller, CerFs, DirEntry, FileKind, OpenFlags, Opened, SetAttr};
-pub use cerfs_db::{Ino, ROOT_INO};
 
 /// Result type of fs-core.
 pub type Result<T> = std::result::Result<T, FsError>;

@@ -14,16 +14,38 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SqliteStore::open(&dir.path().join("cer.db")).expect("open store");
-    Fixture { fs: CerFs::new(Arc::new(store)), _dir: dir }
+    Fixture {
+        fs: CerFs::new(Arc::new(store)),
+        _dir: dir,
+    }
 }
 
 fn client(pid: u32) -> Caller {
-    Caller { pid, uid: 0, gid: 0 }
+    Caller {
+        pid,
+        uid: 0,
+        gid: 0,
+    }
 }
 
-const RW: OpenFlags = OpenFlags { read: true, write: true, truncate: false, append: false };
-const RO: OpenFlags = OpenFlags { read: true, write: false, truncate: false, append: false };
-const WTRUNC: OpenFlags = OpenFlags { read: false, write: true, truncate: true, append: false };
+const RW: OpenFlags = OpenFlags {
+    read: true,
+    write: true,
+    truncate: false,
+    append: false,
+};
+const RO: OpenFlags = OpenFlags {
+    read: true,
+    write: false,
+    truncate: false,
+    append: false,
+};
+const WTRUNC: OpenFlags = OpenFlags {
+    read: false,
+    write: true,
+    truncate: true,
+    append: false,
+};
 
 /// mkdir -p below `top`, one level at a time (R5), returning the last directory.
 fn mkdirs(fs: &CerFs, top: Ino, parts: &[&str]) -> Ino {
@@ -31,7 +53,11 @@ fn mkdirs(fs: &CerFs, top: Ino, parts: &[&str]) -> Ino {
     for p in parts {
         dir = match fs.mkdir(&client(1), dir, p.as_bytes(), 0o755) {
             Ok(a) => a.ino,
-            Err(FsError::Exists) => fs.lookup(&client(1), dir, p.as_bytes()).expect("lookup").ino,
+            Err(FsError::Exists) => {
+                fs.lookup(&client(1), dir, p.as_bytes())
+                    .expect("lookup")
+                    .ino
+            }
             Err(e) => panic!("mkdir {p}: {e}"),
         };
     }
@@ -50,17 +76,25 @@ fn read_all(fs: &CerFs, fh: u64) -> Vec<u8> {
 }
 
 fn cat(fs: &CerFs, dir: Ino, name: &str) -> Vec<u8> {
-    let attr = fs.lookup(&client(99), dir, name.as_bytes()).expect("lookup");
+    let attr = fs
+        .lookup(&client(99), dir, name.as_bytes())
+        .expect("lookup");
     let fh = fs.open(&client(99), attr.ino, RO).expect("open").fh;
     let data = read_all(fs, fh);
     fs.release(fh).expect("release");
-    assert_eq!(attr.size, data.len() as u64, "stat size of {name} equals its content");
+    assert_eq!(
+        attr.size,
+        data.len() as u64,
+        "stat size of {name} equals its content"
+    );
     data
 }
 
 /// Creates count.txt as a client that found none: an increment from zero.
 fn create_count(fs: &CerFs, pid: u32, dir: Ino, text: &str) {
-    let (_, o) = fs.create(&client(pid), dir, b"count.txt", 0o644, WTRUNC, false).expect("create");
+    let (_, o) = fs
+        .create(&client(pid), dir, b"count.txt", 0o644, WTRUNC, false)
+        .expect("create");
     fs.write(o.fh, 0, text.as_bytes()).expect("write");
     fs.flush(o.fh).expect("flush");
     fs.release(o.fh).expect("release");
@@ -72,7 +106,15 @@ fn bump_one_handle(fs: &CerFs, pid: u32, ino: Ino, cabs: u64) -> Result<(), FsEr
     let text = String::from_utf8(read_all(fs, fh)).expect("ascii");
     let next = bumped(&text, cabs);
     fs.write(fh, 0, next.as_bytes())?;
-    fs.setattr(&client(pid), ino, Some(fh), &SetAttr { size: Some(next.len() as u64), ..Default::default() })?;
+    fs.setattr(
+        &client(pid),
+        ino,
+        Some(fh),
+        &SetAttr {
+            size: Some(next.len() as u64),
+            ..Default::default()
+        },
+    )?;
     let r = fs.flush(fh);
     fs.release(fh).ok();
     r
@@ -113,11 +155,25 @@ fn bumped(text: &str, cabs: u64) -> String {
 fn root_holds_the_three_trees_and_nothing_else() {
     let f = fixture();
     let dh = f.fs.opendir(ROOT_INO).expect("opendir");
-    let names: Vec<String> = f.fs.readdir(dh, 0).expect("readdir").into_iter().map(|e| e.name).collect();
+    let names: Vec<String> =
+        f.fs.readdir(dh, 0)
+            .expect("readdir")
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
     assert_eq!(names, ["cabs", "counts", "status"]);
-    assert!(matches!(f.fs.lookup(&client(1), ROOT_INO, b"policy.txt"), Err(FsError::NotFound)));
-    assert!(matches!(f.fs.lookup(&client(1), ROOT_INO, b"crash.log"), Err(FsError::NotFound)));
-    assert!(matches!(f.fs.rmdir(&client(1), ROOT_INO, b"cabs"), Err(FsError::NotPermitted(_))));
+    assert!(matches!(
+        f.fs.lookup(&client(1), ROOT_INO, b"policy.txt"),
+        Err(FsError::NotFound)
+    ));
+    assert!(matches!(
+        f.fs.lookup(&client(1), ROOT_INO, b"crash.log"),
+        Err(FsError::NotFound)
+    ));
+    assert!(matches!(
+        f.fs.rmdir(&client(1), ROOT_INO, b"cabs"),
+        Err(FsError::NotPermitted(_))
+    ));
 }
 
 #[test]
@@ -125,11 +181,17 @@ fn count_created_from_nothing_then_pattern_a_and_b() {
     let f = fixture();
     let dir = mkdirs(&f.fs, COUNTS_INO, &["blue"]);
     create_count(&f.fs, 10, dir, "Cabs Gathered=1\r\nTotal Hits=1\r\n");
-    let ino = f.fs.lookup(&client(10), dir, b"count.txt").expect("lookup").ino;
+    let ino =
+        f.fs.lookup(&client(10), dir, b"count.txt")
+            .expect("lookup")
+            .ino;
     bump_one_handle(&f.fs, 10, ino, 1).expect("pattern a");
     let seen = read_count(&f.fs, 11, ino);
     overwrite_count(&f.fs, 11, ino, &bumped(&seen, 0)).expect("pattern b");
-    assert_eq!(cat(&f.fs, dir, "count.txt"), b"Cabs Gathered=2\r\nTotal Hits=3\r\n");
+    assert_eq!(
+        cat(&f.fs, dir, "count.txt"),
+        b"Cabs Gathered=2\r\nTotal Hits=3\r\n"
+    );
 }
 
 #[test]
@@ -137,7 +199,10 @@ fn interleaved_clients_lose_no_increment() {
     let f = fixture();
     let dir = mkdirs(&f.fs, COUNTS_INO, &["App", "1.0", "Mod", "1.0", "00001234"]);
     create_count(&f.fs, 1, dir, "Cabs Gathered=5\r\nTotal Hits=10\r\n");
-    let ino = f.fs.lookup(&client(1), dir, b"count.txt").expect("lookup").ino;
+    let ino =
+        f.fs.lookup(&client(1), dir, b"count.txt")
+            .expect("lookup")
+            .ino;
     // Three clients read the same values before any of them writes.
     let a = read_count(&f.fs, 21, ino);
     let b = read_count(&f.fs, 22, ino);
@@ -150,7 +215,10 @@ fn interleaved_clients_lose_no_increment() {
     f.fs.write(c_fh, 0, next.as_bytes()).expect("write");
     f.fs.flush(c_fh).expect("client c");
     f.fs.release(c_fh).expect("release");
-    assert_eq!(cat(&f.fs, dir, "count.txt"), b"Cabs Gathered=7\r\nTotal Hits=13\r\n");
+    assert_eq!(
+        cat(&f.fs, dir, "count.txt"),
+        b"Cabs Gathered=7\r\nTotal Hits=13\r\n"
+    );
 }
 
 #[test]
@@ -159,11 +227,17 @@ fn two_clients_creating_count_from_zero_both_count() {
     let dir = mkdirs(&f.fs, COUNTS_INO, &["shutdown"]);
     // Both look and find nothing, then both create-or-overwrite.
     for pid in [31, 32] {
-        assert!(matches!(f.fs.lookup(&client(pid), dir, b"count.txt"), Err(FsError::NotFound)));
+        assert!(matches!(
+            f.fs.lookup(&client(pid), dir, b"count.txt"),
+            Err(FsError::NotFound)
+        ));
     }
     create_count(&f.fs, 31, dir, "Cabs Gathered=1\r\nTotal Hits=1\r\n");
     create_count(&f.fs, 32, dir, "Cabs Gathered=0\r\nTotal Hits=1\r\n");
-    assert_eq!(cat(&f.fs, dir, "count.txt"), b"Cabs Gathered=1\r\nTotal Hits=2\r\n");
+    assert_eq!(
+        cat(&f.fs, dir, "count.txt"),
+        b"Cabs Gathered=1\r\nTotal Hits=2\r\n"
+    );
 }
 
 #[test]
@@ -171,14 +245,21 @@ fn garbage_or_lower_counts_are_refused_and_change_nothing() {
     let f = fixture();
     let dir = mkdirs(&f.fs, COUNTS_INO, &["blue"]);
     create_count(&f.fs, 1, dir, "Cabs Gathered=3\r\nTotal Hits=4\r\n");
-    let ino = f.fs.lookup(&client(1), dir, b"count.txt").expect("lookup").ino;
+    let ino =
+        f.fs.lookup(&client(1), dir, b"count.txt")
+            .expect("lookup")
+            .ino;
     read_count(&f.fs, 2, ino);
     let err = overwrite_count(&f.fs, 2, ino, "hello\r\n").expect_err("garbage");
     assert!(matches!(err, FsError::InvalidContent(_)), "{err}");
     read_count(&f.fs, 3, ino);
-    let err = overwrite_count(&f.fs, 3, ino, "Cabs Gathered=1\r\nTotal Hits=4\r\n").expect_err("lower");
+    let err =
+        overwrite_count(&f.fs, 3, ino, "Cabs Gathered=1\r\nTotal Hits=4\r\n").expect_err("lower");
     assert!(matches!(err, FsError::InvalidContent(_)), "{err}");
-    assert_eq!(cat(&f.fs, dir, "count.txt"), b"Cabs Gathered=3\r\nTotal Hits=4\r\n");
+    assert_eq!(
+        cat(&f.fs, dir, "count.txt"),
+        b"Cabs Gathered=3\r\nTotal Hits=4\r\n"
+    );
 }
 
 #[test]
@@ -186,8 +267,12 @@ fn logs_keep_both_appends_at_the_same_end() {
     let f = fixture();
     let line1 = b"15:32:23  04-23-2007\tTestMachine\tTestUser\tblue\r\n";
     let line2 = b"15:32:24  04-23-2007\tOther\tSomeone\tblue\r\n";
-    let (_, o1) = f.fs.create(&client(1), ROOT_INO, b"crash.log", 0o644, RW, false).expect("create");
-    let (_, o2) = f.fs.create(&client(2), ROOT_INO, b"crash.log", 0o644, RW, false).expect("open");
+    let (_, o1) =
+        f.fs.create(&client(1), ROOT_INO, b"crash.log", 0o644, RW, false)
+            .expect("create");
+    let (_, o2) =
+        f.fs.create(&client(2), ROOT_INO, b"crash.log", 0o644, RW, false)
+            .expect("open");
     f.fs.write(o1.fh, 0, line1).expect("write 1");
     f.fs.write(o2.fh, 0, line2).expect("write 2");
     for o in [o1, o2] {
@@ -202,27 +287,41 @@ fn logs_keep_both_appends_at_the_same_end() {
 #[test]
 fn a_log_line_that_does_not_parse_is_kept_verbatim() {
     let f = fixture();
-    let (_, o) = f.fs.create(&client(1), ROOT_INO, b"crash.log", 0o644, RW, false).expect("create");
-    f.fs.write(o.fh, 0, b"not a log line\r\nhalf a line").expect("write");
+    let (_, o) =
+        f.fs.create(&client(1), ROOT_INO, b"crash.log", 0o644, RW, false)
+            .expect("create");
+    f.fs.write(o.fh, 0, b"not a log line\r\nhalf a line")
+        .expect("write");
     f.fs.flush(o.fh).expect("flush");
     // The partial line stays pending until release, then is kept (with CRLF added).
     assert_eq!(cat(&f.fs, ROOT_INO, "crash.log"), b"not a log line\r\n");
     f.fs.release(o.fh).expect("release");
-    assert_eq!(cat(&f.fs, ROOT_INO, "crash.log"), b"not a log line\r\nhalf a line\r\n");
+    assert_eq!(
+        cat(&f.fs, ROOT_INO, "crash.log"),
+        b"not a log line\r\nhalf a line\r\n"
+    );
 }
 
 #[test]
 fn stored_log_lines_cannot_be_rewritten() {
     let f = fixture();
     let line = b"15:32:23  04-23-2007\tTestMachine\tTestUser\tblue\r\n";
-    let (_, o) = f.fs.create(&client(1), ROOT_INO, b"crash.log", 0o644, RW, false).expect("create");
+    let (_, o) =
+        f.fs.create(&client(1), ROOT_INO, b"crash.log", 0o644, RW, false)
+            .expect("create");
     f.fs.write(o.fh, 0, line).expect("write");
     f.fs.release(o.fh).expect("release");
-    let ino = f.fs.lookup(&client(1), ROOT_INO, b"crash.log").expect("lookup").ino;
+    let ino =
+        f.fs.lookup(&client(1), ROOT_INO, b"crash.log")
+            .expect("lookup")
+            .ino;
     let fh = f.fs.open(&client(1), ino, RW).expect("open").fh;
     // Rewriting the same bytes is harmless; changing them is refused.
     f.fs.write(fh, 0, line).expect("same bytes");
-    assert!(matches!(f.fs.write(fh, 0, b"XX"), Err(FsError::InvalidContent(_))));
+    assert!(matches!(
+        f.fs.write(fh, 0, b"XX"),
+        Err(FsError::InvalidContent(_))
+    ));
     f.fs.release(fh).expect("release");
     assert_eq!(cat(&f.fs, ROOT_INO, "crash.log"), line);
 }
@@ -231,21 +330,35 @@ fn stored_log_lines_cannot_be_rewritten() {
 fn cab_is_hidden_until_closed_then_read_only() {
     let f = fixture();
     let dir = mkdirs(&f.fs, CABS_INO, &["blue"]);
-    let (attr, o) = f.fs.create(&client(1), dir, b"d5JE031w.cab", 0o644, RW, true).expect("create");
+    let (attr, o) =
+        f.fs.create(&client(1), dir, b"d5JE031w.cab", 0o644, RW, true)
+            .expect("create");
     let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     for (i, piece) in data.chunks(65_536).enumerate() {
         f.fs.write(o.fh, (i * 65_536) as u64, piece).expect("write");
     }
     let dh = f.fs.opendir(dir).expect("opendir");
-    assert!(f.fs.readdir(dh, 0).expect("readdir").is_empty(), "incomplete cab is not listed");
+    assert!(
+        f.fs.readdir(dh, 0).expect("readdir").is_empty(),
+        "incomplete cab is not listed"
+    );
     f.fs.flush(o.fh).expect("commit");
     f.fs.release(o.fh).expect("release");
     assert_eq!(cat(&f.fs, dir, "d5JE031w.cab"), data);
     let dh = f.fs.opendir(dir).expect("opendir");
     assert_eq!(f.fs.readdir(dh, 0).expect("readdir").len(), 1);
-    assert!(matches!(f.fs.open(&client(2), attr.ino, RW), Err(FsError::NotPermitted(_))));
-    assert!(matches!(f.fs.unlink(&client(2), dir, b"d5JE031w.cab"), Err(FsError::NotPermitted(_))));
-    let trunc = SetAttr { size: Some(0), ..Default::default() };
+    assert!(matches!(
+        f.fs.open(&client(2), attr.ino, RW),
+        Err(FsError::NotPermitted(_))
+    ));
+    assert!(matches!(
+        f.fs.unlink(&client(2), dir, b"d5JE031w.cab"),
+        Err(FsError::NotPermitted(_))
+    ));
+    let trunc = SetAttr {
+        size: Some(0),
+        ..Default::default()
+    };
     assert!(f.fs.setattr(&client(2), attr.ino, None, &trunc).is_err());
     assert_eq!(cat(&f.fs, dir, "d5JE031w.cab"), data);
 }
@@ -260,19 +373,30 @@ fn names_breaking_r3_and_r4_are_refused() {
     let long = "a".repeat(60);
     let dir = mkdirs(&f.fs, CABS_INO, &[&long, &long, &long, &long]);
     // \cabs + 4 × (1 + 60) = 249 characters so far; 12 more would make 261.
-    let r = f.fs.mkdir(&client(1), dir, "b".repeat(11).as_bytes(), 0o755);
+    let r =
+        f.fs.mkdir(&client(1), dir, "b".repeat(11).as_bytes(), 0o755);
     assert!(matches!(r, Err(FsError::NameTooLong(261))), "{r:?}");
-    f.fs.mkdir(&client(1), dir, "b".repeat(10).as_bytes(), 0o755).expect("260 is fine");
+    f.fs.mkdir(&client(1), dir, "b".repeat(10).as_bytes(), 0o755)
+        .expect("260 is fine");
 }
 
 #[test]
 fn settings_written_through_the_share_are_parsed() {
     let f = fixture();
     let dir = mkdirs(&f.fs, STATUS_INO, &["blue"]);
-    assert!(matches!(f.fs.lookup(&client(1), dir, b"status.txt"), Err(FsError::NotFound)));
-    let (_, o) = f.fs.create(&client(1), dir, b"status.txt", 0o644, WTRUNC, false).expect("create");
-    f.fs.write(o.fh, 0, b"Tracking=yes\r\nBogus=1\r\niData=1\r\n").expect("write");
-    assert!(matches!(f.fs.flush(o.fh), Err(FsError::InvalidContent(_))), "a bad line is reported");
+    assert!(matches!(
+        f.fs.lookup(&client(1), dir, b"status.txt"),
+        Err(FsError::NotFound)
+    ));
+    let (_, o) =
+        f.fs.create(&client(1), dir, b"status.txt", 0o644, WTRUNC, false)
+            .expect("create");
+    f.fs.write(o.fh, 0, b"Tracking=yes\r\nBogus=1\r\niData=1\r\n")
+        .expect("write");
+    assert!(
+        matches!(f.fs.flush(o.fh), Err(FsError::InvalidContent(_))),
+        "a bad line is reported"
+    );
     f.fs.release(o.fh).expect("release");
     let text = String::from_utf8(cat(&f.fs, dir, "status.txt")).expect("ascii");
     assert!(text.contains("Tracking=YES\r\n"), "{text}");
@@ -284,14 +408,60 @@ fn settings_written_through_the_share_are_parsed() {
 fn plain_files_behave_normally() {
     let f = fixture();
     let scratch = mkdirs(&f.fs, ROOT_INO, &["scratch"]);
-    let (a, o) = f.fs.create(&client(1), scratch, b"notes.txt", 0o644, RW, true).expect("create");
+    let (a, o) =
+        f.fs.create(&client(1), scratch, b"notes.txt", 0o644, RW, true)
+            .expect("create");
     assert_eq!(a.kind, FileKind::RegularFile);
     f.fs.write(o.fh, 0, b"hello world").expect("write");
     f.fs.write(o.fh, 6, b"there").expect("overwrite");
     f.fs.release(o.fh).expect("release");
     assert_eq!(cat(&f.fs, scratch, "notes.txt"), b"hello there");
-    f.fs.rename(&client(1), scratch, b"notes.txt", ROOT_INO, b"readme.txt", false).expect("rename");
+    f.fs.rename(
+        &client(1),
+        scratch,
+        b"notes.txt",
+        ROOT_INO,
+        b"readme.txt",
+        false,
+    )
+    .expect("rename");
     assert_eq!(cat(&f.fs, ROOT_INO, "readme.txt"), b"hello there");
-    f.fs.unlink(&client(1), ROOT_INO, b"readme.txt").expect("unlink");
+    f.fs.unlink(&client(1), ROOT_INO, b"readme.txt")
+        .expect("unlink");
     f.fs.rmdir(&client(1), ROOT_INO, b"scratch").expect("rmdir");
+}
+
+#[test]
+fn only_admins_change_settings() {
+    let f = fixture();
+    let guest = Caller {
+        pid: 5,
+        uid: 65534,
+        gid: 65534,
+    };
+    let r =
+        f.fs.create(&guest, ROOT_INO, b"policy.txt", 0o644, WTRUNC, false);
+    assert!(matches!(r, Err(FsError::AccessDenied(_))), "{r:?}");
+    let (_, o) =
+        f.fs.create(&client(1), ROOT_INO, b"policy.txt", 0o644, WTRUNC, false)
+            .expect("admin");
+    f.fs.write(o.fh, 0, b"Tracking=YES\r\n").expect("write");
+    f.fs.flush(o.fh).expect("flush");
+    f.fs.release(o.fh).expect("release");
+    let attr =
+        f.fs.lookup(&guest, ROOT_INO, b"policy.txt")
+            .expect("lookup");
+    assert_eq!((attr.perm, attr.uid), (0o644, 0));
+    assert!(matches!(
+        f.fs.open(&guest, attr.ino, RW),
+        Err(FsError::AccessDenied(_))
+    ));
+    assert!(matches!(
+        f.fs.unlink(&guest, ROOT_INO, b"policy.txt"),
+        Err(FsError::AccessDenied(_))
+    ));
+    // Reading is for everyone.
+    let fh = f.fs.open(&guest, attr.ino, RO).expect("guest reads").fh;
+    assert_eq!(read_all(&f.fs, fh), b"Tracking=YES\r\n");
+    f.fs.release(fh).expect("release");
 }
