@@ -435,7 +435,13 @@ impl CerFs {
                 })
             }
         };
-        let direct_io = !matches!(kind, HandleKind::Plain) || node.role == NodeRole::Cab;
+        // Only immutable or ordinary content may sit in the page cache.
+        let direct_io = match kind {
+            HandleKind::Plain => {
+                node.role == NodeRole::Cab && node.cab_state != Some(CabState::Complete)
+            }
+            _ => true,
+        };
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         if matches!(kind, HandleKind::CabWriter(_)) {
             lock(&self.cab_writers).insert(node.ino, fh);
@@ -511,7 +517,23 @@ impl CerFs {
 
     /// Applies what the handle wrote (count deltas, settings, log lines, cab commit).
     /// Called at every close of a descriptor; its error reaches the client.
-    pub fn flush(&self, fh: u64) -> Result<()> {
+    ///
+    /// `closer` is the process closing a descriptor (`None`: the owner, e.g. a path-based
+    /// adapter's cleanup). A close by another process is a fork's inherited copy of the
+    /// descriptor going away (exec, exit): it applies nothing, the owner's close will
+    /// (and release is the backstop).
+    pub fn flush(&self, fh: u64, closer: Option<u32>) -> Result<()> {
+        let h = self.handle(fh)?;
+        let owner = lock(&h).pid;
+        if closer.is_some_and(|pid| pid != owner) {
+            tracing::debug!(
+                fh,
+                owner,
+                ?closer,
+                "flush by another process: nothing applied"
+            );
+            return Ok(());
+        }
         self.apply(fh, false)
     }
 

@@ -113,6 +113,11 @@ impl CountHandle {
         }
         // Whatever happens, this content is dealt with now: release must not retry it.
         self.buf.dirty = false;
+        if self.buf.bytes.is_empty() {
+            // Truncated and not (yet) rewritten, e.g. a shell's `>` closing its first
+            // descriptor after dup2: nothing to apply.
+            return Ok(None);
+        }
         let wanted = count_file::parse(&self.buf.bytes).map_err(|e| {
             tracing::warn!(bucket = self.bucket, "rejected count.txt write: {e}");
             FsError::InvalidContent(format!("count.txt: {e}"))

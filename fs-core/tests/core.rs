@@ -96,7 +96,7 @@ fn create_count(fs: &CerFs, pid: u32, dir: Ino, text: &str) {
         .create(&client(pid), dir, b"count.txt", 0o644, WTRUNC, false)
         .expect("create");
     fs.write(o.fh, 0, text.as_bytes()).expect("write");
-    fs.flush(o.fh).expect("flush");
+    fs.flush(o.fh, None).expect("flush");
     fs.release(o.fh).expect("release");
 }
 
@@ -115,7 +115,7 @@ fn bump_one_handle(fs: &CerFs, pid: u32, ino: Ino, cabs: u64) -> Result<(), FsEr
             ..Default::default()
         },
     )?;
-    let r = fs.flush(fh);
+    let r = fs.flush(fh, None);
     fs.release(fh).ok();
     r
 }
@@ -124,7 +124,7 @@ fn bump_one_handle(fs: &CerFs, pid: u32, ino: Ino, cabs: u64) -> Result<(), FsEr
 fn read_count(fs: &CerFs, pid: u32, ino: Ino) -> String {
     let fh = fs.open(&client(pid), ino, RO).expect("open").fh;
     let text = String::from_utf8(read_all(fs, fh)).expect("ascii");
-    fs.flush(fh).expect("flush");
+    fs.flush(fh, None).expect("flush");
     fs.release(fh).expect("release");
     text
 }
@@ -132,7 +132,7 @@ fn read_count(fs: &CerFs, pid: u32, ino: Ino) -> String {
 fn overwrite_count(fs: &CerFs, pid: u32, ino: Ino, text: &str) -> Result<(), FsError> {
     let fh = fs.open(&client(pid), ino, WTRUNC)?.fh;
     fs.write(fh, 0, text.as_bytes())?;
-    let r = fs.flush(fh);
+    let r = fs.flush(fh, None);
     fs.release(fh).ok();
     r
 }
@@ -213,7 +213,7 @@ fn interleaved_clients_lose_no_increment() {
     overwrite_count(&f.fs, 22, ino, &bumped(&b, 0)).expect("client b");
     let next = bumped(&c, 1);
     f.fs.write(c_fh, 0, next.as_bytes()).expect("write");
-    f.fs.flush(c_fh).expect("client c");
+    f.fs.flush(c_fh, None).expect("client c");
     f.fs.release(c_fh).expect("release");
     assert_eq!(
         cat(&f.fs, dir, "count.txt"),
@@ -276,7 +276,7 @@ fn logs_keep_both_appends_at_the_same_end() {
     f.fs.write(o1.fh, 0, line1).expect("write 1");
     f.fs.write(o2.fh, 0, line2).expect("write 2");
     for o in [o1, o2] {
-        f.fs.flush(o.fh).expect("flush");
+        f.fs.flush(o.fh, None).expect("flush");
         f.fs.release(o.fh).expect("release");
     }
     let mut want = line1.to_vec();
@@ -292,7 +292,7 @@ fn a_log_line_that_does_not_parse_is_kept_verbatim() {
             .expect("create");
     f.fs.write(o.fh, 0, b"not a log line\r\nhalf a line")
         .expect("write");
-    f.fs.flush(o.fh).expect("flush");
+    f.fs.flush(o.fh, None).expect("flush");
     // The partial line stays pending until release, then is kept (with CRLF added).
     assert_eq!(cat(&f.fs, ROOT_INO, "crash.log"), b"not a log line\r\n");
     f.fs.release(o.fh).expect("release");
@@ -342,7 +342,7 @@ fn cab_is_hidden_until_closed_then_read_only() {
         f.fs.readdir(dh, 0).expect("readdir").is_empty(),
         "incomplete cab is not listed"
     );
-    f.fs.flush(o.fh).expect("commit");
+    f.fs.flush(o.fh, None).expect("commit");
     f.fs.release(o.fh).expect("release");
     assert_eq!(cat(&f.fs, dir, "d5JE031w.cab"), data);
     let dh = f.fs.opendir(dir).expect("opendir");
@@ -394,7 +394,7 @@ fn settings_written_through_the_share_are_parsed() {
     f.fs.write(o.fh, 0, b"Tracking=yes\r\nBogus=1\r\niData=1\r\n")
         .expect("write");
     assert!(
-        matches!(f.fs.flush(o.fh), Err(FsError::InvalidContent(_))),
+        matches!(f.fs.flush(o.fh, None), Err(FsError::InvalidContent(_))),
         "a bad line is reported"
     );
     f.fs.release(o.fh).expect("release");
@@ -446,7 +446,7 @@ fn only_admins_change_settings() {
         f.fs.create(&client(1), ROOT_INO, b"policy.txt", 0o644, WTRUNC, false)
             .expect("admin");
     f.fs.write(o.fh, 0, b"Tracking=YES\r\n").expect("write");
-    f.fs.flush(o.fh).expect("flush");
+    f.fs.flush(o.fh, None).expect("flush");
     f.fs.release(o.fh).expect("release");
     let attr =
         f.fs.lookup(&guest, ROOT_INO, b"policy.txt")
@@ -464,4 +464,25 @@ fn only_admins_change_settings() {
     let fh = f.fs.open(&guest, attr.ino, RO).expect("guest reads").fh;
     assert_eq!(read_all(&f.fs, fh), b"Tracking=YES\r\n");
     f.fs.release(fh).expect("release");
+}
+
+#[test]
+fn a_forked_copy_closing_does_not_commit_the_cab() {
+    let f = fixture();
+    let dir = mkdirs(&f.fs, CABS_INO, &["blue"]);
+    let (_, o) =
+        f.fs.create(&client(40), dir, b"a.cab", 0o644, RW, true)
+            .expect("create");
+    f.fs.write(o.fh, 0, b"first half ").expect("write");
+    // A child of the writer exec()s: its inherited descriptor is closed (flush, other pid).
+    f.fs.flush(o.fh, Some(41)).expect("foreign flush");
+    f.fs.write(o.fh, 11, b"second half")
+        .expect("the upload goes on");
+    f.fs.flush(o.fh, Some(40)).expect("owner's close commits");
+    assert!(matches!(
+        f.fs.write(o.fh, 0, b"x"),
+        Err(FsError::NotPermitted(_))
+    ));
+    f.fs.release(o.fh).expect("release");
+    assert_eq!(cat(&f.fs, dir, "a.cab"), b"first half second half");
 }

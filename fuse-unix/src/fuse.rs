@@ -60,13 +60,27 @@ impl Drop for EndOnDrop {
     }
 }
 
-/// Who is calling, from the request header.
+/// Who is calling, from the request header. The kernel sends the calling *thread*;
+/// fs-core wants the process (Samba's aio threads belong to the client's smbd).
 fn caller(req: &Request) -> Caller {
     Caller {
-        pid: req.pid(),
+        pid: process_of(req.pid()),
         uid: req.uid(),
         gid: req.gid(),
     }
+}
+
+/// The thread group (process) of thread `tid`, from /proc; `tid` itself if it is gone.
+fn process_of(tid: u32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Tgid:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(tid)
 }
 
 /// POSIX open flags to fs-core's.
@@ -321,13 +335,13 @@ impl Filesystem for CerFsFuse {
 
     fn flush(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        match self.fs.flush(fh.0) {
+        match self.fs.flush(fh.0, Some(caller(req).pid)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(refuse("flush", format_args!("inode {ino} handle {fh}"), &e)),
         }
@@ -345,7 +359,7 @@ impl Filesystem for CerFsFuse {
     ) {
         // Nobody receives an error from release: refuse() logs it, the kernel gets ok.
         if flush {
-            if let Err(e) = self.fs.flush(fh.0) {
+            if let Err(e) = self.fs.flush(fh.0, None) {
                 refuse(
                     "flush at release",
                     format_args!("inode {ino} handle {fh}"),

@@ -1,0 +1,157 @@
+//! A running `cerfs mount` for the binary's tests: start, wait for the mount, signal,
+//! wait for exit; dropping it kills and unmounts so a failing test leaves nothing behind.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const CERFS: &str = env!("CARGO_BIN_EXE_cerfs");
+/// How long the binary may take to mount or to exit.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Skips (returns true after saying why) or, with CERFS_REQUIRE_FUSE=1, fails.
+pub fn skip(why: &str) -> bool {
+    if std::env::var_os("CERFS_REQUIRE_FUSE").is_some_and(|v| v == "1") {
+        panic!("CERFS_REQUIRE_FUSE=1 but FUSE is not usable: {why}");
+    }
+    eprintln!("skipping: {why}");
+    true
+}
+
+/// Whether `mountpoint` is a mount point of this process's mount namespace.
+pub fn is_mounted(mountpoint: &Path) -> bool {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
+    let wanted = mountpoint.to_str().expect("UTF-8 temp path");
+    mountinfo
+        .lines()
+        .any(|line| line.split(' ').nth(4) == Some(wanted))
+}
+
+/// A running `cerfs mount`, its stderr lines collected. Dropping it kills the process and
+/// unmounts, so that a failing test leaves nothing behind.
+pub struct Running {
+    pub child: Child,
+    pub mountpoint: PathBuf,
+    stderr: Arc<Mutex<Vec<String>>>,
+    done: bool,
+}
+
+impl Running {
+    /// Starts `cerfs mount --db DB MOUNTPOINT`; returns it with a receiver that gets one
+    /// message when the "mounted" line was logged (or the stream ended).
+    pub fn start(db: &Path, mountpoint: &Path) -> (Running, mpsc::Receiver<bool>) {
+        let mut child = Command::new(CERFS)
+            .args(["mount", "--threads", "4", "--db"])
+            .arg(db)
+            .arg(mountpoint)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cerfs");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let collected = Arc::clone(&lines);
+        thread::spawn(move || {
+            let mut told = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("cerfs: {line}");
+                let mounted = line.contains("mounted ") && !line.contains("unmounted");
+                collected.lock().expect("lines").push(line);
+                if mounted && !told {
+                    told = tx.send(true).is_ok();
+                }
+            }
+            if !told {
+                let _ = tx.send(false);
+            }
+        });
+        let running = Running {
+            child,
+            mountpoint: mountpoint.to_path_buf(),
+            stderr: lines,
+            done: false,
+        };
+        (running, rx)
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("lines").join("\n")
+    }
+
+    /// Waits for the process to exit, within the deadline.
+    pub fn wait(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                self.done = true;
+                return status;
+            }
+            assert!(start.elapsed() < DEADLINE, "cerfs did not exit in time");
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if is_mounted(&self.mountpoint) {
+            let _ = Command::new("fusermount3")
+                .arg("-u")
+                .arg(&self.mountpoint)
+                .status();
+        }
+    }
+}
+
+impl Running {
+    /// Starts `cerfs mount` and waits until it is mounted; `None` when the test must skip.
+    pub fn mounted(db: &Path, mountpoint: &Path) -> Option<Running> {
+        if !Path::new("/dev/fuse").exists() && skip("/dev/fuse does not exist") {
+            return None;
+        }
+        let (mut running, mounted) = Running::start(db, mountpoint);
+        if !mounted.recv_timeout(DEADLINE).unwrap_or(false) {
+            let status = running.wait();
+            let stderr = running.stderr();
+            if stderr.contains("not permitted to mount") && skip(&format!("cannot mount: {stderr}"))
+            {
+                return None;
+            }
+            panic!("cerfs did not mount ({status}):\n{stderr}");
+        }
+        Some(running)
+    }
+
+    /// Sends `signal` to the process.
+    pub fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill {signal}");
+    }
+
+    /// The process's peak resident set size in KiB (VmHWM).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc/<pid>/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/<pid>/status")
+    }
+}
