@@ -569,6 +569,10 @@ impl CerFs {
                 result
             }
             HandleKind::Count(c) => {
+                if !c.has_content() {
+                    // Consult (and consume) this client's memory only for a real write.
+                    return Ok(());
+                }
                 let base = if c.read_done {
                     c.snapshot
                 } else if let Some(seen) = self.take_served(pid, c.dir) {

@@ -106,6 +106,11 @@ pub(crate) struct CountHandle {
 }
 
 impl CountHandle {
+    /// Whether the handle holds written content to apply (not merely a truncation).
+    pub(crate) fn has_content(&self) -> bool {
+        self.buf.dirty && !self.buf.bytes.is_empty()
+    }
+
     /// Applies the handle's content as a delta from `base`; returns the new counters.
     pub(crate) fn apply(&mut self, store: &dyn Store, base: Counts) -> Result<Option<Counts>> {
         if !self.buf.dirty {

@@ -486,3 +486,22 @@ fn a_forked_copy_closing_does_not_commit_the_cab() {
     f.fs.release(o.fh).expect("release");
     assert_eq!(cat(&f.fs, dir, "a.cab"), b"first half second half");
 }
+
+#[test]
+fn an_empty_flush_before_the_write_keeps_the_clients_base() {
+    // A shell's `>`: open(O_TRUNC), dup2, close (an empty flush), write, close.
+    let f = fixture();
+    let dir = mkdirs(&f.fs, COUNTS_INO, &["blue"]);
+    create_count(&f.fs, 1, dir, "Cabs Gathered=1\r\nTotal Hits=1\r\n");
+    let ino = f.fs.lookup(&client(1), dir, b"count.txt").expect("lookup").ino;
+    let a = read_count(&f.fs, 51, ino);
+    let b = read_count(&f.fs, 52, ino);
+    for (pid, seen) in [(51, a), (52, b)] {
+        let fh = f.fs.open(&client(pid), ino, WTRUNC).expect("open").fh;
+        f.fs.flush(fh, Some(pid)).expect("empty flush");
+        f.fs.write(fh, 0, bumped(&seen, 1).as_bytes()).expect("write");
+        f.fs.flush(fh, Some(pid)).expect("flush");
+        f.fs.release(fh).expect("release");
+    }
+    assert_eq!(cat(&f.fs, dir, "count.txt"), b"Cabs Gathered=3\r\nTotal Hits=3\r\n");
+}
