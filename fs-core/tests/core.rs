@@ -493,15 +493,22 @@ fn an_empty_flush_before_the_write_keeps_the_clients_base() {
     let f = fixture();
     let dir = mkdirs(&f.fs, COUNTS_INO, &["blue"]);
     create_count(&f.fs, 1, dir, "Cabs Gathered=1\r\nTotal Hits=1\r\n");
-    let ino = f.fs.lookup(&client(1), dir, b"count.txt").expect("lookup").ino;
+    let ino =
+        f.fs.lookup(&client(1), dir, b"count.txt")
+            .expect("lookup")
+            .ino;
     let a = read_count(&f.fs, 51, ino);
     let b = read_count(&f.fs, 52, ino);
     for (pid, seen) in [(51, a), (52, b)] {
         let fh = f.fs.open(&client(pid), ino, WTRUNC).expect("open").fh;
         f.fs.flush(fh, Some(pid)).expect("empty flush");
-        f.fs.write(fh, 0, bumped(&seen, 1).as_bytes()).expect("write");
+        f.fs.write(fh, 0, bumped(&seen, 1).as_bytes())
+            .expect("write");
         f.fs.flush(fh, Some(pid)).expect("flush");
         f.fs.release(fh).expect("release");
     }
-    assert_eq!(cat(&f.fs, dir, "count.txt"), b"Cabs Gathered=3\r\nTotal Hits=3\r\n");
+    assert_eq!(
+        cat(&f.fs, dir, "count.txt"),
+        b"Cabs Gathered=3\r\nTotal Hits=3\r\n"
+    );
 }
