@@ -983,6 +983,28 @@ impl Store for SqliteStore {
         }))
     }
 
+    fn reset_counts(&self, bucket: BucketId) -> Result<Counts> {
+        finish(self.write(|tx| {
+            let old = tx
+                .prepare_cached(
+                    "SELECT cabs_gathered, total_hits FROM buckets WHERE bucket_id = ?1",
+                )?
+                .query_row([bucket], |row| {
+                    Ok(Counts {
+                        cabs_gathered: get_u64(row, 0)?,
+                        total_hits: get_u64(row, 1)?,
+                    })
+                })
+                .optional()?
+                .ok_or(StoreError::NoBucket(bucket))?;
+            tx.prepare_cached(
+                "UPDATE buckets SET cabs_gathered = 0, total_hits = 0 WHERE bucket_id = ?1",
+            )?
+            .execute([bucket])?;
+            Ok(old)
+        }))
+    }
+
     fn settings(&self, scope: SettingsScope) -> Result<Vec<(String, String)>> {
         finish(self.read(|tx| {
             let pair = |row: &Row<'_>| Ok((row.get(0)?, row.get(1)?));

@@ -219,6 +219,9 @@ pub trait Store: Send + Sync {
     /// (and first_seen when it was unset).
     fn add_counts(&self, bucket: BucketId, cabs: u64, hits: u64) -> Result<Counts>;
 
+    /// Sets both counters of a bucket to zero (an admin's reset); returns what they were.
+    fn reset_counts(&self, bucket: BucketId) -> Result<Counts>;
+
     // ---- settings (policy.txt / status.txt) ----
     /// The stored `(key, value)` pairs of a scope, in insertion order.
     fn settings(&self, scope: SettingsScope) -> Result<Vec<(String, String)>>;

@@ -593,6 +593,24 @@ impl CerFs {
         }
     }
 
+    /// Abandons a cab upload through `fh`: nothing is committed, the partial cab is
+    /// deleted and the handle released (an HTTP upload over its limit or cut short).
+    pub fn abort_upload(&self, fh: u64) -> Result<()> {
+        let h = self.handle(fh)?;
+        let ino = {
+            let mut h = lock(&h);
+            match &mut h.kind {
+                HandleKind::CabWriter(w) if !w.committed => w.committed = true,
+                _ => return Err(FsError::BadHandle),
+            }
+            h.ino
+        };
+        lock(&self.handles).remove(&fh);
+        lock(&self.cab_writers).remove(&ino);
+        self.store.remove_node(ino)?;
+        Ok(())
+    }
+
     /// Makes what the handle wrote durable. Every write is already a committed
     /// transaction, and applying a handle early would commit a cab mid-upload: nothing to do.
     pub fn fsync(&self, fh: u64) -> Result<()> {

@@ -3,6 +3,7 @@
 //! [`cerfs_db::Store`]. No FUSE or WinFsp types here: the adapters translate to and from
 //! this crate's inode-keyed API and its [`FsError`].
 
+pub mod admin;
 mod area;
 pub mod count_file;
 mod error;
@@ -12,6 +13,7 @@ pub mod log_line;
 pub mod settings_file;
 pub mod share_path;
 
+pub use admin::{subpath_parts, SettingsTarget};
 pub use cerfs_db::{Ino, ROOT_INO};
 pub use error::FsError;
 pub use filesystem::{Attr, Caller, CerFs, DirEntry, FileKind, OpenFlags, Opened, SetAttr};
