@@ -9,7 +9,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+mod cab_cmd;
+mod counts_cmd;
+mod http_cmd;
 mod mount_cmd;
+mod output;
+mod query_cmd;
+mod reindex_cmd;
+mod serve_cmd;
+mod settings_cmd;
 
 /// Serve a Microsoft Corporate Error Reporting (CER) file share backed by SQLite.
 ///
@@ -28,6 +36,31 @@ struct Cli {
 enum Command {
     /// Mount a cerfs database as a FUSE filesystem and serve it until SIGINT or SIGTERM.
     Mount(mount_cmd::MountArgs),
+    /// Serve the share over SMB: mount it and run Samba (smbd) in front of it until SIGINT
+    /// or SIGTERM.
+    Serve(serve_cmd::ServeArgs),
+    /// Serve the Corporate Error Reporting V2 HTTP protocol (Windows Vista and later) into
+    /// the database until SIGINT or SIGTERM.
+    Http(http_cmd::HttpArgs),
+    /// Print the smb.conf share stanza of a cerfs share, for your own Samba.
+    SambaConfig(serve_cmd::SambaConfigArgs),
+    /// Run one read-only SQL statement on the database (views: buckets, cabs, hits, ...).
+    Query(query_cmd::QueryArgs),
+    /// List the buckets (error signatures) with their hits and cabs, most hits first.
+    Buckets(query_cmd::BucketsArgs),
+    /// Show or change a bucket's status.txt (what its clients are asked to send).
+    Status(settings_cmd::StatusArgs),
+    /// Show or change policy.txt (what every client is asked to send by default).
+    Policy(settings_cmd::PolicyArgs),
+    /// Copy stored cabs out of the database.
+    Cab(cab_cmd::CabArgs),
+    /// Reset a bucket's counters (count.txt).
+    Counts(counts_cmd::CountsArgs),
+    /// Index cabs again: members, minidumps, text files.
+    Reindex(reindex_cmd::ReindexArgs),
+    /// The cab indexer's worker process (run by the indexer, not by hand).
+    #[command(hide = true)]
+    IndexOne(reindex_cmd::IndexOneArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +69,17 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Mount(args) => mount_cmd::run(&args),
+        Command::Serve(args) => serve_cmd::run(&args),
+        Command::Http(args) => http_cmd::run(&args),
+        Command::SambaConfig(args) => serve_cmd::print_samba_config(&args),
+        Command::Query(args) => query_cmd::run_query(&args),
+        Command::Buckets(args) => query_cmd::run_buckets(&args),
+        Command::Status(args) => settings_cmd::run_status(&args),
+        Command::Policy(args) => settings_cmd::run_policy(&args),
+        Command::Cab(args) => cab_cmd::run(&args),
+        Command::Counts(args) => counts_cmd::run(&args),
+        Command::Reindex(args) => reindex_cmd::run(&args),
+        Command::IndexOne(args) => reindex_cmd::index_one(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,7 +16,7 @@ use signal_hook::iterator::Signals;
 use tracing::info;
 
 /// The FUSE device; without it nothing can be mounted.
-const DEV_FUSE: &str = "/dev/fuse";
+pub(crate) const DEV_FUSE: &str = "/dev/fuse";
 
 /// Arguments of `cerfs mount`.
 #[derive(Debug, Args)]
@@ -75,6 +75,8 @@ pub fn run(args: &MountArgs) -> Result<()> {
         args.db.display(),
         args.mountpoint.display()
     );
+    // Index what committed cabs hold, in the background (each cab in a bounded child).
+    let indexer = cerfs_index::spawn_indexer(&args.db).context("cannot start the cab indexer")?;
 
     // An external unmount ends the session: stop waiting for signals then.
     let end = mount.session_end();
@@ -99,6 +101,7 @@ pub fn run(args: &MountArgs) -> Result<()> {
         ),
     }
 
+    indexer.stop();
     // Joins the FUSE workers; the store is dropped (the database closed) with the session.
     mount.unmount().with_context(|| {
         format!(
@@ -116,7 +119,7 @@ pub fn run(args: &MountArgs) -> Result<()> {
 }
 
 /// The mountpoint must be an existing directory.
-fn check_mountpoint(mountpoint: &Path) -> Result<()> {
+pub(crate) fn check_mountpoint(mountpoint: &Path) -> Result<()> {
     match std::fs::metadata(mountpoint) {
         Ok(meta) if meta.is_dir() => Ok(()),
         Ok(_) => bail!(
@@ -137,7 +140,7 @@ fn check_mountpoint(mountpoint: &Path) -> Result<()> {
 }
 
 /// The database's directory must exist (the database itself is created when missing).
-fn check_db_dir(db: &Path) -> Result<()> {
+pub(crate) fn check_db_dir(db: &Path) -> Result<()> {
     let dir = match db.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -159,7 +162,7 @@ fn is_not_connected(e: &io::Error) -> bool {
 }
 
 /// Explains a failed mount and what to do about it.
-fn mount_error(e: io::Error, mountpoint: &Path) -> anyhow::Error {
+pub(crate) fn mount_error(e: io::Error, mountpoint: &Path) -> anyhow::Error {
     let mp = mountpoint.display();
     let text = e.to_string();
     let hint = if e.kind() == io::ErrorKind::PermissionDenied
@@ -181,7 +184,7 @@ fn mount_error(e: io::Error, mountpoint: &Path) -> anyhow::Error {
 }
 
 /// Name of a signal we handle, for the log.
-fn signal_name(signal: i32) -> &'static str {
+pub(crate) fn signal_name(signal: i32) -> &'static str {
     match signal {
         SIGINT => "SIGINT",
         SIGTERM => "SIGTERM",

@@ -43,6 +43,23 @@ pub enum StoreError {
     /// stored size, moving a directory into itself, removing the root, ...
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// There is no database file at this path (admin commands never create one).
+    #[error("no database at {0}: give the path of the database that `cerfs mount --db` serves (--db PATH)")]
+    NoDatabase(std::path::PathBuf),
+    /// A query given to the read-only query interface would change the database.
+    #[error("refused: {0}")]
+    WriteRefused(String),
+    /// The database has not been migrated to a version this feature needs yet.
+    #[error("the database has schema version {found}; this needs version {needed}: run any cerfs admin command (for example `cerfs buckets`) or `cerfs mount` on it once to upgrade it")]
+    SchemaTooOld {
+        /// Version found in the file.
+        found: i64,
+        /// Version needed.
+        needed: i64,
+    },
+    /// Writing a query's result failed (for example a closed pipe).
+    #[error("writing the result: {0}")]
+    Output(std::io::Error),
     /// Any other SQLite error.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),

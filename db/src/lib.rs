@@ -1,10 +1,26 @@
 //! The cerfs SQLite store: schema, versioned migrations and queries behind the narrow
 //! [`Store`] trait that fs-core talks to. One writer connection, a pool of WAL readers.
+//!
+//! Beside it: [`QueryDb`], read-only SQL for people (`cerfs query`), and [`IndexDb`] /
+//! [`CabReader`], what the cab indexer reads and writes.
 
 mod error;
+mod index_rows;
+mod query;
+mod reports;
 mod sqlite;
 mod store;
 
 pub use error::StoreError;
+pub use index_rows::{
+    CabIndex, CabReader, CabRef, FactRow, IndexDb, IndexStatus, MemberRow, MinidumpRow,
+    ReindexFilter, TextRow,
+};
+pub use query::{QueryDb, RowSink, Value};
+pub use reports::{
+    DumpRequest, DumpState, IssuedDump, NewReport, ParamKind, RecordedReport, ReportFile, ReportId,
+    ReportParam, ReportStore, StoredReport,
+};
+pub use sqlite::schema::SCHEMA_VERSION;
 pub use sqlite::{PurgedCab, SqliteStore, CHUNK_SIZE};
 pub use store::*;

@@ -1,13 +1,14 @@
 //! SQLite implementation of [`Store`]: one writer connection, a pool of WAL reader connections.
 //!
-//! The schema is in `migrations/0001_init.sql` (its comments describe every table for admins
-//! who query the file with SQL). Every mutating method runs in one `BEGIN IMMEDIATE`
+//! The schema is in `migrations/0001_init.sql` and `0002_views_and_cab_index.sql` (which
+//! renames the tables fs-core works on to `*_rows` and puts the documented views for SQL
+//! users in their place: docs/sql.md). Every mutating method runs in one `BEGIN IMMEDIATE`
 //! transaction on the writer; every read runs in one (deferred) read transaction on a pooled
 //! reader, so it sees one consistent snapshot that includes everything committed before it
 //! began, and never blocks or waits for the writer.
 
 mod pool;
-mod schema;
+pub(crate) mod schema;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -33,7 +34,7 @@ const CHUNK: u64 = CHUNK_SIZE as u64;
 
 /// How long a connection waits for a lock held by another connection (another process, e.g.
 /// an admin's `sqlite3` shell, or the WAL checkpointer) before failing with SQLITE_BUSY.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Prepared statements cached per connection (the store uses a few dozen distinct ones).
 const STATEMENT_CACHE: usize = 64;
@@ -62,6 +63,15 @@ pub struct PurgedCab {
     pub bytes: u64,
 }
 
+/// Who opens the store: the one server process, or an admin's command beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpenMode {
+    /// Creates the file if missing; purges unfinished uploads of a previous process.
+    Server,
+    /// Requires the file; touches no upload.
+    Admin,
+}
+
 /// The SQLite store: one database file in WAL mode.
 pub struct SqliteStore {
     path: PathBuf,
@@ -88,36 +98,37 @@ impl SqliteStore {
     /// Only one cerfs process may use a database at a time (that purge would otherwise
     /// delete another process's uploads in progress); admins may read it concurrently.
     pub fn open(path: &Path) -> Result<SqliteStore> {
-        finish(Self::open_inner(path))
+        finish(Self::open_inner(path, OpenMode::Server))
     }
 
-    fn open_inner(path: &Path) -> Result<SqliteStore> {
-        let mut conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        configure_common(&conn)?;
-        // WAL: readers work on a snapshot and never block the single writer (nor it them).
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Invalid(format!(
-                "{} cannot be put in WAL mode (journal_mode is {mode})",
-                path.display()
-            )));
+    /// Opens an existing database for an administrator's command (the `cerfs` admin
+    /// subcommands), safely beside a running server (`cerfs mount` / `cerfs serve`) on the
+    /// same file.
+    ///
+    /// Unlike [`SqliteStore::open`] it never creates the file ([`StoreError::NoDatabase`])
+    /// and it skips the start-up recovery: cab rows in state `writing` are left alone,
+    /// since they may be uploads in progress of the running server. The schema is still
+    /// brought up to date (one short write transaction when it already is). Changes made
+    /// through it are seen by the server's next read: the share renders from the database.
+    pub fn open_for_admin(path: &Path) -> Result<SqliteStore> {
+        finish(Self::open_inner(path, OpenMode::Admin))
+    }
+
+    fn open_inner(path: &Path, mode: OpenMode) -> Result<SqliteStore> {
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        match mode {
+            OpenMode::Server => flags |= OpenFlags::SQLITE_OPEN_CREATE,
+            OpenMode::Admin => {
+                if !path.is_file() {
+                    return Err(StoreError::NoDatabase(path.to_path_buf()));
+                }
+            }
         }
-        // synchronous=NORMAL in WAL mode: a commit appends its pages to the -wal file with
-        // write(2) but does not fsync it (fsync happens at checkpoints). Once commit returns,
-        // the data is in the kernel's page cache, so killing the process (kill -9, a crash)
-        // loses nothing: the next open replays the WAL. Only an OS crash or power loss can
-        // lose the last transactions before a checkpoint, and even then the database stays
-        // consistent (WAL frames are checksummed; a torn tail is ignored). FULL would fsync
-        // on every commit, which costs a lot for a file system's many small transactions.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        schema::migrate(&mut conn)?;
-        let purged = purge_incomplete_cabs(&mut conn)?;
+        let mut conn = open_writer(path, flags)?;
+        let purged = match mode {
+            OpenMode::Server => purge_incomplete_cabs(&mut conn)?,
+            OpenMode::Admin => Vec::new(),
+        };
         // Absolute, so that readers opened later still find it if the process changes its
         // working directory (a daemon does).
         let path = std::fs::canonicalize(path)
@@ -176,7 +187,7 @@ impl SqliteStore {
 
     /// Runs `f` in one immediate write transaction on the writer connection; commits when
     /// it returns `Ok`, rolls back otherwise.
-    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
@@ -185,7 +196,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` in one read transaction on a pooled reader connection.
-    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.readers.get()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
         let out = f(&tx)?;
@@ -194,8 +205,34 @@ impl SqliteStore {
     }
 }
 
+/// A connection that may write: common pragmas, WAL, `synchronous=NORMAL`, schema brought
+/// up to date. Used by the store's writer and by the cab indexer's own writer.
+pub(crate) fn open_writer(path: &Path, flags: OpenFlags) -> Result<Connection> {
+    let mut conn = Connection::open_with_flags(path, flags)?;
+    configure_common(&conn)?;
+    // WAL: readers work on a snapshot and never block the single writer (nor it them).
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Invalid(format!(
+            "{} cannot be put in WAL mode (journal_mode is {mode})",
+            path.display()
+        )));
+    }
+    // synchronous=NORMAL in WAL mode: a commit appends its pages to the -wal file with
+    // write(2) but does not fsync it (fsync happens at checkpoints). Once commit returns,
+    // the data is in the kernel's page cache, so killing the process (kill -9, a crash)
+    // loses nothing: the next open replays the WAL. Only an OS crash or power loss can
+    // lose the last transactions before a checkpoint, and even then the database stays
+    // consistent (WAL frames are checksummed; a torn tail is ignored). FULL would fsync
+    // on every commit, which costs a lot for a file system's many small transactions.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    schema::migrate(&mut conn)?;
+    Ok(conn)
+}
+
 /// Settings shared by the writer and the readers (per-connection pragmas).
-fn configure_common(conn: &Connection) -> Result<()> {
+pub(crate) fn configure_common(conn: &Connection) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -204,7 +241,7 @@ fn configure_common(conn: &Connection) -> Result<()> {
 
 /// The single exit of every public method: a full disk (or a reached size cap) is
 /// `StoreError::Full`, whichever statement ran into it.
-fn finish<T>(r: Result<T>) -> Result<T> {
+pub(crate) fn finish<T>(r: Result<T>) -> Result<T> {
     r.map_err(|e| match e {
         StoreError::Sqlite(ref err) if err.sqlite_error_code() == Some(ErrorCode::DiskFull) => {
             StoreError::Full
@@ -218,8 +255,8 @@ fn purge_incomplete_cabs(conn: &mut Connection) -> Result<Vec<PurgedCab>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let purged = {
         let mut stmt = tx.prepare(
-            "SELECT c.ino, b.subpath, n.name, n.size FROM cabs c \
-             JOIN nodes n ON n.ino = c.ino JOIN buckets b ON b.bucket_id = c.bucket_id \
+            "SELECT c.ino, b.subpath, n.name, n.size FROM cab_rows c \
+             JOIN nodes n ON n.ino = c.ino JOIN bucket_rows b ON b.bucket_id = c.bucket_id \
              WHERE c.state = 'writing' ORDER BY c.ino",
         )?;
         let rows = stmt.query_map([], |row| {
@@ -235,7 +272,7 @@ fn purge_incomplete_cabs(conn: &mut Connection) -> Result<Vec<PurgedCab>> {
     for cab in &purged {
         let ino = ino_param(cab.ino);
         tx.execute("DELETE FROM chunks WHERE ino = ?1", [ino])?;
-        tx.execute("DELETE FROM cabs WHERE ino = ?1", [ino])?;
+        tx.execute("DELETE FROM cab_rows WHERE ino = ?1", [ino])?;
         tx.execute("DELETE FROM nodes WHERE ino = ?1", [ino])?;
         tracing::warn!(
             subpath = %cab.subpath,
@@ -263,7 +300,7 @@ fn size_param(v: u64, what: &str) -> Result<i64> {
 }
 
 /// A column holding a non-negative integer.
-fn get_u64(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
+pub(crate) fn get_u64(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
     let v: i64 = row.get(idx)?;
     u64::try_from(v)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Integer, e.into()))
@@ -333,7 +370,7 @@ macro_rules! select_node {
         concat!(
             "SELECT n.ino, n.parent, n.name, n.role, n.size, n.mode, n.uid, n.gid, ",
             "n.mtime_ns, n.ctime_ns, n.crtime_ns, n.bucket_id, c.state ",
-            "FROM nodes n LEFT JOIN cabs c ON c.ino = n.ino ",
+            "FROM nodes n LEFT JOIN cab_rows c ON c.ino = n.ino ",
             $tail
         )
     };
@@ -421,7 +458,7 @@ fn touch_dir(conn: &Connection, ino: Ino, now: i64) -> Result<()> {
 
 fn bucket_exists(conn: &Connection, bucket: BucketId) -> Result<bool> {
     let mut stmt =
-        conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM buckets WHERE bucket_id = ?1)")?;
+        conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM bucket_rows WHERE bucket_id = ?1)")?;
     Ok(stmt.query_row([bucket], |row| row.get(0))?)
 }
 
@@ -434,7 +471,7 @@ fn require_bucket(conn: &Connection, bucket: BucketId) -> Result<()> {
 }
 
 fn find_bucket(conn: &Connection, subpath: &str) -> Result<Option<BucketId>> {
-    let mut stmt = conn.prepare_cached("SELECT bucket_id FROM buckets WHERE subpath = ?1")?;
+    let mut stmt = conn.prepare_cached("SELECT bucket_id FROM bucket_rows WHERE subpath = ?1")?;
     Ok(stmt.query_row([subpath], |row| row.get(0)).optional()?)
 }
 
@@ -457,7 +494,7 @@ fn ensure_bucket_in(conn: &Connection, key: &BucketKey) -> Result<BucketId> {
         None => [None; 5],
     };
     let mut stmt = conn.prepare_cached(
-        "INSERT INTO buckets (subpath, kind, app, app_ver, module, mod_ver, fault_offset) \
+        "INSERT INTO bucket_rows (subpath, kind, app, app_ver, module, mod_ver, fault_offset) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     stmt.execute(params![
@@ -482,11 +519,12 @@ fn remove_in(conn: &Connection, node: &Node) -> Result<()> {
     }
     match (node.role, node.bucket) {
         (NodeRole::Status, Some(bucket)) => {
-            let mut stmt = conn.prepare_cached("DELETE FROM settings WHERE bucket_id = ?1")?;
+            let mut stmt = conn.prepare_cached("DELETE FROM setting_rows WHERE bucket_id = ?1")?;
             stmt.execute([bucket])?;
         }
         (NodeRole::Policy, _) => {
-            let mut stmt = conn.prepare_cached("DELETE FROM settings WHERE bucket_id IS NULL")?;
+            let mut stmt =
+                conn.prepare_cached("DELETE FROM setting_rows WHERE bucket_id IS NULL")?;
             stmt.execute([])?;
         }
         _ => {}
@@ -495,7 +533,7 @@ fn remove_in(conn: &Connection, node: &Node) -> Result<()> {
     // ON DELETE CASCADE does the same; explicit, so that it holds whatever the pragma says.
     conn.prepare_cached("DELETE FROM chunks WHERE ino = ?1")?
         .execute([ino])?;
-    conn.prepare_cached("DELETE FROM cabs WHERE ino = ?1")?
+    conn.prepare_cached("DELETE FROM cab_rows WHERE ino = ?1")?
         .execute([ino])?;
     conn.prepare_cached("DELETE FROM nodes WHERE ino = ?1")?
         .execute([ino])?;
@@ -663,8 +701,10 @@ impl Store for SqliteStore {
             let ino = tx.last_insert_rowid();
             let mut cab_state = None;
             if let (NodeRole::Cab, Some(bucket)) = (new.role, bucket) {
-                tx.prepare_cached("INSERT INTO cabs (ino, bucket_id, name) VALUES (?1, ?2, ?3)")?
-                    .execute(params![ino, bucket, new.name])?;
+                tx.prepare_cached(
+                    "INSERT INTO cab_rows (ino, bucket_id, name) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![ino, bucket, new.name])?;
                 cab_state = Some(CabState::Writing);
             }
             touch_dir(tx, new.parent, now)?;
@@ -749,7 +789,7 @@ impl Store for SqliteStore {
                 now
             ])?;
             if node.role == NodeRole::Cab {
-                tx.prepare_cached("UPDATE cabs SET name = ?2 WHERE ino = ?1")?
+                tx.prepare_cached("UPDATE cab_rows SET name = ?2 WHERE ino = ?1")?
                     .execute(params![ino_param(ino), new_name])?;
             }
             touch_dir(tx, node.parent, now)?;
@@ -916,7 +956,7 @@ impl Store for SqliteStore {
                 )));
             }
             tx.prepare_cached(concat!(
-                "UPDATE cabs SET state = 'complete', size = ?2, sha256 = ?3, created_at = ",
+                "UPDATE cab_rows SET state = 'complete', size = ?2, sha256 = ?3, created_at = ",
                 sql_now!(),
                 " WHERE ino = ?1"
             ))?
@@ -940,7 +980,7 @@ impl Store for SqliteStore {
     fn counts(&self, bucket: BucketId) -> Result<Counts> {
         finish(self.read(|tx| {
             let mut stmt = tx.prepare_cached(
-                "SELECT cabs_gathered, total_hits FROM buckets WHERE bucket_id = ?1",
+                "SELECT cabs_gathered, total_hits FROM bucket_rows WHERE bucket_id = ?1",
             )?;
             stmt.query_row([bucket], |row| {
                 Ok(Counts {
@@ -957,7 +997,7 @@ impl Store for SqliteStore {
         finish(self.write(|tx| {
             let old = tx
                 .prepare_cached(
-                    "SELECT cabs_gathered, total_hits FROM buckets WHERE bucket_id = ?1",
+                    "SELECT cabs_gathered, total_hits FROM bucket_rows WHERE bucket_id = ?1",
                 )?
                 .query_row([bucket], |row| Ok((get_u64(row, 0)?, get_u64(row, 1)?)))
                 .optional()?
@@ -968,7 +1008,7 @@ impl Store for SqliteStore {
                 total_hits: old.1.checked_add(hits).ok_or_else(overflow)?,
             };
             tx.prepare_cached(concat!(
-                "UPDATE buckets SET cabs_gathered = ?2, total_hits = ?3, last_seen = ",
+                "UPDATE bucket_rows SET cabs_gathered = ?2, total_hits = ?3, last_seen = ",
                 sql_now!(),
                 ", first_seen = coalesce(first_seen, ",
                 sql_now!(),
@@ -987,7 +1027,7 @@ impl Store for SqliteStore {
         finish(self.write(|tx| {
             let old = tx
                 .prepare_cached(
-                    "SELECT cabs_gathered, total_hits FROM buckets WHERE bucket_id = ?1",
+                    "SELECT cabs_gathered, total_hits FROM bucket_rows WHERE bucket_id = ?1",
                 )?
                 .query_row([bucket], |row| {
                     Ok(Counts {
@@ -998,7 +1038,7 @@ impl Store for SqliteStore {
                 .optional()?
                 .ok_or(StoreError::NoBucket(bucket))?;
             tx.prepare_cached(
-                "UPDATE buckets SET cabs_gathered = 0, total_hits = 0 WHERE bucket_id = ?1",
+                "UPDATE bucket_rows SET cabs_gathered = 0, total_hits = 0 WHERE bucket_id = ?1",
             )?
             .execute([bucket])?;
             Ok(old)
@@ -1011,7 +1051,7 @@ impl Store for SqliteStore {
             let rows = match scope {
                 SettingsScope::Policy => tx
                     .prepare_cached(
-                        "SELECT key, value FROM settings WHERE bucket_id IS NULL \
+                        "SELECT key, value FROM setting_rows WHERE bucket_id IS NULL \
                          ORDER BY position",
                     )?
                     .query_map([], pair)?
@@ -1019,7 +1059,7 @@ impl Store for SqliteStore {
                 SettingsScope::Status(bucket) => {
                     require_bucket(tx, bucket)?;
                     tx.prepare_cached(
-                        "SELECT key, value FROM settings WHERE bucket_id = ?1 ORDER BY position",
+                        "SELECT key, value FROM setting_rows WHERE bucket_id = ?1 ORDER BY position",
                     )?
                     .query_map([bucket], pair)?
                     .collect::<rusqlite::Result<Vec<_>>>()?
@@ -1038,10 +1078,10 @@ impl Store for SqliteStore {
                     Some(bucket)
                 }
             };
-            tx.prepare_cached("DELETE FROM settings WHERE bucket_id IS ?1")?
+            tx.prepare_cached("DELETE FROM setting_rows WHERE bucket_id IS ?1")?
                 .execute([bucket])?;
             let mut insert = tx.prepare_cached(
-                "INSERT INTO settings (bucket_id, position, key, value) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO setting_rows (bucket_id, position, key, value) VALUES (?1, ?2, ?3, ?4)",
             )?;
             for (position, (key, value)) in (0i64..).zip(pairs) {
                 insert.execute(params![bucket, position, key, value])?;

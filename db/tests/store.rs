@@ -619,7 +619,7 @@ fn cab_commit_and_removal() {
     let conn = raw(&dir);
     let (state, size, hash, created, name): (String, i64, String, Option<String>, String) = conn
         .query_row(
-            "SELECT state, size, sha256, created_at, name FROM cabs WHERE ino = ?1",
+            "SELECT state, size, sha256, created_at, name FROM cab_rows WHERE ino = ?1",
             [cab.ino as i64],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
@@ -635,7 +635,7 @@ fn cab_commit_and_removal() {
     store.rename_node(cab.ino, d.ino, "def.cab", false).unwrap();
     let name: String = conn
         .query_row(
-            "SELECT name FROM cabs WHERE ino = ?1",
+            "SELECT name FROM cab_rows WHERE ino = ?1",
             [cab.ino as i64],
             |r| r.get(0),
         )
@@ -644,7 +644,7 @@ fn cab_commit_and_removal() {
     store.remove_node(cab.ino).unwrap();
     assert_eq!(chunk_count(&dir, cab.ino), 0);
     let rows: i64 = conn
-        .query_row("SELECT count(*) FROM cabs", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM cab_rows", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 0);
 }
@@ -743,8 +743,8 @@ fn buckets_and_counters() {
     ) = conn
         .query_row(
             "SELECT kind, app, first_seen, last_seen, fault_offset, \
-             (SELECT first_seen FROM buckets WHERE subpath = 'blue') \
-             FROM buckets WHERE bucket_id = ?1",
+             (SELECT first_seen FROM bucket_rows WHERE subpath = 'blue') \
+             FROM bucket_rows WHERE bucket_id = ?1",
             [b1],
             |r| {
                 Ok((
@@ -1094,7 +1094,7 @@ fn wal_mode_and_schema_version() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, cerfs_db::SCHEMA_VERSION);
     let fk: Vec<String> = conn
         .prepare("PRAGMA foreign_key_check")
         .unwrap()
@@ -1116,7 +1116,7 @@ fn a_newer_schema_is_refused() {
             err,
             StoreError::TooNew {
                 found: 99,
-                known: 1
+                known: cerfs_db::SCHEMA_VERSION
             }
         ),
         "{err:?}"

@@ -385,7 +385,8 @@ impl CerFs {
             NodeRole::Count => {
                 let bucket = node.bucket.ok_or(FsError::NotFound)?;
                 let snapshot = self.store.counts(bucket)?;
-                let text = if flags.truncate {
+                // A file this handle just created starts empty, like any new file.
+                let text = if flags.truncate || created {
                     Vec::new()
                 } else {
                     count_file::render(snapshot).into_bytes()

@@ -7,10 +7,17 @@ use crate::StoreError;
 
 /// The migration scripts; script `i` (0-based) brings the schema from version `i` to `i + 1`.
 /// Append only: a released script is never edited.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_views_and_cab_index.sql"),
+    include_str!("../migrations/0003_cer2_reports.sql"),
+];
 
-/// The newest schema version this build knows.
-pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+/// The first schema version with the documented SQL views and the cab index tables.
+pub(crate) const VIEWS_VERSION: i64 = 2;
+
+/// The newest schema version this build knows (`PRAGMA user_version` of an up-to-date file).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Brings the database up to [`SCHEMA_VERSION`], each script with its `user_version` bump in
 /// one immediate transaction (so two processes opening a new file at once cannot both

@@ -1,0 +1,145 @@
+//! `cerfs http`: serve the Corporate Error Reporting V2 HTTP protocol ([MS-CER2]) into a
+//! cerfs database until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use cerfs_db::SqliteStore;
+use cerfs_fs_core::CerFs;
+use clap::Args;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use tracing::info;
+
+use crate::mount_cmd::{check_db_dir, signal_name};
+
+/// Arguments of `cerfs http`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Windows Vista and later clients whose Corporate Error Reporting server is set to
+this host POST each report to /stage2.htm and PUT the cab to the DumpFile path the
+answer names. Reports land in the same buckets, counters and cab storage as the
+CER 1.0 file share (a crash reported both ways is one bucket): see them with
+`cerfs buckets` or `cerfs query`, or on the share once it is mounted.
+
+Only one cerfs process may use a database at a time: to serve the share and HTTP
+together, use `cerfs serve --http ADDR`.
+
+Runs in the foreground until SIGINT (Ctrl-C) or SIGTERM; requests in progress are
+finished (an upload cut off at shutdown keeps nothing). Exit status: 0 ok,
+1 error, 2 usage error.
+
+Example:
+  cerfs http --db /var/lib/cerfs/cer.db --listen 0.0.0.0:80")]
+pub struct HttpArgs {
+    /// SQLite database holding the share (created if missing).
+    #[arg(long, value_name = "FILE", default_value = "cer.db")]
+    pub db: PathBuf,
+
+    /// Address and port to listen on (Windows clients use port 80 unless their server
+    /// setting names another).
+    #[arg(long, value_name = "ADDR", default_value = cerfs_http::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// Largest cab accepted (bytes; K, M, G suffixes are powers of 1024); larger uploads
+    /// are refused with 413 and nothing is kept.
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
+    pub max_cab_size: u64,
+
+    /// Largest level-1 report accepted (bytes; K, M, G suffixes).
+    #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
+    pub max_report_size: u64,
+
+    /// Seconds a level-1 report may take to arrive, and a cab upload may pause, before the
+    /// request is dropped (408).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..=86_400),
+    )]
+    pub body_timeout: u64,
+}
+
+/// `123`, `64K`, `10M`, `1G` (powers of 1024; `KiB`, `MB`... and lowercase accepted).
+pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (examples: 1048576, 512K, 10M, 1G)"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "unknown size unit {unit:?} in {text:?} (use K, M or G)"
+            ))
+        }
+    };
+    let size = number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("{text:?} is too large"))?;
+    if size == 0 {
+        return Err("the size must be at least 1 byte".into());
+    }
+    Ok(size)
+}
+
+/// Serves until told to stop.
+pub fn run(args: &HttpArgs) -> Result<()> {
+    check_db_dir(&args.db)?;
+    let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+    let store = Arc::new(
+        SqliteStore::open(&args.db)
+            .with_context(|| format!("cannot open database {}", args.db.display()))?,
+    );
+    let fs = Arc::new(CerFs::new(store.clone()));
+    let config = cerfs_http::Config {
+        max_cab_size: args.max_cab_size,
+        max_report_size: usize::try_from(args.max_report_size).unwrap_or(usize::MAX),
+        body_timeout: Duration::from_secs(args.body_timeout),
+        ..cerfs_http::Config::default()
+    };
+    let server = cerfs_http::spawn(fs, store, args.listen, config)
+        .context("cannot start the HTTP server")?;
+    // Index what uploaded cabs hold, in the background, as `cerfs mount` does.
+    let indexer = cerfs_index::spawn_indexer(&args.db).context("cannot start the cab indexer")?;
+    info!(
+        "serving Corporate Error Reporting V2 on http://{}/stage2.htm into {}",
+        server.local_addr(),
+        args.db.display()
+    );
+    if let Some(signal) = signals.forever().next() {
+        info!("received {}, stopping", signal_name(signal));
+    }
+    indexer.stop();
+    server.shutdown().context("stopping the HTTP server")?;
+    info!("stopped, closed {}", args.db.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1048576"), Ok(1_048_576));
+        assert_eq!(parse_size("64K"), Ok(65_536));
+        assert_eq!(parse_size("10m"), Ok(10 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("1X").is_err());
+        assert!(parse_size("G").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+}

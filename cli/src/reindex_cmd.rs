@@ -1,0 +1,100 @@
+//! `cerfs reindex`: send cabs back to the cab indexer and index them now; and the hidden
+//! `cerfs index-one`, the bounded worker process the indexer runs for each cab.
+
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{bail, Context, Result};
+use cerfs_db::{IndexDb, IndexStatus, ReindexFilter};
+use cerfs_index::{index_pending, IndexerConfig, Worker};
+use clap::Args;
+
+use crate::output::DbArg;
+use crate::settings_cmd::normalize;
+
+/// Arguments of `cerfs reindex`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Indexes the selected cabs (and any not indexed yet) in the foreground, each in a child
+process bounded in memory and time, and prints one line per cab: its status (indexed,
+partial, failed), its bucket and name, and what went wrong. A running `cerfs mount` or
+`cerfs serve` would index them too; with --queue-only it is left to do so.
+Exit status: 0 ok (even if some cabs could not be indexed), 1 error, 2 usage error.
+
+Examples:
+  cerfs reindex
+  cerfs reindex --bucket blue
+  cerfs reindex --failed")]
+pub struct ReindexArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// Only the cabs of this bucket (its subpath).
+    #[arg(long, value_name = "SUBPATH")]
+    pub bucket: Option<String>,
+
+    /// Only the cabs whose last indexing failed or was partial.
+    #[arg(long)]
+    pub failed: bool,
+
+    /// Only queue them, for the running server's indexer.
+    #[arg(long)]
+    pub queue_only: bool,
+}
+
+/// Runs `cerfs reindex`.
+pub fn run(args: &ReindexArgs) -> Result<()> {
+    let filter = ReindexFilter {
+        bucket: args.bucket.as_deref().map(normalize).transpose()?,
+        failed_only: args.failed,
+    };
+    let db = IndexDb::open(&args.db.db)
+        .with_context(|| format!("cannot open database {}", args.db.db.display()))?;
+    let queued = db
+        .request_reindex(&filter)
+        .context("cannot queue the cabs")?;
+    eprintln!("queued {queued} cabs for indexing");
+    if args.queue_only {
+        return Ok(());
+    }
+    let worker = Worker::current_exe().context("cannot find the cerfs executable")?;
+    let config = IndexerConfig::new(worker);
+    let summary = index_pending(
+        &db,
+        &config,
+        &AtomicBool::new(false),
+        &mut |cab, status, why| {
+            let status = match status {
+                IndexStatus::Indexed => "indexed",
+                IndexStatus::Partial => "partial",
+                IndexStatus::Failed => "failed",
+            };
+            match why {
+                Some(why) => println!("{status}\t{}\\{}\t{why}", cab.subpath, cab.name),
+                None => println!("{status}\t{}\\{}", cab.subpath, cab.name),
+            }
+        },
+    );
+    let summary = match summary {
+        Ok(s) => s,
+        Err(e) => bail!("indexing stopped: {e}"),
+    };
+    eprintln!(
+        "indexed {} cabs: {} in full, {} in part, {} not at all (they stay stored intact)",
+        summary.total(),
+        summary.indexed,
+        summary.partial,
+        summary.failed
+    );
+    Ok(())
+}
+
+/// Arguments of the hidden `cerfs index-one`.
+#[derive(Debug, Args)]
+pub struct IndexOneArgs {}
+
+/// Runs the indexer's worker: a job on stdin, the answer on stdout. Exits the process with
+/// the worker's status.
+pub fn index_one(_args: &IndexOneArgs) -> Result<()> {
+    let code = cerfs_index::worker_main();
+    std::process::exit(code)
+}

@@ -1,0 +1,529 @@
+//! `cerfs serve`: mount the share, export it with a real smbd from a generated smb.conf,
+//! serve until SIGINT/SIGTERM, then stop Samba, unmount and close the database.
+//!
+//! Order matters both ways: the mount exists before smbd starts (smbd exports it), and smbd
+//! with every per-client process is gone before the unmount (they hold files open on it).
+
+use std::fs;
+use std::io;
+use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use cerfs_db::SqliteStore;
+use cerfs_fs_core::CerFs;
+use cerfs_fuse::{Mount, MountOptions};
+use cerfs_samba::{Samba, SambaConfig, SambaError, SambaTools, DEFAULT_PORT};
+use clap::Args;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use tracing::{info, warn};
+
+use crate::mount_cmd::{check_db_dir, check_mountpoint, mount_error, signal_name, DEV_FUSE};
+
+/// Environment variable holding the admin password when no file is given.
+const PASSWORD_ENV: &str = "CERFS_ADMIN_PASSWORD";
+/// Where the default mountpoint and Samba state go (`/run/cerfs/<share>/...`).
+const RUNTIME_DIR: &str = "/run/cerfs";
+/// How long smbd may take to accept connections.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long Samba gets to stop after SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Arguments of `cerfs serve`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Mounts the database (FUSE), writes an smb.conf from the template built into cerfs
+(samba-config/smb.conf.in) into the state directory, and runs smbd and samba-dcerpcd
+in the foreground. SIGINT (Ctrl-C) or SIGTERM stops Samba and every per-client smbd,
+unmounts, closes the database and exits 0. If Samba stops by itself, cerfs unmounts and
+exits 1 with Samba's last log lines. Needs root (smbd acts as each client's unix user),
+fuse3 and samba (apt-get install fuse3 samba).
+
+Who may do what: guests (unix nobody) and ordinary accounts create folders, copy cabs,
+update count.txt and append to the logs; policy.txt and status.txt are read-only to
+them, stored cabs can be neither overwritten nor deleted. The admin account
+(--admin-user, mapped to unix root) may also change policy.txt and status.txt; it
+exists only when a password is given (--admin-password-file or CERFS_ADMIN_PASSWORD).
+More accounts: pdbedit -s STATE_DIR/smb.conf -a -u UNIXUSER (kept with --state-dir).
+
+Windows clients only connect to port 445. In production:
+  cerfs serve --db /var/lib/cerfs/cer.db --port 445 --listen 192.0.2.10 \\
+              --admin-password-file /etc/cerfs/admin.pw
+Try it locally (defaults: ./cer.db, 127.0.0.1, port 4450, share cer, guests allowed):
+  cerfs serve
+  smbclient //127.0.0.1/cer -p 4450 -N -c ls")]
+pub struct ServeArgs {
+    /// SQLite database holding the share (created if missing).
+    #[arg(long, value_name = "FILE", default_value = "cer.db")]
+    pub db: PathBuf,
+
+    /// Directory to mount the share on, created if missing [default: /run/cerfs/SHARE/share].
+    #[arg(long, value_name = "DIR")]
+    pub mountpoint: Option<PathBuf>,
+
+    /// Share name clients connect to (\\server\NAME).
+    #[arg(long, value_name = "NAME", default_value = "cer")]
+    pub share: String,
+
+    /// Address to listen on; repeat for several. Never a wildcard: give the LAN address.
+    #[arg(long = "listen", value_name = "ADDR", default_value = "127.0.0.1")]
+    pub listen: Vec<IpAddr>,
+
+    /// TCP port (Windows clients need 445).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+
+    /// Account that may change policy.txt and status.txt (acts as unix root).
+    #[arg(long, value_name = "NAME", default_value = "ceradmin")]
+    pub admin_user: String,
+
+    /// File whose first line is the admin account's password (else the environment
+    /// variable CERFS_ADMIN_PASSWORD; neither: no admin account).
+    #[arg(long, value_name = "FILE")]
+    pub admin_password_file: Option<PathBuf>,
+
+    /// Let clients without an account in as the guest (unix nobody) [default].
+    #[arg(long, overrides_with = "no_guest")]
+    pub guest: bool,
+
+    /// Refuse clients without an account.
+    #[arg(long, overrides_with = "guest")]
+    pub no_guest: bool,
+
+    /// Also accept SMB1 (NT1) and NTLMv1: Windows XP and Server 2003 clients need them.
+    #[arg(long)]
+    pub smb1: bool,
+
+    /// Samba's state: smb.conf, passdb, locks, pid files [default: /run/cerfs/SHARE/samba].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Number of FUSE worker threads serving requests concurrently.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = MountOptions::default().threads,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024),
+    )]
+    pub threads: usize,
+
+    /// smbd's debug level (0-10); its log goes to cerfs's log.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(0..=10))]
+    pub samba_log_level: u8,
+}
+
+/// Arguments of `cerfs samba-config`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Prints the smb.conf share stanza of a cerfs share, for admins who run their own Samba
+over a `cerfs mount`. The [global] settings it relies on are listed in its first lines.
+
+Example:
+  cerfs samba-config --share cer --path /srv/cer >> /etc/samba/smb.conf")]
+pub struct SambaConfigArgs {
+    /// Share name.
+    #[arg(long, value_name = "NAME", default_value = "cer")]
+    pub share: String,
+
+    /// The cerfs mountpoint to export.
+    #[arg(long, value_name = "DIR", default_value = "/srv/cer")]
+    pub path: PathBuf,
+
+    /// Refuse clients without an account (guest ok = no).
+    #[arg(long)]
+    pub no_guest: bool,
+}
+
+/// Prints the share stanza.
+pub fn print_samba_config(args: &SambaConfigArgs) -> Result<()> {
+    let stanza = cerfs_samba::share_stanza(&args.share, &args.path, !args.no_guest)?;
+    print!("{stanza}");
+    Ok(())
+}
+
+/// Why serving ended.
+enum Event {
+    Signal(i32),
+    SambaExited(String),
+    Unmounted,
+}
+
+/// Serves until told to stop.
+pub fn run(args: &ServeArgs) -> Result<()> {
+    cerfs_samba::validate_share_name(&args.share)?;
+    cerfs_samba::validate_user_name(&args.admin_user)?;
+    if !is_root()? {
+        bail!(
+            "cerfs serve must run as root: smbd acts as each client's unix user and the mount \
+             must be shared with it (sudo cerfs serve ...)"
+        );
+    }
+    if !Path::new(DEV_FUSE).exists() {
+        bail!(
+            "{DEV_FUSE} not found: install fuse3 (apt-get install fuse3) and load the kernel \
+             module (modprobe fuse); in a container, pass the device through (--device /dev/fuse)"
+        );
+    }
+    let tools = SambaTools::find()?;
+    check_db_dir(&args.db)?;
+    let runtime = Path::new(RUNTIME_DIR).join(&args.share);
+    let mountpoint = absolute(
+        args.mountpoint
+            .clone()
+            .unwrap_or_else(|| runtime.join("share")),
+    )?;
+    let state_dir = absolute(
+        args.state_dir
+            .clone()
+            .unwrap_or_else(|| runtime.join("samba")),
+    )?;
+    let mountpoint = prepare_mountpoint(&mountpoint)?;
+
+    let config = SambaConfig {
+        share: args.share.clone(),
+        path: mountpoint.clone(),
+        state_dir,
+        listen: args.listen.clone(),
+        port: args.port,
+        guest: !args.no_guest,
+        admin_user: Some(args.admin_user.clone()),
+        smb1: args.smb1,
+        log_level: args.samba_log_level,
+    };
+    config.validate()?;
+    check_ports(&config)?;
+    let password = admin_password(args.admin_password_file.as_deref())?;
+    let config = SambaConfig {
+        admin_user: password.as_ref().map(|_| args.admin_user.clone()),
+        ..config
+    };
+    let conf_path = cerfs_samba::prepare_state_dir(&config)?;
+    cerfs_samba::set_admin_password(&tools, &config, password.as_deref())?;
+    match &password {
+        Some(_) => info!(
+            "admin account {} (acts as unix root) may change policy.txt and status.txt",
+            args.admin_user
+        ),
+        None => warn!(
+            "no admin password (--admin-password-file or {PASSWORD_ENV}): nobody may change \
+             policy.txt or status.txt over SMB"
+        ),
+    }
+
+    // From here on SIGINT/SIGTERM must stop everything in order, not kill the process.
+    let signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+    let signals_handle = signals.handle();
+    let (events, event) = mpsc::channel();
+    let signalled = Arc::new(AtomicBool::new(false));
+    spawn_signal_thread(signals, events.clone(), Arc::clone(&signalled))?;
+
+    let result = serve(
+        args, &tools, &config, &conf_path, &events, &event, &signalled,
+    );
+    signals_handle.close();
+    result
+}
+
+/// Mounts, runs Samba, waits for the end, stops Samba, unmounts.
+fn serve(
+    args: &ServeArgs,
+    tools: &SambaTools,
+    config: &SambaConfig,
+    conf_path: &Path,
+    events: &mpsc::Sender<Event>,
+    event: &mpsc::Receiver<Event>,
+    signalled: &AtomicBool,
+) -> Result<()> {
+    let mountpoint = &config.path;
+    let store = SqliteStore::open(&args.db)
+        .with_context(|| format!("cannot open database {}", args.db.display()))?;
+    let fs = CerFs::new(Arc::new(store));
+    let opts = MountOptions {
+        threads: args.threads,
+        allow_other: true,
+        ..MountOptions::default()
+    };
+    let mount =
+        cerfs_fuse::spawn_mount(fs, mountpoint, &opts).map_err(|e| mount_error(e, mountpoint))?;
+    info!("mounted {} at {}", args.db.display(), mountpoint.display());
+    // Index what committed cabs hold, in the background (stopped by its drop on every
+    // early return, before the mount, which was created first).
+    let indexer = cerfs_index::spawn_indexer(&args.db).context("cannot start the cab indexer")?;
+
+    let samba = match Samba::start(tools, conf_path) {
+        Ok(samba) => samba,
+        Err(e) => {
+            indexer.stop();
+            return Err(unmount_after(mount, config, anyhow!(e)));
+        }
+    };
+    let addrs = config.socket_addrs();
+    let cancelled = || signalled.load(Ordering::SeqCst);
+    match samba.wait_ready(&addrs, READY_TIMEOUT, &cancelled) {
+        Ok(()) => {}
+        Err(SambaError::Cancelled) => {
+            info!("stopping before Samba was ready");
+            return stop_and_unmount(samba, indexer, mount, config, Ok(()));
+        }
+        Err(e) => return stop_and_unmount(samba, indexer, mount, config, Err(anyhow!(e))),
+    }
+    for addr in &addrs {
+        info!(
+            "serving \\\\{}\\{} on port {} (try: smbclient //{}/{} -p {} -N -c ls)",
+            addr.ip(),
+            config.share,
+            addr.port(),
+            addr.ip(),
+            config.share,
+            addr.port()
+        );
+    }
+    info!(
+        "ready: Samba pid {}, smb.conf {}, database {}",
+        samba.pgid(),
+        conf_path.display(),
+        args.db.display()
+    );
+
+    watch(samba.exit_watch(), events.clone(), Event::SambaExited)?;
+    let end = mount.session_end();
+    watch_unmount(end, events.clone())?;
+
+    let outcome = match event.recv() {
+        Ok(Event::Signal(signal)) => {
+            info!("received {}, stopping Samba", signal_name(signal));
+            Ok(())
+        }
+        Ok(Event::SambaExited(why)) => Err(anyhow!(
+            samba.failed(format!("Samba stopped unexpectedly: {why}"))
+        )),
+        Ok(Event::Unmounted) => Err(anyhow!(
+            "{} was unmounted from outside: stopping Samba",
+            mountpoint.display()
+        )),
+        Err(mpsc::RecvError) => Err(anyhow!("lost track of Samba and of the signals")),
+    };
+    stop_and_unmount(samba, indexer, mount, config, outcome)
+}
+
+/// Stops Samba (all of its process group) and the indexer, then unmounts; the first error
+/// wins.
+fn stop_and_unmount(
+    samba: Samba,
+    indexer: cerfs_index::IndexerHandle,
+    mount: Mount,
+    config: &SambaConfig,
+    outcome: Result<()>,
+) -> Result<()> {
+    let pgid = samba.pgid();
+    let stopped = samba.stop(STOP_GRACE);
+    match &stopped {
+        Ok(()) => info!("Samba stopped (process group {pgid})"),
+        Err(e) => warn!("{e}"),
+    }
+    indexer.stop();
+    let unmounted = unmount(mount, config);
+    outcome
+        .and(stopped.map_err(anyhow::Error::from))
+        .and(unmounted)
+}
+
+/// Unmounts after a failure that happened before Samba ran; returns that failure.
+fn unmount_after(mount: Mount, config: &SambaConfig, e: anyhow::Error) -> anyhow::Error {
+    if let Err(u) = unmount(mount, config) {
+        warn!("{u:#}");
+    }
+    e
+}
+
+fn unmount(mount: Mount, config: &SambaConfig) -> Result<()> {
+    let mountpoint = &config.path;
+    mount.unmount().with_context(|| {
+        format!(
+            "could not unmount {0}: if files are still open under it, stop their users and run \
+             `fusermount3 -u {0}`",
+            mountpoint.display()
+        )
+    })?;
+    info!("unmounted {}, database closed", mountpoint.display());
+    Ok(())
+}
+
+fn spawn_signal_thread(
+    mut signals: Signals,
+    events: mpsc::Sender<Event>,
+    signalled: Arc<AtomicBool>,
+) -> Result<()> {
+    thread::Builder::new()
+        .name("cerfs-signals".to_owned())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if signalled.swap(true, Ordering::SeqCst) {
+                    info!("received {} again: already stopping", signal_name(signal));
+                }
+                let _ = events.send(Event::Signal(signal));
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
+}
+
+fn watch(
+    exit: cerfs_samba::ExitWatch,
+    events: mpsc::Sender<Event>,
+    make: fn(String) -> Event,
+) -> Result<()> {
+    thread::Builder::new()
+        .name("cerfs-samba-watch".to_owned())
+        .spawn(move || {
+            let why = exit.wait();
+            let _ = events.send(make(why));
+        })
+        .context("cannot start the Samba watcher thread")?;
+    Ok(())
+}
+
+fn watch_unmount(end: cerfs_fuse::SessionEnd, events: mpsc::Sender<Event>) -> Result<()> {
+    thread::Builder::new()
+        .name("cerfs-unmount-watch".to_owned())
+        .spawn(move || {
+            end.wait();
+            let _ = events.send(Event::Unmounted);
+        })
+        .context("cannot start the unmount watcher thread")?;
+    Ok(())
+}
+
+/// The admin password: the first line of `file`, else $CERFS_ADMIN_PASSWORD, else none.
+fn admin_password(file: Option<&Path>) -> Result<Option<String>> {
+    let text = match file {
+        Some(file) => fs::read_to_string(file).with_context(|| {
+            format!(
+                "cannot read the admin password file {}: give a readable file whose first line \
+                 is the password",
+                file.display()
+            )
+        })?,
+        None => match std::env::var(PASSWORD_ENV) {
+            Ok(text) => text,
+            Err(std::env::VarError::NotPresent) => return Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                bail!("{PASSWORD_ENV} is not valid UTF-8: set a UTF-8 password")
+            }
+        },
+    };
+    let password = text.lines().next().unwrap_or_default();
+    if password.is_empty() {
+        bail!(
+            "the admin password is empty: put the password on the first line of {}",
+            file.map_or_else(|| PASSWORD_ENV.to_owned(), |f| f.display().to_string())
+        );
+    }
+    Ok(Some(password.to_owned()))
+}
+
+/// Creates the mountpoint if missing and checks that every client's unix user can reach
+/// it: smbd enters it as nobody (guests) or as the account's user. Returns its canonical path.
+fn prepare_mountpoint(mountpoint: &Path) -> Result<PathBuf> {
+    if !mountpoint.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(mountpoint)
+            .with_context(|| format!("cannot create mountpoint {}", mountpoint.display()))?;
+        info!("created mountpoint {}", mountpoint.display());
+    }
+    check_mountpoint(mountpoint)?;
+    let mountpoint = &mountpoint
+        .canonicalize()
+        .with_context(|| format!("cannot resolve mountpoint {}", mountpoint.display()))?;
+    if is_mount_point(mountpoint)? {
+        bail!(
+            "{0} is already a mount point (another cerfs serve or mount?): stop it, or unmount \
+             it (fusermount3 -u {0}), or choose another --mountpoint",
+            mountpoint.display()
+        );
+    }
+    for dir in mountpoint.ancestors().skip(1) {
+        let mode = fs::metadata(dir)
+            .with_context(|| format!("cannot stat {}", dir.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o001 == 0 {
+            bail!(
+                "{0} is not searchable by other users (mode {1:o}), so smbd acting for clients \
+                 cannot reach the share at {2}: run `chmod o+x {0}` or choose another \
+                 --mountpoint",
+                dir.display(),
+                mode & 0o7777,
+                mountpoint.display()
+            );
+        }
+    }
+    Ok(mountpoint.clone())
+}
+
+/// Whether something is mounted on `dir` (from /proc/self/mountinfo).
+fn is_mount_point(dir: &Path) -> Result<bool> {
+    let mountinfo =
+        fs::read_to_string("/proc/self/mountinfo").context("cannot read /proc/self/mountinfo")?;
+    let wanted = dir.to_string_lossy().replace(' ', "\\040");
+    Ok(mountinfo
+        .lines()
+        .any(|line| line.split(' ').nth(4) == Some(wanted.as_str())))
+}
+
+/// Refuses ports that another server holds, before anything is mounted.
+fn check_ports(config: &SambaConfig) -> Result<()> {
+    for addr in config.socket_addrs() {
+        if let Err(e) = cerfs_samba::port_available(addr) {
+            match e.kind() {
+                io::ErrorKind::AddrInUse => bail!(
+                    "port {} on {} is in use (the system's Samba? another cerfs serve?): stop \
+                     it or choose another --port",
+                    addr.port(),
+                    addr.ip()
+                ),
+                io::ErrorKind::AddrNotAvailable => bail!(
+                    "{} is not an address of this machine: give one of its addresses with --listen",
+                    addr.ip()
+                ),
+                io::ErrorKind::PermissionDenied => bail!(
+                    "not permitted to listen on port {}: run cerfs serve as root",
+                    addr.port()
+                ),
+                _ => return Err(e).with_context(|| format!("cannot listen on {addr}")),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An absolute, canonical form of `path` (its last component may not exist yet).
+fn absolute(path: PathBuf) -> Result<PathBuf> {
+    let path = std::path::absolute(&path)
+        .with_context(|| format!("cannot make {} absolute", path.display()))?;
+    match path.canonicalize() {
+        Ok(canonical) => Ok(canonical),
+        Err(_) => Ok(path),
+    }
+}
+
+/// Whether this process runs with effective uid 0 (from /proc/self/status).
+fn is_root() -> Result<bool> {
+    let status =
+        fs::read_to_string("/proc/self/status").context("cannot read /proc/self/status")?;
+    let euid = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        .ok_or_else(|| anyhow!("no Uid line in /proc/self/status"))?;
+    Ok(euid == "0")
+}

@@ -1,0 +1,511 @@
+//! Shared by the `serve_*` and `smb_*` tests: run the real `cerfs serve`, talk to it with
+//! real SMB clients (smbclient, and tests/smb/cer_smb_client.py on smbprotocol), and check
+//! that everything was cleaned up.
+//!
+//! Where FUSE, Samba or the Python client cannot be used, a test prints "skipping: ..." and
+//! passes, unless CERFS_REQUIRE_FUSE=1, where it fails.
+//!
+//! Ports: every test uses its own fixed port in 14400-14499 on 127.0.0.1 only.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const CERFS: &str = env!("CARGO_BIN_EXE_cerfs");
+/// How long `cerfs serve` may take to become ready or to exit.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+/// The admin account's password in every test.
+pub const ADMIN_PASSWORD: &str = "cer-admin-test-pw";
+/// The admin account name in every test.
+pub const ADMIN_USER: &str = "ceradmin";
+/// A real cabinet (libmspack's test files).
+pub const CAB: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/testdata/cabs/normal_2files_1folder.cab"
+);
+/// The Python SMB client.
+pub const PY_CLIENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/smb/cer_smb_client.py"
+);
+
+/// Whether the environment insists that the real thing runs.
+pub fn required() -> bool {
+    std::env::var_os("CERFS_REQUIRE_FUSE").is_some_and(|v| v == "1")
+}
+
+/// Skips (returns true after saying why) or, with CERFS_REQUIRE_FUSE=1, fails.
+pub fn skip(why: &str) -> bool {
+    if required() {
+        panic!("CERFS_REQUIRE_FUSE=1 but the test cannot run: {why}");
+    }
+    eprintln!("skipping: {why}");
+    true
+}
+
+/// Whether a test can run at all: /dev/fuse, smbd, smbclient and (if `python`) the Python
+/// client with smbprotocol. Returns false after [`skip`] when not.
+pub fn can_run(python: bool) -> bool {
+    if !Path::new("/dev/fuse").exists() {
+        return !skip("/dev/fuse does not exist (apt-get install fuse3)");
+    }
+    for (tool, package) in [("smbd", "samba"), ("smbclient", "smbclient")] {
+        let found = [
+            "/usr/sbin",
+            "/usr/bin",
+            "/sbin",
+            "/bin",
+            "/usr/local/sbin",
+            "/usr/local/bin",
+        ]
+        .iter()
+        .any(|dir| Path::new(dir).join(tool).exists());
+        if !found {
+            return !skip(&format!("{tool} not installed (apt-get install {package})"));
+        }
+    }
+    if python {
+        let ok = Command::new("python3")
+            .args(["-c", "import smbprotocol"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return !skip("python3 with smbprotocol is missing (pip install smbprotocol==1.17.0)");
+        }
+    }
+    true
+}
+
+/// A fresh directory that smbd acting as nobody can traverse (tempdir makes 0700 ones).
+pub fn open_tempdir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().canonicalize().expect("canonical temp dir");
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).expect("chmod 755");
+    (dir, root)
+}
+
+/// Whether `mountpoint` is a mount point of this process's mount namespace.
+pub fn is_mounted(mountpoint: &Path) -> bool {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
+    let wanted = mountpoint.to_str().expect("UTF-8 temp path");
+    mountinfo
+        .lines()
+        .any(|line| line.split(' ').nth(4) == Some(wanted))
+}
+
+/// The live (not zombie) processes whose process group is `pgid`.
+pub fn live_group_members(pgid: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Whether process `pid` exists and is not a zombie.
+pub fn is_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z")
+    })
+}
+
+/// Sends `signal` to `pid`.
+pub fn send_signal(pid: u32, signal: i32) {
+    let pid = i32::try_from(pid).expect("pid");
+    // SAFETY: kill(2) on a pid this test started (directly or through cerfs serve).
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(rc, 0, "kill({pid}, {signal})");
+}
+
+/// Options of one `cerfs serve` under test.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Port on 127.0.0.1.
+    pub port: u16,
+    /// Give the admin account a password (through a file).
+    pub admin: bool,
+    /// Extra arguments.
+    pub extra: Vec<String>,
+}
+
+impl ServeOptions {
+    /// Guests and an admin account on `port`.
+    pub fn on_port(port: u16) -> Self {
+        ServeOptions {
+            port,
+            admin: true,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// A running `cerfs serve`. Dropping it kills it and cleans up whatever is left.
+pub struct Serve {
+    pub child: Child,
+    pub port: u16,
+    pub root: PathBuf,
+    pub db: PathBuf,
+    pub mountpoint: PathBuf,
+    pub state_dir: PathBuf,
+    /// smbd's pid (and process group), from the "ready:" line.
+    pub samba_pid: u32,
+    stderr: Arc<Mutex<Vec<String>>>,
+    done: bool,
+    _dir: tempfile::TempDir,
+}
+
+/// What happened to a `cerfs serve` that did not become ready.
+pub enum Started {
+    Ready(Serve),
+    /// It exited first: status and stderr.
+    Exited(ExitStatus, String),
+}
+
+impl Serve {
+    /// Starts `cerfs serve` in a fresh directory and waits for its "ready:" line.
+    pub fn start(opts: &ServeOptions) -> Started {
+        let (dir, root) = open_tempdir();
+        let db = root.join("cer.db");
+        let mountpoint = root.join("mnt");
+        let state_dir = root.join("samba");
+        let mut cmd = Command::new(CERFS);
+        cmd.arg("serve")
+            .arg("--db")
+            .arg(&db)
+            .arg("--mountpoint")
+            .arg(&mountpoint)
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .args(["--listen", "127.0.0.1", "--port", &opts.port.to_string()])
+            .args(["--threads", "8"])
+            .args(&opts.extra)
+            .env("RUST_LOG", "info")
+            .env_remove("CERFS_ADMIN_PASSWORD")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if opts.admin {
+            let pw = root.join("admin.pw");
+            std::fs::write(&pw, format!("{ADMIN_PASSWORD}\n")).expect("write password file");
+            cmd.arg("--admin-password-file").arg(pw);
+        }
+        let mut child = cmd.spawn().expect("spawn cerfs serve");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let collected = Arc::clone(&lines);
+        let port = opts.port;
+        thread::spawn(move || {
+            let mut told = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("cerfs serve :{port}: {line}");
+                let ready_pid = line
+                    .split_once("ready: Samba pid ")
+                    .and_then(|(_, rest)| rest.split(',').next())
+                    .and_then(|pid| pid.trim().parse::<u32>().ok());
+                collected.lock().expect("lines").push(line);
+                if let (Some(pid), false) = (ready_pid, told) {
+                    told = tx.send(Some(pid)).is_ok();
+                }
+            }
+            if !told {
+                let _ = tx.send(None);
+            }
+        });
+        let mut serve = Serve {
+            child,
+            port,
+            root,
+            db,
+            mountpoint,
+            state_dir,
+            samba_pid: 0,
+            stderr: lines,
+            done: false,
+            _dir: dir,
+        };
+        match rx.recv_timeout(DEADLINE) {
+            Ok(Some(pid)) => {
+                serve.samba_pid = pid;
+                Started::Ready(serve)
+            }
+            _ => {
+                let status = serve.wait();
+                Started::Exited(status, serve.stderr())
+            }
+        }
+    }
+
+    /// Starts it, or skips/fails the test when it cannot start.
+    pub fn start_or_skip(opts: &ServeOptions) -> Option<Serve> {
+        match Serve::start(opts) {
+            Started::Ready(serve) => Some(serve),
+            Started::Exited(status, stderr) => {
+                if stderr.contains("not permitted to mount") {
+                    skip(&format!("cannot mount: {stderr}"));
+                    return None;
+                }
+                panic!("cerfs serve did not become ready ({status}):\n{stderr}");
+            }
+        }
+    }
+
+    /// Everything it logged so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("lines").join("\n")
+    }
+
+    /// Waits for it to exit, within [`DEADLINE`].
+    pub fn wait(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                self.done = true;
+                return status;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "cerfs serve did not exit in time"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        send_signal(self.child.id(), libc::SIGTERM);
+        self.wait()
+    }
+
+    /// Asserts a clean stop: exit 0, no mount, no Samba process, a sound database.
+    pub fn assert_clean_stop(&mut self, status: ExitStatus) {
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "exit status; stderr:\n{}",
+            self.stderr()
+        );
+        self.assert_cleaned_up();
+        let store = cerfs_db::SqliteStore::open(&self.db).expect("reopen the database");
+        assert_eq!(store.integrity_check().expect("integrity_check"), "ok");
+    }
+
+    /// No mount left, no Samba process left (smbd's pid and its whole process group).
+    pub fn assert_cleaned_up(&self) {
+        assert!(
+            !is_mounted(&self.mountpoint),
+            "{} still mounted",
+            self.mountpoint.display()
+        );
+        assert!(
+            !is_alive(self.samba_pid),
+            "smbd {} still running",
+            self.samba_pid
+        );
+        let left = live_group_members(self.samba_pid);
+        assert!(left.is_empty(), "Samba processes left: {left:?}");
+    }
+
+    /// Runs the Python client against this server as the guest.
+    pub fn py(&self, args: &[&str]) -> serde_json::Value {
+        py_client(self.port, None, args)
+    }
+
+    /// Runs the Python client against this server as the admin account.
+    pub fn py_admin(&self, args: &[&str]) -> serde_json::Value {
+        py_client(self.port, Some((ADMIN_USER, ADMIN_PASSWORD)), args)
+    }
+
+    /// Runs many client operations in one process (see [`py_batch`]).
+    pub fn batch(&self, ops: &[Op]) -> Vec<serde_json::Value> {
+        py_batch(self.port, ops)
+    }
+
+    /// Runs smbclient against this server as the guest (`-N`) with commands `cmds`.
+    pub fn smbclient(&self, cmds: &str) -> Output {
+        smbclient(self.port, "cer", None, cmds)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if !self.done {
+            // SIGKILL: Samba exits by itself when its stdin (held by cerfs) closes.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if is_mounted(&self.mountpoint) {
+            let _ = Command::new("fusermount3")
+                .arg("-u")
+                .arg(&self.mountpoint)
+                .status();
+        }
+    }
+}
+
+/// Who runs an operation of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    /// The guest (an unknown user name, mapped to nobody).
+    Guest,
+    /// The admin account (mapped to root).
+    Admin,
+}
+
+/// One operation of a batch: who, and the client's subcommand with its arguments.
+pub type Op = (Who, Vec<String>);
+
+/// An operation from string slices.
+pub fn op(who: Who, argv: &[&str]) -> Op {
+    (who, argv.iter().map(|a| (*a).to_owned()).collect())
+}
+
+/// Runs many client operations in one Python process (one connection per account);
+/// returns one JSON answer per operation.
+pub fn py_batch(port: u16, ops: &[Op]) -> Vec<serde_json::Value> {
+    use std::io::Write;
+    let list: Vec<serde_json::Value> = ops
+        .iter()
+        .map(|(who, argv)| {
+            serde_json::json!({
+                "as": if *who == Who::Admin { "user" } else { "guest" },
+                "argv": argv,
+            })
+        })
+        .collect();
+    let mut child = Command::new("python3")
+        .arg(PY_CLIENT)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--user",
+            ADMIN_USER,
+            "--password-env",
+            "CER_TEST_PW",
+        ])
+        .arg("batch")
+        .env("CER_TEST_PW", ADMIN_PASSWORD)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the Python SMB client");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(serde_json::Value::Array(list).to_string().as_bytes())
+        .expect("feed the batch");
+    let out = child.wait_with_output().expect("wait for the client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match serde_json::from_str(stdout.trim()) {
+        Ok(serde_json::Value::Array(answers)) if answers.len() == ops.len() => answers,
+        _ => panic!(
+            "batch printed no list of {} answers ({}):\n{stdout}\n{}",
+            ops.len(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// Runs tests/smb/cer_smb_client.py with `args` against 127.0.0.1:`port`, share `cer`;
+/// returns its JSON answer.
+pub fn py_client(port: u16, account: Option<(&str, &str)>, args: &[&str]) -> serde_json::Value {
+    let mut cmd = Command::new("python3");
+    cmd.arg(PY_CLIENT).args(["--port", &port.to_string()]);
+    if let Some((user, password)) = account {
+        cmd.args(["--user", user, "--password-env", "CER_TEST_PW"])
+            .env("CER_TEST_PW", password);
+    }
+    let out = cmd.args(args).output().expect("run the Python SMB client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "client {args:?} printed no JSON ({e}, {}):\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Runs `smbclient //127.0.0.1/<share> -p <port>` with `cmds`, as the guest or an account.
+pub fn smbclient(port: u16, share: &str, account: Option<(&str, &str)>, cmds: &str) -> Output {
+    let mut cmd = Command::new("smbclient");
+    cmd.arg(format!("//127.0.0.1/{share}"))
+        .args(["-p", &port.to_string()]);
+    match account {
+        Some((user, password)) => cmd.args(["-U", &format!("{user}%{password}")]),
+        None => cmd.arg("-N"),
+    };
+    cmd.args(["-c", cmds]).output().expect("run smbclient")
+}
+
+/// The bytes of a client answer (`get`).
+pub fn data(answer: &serde_json::Value) -> Vec<u8> {
+    let text = answer["data_hex"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no data in {answer}"));
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// The NTSTATUS name of a failed client answer (`"absent"` for a missing file).
+pub fn status(answer: &serde_json::Value) -> String {
+    answer["status"].as_str().unwrap_or("").to_owned()
+}
+
+/// Asserts that the client answer is a success.
+pub fn assert_ok(answer: &serde_json::Value, what: &str) {
+    assert_eq!(
+        answer["ok"],
+        serde_json::Value::Bool(true),
+        "{what}: {answer}"
+    );
+}
+
+/// Asserts that the client answer is an SMB error; returns its status name.
+pub fn assert_refused(answer: &serde_json::Value, what: &str) -> String {
+    assert_eq!(
+        answer["ok"],
+        serde_json::Value::Bool(false),
+        "{what} was accepted: {answer}"
+    );
+    let status = status(answer);
+    assert!(
+        status.starts_with("STATUS_") || status.starts_with("0x"),
+        "{what}: {answer}"
+    );
+    status
+}

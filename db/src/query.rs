@@ -1,0 +1,178 @@
+//! Read-only SQL for people (`cerfs query`, `cerfs buckets`): one statement at a time on a
+//! read-only connection, safe beside a running server on the same file.
+//!
+//! The connection is opened read-only at the file level and `query_only`, and every
+//! statement is checked with `sqlite3_stmt_readonly` before it runs, so that nothing typed
+//! here can change the database (nor create another file through `ATTACH`). It is a WAL
+//! reader: it sees the last committed state and never blocks the server's writer.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OpenFlags, ToSql};
+
+use crate::sqlite::schema::VIEWS_VERSION;
+use crate::sqlite::{configure_common, finish};
+use crate::store::Result;
+use crate::StoreError;
+
+/// One SQL value, as a query returns it or as a parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// A 64-bit signed integer.
+    Integer(i64),
+    /// A double.
+    Real(f64),
+    /// UTF-8 text (invalid UTF-8 in the file is replaced, lossy).
+    Text(String),
+    /// Bytes.
+    Blob(Vec<u8>),
+}
+
+impl From<ValueRef<'_>> for Value {
+    fn from(v: ValueRef<'_>) -> Self {
+        match v {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(i) => Value::Integer(i),
+            ValueRef::Real(f) => Value::Real(f),
+            ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+            ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+        }
+    }
+}
+
+impl ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Value::Null => ValueRef::Null,
+            Value::Integer(i) => ValueRef::Integer(*i),
+            Value::Real(f) => ValueRef::Real(*f),
+            Value::Text(t) => ValueRef::Text(t.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+/// Receives a query's result: the column names once, then each row.
+pub trait RowSink {
+    /// The result's column names, before any row.
+    fn columns(&mut self, names: &[String]) -> std::io::Result<()>;
+    /// One row, with one value per column.
+    fn row(&mut self, values: &[Value]) -> std::io::Result<()>;
+}
+
+/// A read-only connection to a cerfs database for SQL users.
+pub struct QueryDb {
+    path: PathBuf,
+    conn: Connection,
+}
+
+impl std::fmt::Debug for QueryDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryDb")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueryDb {
+    /// Opens the existing database at `path` read-only. Refuses a missing file
+    /// ([`StoreError::NoDatabase`]) and a database older than the views
+    /// ([`StoreError::SchemaTooOld`]: this connection never migrates).
+    pub fn open(path: &Path) -> Result<QueryDb> {
+        finish(Self::open_inner(path))
+    }
+
+    fn open_inner(path: &Path) -> Result<QueryDb> {
+        if !path.is_file() {
+            return Err(StoreError::NoDatabase(path.to_path_buf()));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure_common(&conn)?;
+        conn.pragma_update(None, "query_only", true)?;
+        let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if found < VIEWS_VERSION {
+            return Err(StoreError::SchemaTooOld {
+                found,
+                needed: VIEWS_VERSION,
+            });
+        }
+        Ok(QueryDb {
+            path: path.to_path_buf(),
+            conn,
+        })
+    }
+
+    /// The path the database was opened with.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs one read-only SQL statement with positional parameters (`?1`, `?2`, ...) and
+    /// hands its columns and rows to `sink`; returns the number of rows.
+    ///
+    /// Refuses ([`StoreError::WriteRefused`]) a statement that could change the database
+    /// (INSERT, UPDATE, DELETE, CREATE, DROP, a writing PRAGMA, ...) before running it, and
+    /// ([`StoreError::Invalid`]) an empty string or more than one statement. A failing sink
+    /// (a closed pipe) stops the query with [`StoreError::Output`].
+    pub fn query(&self, sql: &str, params: &[Value], sink: &mut dyn RowSink) -> Result<u64> {
+        finish(self.query_inner(sql, params, sink))
+    }
+
+    fn query_inner(&self, sql: &str, params: &[Value], sink: &mut dyn RowSink) -> Result<u64> {
+        let mut stmt = match self.conn.prepare(sql) {
+            Ok(stmt) => stmt,
+            Err(rusqlite::Error::MultipleStatement) => {
+                return Err(StoreError::Invalid(
+                    "more than one SQL statement: give one statement at a time".into(),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !stmt.readonly() {
+            return Err(refusal(sql));
+        }
+        if stmt.column_count() == 0 {
+            tracing::warn!("refused a query that returns no columns");
+            return Err(StoreError::Invalid(
+                "no statement that returns rows: give a SELECT (or a PRAGMA that reads)".into(),
+            ));
+        }
+        let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
+        sink.columns(&names).map_err(StoreError::Output)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+        let mut count = 0u64;
+        let mut values = Vec::with_capacity(names.len());
+        while let Some(row) = rows.next()? {
+            values.clear();
+            for i in 0..names.len() {
+                values.push(Value::from(row.get_ref(i)?));
+            }
+            sink.row(&values).map_err(StoreError::Output)?;
+            count += 1;
+        }
+        Ok(count)
+    }
+}
+
+/// Why a statement is refused, naming the statement's first word.
+fn refusal(sql: &str) -> StoreError {
+    let verb: String = sql
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(20)
+        .collect();
+    tracing::warn!(verb = %verb.to_ascii_uppercase(), "refused a statement that would write");
+    StoreError::WriteRefused(format!(
+        "`{}` would change the database, and queries only read it: change settings with \
+         `cerfs policy set` / `cerfs status set`, counters with `cerfs counts reset`",
+        verb.to_ascii_uppercase()
+    ))
+}

@@ -1,0 +1,292 @@
+//! The background indexer thread and the foreground run of `cerfs reindex`.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration;
+
+use cerfs_db::{CabRef, IndexDb, IndexStatus, StoreError};
+
+use crate::{index_isolated, Limits, Outcome, WORKER_ARG};
+
+/// How a cab is indexed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Worker {
+    /// In a child process: `program` with `args` (the host binary and [`WORKER_ARG`]),
+    /// which must call [`crate::worker_main`]. Bounded in memory, CPU and wall time.
+    Command {
+        /// The executable.
+        program: PathBuf,
+        /// Its arguments.
+        args: Vec<OsString>,
+    },
+    /// In the indexer's own thread, without any bound: for tests and trusted cabs only.
+    InProcess,
+}
+
+impl Worker {
+    /// The running executable with [`WORKER_ARG`] (`cerfs index-one`).
+    pub fn current_exe() -> io::Result<Worker> {
+        Ok(Worker::Command {
+            program: std::env::current_exe()?,
+            args: vec![OsString::from(WORKER_ARG)],
+        })
+    }
+}
+
+/// How the indexer works.
+#[derive(Debug, Clone)]
+pub struct IndexerConfig {
+    /// Where each cab is indexed.
+    pub worker: Worker,
+    /// Bounds per cab.
+    pub limits: Limits,
+    /// How often the background indexer looks for new cabs.
+    pub poll_interval: Duration,
+    /// Cabs fetched from the queue at a time.
+    pub batch: usize,
+}
+
+impl IndexerConfig {
+    /// Default limits, a poll every second, batches of 16.
+    pub fn new(worker: Worker) -> Self {
+        IndexerConfig {
+            worker,
+            limits: Limits::default(),
+            poll_interval: Duration::from_secs(1),
+            batch: 16,
+        }
+    }
+}
+
+/// Why a run of the indexer stopped before the queue was empty.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// The worker could not run; the cab stays queued.
+    #[error("the indexer worker could not run: {0}")]
+    Unavailable(String),
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Cabs whose every member was read.
+    pub indexed: usize,
+    /// Cabs read with some member unreadable.
+    pub partial: usize,
+    /// Cabs that could not be read at all.
+    pub failed: usize,
+}
+
+impl Summary {
+    /// All cabs recorded.
+    pub fn total(&self) -> usize {
+        self.indexed + self.partial + self.failed
+    }
+}
+
+/// Indexes queued cabs until the queue is empty or `stop` is set; `each` sees every cab and
+/// the status recorded for it with the reason of a failure.
+pub fn index_pending(
+    db: &IndexDb,
+    config: &IndexerConfig,
+    stop: &AtomicBool,
+    each: &mut dyn FnMut(&CabRef, IndexStatus, Option<&str>),
+) -> Result<Summary, IndexError> {
+    let mut summary = Summary::default();
+    // A cab tried in this run and still queued (cannot happen unless a write was lost) is
+    // not tried again: the run always ends.
+    let mut tried = HashSet::new();
+    loop {
+        let batch = db.pending(config.batch.max(1))?;
+        let fresh: Vec<CabRef> = batch
+            .into_iter()
+            .filter(|cab| tried.insert(cab.cab_id))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(summary);
+        }
+        for cab in fresh {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(summary);
+            }
+            let outcome = index_isolated(&config.worker, db.path(), &cab, &config.limits, stop);
+            let recorded = match outcome {
+                Outcome::Indexed(index) => {
+                    let problem = index.problem();
+                    db.store_index(cab.cab_id, &index)?
+                        .map(|status| (status, problem))
+                }
+                Outcome::Failed(reason) => db
+                    .store_failure(cab.cab_id, &reason)?
+                    .then_some((IndexStatus::Failed, Some(reason))),
+                Outcome::Gone => None,
+                Outcome::Stopped => return Ok(summary),
+                Outcome::Unavailable(why) => return Err(IndexError::Unavailable(why)),
+            };
+            let Some((status, problem)) = recorded else {
+                continue;
+            };
+            match status {
+                IndexStatus::Indexed => {
+                    summary.indexed += 1;
+                    tracing::info!(subpath = %cab.subpath, cab = %cab.name, "cab indexed");
+                }
+                IndexStatus::Partial => {
+                    summary.partial += 1;
+                    tracing::warn!(subpath = %cab.subpath, cab = %cab.name,
+                        problem = problem.as_deref().unwrap_or(""),
+                        "cab indexed in part: some members could not be read");
+                }
+                IndexStatus::Failed => {
+                    summary.failed += 1;
+                    tracing::warn!(subpath = %cab.subpath, cab = %cab.name,
+                        reason = problem.as_deref().unwrap_or(""),
+                        "cab could not be indexed (it stays stored intact)");
+                }
+            }
+            each(&cab, status, problem.as_deref());
+        }
+    }
+}
+
+struct Shared {
+    stop: AtomicBool,
+    woken: Mutex<bool>,
+    bell: Condvar,
+}
+
+impl Shared {
+    fn woken(&self) -> MutexGuard<'_, bool> {
+        self.woken.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The background indexer of a server; stops (and joins its thread) on [`stop`] or drop.
+///
+/// [`stop`]: IndexerHandle::stop
+pub struct IndexerHandle {
+    shared: Arc<Shared>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for IndexerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexerHandle").finish_non_exhaustive()
+    }
+}
+
+impl IndexerHandle {
+    /// Makes the indexer look for new cabs now rather than at its next poll.
+    pub fn wake(&self) {
+        *self.shared.woken() = true;
+        self.shared.bell.notify_all();
+    }
+
+    /// Stops the indexer: a worker in progress is killed (its cab stays queued) and the
+    /// thread is joined.
+    pub fn stop(mut self) {
+        self.stop_inner();
+    }
+
+    fn stop_inner(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        self.wake();
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the cab indexer thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for IndexerHandle {
+    fn drop(&mut self) {
+        self.stop_inner();
+    }
+}
+
+/// Starts the background indexer of the database at `db_path` with the default
+/// configuration: each cab in a child process of the running executable
+/// (`<current exe> index-one`, see [`crate::worker_main`]), a poll every second.
+/// For `cerfs mount` and `cerfs serve`.
+pub fn spawn_indexer(db_path: &Path) -> io::Result<IndexerHandle> {
+    spawn_indexer_with(db_path, IndexerConfig::new(Worker::current_exe()?))
+}
+
+/// Starts the background indexer with `config`.
+pub fn spawn_indexer_with(db_path: &Path, config: IndexerConfig) -> io::Result<IndexerHandle> {
+    let shared = Arc::new(Shared {
+        stop: AtomicBool::new(false),
+        woken: Mutex::new(false),
+        bell: Condvar::new(),
+    });
+    let path = db_path.to_path_buf();
+    let thread = thread::Builder::new()
+        .name("cerfs-indexer".to_owned())
+        .spawn({
+            let shared = Arc::clone(&shared);
+            move || run(&path, &config, &shared)
+        })?;
+    Ok(IndexerHandle {
+        shared,
+        thread: Some(thread),
+    })
+}
+
+fn run(path: &Path, config: &IndexerConfig, shared: &Shared) {
+    tracing::info!(db = %path.display(), "cab indexer started");
+    let mut db: Option<IndexDb> = None;
+    // Back off (up to a minute) while the database or the worker is unavailable.
+    let mut backoff = config.poll_interval;
+    let mut last_problem = String::new();
+    while !shared.stop.load(Ordering::Relaxed) {
+        let result = match &db {
+            Some(db) => index_pending(db, config, &shared.stop, &mut |_, _, _| {}),
+            None => match IndexDb::open(path) {
+                Ok(opened) => {
+                    db = Some(opened);
+                    continue;
+                }
+                Err(e) => Err(IndexError::Store(e)),
+            },
+        };
+        let pause = match result {
+            Ok(_) => {
+                backoff = config.poll_interval;
+                last_problem.clear();
+                config.poll_interval
+            }
+            Err(_) if shared.stop.load(Ordering::Relaxed) => break,
+            Err(e) => {
+                let text = e.to_string();
+                if text != last_problem {
+                    tracing::error!("cab indexer: {text}; retrying");
+                    last_problem = text;
+                }
+                if matches!(e, IndexError::Store(_)) {
+                    db = None; // reopen: the file may have been replaced
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+                backoff
+            }
+        };
+        let mut woken = shared.woken();
+        if !*woken && !shared.stop.load(Ordering::Relaxed) {
+            woken = shared
+                .bell
+                .wait_timeout(woken, pause)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        *woken = false;
+    }
+    tracing::info!("cab indexer stopped");
+}
