@@ -100,6 +100,15 @@ pub struct ServeArgs {
     #[arg(long)]
     pub smb1: bool,
 
+    /// Also serve the Corporate Error Reporting V2 HTTP protocol (Windows Vista and later)
+    /// on this address, into the same database (e.g. 127.0.0.1:8090)
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
+
+    /// Largest cab accepted over HTTP (with --http), e.g. 512M, 1G
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = crate::http_cmd::parse_size)]
+    pub max_cab_size: u64,
+
     /// Samba's state: smb.conf, passdb, locks, pid files [default: /run/cerfs/SHARE/samba].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -242,9 +251,11 @@ fn serve(
     signalled: &AtomicBool,
 ) -> Result<()> {
     let mountpoint = &config.path;
-    let store = SqliteStore::open(&args.db)
-        .with_context(|| format!("cannot open database {}", args.db.display()))?;
-    let fs = CerFs::new(Arc::new(store));
+    let store = Arc::new(
+        SqliteStore::open(&args.db)
+            .with_context(|| format!("cannot open database {}", args.db.display()))?,
+    );
+    let fs = CerFs::new(store.clone());
     let opts = MountOptions {
         threads: args.threads,
         allow_other: true,
@@ -256,6 +267,33 @@ fn serve(
     // Index what committed cabs hold, in the background (stopped by its drop on every
     // early return, before the mount, which was created first).
     let indexer = cerfs_index::spawn_indexer(&args.db).context("cannot start the cab indexer")?;
+
+    // The HTTP server shares the store (one process per database); dropped on early returns.
+    let http = match args.http {
+        None => None,
+        Some(addr) => {
+            let http_config = cerfs_http::Config {
+                max_cab_size: args.max_cab_size,
+                ..cerfs_http::Config::default()
+            };
+            let http_fs = Arc::new(CerFs::new(store.clone()));
+            let server = cerfs_http::spawn(http_fs, store.clone(), addr, http_config)
+                .context("cannot start the HTTP server");
+            match server {
+                Ok(server) => {
+                    info!(
+                        "serving Corporate Error Reporting V2 on http://{}/stage2.htm",
+                        server.local_addr()
+                    );
+                    Some(server)
+                }
+                Err(e) => {
+                    indexer.stop();
+                    return Err(unmount_after(mount, config, e));
+                }
+            }
+        }
+    };
 
     let samba = match Samba::start(tools, conf_path) {
         Ok(samba) => samba,
@@ -310,6 +348,11 @@ fn serve(
         )),
         Err(mpsc::RecvError) => Err(anyhow!("lost track of Samba and of the signals")),
     };
+    if let Some(http) = http {
+        if let Err(e) = http.shutdown() {
+            warn!("stopping the HTTP server: {e}");
+        }
+    }
     stop_and_unmount(samba, indexer, mount, config, outcome)
 }
 

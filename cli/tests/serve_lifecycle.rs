@@ -231,3 +231,69 @@ fn samba_config_prints_the_share_stanza() {
         .expect("run cerfs");
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// POSTs `body` to `http://addr/stage2.htm` with a minimal HTTP/1.1 client; returns the
+/// status code and the body.
+fn post_stage2(addr: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).expect("connect to the HTTP server");
+    let head = format!(
+        "POST /stage2.htm HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/xml\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).expect("send head");
+    conn.write_all(body).expect("send body");
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).expect("read the answer");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("an HTTP status line");
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn serve_with_http_counts_cer2_reports_on_the_share() {
+    if !can_run(false) {
+        return;
+    }
+    let http = "127.0.0.1:14407";
+    let mut opts = ServeOptions::on_port(14408);
+    opts.extra = vec!["--http".into(), http.into()];
+    let Some(mut serve) = Serve::start_or_skip(&opts) else {
+        return;
+    };
+    // A kernel fault reported over HTTP, as UTF-16LE with a BOM ([MS-CER2] 4.3, shortened).
+    let xml = r#"<?xml version="1.0" encoding="UTF-16"?><WERREPORT><MACHINEINFO machinename="m1" os="6.1.6561.2.0.0.256.1" lcid="1033"/><USERINFO username="u1"/><APPLICATIONINFO appname="Windows" apppath="C:\Windows\System32\WerFault.exe" appcompany="Test Corporation"/><EVENTINFO reporttype="4" eventtime="128496996179046077" eventtype="BlueScreen" friendlyeventname="Shut down unexpectedly"/><SIGNATURE><SECONDARYPARAMETER name="BCCode" value="f4"/></SIGNATURE></WERREPORT>"#;
+    let mut body = vec![0xFF, 0xFE];
+    body.extend(xml.encode_utf16().flat_map(u16::to_le_bytes));
+    let (status, answer) = post_stage2(http, &body);
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("Bucket="), "{answer}");
+    assert!(
+        answer.contains("DumpFile=\\PersistedCabs\\Blue\\"),
+        "{answer}"
+    );
+
+    // The hit shows on the share, through Samba.
+    let out = serve.smbclient("get counts\\blue\\count.txt -");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Cabs Gathered=0\r\nTotal Hits=1\r\n"),
+        "count.txt over SMB: {text:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = serve.terminate();
+    serve.assert_clean_stop(status);
+    assert!(
+        std::net::TcpStream::connect(http).is_err(),
+        "the HTTP server stopped with serve"
+    );
+}

@@ -50,7 +50,7 @@ pub enum StoreError {
     #[error("refused: {0}")]
     WriteRefused(String),
     /// The database has not been migrated to a version this feature needs yet.
-    #[error("the database has schema version {found}; this needs version {needed}: run any cerfs admin command (for example `cerfs buckets`) or `cerfs mount` on it once to upgrade it")]
+    #[error("the database has schema version {found}, this cerfs needs version {needed}: start `cerfs mount` (or `cerfs serve`) of this version on it once, which upgrades it")]
     SchemaTooOld {
         /// Version found in the file.
         found: i64,

@@ -220,8 +220,9 @@ impl std::fmt::Debug for IndexDb {
 }
 
 impl IndexDb {
-    /// Opens the existing database at `path` (never creates it, never purges uploads in
-    /// progress); brings its schema up to date.
+    /// Opens the existing database at `path`: never creates it, never purges uploads in
+    /// progress, never migrates (its schema must be this version's, as after the server of
+    /// this version opened it).
     pub fn open(path: &Path) -> Result<IndexDb> {
         finish((|| {
             if !path.is_file() {
@@ -230,6 +231,7 @@ impl IndexDb {
             let writer = open_writer(
                 path,
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                false,
             )?;
             Ok(IndexDb {
                 path: path.to_path_buf(),

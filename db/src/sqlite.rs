@@ -95,8 +95,9 @@ impl SqliteStore {
     /// in state `writing` by a previous process (which died before their writer closed them)
     /// are deleted, each logged with a warning; see [`SqliteStore::purged_cabs`].
     ///
-    /// Only one cerfs process may use a database at a time (that purge would otherwise
-    /// delete another process's uploads in progress); admins may read it concurrently.
+    /// Only one server process may use a database at a time (that purge would otherwise
+    /// delete another process's uploads in progress); admin commands use
+    /// [`SqliteStore::open_for_admin`] beside it, SQL users [`crate::QueryDb`].
     pub fn open(path: &Path) -> Result<SqliteStore> {
         finish(Self::open_inner(path, OpenMode::Server))
     }
@@ -107,9 +108,11 @@ impl SqliteStore {
     ///
     /// Unlike [`SqliteStore::open`] it never creates the file ([`StoreError::NoDatabase`])
     /// and it skips the start-up recovery: cab rows in state `writing` are left alone,
-    /// since they may be uploads in progress of the running server. The schema is still
-    /// brought up to date (one short write transaction when it already is). Changes made
-    /// through it are seen by the server's next read: the share renders from the database.
+    /// since they may be uploads in progress of the running server. Nor does it migrate: a
+    /// file of an older schema is refused ([`StoreError::SchemaTooOld`]: the server that
+    /// may be running on it would not know the new schema; starting the server of this
+    /// version upgrades it), a newer one too ([`StoreError::TooNew`]). Changes made through
+    /// it are seen by the server's next read: the share renders from the database.
     pub fn open_for_admin(path: &Path) -> Result<SqliteStore> {
         finish(Self::open_inner(path, OpenMode::Admin))
     }
@@ -124,7 +127,7 @@ impl SqliteStore {
                 }
             }
         }
-        let mut conn = open_writer(path, flags)?;
+        let mut conn = open_writer(path, flags, mode == OpenMode::Server)?;
         let purged = match mode {
             OpenMode::Server => purge_incomplete_cabs(&mut conn)?,
             OpenMode::Admin => Vec::new(),
@@ -205,9 +208,10 @@ impl SqliteStore {
     }
 }
 
-/// A connection that may write: common pragmas, WAL, `synchronous=NORMAL`, schema brought
-/// up to date. Used by the store's writer and by the cab indexer's own writer.
-pub(crate) fn open_writer(path: &Path, flags: OpenFlags) -> Result<Connection> {
+/// A connection that may write: common pragmas, WAL, `synchronous=NORMAL`; the schema
+/// brought up to date when `migrate`, else required to be up to date. Used by the store's
+/// writer and by the cab indexer's own writer.
+pub(crate) fn open_writer(path: &Path, flags: OpenFlags, migrate: bool) -> Result<Connection> {
     let mut conn = Connection::open_with_flags(path, flags)?;
     configure_common(&conn)?;
     // WAL: readers work on a snapshot and never block the single writer (nor it them).
@@ -227,7 +231,11 @@ pub(crate) fn open_writer(path: &Path, flags: OpenFlags) -> Result<Connection> {
     // consistent (WAL frames are checksummed; a torn tail is ignored). FULL would fsync
     // on every commit, which costs a lot for a file system's many small transactions.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    schema::migrate(&mut conn)?;
+    if migrate {
+        schema::migrate(&mut conn)?;
+    } else {
+        schema::require_current(&conn)?;
+    }
     Ok(conn)
 }
 

@@ -287,6 +287,24 @@ fn a_version_1_file_with_data_is_upgraded_in_place() {
         .unwrap();
         tx.commit().unwrap();
     }
+    // Admin commands and queries do not migrate (a server of the old version may be
+    // running on the file): they say what to do.
+    for err in [
+        SqliteStore::open_for_admin(&path).map(|_| ()).unwrap_err(),
+        QueryDb::open(&path).map(|_| ()).unwrap_err(),
+        IndexDb::open(&path).map(|_| ()).unwrap_err(),
+    ] {
+        assert!(
+            matches!(err, StoreError::SchemaTooOld { found: 1, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("start `cerfs mount`"), "{err}");
+    }
+    let version: i64 = raw(&path)
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+    // The server's open upgrades it.
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
     let conn = raw(&path);

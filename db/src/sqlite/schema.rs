@@ -47,3 +47,22 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
         tracing::info!(version = found + 1, "database schema migrated");
     }
 }
+
+/// Refuses a database whose schema is not exactly [`SCHEMA_VERSION`] (for connections that
+/// must not migrate: admin commands beside a server that may be of another version).
+pub(crate) fn require_current(conn: &Connection) -> Result<()> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    if found < SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooOld {
+            found,
+            needed: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
