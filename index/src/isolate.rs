@@ -116,12 +116,17 @@ pub fn worker_main() -> i32 {
 #[cfg(unix)]
 fn set_limits(limits: &Limits) -> std::io::Result<()> {
     use rlimit::Resource;
+    // Never above a hard limit the service manager already set (that would fail).
+    let lower = |resource: Resource, soft: u64, hard: u64| -> std::io::Result<()> {
+        let (_, current_hard) = resource.get()?;
+        resource.set(soft.min(current_hard), hard.min(current_hard))
+    };
     // No core dump of a crash on a hostile cab.
-    Resource::CORE.set(0, 0)?;
-    Resource::AS.set(limits.memory_bytes, limits.memory_bytes)?;
+    lower(Resource::CORE, 0, 0)?;
+    lower(Resource::AS, limits.memory_bytes, limits.memory_bytes)?;
     let cpu = limits.cpu_time.as_secs().max(1);
     // SIGXCPU at the soft limit; SIGKILL at the hard one if SIGXCPU is ignored.
-    Resource::CPU.set(cpu, cpu + 5)?;
+    lower(Resource::CPU, cpu, cpu + 5)?;
     Ok(())
 }
 
