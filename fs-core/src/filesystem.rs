@@ -13,8 +13,8 @@ use cerfs_db::{
 
 use crate::area::{self, Area};
 use crate::handle::{
-    CabWriter, CountHandle, Handle, HandleKind, LogHandle, SettingsHandle, TextBuf, MAX_COUNT_FILE,
-    MAX_SETTINGS_FILE,
+    self, CabWriter, CountHandle, Handle, HandleKind, LogHandle, SettingsHandle, TextBuf,
+    MAX_COUNT_FILE, MAX_SETTINGS_FILE,
 };
 use crate::{count_file, settings_file, share_path, FsError, Result};
 
@@ -118,8 +118,13 @@ pub struct SetAttr {
 
 /// How long what a client read from count.txt stays its base for a later overwrite.
 const SERVED_TTL: Duration = Duration::from_secs(600);
-/// Bound on the per-client count.txt memory.
+/// Bound on the per-client count.txt memory: clients (pids × directories) ...
 const SERVED_MAX: usize = 100_000;
+/// ... and values remembered per client and directory.
+const SERVED_PER_CLIENT: usize = 64;
+
+/// Values served from count.txt per (pid, counts directory), most recent last.
+type Served = HashMap<(u32, Ino), Vec<(Counts, Instant)>>;
 
 /// The filesystem core. Cheap to share across adapter threads (`&self` everywhere).
 pub struct CerFs {
@@ -129,9 +134,10 @@ pub struct CerFs {
     next_fh: AtomicU64,
     /// Cabs being uploaded, with their writer's handle: nobody else may write them.
     cab_writers: Mutex<HashMap<Ino, u64>>,
-    /// What each client (pid) was last served from each counts directory's count.txt
+    /// What each client (pid) was served from each counts directory's count.txt, most
+    /// recent last
     /// (zero when it looked and found none): the base of a later overwrite (pattern b).
-    served: Mutex<HashMap<(u32, Ino), (Counts, Instant)>>,
+    served: Mutex<Served>,
     /// Users who may change policy.txt and status.txt (Samba maps the admin account to root).
     admin_uids: Vec<u32>,
 }
@@ -574,19 +580,19 @@ impl CerFs {
                     // Consult (and consume) this client's memory only for a real write.
                     return Ok(());
                 }
+                let wanted = c.take_wanted()?;
                 let base = if c.read_done {
                     c.snapshot
-                } else if let Some(seen) = self.take_served(pid, c.dir) {
+                } else if let Some(seen) = self.take_served(pid, c.dir, wanted) {
                     seen
                 } else if c.created {
                     Counts::default()
                 } else {
                     c.snapshot
                 };
-                if let Some(now) = c.apply(&*self.store, base)? {
-                    tracing::debug!(bucket = c.bucket, ?now, "count.txt updated");
-                    self.remember_served(pid, c.dir, c.snapshot);
-                }
+                let now = c.apply(&*self.store, base, wanted)?;
+                tracing::debug!(bucket = c.bucket, ?now, "count.txt updated");
+                self.remember_served(pid, c.dir, wanted);
                 Ok(())
             }
             HandleKind::Settings(s) => s.apply(&*self.store),
@@ -860,16 +866,38 @@ impl CerFs {
     fn remember_served(&self, pid: u32, dir: Ino, counts: Counts) {
         let mut served = lock(&self.served);
         if served.len() >= SERVED_MAX {
-            served.retain(|_, (_, at)| at.elapsed() < SERVED_TTL);
+            served.retain(|_, seen| {
+                seen.retain(|(_, at)| at.elapsed() < SERVED_TTL);
+                !seen.is_empty()
+            });
         }
-        if served.len() < SERVED_MAX {
-            served.insert((pid, dir), (counts, Instant::now()));
+        if served.len() >= SERVED_MAX && !served.contains_key(&(pid, dir)) {
+            return;
         }
+        let seen = served.entry((pid, dir)).or_default();
+        if seen.len() >= SERVED_PER_CLIENT {
+            seen.remove(0);
+        }
+        seen.push((counts, Instant::now()));
     }
 
-    fn take_served(&self, pid: u32, dir: Ino) -> Option<Counts> {
-        let (counts, at) = lock(&self.served).remove(&(pid, dir))?;
-        (at.elapsed() < SERVED_TTL).then_some(counts)
+    /// The base for a write of `wanted` by `pid` that did not read through its own handle:
+    /// the most recent values served to that pid of which `wanted` is one more report
+    /// (several clients may share a pid: behind Windows' SMB server they all do), else the
+    /// most recent values served. Consumed.
+    fn take_served(&self, pid: u32, dir: Ino, wanted: Counts) -> Option<Counts> {
+        let mut served = lock(&self.served);
+        let seen = served.get_mut(&(pid, dir))?;
+        seen.retain(|(_, at)| at.elapsed() < SERVED_TTL);
+        let pick = seen
+            .iter()
+            .rposition(|(c, _)| handle::is_one_report_after(*c, wanted))
+            .or_else(|| seen.len().checked_sub(1))?;
+        let (counts, _) = seen.remove(pick);
+        if seen.is_empty() {
+            served.remove(&(pid, dir));
+        }
+        Some(counts)
     }
 }
 

@@ -111,22 +111,23 @@ impl CountHandle {
         self.buf.dirty && !self.buf.bytes.is_empty()
     }
 
-    /// Applies the handle's content as a delta from `base`; returns the new counters.
-    pub(crate) fn apply(&mut self, store: &dyn Store, base: Counts) -> Result<Option<Counts>> {
-        if !self.buf.dirty {
-            return Ok(None);
-        }
-        // Whatever happens, this content is dealt with now: release must not retry it.
+    /// Takes the written content for applying: the counters it asks for. Whatever
+    /// happens, the content is dealt with now (release must not retry it).
+    pub(crate) fn take_wanted(&mut self) -> Result<Counts> {
         self.buf.dirty = false;
-        if self.buf.bytes.is_empty() {
-            // Truncated and not (yet) rewritten, e.g. a shell's `>` closing its first
-            // descriptor after dup2: nothing to apply.
-            return Ok(None);
-        }
-        let wanted = count_file::parse(&self.buf.bytes).map_err(|e| {
+        count_file::parse(&self.buf.bytes).map_err(|e| {
             tracing::warn!(bucket = self.bucket, "rejected count.txt write: {e}");
             FsError::InvalidContent(format!("count.txt: {e}"))
-        })?;
+        })
+    }
+
+    /// Applies `wanted` as a delta from `base` in one transaction; returns the new counters.
+    pub(crate) fn apply(
+        &mut self,
+        store: &dyn Store,
+        base: Counts,
+        wanted: Counts,
+    ) -> Result<Counts> {
         let (Some(cabs), Some(hits)) = (
             wanted.cabs_gathered.checked_sub(base.cabs_gathered),
             wanted.total_hits.checked_sub(base.total_hits),
@@ -144,8 +145,18 @@ impl CountHandle {
         let now = store.add_counts(self.bucket, cabs, hits)?;
         self.snapshot = wanted;
         self.read_done = true;
-        Ok(Some(now))
+        Ok(now)
     }
+}
+
+/// Whether `wanted` is what a client writes after reading `seen`: one more hit, and zero or
+/// one more cab (MS-CER 3.1.7 step 8).
+pub(crate) fn is_one_report_after(seen: Counts, wanted: Counts) -> bool {
+    seen.total_hits.checked_add(1) == Some(wanted.total_hits)
+        && wanted
+            .cabs_gathered
+            .checked_sub(seen.cabs_gathered)
+            .is_some_and(|d| d <= 1)
 }
 
 /// status.txt or policy.txt: the whole file in a buffer.
@@ -309,6 +320,8 @@ pub(crate) struct CabWriter {
     hashed: u64,
     size: u64,
     pub committed: bool,
+    /// The first write or truncate that failed: such a cab is never committed.
+    failed: Option<FsError>,
 }
 
 impl CabWriter {
@@ -318,6 +331,7 @@ impl CabWriter {
             hashed: 0,
             size: 0,
             committed: false,
+            failed: None,
         }
     }
 
@@ -331,7 +345,10 @@ impl CabWriter {
         if self.committed {
             return Err(FsError::NotPermitted("the cab is committed and read-only"));
         }
-        self.size = store.write_at(ino, offset, data)?;
+        self.size = match store.write_at(ino, offset, data) {
+            Ok(size) => size,
+            Err(e) => return Err(self.fail(e.into())),
+        };
         match &mut self.hasher {
             Some(h) if offset == self.hashed => {
                 h.update(data);
@@ -346,7 +363,9 @@ impl CabWriter {
         if self.committed {
             return Err(FsError::NotPermitted("the cab is committed and read-only"));
         }
-        store.truncate(ino, size)?;
+        if let Err(e) = store.truncate(ino, size) {
+            return Err(self.fail(e.into()));
+        }
         self.size = size;
         if size != self.hashed {
             self.hasher = None;
@@ -354,12 +373,33 @@ impl CabWriter {
         Ok(())
     }
 
-    /// Marks the cab complete with its sha256.
+    /// Remembers the first failure (the client saw it) and returns it.
+    fn fail(&mut self, e: FsError) -> FsError {
+        if self.failed.is_none() {
+            self.failed = Some(match &e {
+                FsError::NoSpace => FsError::NoSpace,
+                other => FsError::InvalidContent(format!("an earlier write failed: {other}")),
+            });
+        }
+        e
+    }
+
+    /// Marks the cab complete with its sha256; a cab with a failed write is deleted
+    /// instead (its bytes are not what the client sent) and the failure returned.
     pub(crate) fn commit(&mut self, store: &dyn Store, ino: Ino) -> Result<()> {
         if self.committed {
             return Ok(());
         }
         self.committed = true;
+        if let Some(failed) = self.failed.take() {
+            tracing::warn!(ino, "cab upload failed ({failed}): not kept");
+            // If even the delete fails (disk still full), the row stays `writing` and the
+            // next start purges it.
+            if let Err(e) = store.remove_node(ino) {
+                tracing::warn!(ino, "could not delete the failed cab now: {e}");
+            }
+            return Err(failed);
+        }
         let size = store.node(ino)?.map(|n| n.size).unwrap_or(self.size);
         let digest = match self.hasher.take() {
             Some(h) if self.hashed == size => h.finalize(),

@@ -512,3 +512,24 @@ fn an_empty_flush_before_the_write_keeps_the_clients_base() {
         b"Cabs Gathered=3\r\nTotal Hits=3\r\n"
     );
 }
+
+#[test]
+fn clients_sharing_one_process_lose_no_increment() {
+    // Behind Windows' SMB server every client is the same process: two read-close, then
+    // both overwrite. Each write is matched with the values it is one report after.
+    let f = fixture();
+    let dir = mkdirs(&f.fs, COUNTS_INO, &["blue"]);
+    create_count(&f.fs, 4, dir, "Cabs Gathered=5\r\nTotal Hits=10\r\n");
+    let ino =
+        f.fs.lookup(&client(4), dir, b"count.txt")
+            .expect("lookup")
+            .ino;
+    let a = read_count(&f.fs, 4, ino);
+    let b = read_count(&f.fs, 4, ino);
+    overwrite_count(&f.fs, 4, ino, &bumped(&a, 1)).expect("first client");
+    overwrite_count(&f.fs, 4, ino, &bumped(&b, 0)).expect("second client");
+    assert_eq!(
+        cat(&f.fs, dir, "count.txt"),
+        b"Cabs Gathered=6\r\nTotal Hits=12\r\n"
+    );
+}

@@ -1,0 +1,191 @@
+//! `cerfs-bench`: reproducible figures for cerfs against the baseline it replaces (a plain
+//! directory, a plain Samba share over a plain directory), measured side by side in one run.
+//!
+//! ```text
+//! cargo build --release -p cerfs -p cerfs-bench
+//! sudo target/release/cerfs-bench [--quick] [--workdir DIR] all
+//! sudo target/release/cerfs-bench smb-cycles | fs-cycles | uploads | counter | scale | http
+//! ```
+//!
+//! Every benchmark prints a Markdown table: each figure on cerfs, on the baseline, and
+//! their ratio. Needs root, fuse3, samba, smbclient and python3 with smbprotocol. Servers
+//! listen on 127.0.0.1 ports 14470, 14471 and 14474 only; every process started is stopped by its
+//! pid and every mount unmounted before the program exits.
+
+mod counter;
+mod cycles;
+mod http;
+mod scale;
+mod servers;
+mod stats;
+mod uploads;
+mod workers;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+/// Port of `cerfs serve` in the SMB benchmarks.
+pub const PORT_SERVE: u16 = 14470;
+/// Port of the plain Samba share.
+pub const PORT_PLAIN_SMB: u16 = 14471;
+/// Port of `cerfs http`.
+pub const PORT_HTTP: u16 = 14474;
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(about = "Benchmarks cerfs against a plain directory and a plain Samba share")]
+struct Cli {
+    /// Smaller runs (fewer cycles, 64 MiB cabs, 5 s of contention): minutes, not tens.
+    #[arg(long, global = true)]
+    quick: bool,
+    /// Where the databases, shares and mounts go (default: a fresh directory in /tmp).
+    /// Must be on the disk to measure.
+    #[arg(long, global = true, value_name = "DIR")]
+    workdir: Option<PathBuf>,
+    /// Only run the client counts up to this (1, 4, 16, 64).
+    #[arg(long, global = true, value_name = "N")]
+    max_clients: Option<usize>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Every benchmark, in order.
+    All,
+    /// 1. MS-CER report cycles through SMB: cerfs serve vs a plain Samba share.
+    SmbCycles,
+    /// 2. MS-CER report cycles on the FUSE mount vs a plain directory.
+    FsCycles,
+    /// 3. Cab upload throughput and cerfs peak RSS.
+    Uploads,
+    /// 4. 64 writers incrementing one count.txt.
+    Counter,
+    /// 5. Scale: queries and listings on a store filled by SQL.
+    Scale,
+    /// 6. CER V2 over HTTP: level-1 reports/s, level-2 MB/s.
+    Http,
+    /// (internal) one client process of `fs-cycles`.
+    #[command(hide = true)]
+    WorkerFs {
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        client: u64,
+        #[arg(long)]
+        bucket: usize,
+        #[arg(long)]
+        cycles: u64,
+        #[arg(long)]
+        cab_dir: PathBuf,
+    },
+    /// (internal) one writer process of `counter`.
+    #[command(hide = true)]
+    WorkerCount {
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        secs: f64,
+    },
+}
+
+/// One benchmark: runs and returns its Markdown section.
+type Bench = fn(&Opts) -> Result<String>;
+
+/// Options every benchmark sees.
+#[derive(Debug)]
+pub struct Opts {
+    /// `--quick`.
+    pub quick: bool,
+    /// The working directory (exists, open to everybody).
+    pub workdir: PathBuf,
+    /// `--max-clients`.
+    pub max_clients: Option<usize>,
+}
+
+impl Opts {
+    /// The folder of tests/smb/cer_smb_client.py (the SMB client the benchmark reuses).
+    pub fn smb_client_dir(&self) -> Result<PathBuf> {
+        let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/smb"));
+        if !dir.join("cer_smb_client.py").exists() {
+            anyhow::bail!(
+                "{}/cer_smb_client.py not found: run the bench from the cerfs source tree",
+                dir.display()
+            );
+        }
+        Ok(dir)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cerfs-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Cmd::WorkerFs {
+            root,
+            client,
+            bucket,
+            cycles,
+            cab_dir,
+        } => return workers::fs_cycles(&root, client, bucket, cycles, &cab_dir),
+        Cmd::WorkerCount { root, secs } => return workers::count(&root, secs),
+        _ => {}
+    }
+    servers::require_root()?;
+    servers::cerfs_bin()?;
+    let _temp;
+    let workdir = match cli.workdir {
+        Some(dir) => dir,
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("cerfs-bench-")
+                .tempdir_in("/tmp")
+                .context("cannot create a directory in /tmp")?;
+            let path = dir.path().to_path_buf();
+            _temp = dir;
+            path
+        }
+    };
+    servers::open_dir(&workdir)?;
+    let opts = Opts {
+        quick: cli.quick,
+        workdir,
+        max_clients: cli.max_clients,
+    };
+    let benches: Vec<(&str, Bench)> = match cli.command {
+        Cmd::All => vec![
+            ("smb-cycles", cycles::smb),
+            ("fs-cycles", cycles::fs),
+            ("uploads", uploads::run),
+            ("counter", counter::run),
+            ("scale", scale::run),
+            ("http", http::run),
+        ],
+        Cmd::SmbCycles => vec![("smb-cycles", cycles::smb)],
+        Cmd::FsCycles => vec![("fs-cycles", cycles::fs)],
+        Cmd::Uploads => vec![("uploads", uploads::run)],
+        Cmd::Counter => vec![("counter", counter::run)],
+        Cmd::Scale => vec![("scale", scale::run)],
+        Cmd::Http => vec![("http", http::run)],
+        Cmd::WorkerFs { .. } | Cmd::WorkerCount { .. } => unreachable!("handled above"),
+    };
+    println!("# cerfs-bench{}", if opts.quick { " --quick" } else { "" });
+    for (name, bench) in benches {
+        eprintln!("cerfs-bench: running {name}");
+        let text = bench(&opts).with_context(|| format!("benchmark {name}"))?;
+        println!("{text}");
+    }
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! Starting and stopping what the benchmarks measure: `cerfs mount`, `cerfs serve`, a plain
+//! Samba share over a plain directory. Every process is stopped by its pid, every mount
+//! unmounted, when its handle is dropped.
+
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use cerfs_samba::{Samba, SambaConfig, SambaTools};
+
+/// How long a server may take to become ready.
+const READY: Duration = Duration::from_secs(60);
+
+/// The `cerfs` binary next to this one.
+pub fn cerfs_bin() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    let bin = exe.with_file_name("cerfs");
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p cerfs -p cerfs-bench)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// Fails unless running as root (FUSE with allow_other and smbd need it).
+pub fn require_root() -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    #[allow(unsafe_code)]
+    let uid = unsafe { libc::geteuid() };
+    if uid != 0 {
+        bail!("run as root: the benchmarks mount FUSE filesystems and run smbd");
+    }
+    if !Path::new("/dev/fuse").exists() {
+        bail!("/dev/fuse does not exist: install fuse3 (apt-get install fuse3)");
+    }
+    Ok(())
+}
+
+/// Fails unless Samba and the Python SMB client can run.
+pub fn require_samba() -> Result<()> {
+    SambaTools::find()
+        .map_err(|e| anyhow::anyhow!("install samba (apt-get install samba): {e}"))?;
+    let ok = Command::new("python3")
+        .args(["-c", "import smbprotocol"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        bail!("python3 with smbprotocol is missing: pip install smbprotocol==1.17.0");
+    }
+    Ok(())
+}
+
+/// Makes `dir` (and its parents) and opens it to everybody (smbd acts as nobody).
+pub fn open_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))
+        .with_context(|| format!("chmod {}", dir.display()))
+}
+
+/// Whether `mountpoint` is mounted in this namespace.
+pub fn is_mounted(mountpoint: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let wanted = mountpoint.to_string_lossy();
+    info.lines()
+        .any(|l| l.split(' ').nth(4) == Some(wanted.as_ref()))
+}
+
+/// Peak resident set (VmHWM) of `pid` in MiB.
+pub fn vm_hwm_mib(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("read /proc/{pid}/status"))?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM line")?;
+    Ok(kib / 1024.0)
+}
+
+fn send_signal(pid: u32, signal: i32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        // SAFETY: kill(2) on a process this program started.
+        #[allow(unsafe_code)]
+        let _ = unsafe { libc::kill(pid, signal) };
+    }
+}
+
+/// SIGTERM to `child`, then SIGKILL after 30 s.
+fn stop_child(child: &mut Child) {
+    send_signal(child.id(), libc::SIGTERM);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A `cerfs mount` (or `cerfs serve`): the process and its mount point.
+pub struct Cerfs {
+    child: Child,
+    /// Where the share is mounted.
+    pub mountpoint: PathBuf,
+}
+
+impl Cerfs {
+    /// The cerfs process id (for VmHWM).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Runs `cerfs mount --db DIR/cer.db DIR/mnt` on a fresh database and waits for the
+    /// mount.
+    pub fn mount(dir: &Path) -> Result<Cerfs> {
+        open_dir(dir)?;
+        Cerfs::mount_db(dir)
+    }
+
+    /// Runs `cerfs mount --db DIR/cer.db DIR/mnt` (the database may exist) and waits for
+    /// the mount.
+    pub fn mount_db(dir: &Path) -> Result<Cerfs> {
+        let db = dir.join("cer.db");
+        let mountpoint = dir.join("mnt");
+        std::fs::create_dir_all(&mountpoint)?;
+        let child = Command::new(cerfs_bin()?)
+            .arg("mount")
+            .arg("--db")
+            .arg(&db)
+            .arg(&mountpoint)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot run cerfs mount")?;
+        let mut cerfs = Cerfs { child, mountpoint };
+        let start = Instant::now();
+        while !is_mounted(&cerfs.mountpoint) {
+            if let Ok(Some(status)) = cerfs.child.try_wait() {
+                bail!("cerfs mount exited before mounting ({status})");
+            }
+            if start.elapsed() > READY {
+                bail!("cerfs mount did not mount within {READY:?}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Ok(cerfs)
+    }
+
+    /// Runs `cerfs serve` on 127.0.0.1:`port` with its files under `dir`, and waits for
+    /// its "ready:" line.
+    pub fn serve(dir: &Path, port: u16) -> Result<Cerfs> {
+        open_dir(dir)?;
+        let db = dir.join("cer.db");
+        let mountpoint = dir.join("mnt");
+        let mut child = Command::new(cerfs_bin()?)
+            .arg("serve")
+            .arg("--db")
+            .arg(&db)
+            .arg("--mountpoint")
+            .arg(&mountpoint)
+            .arg("--state-dir")
+            .arg(dir.join("samba"))
+            .args(["--listen", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--samba-log-level", "0"])
+            .env("RUST_LOG", "info")
+            .env_remove("CERFS_ADMIN_PASSWORD")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot run cerfs serve")?;
+        let stderr = child.stderr.take().context("piped stderr")?;
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut told = false;
+            let mut before = Vec::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !told && line.contains("ready: Samba pid") {
+                    told = tx.send(Ok(())).is_ok();
+                } else if !told {
+                    before.push(line);
+                } else if line.contains("ERROR") {
+                    eprintln!("cerfs serve: {line}");
+                }
+            }
+            if !told {
+                let _ = tx.send(Err(before.join("\n")));
+            }
+        });
+        let cerfs = Cerfs { child, mountpoint };
+        match rx.recv_timeout(READY) {
+            Ok(Ok(())) => Ok(cerfs),
+            Ok(Err(log)) => bail!("cerfs serve on port {port} exited before it was ready:\n{log}"),
+            Err(_) => bail!("cerfs serve on port {port} did not become ready within {READY:?}"),
+        }
+    }
+}
+
+impl Drop for Cerfs {
+    fn drop(&mut self) {
+        stop_child(&mut self.child);
+        if is_mounted(&self.mountpoint) {
+            let _ = Command::new("fusermount3")
+                .arg("-u")
+                .arg(&self.mountpoint)
+                .status();
+        }
+    }
+}
+
+/// A plain Samba share (the same generated smb.conf as `cerfs serve`) over a plain
+/// directory.
+pub struct PlainSamba {
+    samba: Option<Samba>,
+    /// The shared directory.
+    pub dir: PathBuf,
+}
+
+impl PlainSamba {
+    /// Shares `dir` (created, open to guests) as `cer` on 127.0.0.1:`port`.
+    pub fn start(dir: &Path, state_dir: &Path, port: u16) -> Result<PlainSamba> {
+        open_dir(dir)?;
+        let config = SambaConfig {
+            share: "cer".to_owned(),
+            path: dir.to_path_buf(),
+            state_dir: state_dir.to_path_buf(),
+            listen: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            port,
+            guest: true,
+            admin_user: None,
+            smb1: false,
+            log_level: 0,
+        };
+        let tools = SambaTools::find().context("install samba (apt-get install samba)")?;
+        let conf = cerfs_samba::prepare_state_dir(&config).context("plain smb.conf")?;
+        let samba = Samba::start(&tools, &conf).context("cannot start the plain smbd")?;
+        samba
+            .wait_ready(&config.socket_addrs(), READY, &|| false)
+            .context("the plain smbd did not become ready")?;
+        Ok(PlainSamba {
+            samba: Some(samba),
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for PlainSamba {
+    fn drop(&mut self) {
+        if let Some(samba) = self.samba.take() {
+            if let Err(e) = samba.stop(Duration::from_secs(10)) {
+                eprintln!("stopping the plain smbd: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Benchmark 3: cab upload throughput, one and four writers of big cabs, through the FUSE
+//! mount (vs a plain directory) and through SMB with smbclient (vs a plain Samba share);
+//! MB/s, and the peak RSS (VmHWM) of the cerfs process.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use cerfs_e2e::client::{RandomBytes, Subpath};
+
+use crate::cycles::remove;
+use crate::servers::{self, Cerfs, PlainSamba};
+use crate::stats::{self, Figure};
+use crate::{Opts, PORT_PLAIN_SMB, PORT_SERVE};
+
+/// Bytes per write call (and the size of the repeated random block).
+const BLOCK: usize = 1 << 20;
+
+fn cab_mib(opts: &Opts) -> u64 {
+    if opts.quick {
+        64
+    } else {
+        256
+    }
+}
+
+/// The bucket the uploads go to, created (open to guests) under `root`.
+fn bucket_dir(root: &Path) -> Result<PathBuf> {
+    let sub = Subpath::app_bucket(0);
+    let mut dir = root.join("cabs");
+    servers::open_dir(&dir)?;
+    for level in &sub.0 {
+        dir = dir.join(level);
+        servers::open_dir(&dir)?;
+    }
+    Ok(dir)
+}
+
+/// `writers` threads each writing a `mib` MiB file into `dir`; returns MB/s overall.
+fn write_files(dir: &Path, writers: usize, mib: u64, block: &[u8]) -> Result<f64> {
+    let start = Instant::now();
+    thread::scope(|s| -> Result<()> {
+        let handles: Vec<_> = (0..writers)
+            .map(|w| {
+                let path = dir.join(format!("up{w}.cab"));
+                s.spawn(move || -> Result<()> {
+                    let mut f = File::create(&path)
+                        .with_context(|| format!("create {}", path.display()))?;
+                    for _ in 0..mib * (1 << 20) / BLOCK as u64 {
+                        f.write_all(block)
+                            .with_context(|| format!("write {}", path.display()))?;
+                    }
+                    // The close is where cerfs commits the cab: include it.
+                    drop(f);
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| anyhow::anyhow!("writer panicked"))??;
+        }
+        Ok(())
+    })?;
+    let secs = start.elapsed().as_secs_f64();
+    Ok((writers as u64 * mib * (1 << 20)) as f64 / 1e6 / secs)
+}
+
+/// `writers` concurrent `smbclient put` of `src` to 127.0.0.1:`port`; returns MB/s.
+fn smb_put(port: u16, src: &Path, writers: usize, mib: u64) -> Result<f64> {
+    let sub = Subpath::app_bucket(0).backslashed();
+    let start = Instant::now();
+    let children = (0..writers)
+        .map(|w| {
+            Command::new("smbclient")
+                .arg("//127.0.0.1/cer")
+                .args(["-p", &port.to_string(), "-N"])
+                .arg("-c")
+                .arg(format!("put {} cabs\\{sub}\\smb{w}.cab", src.display()))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .context("cannot run smbclient (apt-get install smbclient)")
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for child in children {
+        let out = child.wait_with_output()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() || text.contains("NT_STATUS") {
+            bail!("smbclient put failed ({}): {text}", out.status);
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok((writers as u64 * mib * (1 << 20)) as f64 / 1e6 / secs)
+}
+
+/// Runs benchmark 3.
+pub fn run(opts: &Opts) -> Result<String> {
+    servers::require_samba()?;
+    let mib = cab_mib(opts);
+    let base = opts.workdir.join("uploads");
+    servers::open_dir(&base)?;
+    let mut block = vec![0u8; BLOCK];
+    std::io::Read::read_exact(&mut RandomBytes::new(42, BLOCK as u64), &mut block)?;
+    let src = base.join("source.cab");
+    {
+        let mut f = File::create(&src)?;
+        for _ in 0..mib {
+            f.write_all(&block)?;
+        }
+    }
+    let mut out = format!(
+        "\n## 3. Cab upload throughput\n\nEach writer copies one {mib} MiB cab (1 MiB writes of \
+         incompressible bytes; the close, where cerfs commits the cab, is inside the timing; no \
+         fsync on either side). Mount: threads of this process with std::fs. SMB: concurrent \
+         `smbclient put` of a page-cached local file. Peak RSS is VmHWM of the cerfs process \
+         (`cerfs mount` or `cerfs serve`; smbd and the indexer's child processes not included), \
+         each run on a fresh server.\n"
+    );
+    for writers in [1usize, 4] {
+        // Through the mount.
+        let dir = base.join(format!("mount-{writers}"));
+        let cerfs = Cerfs::mount(&dir.join("cerfs"))?;
+        let on_mount = write_files(&bucket_dir(&cerfs.mountpoint)?, writers, mib, &block)?;
+        let rss_mount = servers::vm_hwm_mib(cerfs.pid())?;
+        drop(cerfs);
+        let plain = dir.join("plain");
+        let on_plain = write_files(&bucket_dir(&plain)?, writers, mib, &block)?;
+        remove(&dir);
+        // Through SMB.
+        let dir = base.join(format!("smb-{writers}"));
+        let cerfs = Cerfs::serve(&dir.join("cerfs"), PORT_SERVE)?;
+        bucket_dir(&cerfs.mountpoint)?;
+        let on_serve = smb_put(PORT_SERVE, &src, writers, mib)?;
+        let rss_serve = servers::vm_hwm_mib(cerfs.pid())?;
+        drop(cerfs);
+        let plain_dir = dir.join("plain");
+        bucket_dir(&plain_dir)?;
+        let plain = PlainSamba::start(&plain_dir, &dir.join("plain-samba"), PORT_PLAIN_SMB)?;
+        let on_plain_smb = smb_put(PORT_PLAIN_SMB, &src, writers, mib)?;
+        drop(plain);
+        remove(&dir);
+        out.push_str(&stats::table(
+            &format!("{writers} writer(s) × {mib} MiB"),
+            "plain",
+            &[
+                Figure::rate(
+                    "MB/s through the mount (plain: plain directory)",
+                    on_mount,
+                    on_plain,
+                ),
+                Figure::rate(
+                    "MB/s through SMB (plain: plain Samba share)",
+                    on_serve,
+                    on_plain_smb,
+                ),
+                Figure::count("peak RSS of cerfs mount, MiB", rss_mount, f64::NAN),
+                Figure::count("peak RSS of cerfs serve, MiB", rss_serve, f64::NAN),
+            ],
+        ));
+    }
+    remove(&base);
+    Ok(out)
+}
