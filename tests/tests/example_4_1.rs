@@ -12,7 +12,10 @@ use cerfs_e2e::{assert_errno, sha256_hex, MountedShare};
 /// The example's error subpath.
 const SUB: &str = "TestApplication\\1.0.0.0\\TestModule\\1.0.0.0\\00000000";
 /// A real cabinet standing in for the report the client compressed.
-const CAB_SOURCE: &str = "/work/shared/testdata/cabs/normal_2files_1folder.cab";
+const CAB_SOURCE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/testdata/cabs/normal_2files_1folder.cab"
+);
 
 /// The status.txt parameters of the example, as the admin writes them.
 const STATUS_LINES: &[(&str, &str)] = &[

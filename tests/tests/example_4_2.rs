@@ -7,7 +7,7 @@ use std::fs;
 use cerfs_e2e::client::{self, CountPattern, Counts, Subpath};
 use cerfs_e2e::{assert_errno, MountedShare};
 
-const CABS: &str = "/work/shared/testdata/cabs";
+const CABS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata/cabs");
 
 #[test]
 fn kernel_fault_example_4_2_creates_count_then_increments() {

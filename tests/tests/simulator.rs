@@ -83,7 +83,10 @@ fn client_copies_a_real_cabinet_through_the_mount() {
     let Some(share) = MountedShare::start() else {
         return;
     };
-    let source = "/work/shared/testdata/cabs/normal_2files_1folder.cab";
+    let source = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/testdata/cabs/normal_2files_1folder.cab"
+    );
     let want = sha256_hex(&fs::read(source).expect("read the test cabinet"));
     let s = run_client(
         &share.root,
