@@ -22,7 +22,7 @@ use cerfs_db::ParamKind;
 use cerfs_fs_core::share_path::{self, FORBIDDEN_CHARS, RESERVED_NAMES};
 use sha2::{Digest, Sha256};
 
-use crate::report::WerReport;
+use crate::report::{WerReport, WerReportExt};
 
 /// The longest subpath (as `\c1\c2...`) for which `\cabs\<sub>\<36-char guid>.cab` stays
 /// within the 260 characters a Windows client accepts (R4).

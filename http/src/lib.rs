@@ -34,7 +34,7 @@ mod server;
 
 pub use answer::{AnswerError, Level1Answer};
 pub use bucket::{map_report, BucketMapping, MappedKind};
-pub use report::{parse_report, ReportError, WerReport};
+pub use report::{parse_report, ReportError, WerReport, WerReportExt};
 pub use server::{
     normalize_dump_path, serve, spawn, Config, HttpHandle, BUCKET_TABLE,
     DEFAULT_CRASHES_PER_BUCKET, DEFAULT_LISTEN, DEFAULT_PORT,

@@ -79,71 +79,27 @@ pub enum ReportError {
     },
 }
 
-/// A validated level-1 report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WerReport {
-    /// MACHINEINFO `machinename`.
-    pub machine: String,
-    /// MACHINEINFO `os`.
-    pub os_version: String,
-    /// MACHINEINFO `lcid`.
-    pub lcid: u32,
-    /// USERINFO `username`.
-    pub user: String,
-    /// APPLICATIONINFO `appname`.
-    pub app_name: String,
-    /// APPLICATIONINFO `apppath`.
-    pub app_path: String,
-    /// APPLICATIONINFO `appcompany`.
-    pub company: Option<String>,
-    /// EVENTINFO `reporttype`.
-    pub report_type: i64,
-    /// EVENTINFO `eventtype` (`BlueScreen`, `APPCRASH`, ...).
-    pub event_type: String,
-    /// EVENTINFO `friendlyeventname`.
-    pub friendly_event_name: Option<String>,
-    /// EVENTINFO `eventtime`: 100 ns ticks since 1601-01-01 UTC.
-    pub event_filetime: u64,
-    /// `eventtime` as ISO-8601 UTC with milliseconds.
-    pub event_time: String,
-    /// SIGNATURE's PARAMETER and SECONDARYPARAMETER elements, in document order.
-    pub params: Vec<ReportParam>,
-    /// FILES' FILE elements, in document order (FILES may be absent, as in [MS-CER2] 4.4).
-    pub files: Vec<ReportFile>,
+/// A validated level-1 report: exactly the fields the store records.
+pub type WerReport = NewReport;
+
+/// What the bucket mapping asks of a report.
+pub trait WerReportExt {
+    /// Whether this is a kernel fault (`eventtype="BlueScreen"`, any case).
+    fn is_kernel_fault(&self) -> bool;
+    /// The PARAMETER values, in document order.
+    fn primary_values(&self) -> impl Iterator<Item = &str>;
 }
 
-impl WerReport {
-    /// Whether this is a kernel fault (`eventtype="BlueScreen"`, any case).
-    pub fn is_kernel_fault(&self) -> bool {
+impl WerReportExt for WerReport {
+    fn is_kernel_fault(&self) -> bool {
         self.event_type.eq_ignore_ascii_case("BlueScreen")
     }
 
-    /// The PARAMETER values, in document order.
-    pub fn primary_values(&self) -> impl Iterator<Item = &str> {
+    fn primary_values(&self) -> impl Iterator<Item = &str> {
         self.params
             .iter()
             .filter(|p| p.kind == ParamKind::Primary)
             .map(|p| p.value.as_str())
-    }
-
-    /// The fields as the store records them.
-    pub fn to_new_report(&self) -> NewReport {
-        NewReport {
-            machine: self.machine.clone(),
-            os_version: self.os_version.clone(),
-            lcid: self.lcid,
-            user: self.user.clone(),
-            app_name: self.app_name.clone(),
-            app_path: self.app_path.clone(),
-            company: self.company.clone(),
-            report_type: self.report_type,
-            event_type: self.event_type.clone(),
-            friendly_event_name: self.friendly_event_name.clone(),
-            event_time: self.event_time.clone(),
-            event_filetime: self.event_filetime,
-            params: self.params.clone(),
-            files: self.files.clone(),
-        }
     }
 }
 

@@ -456,7 +456,7 @@ impl App {
         });
         let recorded = self
             .reports
-            .record_report(bucket, &report.to_new_report(), request.as_ref())
+            .record_report(bucket, report, request.as_ref())
             .map_err(|e| Reject::from_fs("storing the report", e.into()))?;
         let bucket_id = u64::try_from(bucket)
             .ok()
