@@ -21,7 +21,8 @@ use crate::{count_file, settings_file, share_path, FsError, Result};
 /// Who is calling: behind Samba, `pid` is the client's smbd process at open/lookup time.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Caller {
-    /// Process id of the caller (0 when unknown).
+    /// Process id of the caller (0 when unknown), or the id of the calling thread when the
+    /// adapter gave a [`ProcessOf`] ([`CerFs::with_process_of`]).
     pub pid: u32,
     /// User id.
     pub uid: u32,
@@ -123,6 +124,12 @@ const SERVED_MAX: usize = 100_000;
 /// ... and values remembered per client and directory.
 const SERVED_PER_CLIENT: usize = 64;
 
+/// Maps the id an adapter puts in [`Caller::pid`] (say a thread id) to its process.
+///
+/// Finding the process may cost a system call, and most requests do not need it: fs-core
+/// asks only where the process matters (count.txt's per-client memory, a handle's owner).
+pub type ProcessOf = fn(u32) -> u32;
+
 /// Values served from count.txt per (pid, counts directory), most recent last.
 type Served = HashMap<(u32, Ino), Vec<(Counts, Instant)>>;
 
@@ -140,6 +147,8 @@ pub struct CerFs {
     served: Mutex<Served>,
     /// Users who may change policy.txt and status.txt (Samba maps the admin account to root).
     admin_uids: Vec<u32>,
+    /// The process behind a caller's id (the identity by default).
+    process_of: ProcessOf,
 }
 
 impl CerFs {
@@ -153,7 +162,15 @@ impl CerFs {
             cab_writers: Mutex::new(HashMap::new()),
             served: Mutex::new(HashMap::new()),
             admin_uids: vec![0],
+            process_of: |id| id,
         }
+    }
+
+    /// Callers are identified by a thread (or other) id that `process_of` maps to the
+    /// process: what count.txt semantics and handle ownership go by.
+    pub fn with_process_of(mut self, process_of: ProcessOf) -> Self {
+        self.process_of = process_of;
+        self
     }
 
     /// Adds users who may change policy.txt and status.txt (root always may).
@@ -190,7 +207,8 @@ impl CerFs {
             Some(node) => self.attr_of(&node),
             None => {
                 if name.eq_ignore_ascii_case("count.txt") {
-                    self.remember_served(caller.pid, parent, Counts::default());
+                    let pid = (self.process_of)(caller.pid);
+                    self.remember_served(pid, parent, Counts::default());
                 }
                 Err(FsError::NotFound)
             }
@@ -455,7 +473,7 @@ impl CerFs {
         }
         let handle = Handle {
             ino: node.ino,
-            pid: caller.pid,
+            pid: (self.process_of)(caller.pid),
             writable,
             kind,
         };
@@ -525,14 +543,15 @@ impl CerFs {
     /// Applies what the handle wrote (count deltas, settings, log lines, cab commit).
     /// Called at every close of a descriptor; its error reaches the client.
     ///
-    /// `closer` is the process closing a descriptor (`None`: the owner, e.g. a path-based
+    /// `closer` is who closes a descriptor (a [`Caller::pid`]) (`None`: the owner, e.g. a path-based
     /// adapter's cleanup). A close by another process is a fork's inherited copy of the
     /// descriptor going away (exec, exit): it applies nothing, the owner's close will
     /// (and release is the backstop).
     pub fn flush(&self, fh: u64, closer: Option<u32>) -> Result<()> {
         let h = self.handle(fh)?;
         let owner = lock(&h).pid;
-        if closer.is_some_and(|pid| pid != owner) {
+        // The owner's main thread needs no lookup of its process.
+        if closer.is_some_and(|id| id != owner && (self.process_of)(id) != owner) {
             tracing::debug!(
                 fh,
                 owner,
@@ -567,6 +586,10 @@ impl CerFs {
         let (ino, pid) = (h.ino, h.pid);
         match &mut h.kind {
             HandleKind::Plain => Ok(()),
+            // A close before any write is a shell redirect or `dd of=` dup2()ing the new
+            // descriptor and closing the original: the upload has not started yet. The
+            // last close (release) commits an upload that stays empty.
+            HandleKind::CabWriter(w) if !finish && w.is_untouched() => Ok(()),
             HandleKind::CabWriter(w) => {
                 let result = w.commit(&*self.store, ino);
                 let mut writers = lock(&self.cab_writers);

@@ -322,6 +322,8 @@ pub(crate) struct CabWriter {
     pub committed: bool,
     /// The first write or truncate that failed: such a cab is never committed.
     failed: Option<FsError>,
+    /// Nothing was written or truncated yet.
+    untouched: bool,
 }
 
 impl CabWriter {
@@ -332,7 +334,13 @@ impl CabWriter {
             size: 0,
             committed: false,
             failed: None,
+            untouched: true,
         }
+    }
+
+    /// Whether a write or truncate has reached this cab (even a failed one).
+    pub(crate) fn is_untouched(&self) -> bool {
+        self.untouched
     }
 
     pub(crate) fn write(
@@ -345,6 +353,7 @@ impl CabWriter {
         if self.committed {
             return Err(FsError::NotPermitted("the cab is committed and read-only"));
         }
+        self.untouched = false;
         self.size = match store.write_at(ino, offset, data) {
             Ok(size) => size,
             Err(e) => return Err(self.fail(e.into())),
@@ -363,6 +372,7 @@ impl CabWriter {
         if self.committed {
             return Err(FsError::NotPermitted("the cab is committed and read-only"));
         }
+        self.untouched = false;
         if let Err(e) = store.truncate(ino, size) {
             return Err(self.fail(e.into()));
         }

@@ -16,7 +16,9 @@ pub mod share_path;
 pub use admin::{subpath_parts, SettingsTarget};
 pub use cerfs_db::{Ino, ROOT_INO};
 pub use error::FsError;
-pub use filesystem::{Attr, Caller, CerFs, DirEntry, FileKind, OpenFlags, Opened, SetAttr};
+pub use filesystem::{
+    Attr, Caller, CerFs, DirEntry, FileKind, OpenFlags, Opened, ProcessOf, SetAttr,
+};
 
 /// Result type of fs-core.
 pub type Result<T> = std::result::Result<T, FsError>;

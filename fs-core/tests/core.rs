@@ -533,3 +533,42 @@ fn clients_sharing_one_process_lose_no_increment() {
         b"Cabs Gathered=6\r\nTotal Hits=12\r\n"
     );
 }
+
+#[test]
+fn a_close_before_the_first_write_does_not_commit_an_empty_cab() {
+    // `cat report.cab > x.cab` and `dd of=x.cab`: the new descriptor is dup2()ed and the
+    // original closed (a flush by the owner) before the first write.
+    let f = fixture();
+    let dir = mkdirs(&f.fs, CABS_INO, &["blue"]);
+    let (_, o) =
+        f.fs.create(&client(50), dir, b"r.cab", 0o644, RW, true)
+            .expect("create");
+    f.fs.flush(o.fh, Some(50))
+        .expect("close of the original descriptor");
+    let dh = f.fs.opendir(dir).expect("opendir");
+    assert!(
+        f.fs.readdir(dh, 0).expect("readdir").is_empty(),
+        "nothing committed yet"
+    );
+    f.fs.write(o.fh, 0, b"the whole report")
+        .expect("the upload goes on");
+    f.fs.flush(o.fh, Some(50)).expect("the last close commits");
+    f.fs.release(o.fh).expect("release");
+    assert_eq!(cat(&f.fs, dir, "r.cab"), b"the whole report");
+}
+
+#[test]
+fn an_empty_cab_is_committed_at_its_last_close() {
+    let f = fixture();
+    let dir = mkdirs(&f.fs, CABS_INO, &["blue"]);
+    let (attr, o) =
+        f.fs.create(&client(51), dir, b"empty.cab", 0o644, RW, true)
+            .expect("create");
+    f.fs.flush(o.fh, Some(51)).expect("close");
+    f.fs.release(o.fh).expect("release");
+    assert_eq!(cat(&f.fs, dir, "empty.cab"), b"");
+    assert!(matches!(
+        f.fs.open(&client(52), attr.ino, RW),
+        Err(FsError::NotPermitted(_))
+    ));
+}

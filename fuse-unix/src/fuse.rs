@@ -60,18 +60,19 @@ impl Drop for EndOnDrop {
     }
 }
 
-/// Who is calling, from the request header. The kernel sends the calling *thread*;
-/// fs-core wants the process (Samba's aio threads belong to the client's smbd).
+/// Who is calling, from the request header. The kernel sends the calling *thread*; fs-core
+/// maps it to the process with [`process_of`] where that matters.
 fn caller(req: &Request) -> Caller {
     Caller {
-        pid: process_of(req.pid()),
+        pid: req.pid(),
         uid: req.uid(),
         gid: req.gid(),
     }
 }
 
 /// The thread group (process) of thread `tid`, from /proc; `tid` itself if it is gone.
-fn process_of(tid: u32) -> u32 {
+/// fs-core wants the process: Samba's aio threads belong to the client's smbd.
+pub(crate) fn process_of(tid: u32) -> u32 {
     std::fs::read_to_string(format!("/proc/{tid}/status"))
         .ok()
         .and_then(|status| {
@@ -341,7 +342,7 @@ impl Filesystem for CerFsFuse {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        match self.fs.flush(fh.0, Some(caller(req).pid)) {
+        match self.fs.flush(fh.0, Some(req.pid())) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(refuse("flush", format_args!("inode {ino} handle {fh}"), &e)),
         }
@@ -520,21 +521,22 @@ impl Filesystem for CerFsFuse {
         );
     }
 
+    // Extended attributes and access(2): answered ENOSYS, which the kernel remembers for
+    // the whole mount (it then fails xattr calls with EOPNOTSUPP and grants access(2)
+    // itself) instead of asking again for every file Samba opens. cerfs keeps no xattrs
+    // (Samba derives ACLs from the modes), and fs-core decides access at each operation.
+
     fn setxattr(
         &self,
         _req: &Request,
-        ino: INodeNo,
-        name: &OsStr,
+        _ino: INodeNo,
+        _name: &OsStr,
         _value: &[u8],
         _flags: i32,
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        debug!(
-            op = "setxattr",
-            "setxattr {name:?} on inode {ino}: not supported"
-        );
-        reply.error(Errno::ENOTSUP);
+        reply.error(Errno::ENOSYS);
     }
 
     fn getxattr(
@@ -545,24 +547,19 @@ impl Filesystem for CerFsFuse {
         _size: u32,
         reply: ReplyXattr,
     ) {
-        reply.error(Errno::ENODATA);
+        reply.error(Errno::ENOSYS);
     }
 
-    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
-        if size == 0 {
-            reply.size(0);
-        } else {
-            reply.data(&[]);
-        }
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
+        reply.error(Errno::ENOSYS);
     }
 
     fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::ENODATA);
+        reply.error(Errno::ENOSYS);
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
-        // fs-core decides at each operation; no default_permissions either.
-        reply.ok();
+        reply.error(Errno::ENOSYS);
     }
 }
 

@@ -169,7 +169,7 @@ pub fn spawn_mount(fs: CerFs, mountpoint: &Path, opts: &MountOptions) -> io::Res
     };
     config.n_threads = Some(opts.threads);
     let end = SessionEnd::default();
-    let adapter = fuse::CerFsFuse::new(fs, end.clone());
+    let adapter = fuse::CerFsFuse::new(fs.with_process_of(fuse::process_of), end.clone());
     let session = fuser::spawn_mount(adapter, mountpoint, &config)?;
     tracing::debug!(
         mountpoint = %mountpoint.display(),

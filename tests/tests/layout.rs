@@ -319,3 +319,34 @@ fn a_cab_being_written_is_hidden_until_closed() {
     assert_eq!(back.len(), 200_000);
     assert!(back[..100_000].iter().all(|b| *b == 7) && back[100_000..].iter().all(|b| *b == 8));
 }
+
+#[test]
+fn a_cab_copied_by_a_shell_redirect_or_dd_arrives_whole() {
+    // Both dup2() the new descriptor and close the original before the first write.
+    let Some(share) = MountedShare::start() else {
+        return;
+    };
+    let sub = Subpath::parse("blue");
+    let dir = client::mkdir_levels(&share.root, "cabs", &sub).expect("mkdir cabs/blue");
+    let src = share.root.join("source.bin");
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    fs::write(&src, &bytes).expect("write the source file");
+    let redirect = Command::new("sh")
+        .args(["-c", "cat \"$1\" > \"$2\"", "sh"])
+        .arg(&src)
+        .arg(dir.join("shell.cab"))
+        .status()
+        .expect("run sh");
+    assert!(redirect.success(), "cat > x.cab failed");
+    let dd = Command::new("dd")
+        .arg(format!("if={}", src.display()))
+        .arg(format!("of={}", dir.join("dd.cab").display()))
+        .args(["bs=65536", "status=none"])
+        .status()
+        .expect("run dd");
+    assert!(dd.success(), "dd of=x.cab failed");
+    for name in ["shell.cab", "dd.cab"] {
+        let back = fs::read(dir.join(name)).expect("read the cab back");
+        assert_eq!(sha256_hex(&back), sha256_hex(&bytes), "{name}");
+    }
+}
