@@ -7,6 +7,7 @@
 //! reader, so it sees one consistent snapshot that includes everything committed before it
 //! began, and never blocks or waits for the writer.
 
+mod checkpointer;
 mod pool;
 pub(crate) mod schema;
 
@@ -20,6 +21,7 @@ use rusqlite::{
     params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior,
 };
 
+use self::checkpointer::Checkpointer;
 use self::pool::{lock, ReaderPool};
 use crate::store::{
     AttrChange, BucketId, BucketKey, CabState, Counts, Ino, LogFields, LogId, LogLine, NewNode,
@@ -75,6 +77,9 @@ enum OpenMode {
 /// The SQLite store: one database file in WAL mode.
 pub struct SqliteStore {
     path: PathBuf,
+    /// The server's background checkpointer (none for admin commands). Declared before
+    /// `writer`: it stops before the writer closes (which checkpoints one last time).
+    checkpointer: Option<Checkpointer>,
     writer: Mutex<Connection>,
     readers: ReaderPool,
     purged: Vec<PurgedCab>,
@@ -136,8 +141,21 @@ impl SqliteStore {
         // working directory (a daemon does).
         let path = std::fs::canonicalize(path)
             .map_err(|e| StoreError::Invalid(format!("cannot resolve {}: {e}", path.display())))?;
+        let checkpointer = match mode {
+            OpenMode::Server => {
+                conn.pragma_update(
+                    None,
+                    "wal_autocheckpoint",
+                    checkpointer::WRITER_BACKSTOP_PAGES,
+                )?;
+                conn.pragma_update(None, "journal_size_limit", checkpointer::WAL_SIZE_LIMIT)?;
+                Some(Checkpointer::start(&path)?)
+            }
+            OpenMode::Admin => None,
+        };
         Ok(SqliteStore {
             readers: ReaderPool::new(path.clone()),
+            checkpointer,
             path,
             writer: Mutex::new(conn),
             purged,
@@ -192,7 +210,11 @@ impl SqliteStore {
     /// it returns `Ok`, rolls back otherwise.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = lock(&self.writer);
-        in_transaction(&conn, "BEGIN IMMEDIATE", f)
+        let out = in_transaction(&conn, "BEGIN IMMEDIATE", f)?;
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.note_commit();
+        }
+        Ok(out)
     }
 
     /// Runs `f` in one read transaction on a pooled reader connection.
