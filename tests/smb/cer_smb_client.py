@@ -11,11 +11,16 @@ connect.
   cer_smb_client.py --port 4450 cycles --subpath App\\1.0\\Mod\\1.0\\00001234 --cab x.cab
   cer_smb_client.py --port 4450 get policy.txt
   cer_smb_client.py --port 4450 --user ceradmin --password-env PW put s.txt status\\blue\\status.txt
+  cer_smb_client.py --port 4450 loop --subpath blue --client-id 1 --round 3 --seed 42
+
+`loop` is the exception to "one JSON object": it prints one JSON line per event, flushed,
+for a test that kills the server under it (see cmd_loop).
 
 Requires: pip install smbprotocol==1.17.0
 """
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -407,6 +412,82 @@ def cmd_cycles(share, args):
     return summary
 
 
+def emit(event):
+    """One event line, flushed at once: a test that kills the server reads it even if this
+    process is killed right after."""
+    print(json.dumps(event), flush=True)
+
+
+def cmd_loop(share, args):
+    """CER reports on one session until killed or --reports are done; for crash tests.
+
+    Each report: copy a cab of random bytes (written in random pieces), increment count.txt
+    with the one-handle pattern (read, seek 0, write, set end of file, close: Cabs Gathered
+    and Total Hits +1), append one hits.log line. Every close is announced by an "attempt"
+    event before the CLOSE request is sent (a cab's before its create, with the sha256 of
+    the whole upload, and a "closing" event when all its bytes are written) and an "ack"
+    event once the CLOSE returned success; a "done" event ends each report. The first error
+    ends the loop with an "error" event.
+    """
+    rng = random.Random(args.seed)
+    sub = args.subpath.strip("\\")
+    cabs = "cabs\\" + sub
+    count_path = "counts\\%s\\count.txt" % sub
+    log_path = cabs + "\\hits.log"
+    emit({"ev": "ready"})
+    n = 0
+    try:
+        while args.reports == 0 or n < args.reports:
+            n += 1
+            tag = "c%dr%dn%d" % (args.client_id, args.round, n)
+            # 1. The cab.
+            name = tag + ".cab"
+            data = rng.randbytes(rng.randint(args.min_size, args.max_size))
+            emit({"ev": "attempt", "op": "cab", "name": name, "size": len(data),
+                  "sha256": hashlib.sha256(data).hexdigest()})
+            handle = share.open(cabs + "\\" + name, READ | WRITE, CreateDisposition.FILE_CREATE)
+            at = 0
+            while at < len(data):
+                piece = data[at : at + rng.randint(1, CHUNK)]
+                share._call("write", handle.file_name, handle.write, piece, at)
+                at += len(piece)
+            emit({"ev": "closing", "op": "cab", "name": name})
+            share.close_handle(handle)
+            emit({"ev": "ack", "op": "cab", "name": name})
+            # 2. count.txt, one handle.
+            handle = share.open(count_path, READ | WRITE, CreateDisposition.FILE_OPEN)
+            gathered, hits = parse_count(share.read_all(handle))
+            new = render_count(gathered + 1, hits + 1)
+            share.write_at(handle, 0, new)
+            share.set_end_of_file(handle, len(new))
+            emit({"ev": "attempt", "op": "count"})
+            share.close_handle(handle)
+            emit({"ev": "ack", "op": "count"})
+            # 3. hits.log: append at the end this handle sees.
+            item = "i%s.cab" % tag
+            line = "12:00:00  01-02-2027\tSMB%d\tuser\t%s\r\n" % (args.client_id, item)
+            handle = share.open(log_path, READ | WRITE, CreateDisposition.FILE_OPEN_IF)
+            share.write_at(handle, share.end_of_file(handle), line.encode("ascii"))
+            emit({"ev": "attempt", "op": "line", "item": item})
+            share.close_handle(handle)
+            emit({"ev": "ack", "op": "line", "item": item})
+            emit({"ev": "done", "n": n})
+    except Exception as e:  # noqa: BLE001 - the server may be killed under us: report, stop
+        emit({"ev": "error", "error": "%s: %s" % (type(e).__name__, e)})
+        return {"ev": "end", "ok": False, "reports": n - 1}
+    return {"ev": "end", "ok": True, "reports": n}
+
+
+def cmd_sha256(share, args):
+    """The sha256 and size of a file, read in pieces (cabs too big for get's hex)."""
+    handle = share.open(args.path, READ, CreateDisposition.FILE_OPEN)
+    try:
+        data = share.read_all(handle)
+    finally:
+        share.close_handle(handle)
+    return {"ok": True, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
 def cmd_get(share, args):
     data = share.get(args.path)
     if data is None:
@@ -464,6 +545,20 @@ def build_parser():
     p = sub.add_parser("get", help="read a file (hex in the JSON)")
     p.add_argument("path")
     p.set_defaults(func=cmd_get)
+
+    p = sub.add_parser("loop", help="CER reports until killed, one JSON event per line (crash tests)")
+    p.add_argument("--subpath", required=True)
+    p.add_argument("--client-id", type=int, default=0)
+    p.add_argument("--round", type=int, default=0, help="part of the names, unique per run")
+    p.add_argument("--seed", type=int, default=0, help="sizes, pieces and bytes of the cabs")
+    p.add_argument("--min-size", type=int, default=1)
+    p.add_argument("--max-size", type=int, default=512 * 1024)
+    p.add_argument("--reports", type=int, default=0, help="stop after this many (0: never)")
+    p.set_defaults(func=cmd_loop)
+
+    p = sub.add_parser("sha256", help="sha256 and size of a file")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_sha256)
 
     p = sub.add_parser("put", help="write a local file to the share")
     p.add_argument("local")

@@ -137,6 +137,39 @@ pub fn is_alive(pid: u32) -> bool {
     })
 }
 
+/// After `cerfs serve` was killed outright: waits up to `grace` for Samba's process group
+/// `pgid` (smbd, samba-dcerpcd and their children) to exit by itself (its standard input,
+/// held by cerfs, closed), then SIGKILLs what is left of the group and waits for that.
+/// Returns whether SIGKILL was needed; panics if members survive it.
+pub fn stop_orphaned_samba(pgid: u32, grace: Duration) -> bool {
+    let gone_within = |deadline: Duration| {
+        let start = Instant::now();
+        loop {
+            if live_group_members(pgid).is_empty() {
+                return true;
+            }
+            if start.elapsed() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    };
+    if gone_within(grace) {
+        return false;
+    }
+    let group = i32::try_from(pgid).expect("pgid");
+    // SAFETY: kill(2) on the process group of the smbd this test started through cerfs
+    // serve; it still has live members, so the id cannot have been reused.
+    #[allow(unsafe_code)]
+    let _ = unsafe { libc::kill(-group, libc::SIGKILL) };
+    assert!(
+        gone_within(DEADLINE),
+        "Samba processes survived SIGKILL: {:?}",
+        live_group_members(pgid)
+    );
+    true
+}
+
 /// Sends `signal` to `pid`.
 pub fn send_signal(pid: u32, signal: i32) {
     let pid = i32::try_from(pid).expect("pid");
@@ -180,7 +213,8 @@ pub struct Serve {
     pub samba_pid: u32,
     stderr: Arc<Mutex<Vec<String>>>,
     done: bool,
-    _dir: tempfile::TempDir,
+    /// The fresh directory of [`Serve::start`]; `None` when the caller keeps `root`.
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// What happened to a `cerfs serve` that did not become ready.
@@ -194,6 +228,18 @@ impl Serve {
     /// Starts `cerfs serve` in a fresh directory and waits for its "ready:" line.
     pub fn start(opts: &ServeOptions) -> Started {
         let (dir, root) = open_tempdir();
+        Serve::launch(opts, root, Some(dir))
+    }
+
+    /// Starts `cerfs serve` on `root`/cer.db (mountpoint `root`/mnt, Samba's state in
+    /// `root`/samba) in a directory the caller keeps, e.g. to serve the same database again
+    /// after a crash; waits for its "ready:" line. `root` must be traversable by smbd
+    /// acting as nobody ([`open_tempdir`] makes such a directory).
+    pub fn start_in(opts: &ServeOptions, root: &Path) -> Started {
+        Serve::launch(opts, root.to_path_buf(), None)
+    }
+
+    fn launch(opts: &ServeOptions, root: PathBuf, dir: Option<tempfile::TempDir>) -> Started {
         let db = root.join("cer.db");
         let mountpoint = root.join("mnt");
         let state_dir = root.join("samba");
@@ -267,7 +313,16 @@ impl Serve {
 
     /// Starts it, or skips/fails the test when it cannot start.
     pub fn start_or_skip(opts: &ServeOptions) -> Option<Serve> {
-        match Serve::start(opts) {
+        Serve::ready_or_skip(Serve::start(opts))
+    }
+
+    /// [`Serve::start_in`], or skips/fails the test when it cannot start.
+    pub fn start_in_or_skip(opts: &ServeOptions, root: &Path) -> Option<Serve> {
+        Serve::ready_or_skip(Serve::start_in(opts, root))
+    }
+
+    fn ready_or_skip(started: Started) -> Option<Serve> {
+        match started {
             Started::Ready(serve) => Some(serve),
             Started::Exited(status, stderr) => {
                 if stderr.contains("not permitted to mount") {
