@@ -1,5 +1,5 @@
 //! `cerfs http`: serve the Corporate Error Reporting V2 HTTP protocol ([MS-CER2]) into a
-//! cerfs database until SIGINT/SIGTERM.
+//! cerfs database until SIGINT/SIGTERM (Ctrl-C or Ctrl-Break on Windows).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,11 +10,10 @@ use anyhow::{Context, Result};
 use cerfs_db::SqliteStore;
 use cerfs_fs_core::CerFs;
 use clap::Args;
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 use tracing::info;
 
-use crate::mount_cmd::{check_db_dir, signal_name};
+use crate::mount_cmd::check_db_dir;
+use crate::stop::StopSignals;
 
 /// Arguments of `cerfs http`.
 #[derive(Debug, Args)]
@@ -96,7 +95,7 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
 /// Serves until told to stop.
 pub fn run(args: &HttpArgs) -> Result<()> {
     check_db_dir(&args.db)?;
-    let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+    let stop = StopSignals::install()?;
     let store = Arc::new(
         SqliteStore::open(&args.db)
             .with_context(|| format!("cannot open database {}", args.db.display()))?,
@@ -117,8 +116,8 @@ pub fn run(args: &HttpArgs) -> Result<()> {
         server.local_addr(),
         args.db.display()
     );
-    if let Some(signal) = signals.forever().next() {
-        info!("received {}, stopping", signal_name(signal));
+    if let Some(signal) = stop.wait() {
+        info!("received {signal}, stopping");
     }
     indexer.stop();
     server.shutdown().context("stopping the HTTP server")?;

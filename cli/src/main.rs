@@ -16,8 +16,10 @@ mod mount_cmd;
 mod output;
 mod query_cmd;
 mod reindex_cmd;
+#[cfg(unix)]
 mod serve_cmd;
 mod settings_cmd;
+mod stop;
 
 /// Serve a Microsoft Corporate Error Reporting (CER) file share backed by SQLite.
 ///
@@ -31,18 +33,29 @@ struct Cli {
     command: Command,
 }
 
-/// The subcommands.
+/// The subcommands. `serve` and `samba-config` exist on Unix only (FUSE and Samba); on
+/// Windows, Windows' own SMB server shares what `mount` mounts.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Mount a cerfs database as a FUSE filesystem and serve it until SIGINT or SIGTERM.
+    #[cfg_attr(
+        unix,
+        doc = "Mount a cerfs database as a FUSE filesystem and serve it until SIGINT or SIGTERM."
+    )]
+    #[cfg_attr(
+        windows,
+        doc = "Mount a cerfs database with WinFsp on a drive letter (X:) or a new folder and \
+               serve it until Ctrl-C."
+    )]
     Mount(mount_cmd::MountArgs),
     /// Serve the share over SMB: mount it and run Samba (smbd) in front of it until SIGINT
     /// or SIGTERM.
+    #[cfg(unix)]
     Serve(serve_cmd::ServeArgs),
     /// Serve the Corporate Error Reporting V2 HTTP protocol (Windows Vista and later) into
     /// the database until SIGINT or SIGTERM.
     Http(http_cmd::HttpArgs),
     /// Print the smb.conf share stanza of a cerfs share, for your own Samba.
+    #[cfg(unix)]
     SambaConfig(serve_cmd::SambaConfigArgs),
     /// Run one read-only SQL statement on the database (views: buckets, cabs, hits, ...).
     Query(query_cmd::QueryArgs),
@@ -69,8 +82,10 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Mount(args) => mount_cmd::run(&args),
+        #[cfg(unix)]
         Command::Serve(args) => serve_cmd::run(&args),
         Command::Http(args) => http_cmd::run(&args),
+        #[cfg(unix)]
         Command::SambaConfig(args) => serve_cmd::print_samba_config(&args),
         Command::Query(args) => query_cmd::run_query(&args),
         Command::Buckets(args) => query_cmd::run_buckets(&args),

@@ -24,7 +24,9 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing::{info, warn};
 
-use crate::mount_cmd::{check_db_dir, check_mountpoint, mount_error, signal_name, DEV_FUSE};
+use crate::mount_cmd::check_db_dir;
+use crate::mount_cmd::unix::{check_mountpoint, mount_error, DEV_FUSE};
+use crate::stop::signal_name;
 
 /// Environment variable holding the admin password when no file is given.
 const PASSWORD_ENV: &str = "CERFS_ADMIN_PASSWORD";

@@ -249,14 +249,22 @@ fn run_child(
     Outcome::Failed(describe_failure(status, &err, last_err, limits))
 }
 
-/// Whether the worker died of SIGHUP, SIGINT or SIGTERM.
+/// Whether the worker died of SIGHUP, SIGINT or SIGTERM (on Windows: of Ctrl-C or
+/// Ctrl-Break, which reach every process of the console, the worker included).
 fn interrupted(status: ExitStatus) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::process::ExitStatusExt;
         matches!(status.signal(), Some(1 | 2 | 15))
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        // STATUS_CONTROL_C_EXIT: how a process without a Ctrl-C handler ends on one.
+        // Unverified (no Windows build here): README.md, "Windows".
+        const STATUS_CONTROL_C_EXIT: u32 = 0xC000_013A;
+        status.code().map(|code| code as u32) == Some(STATUS_CONTROL_C_EXIT)
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         let _ = status;
         false

@@ -6,7 +6,7 @@
 //!   WinFsp callback as a plain method over `CerFs`, fs-core's errors as NTSTATUS;
 //! - the `cfg(windows)` part (`windows` module): the `winfsp::FileSystemContext` impl,
 //!   one line per callback into the neutral part, and [`mount`](crate::mount) for
-//!   `cerfs mount` (a drive letter or an empty folder). Unverified until the Windows CI
+//!   `cerfs mount` (a drive letter or a folder). Unverified until the Windows CI
 //!   workflow has run (README.md).
 
 mod adapter;

@@ -296,7 +296,8 @@ pub enum MountError {
     Create(FspError),
     /// The drive letter or folder could not be used.
     #[error(
-        "cannot mount at {mountpoint} (a free drive letter like X: or an empty folder): {source}"
+        "cannot mount at {mountpoint} (a free drive letter like X:, or a new folder in an \
+         existing one): {source}"
     )]
     Mount {
         /// The mount point asked for.
