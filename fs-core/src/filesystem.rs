@@ -137,7 +137,8 @@ type Served = HashMap<(u32, Ino), Vec<(Counts, Instant)>>;
 pub struct CerFs {
     store: Arc<dyn Store>,
     handles: Mutex<HashMap<u64, Arc<Mutex<Handle>>>>,
-    dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
+    /// Open listings: the nodes as they were at opendir.
+    dirs: Mutex<HashMap<u64, Arc<Vec<Node>>>>,
     next_fh: AtomicU64,
     /// Cabs being uploaded, with their writer's handle: nobody else may write them.
     cab_writers: Mutex<HashMap<Ino, u64>>,
@@ -748,21 +749,12 @@ impl CerFs {
         if node.role != NodeRole::Dir {
             return Err(FsError::NotDir);
         }
-        let entries: Vec<DirEntry> = self
+        let entries: Vec<Node> = self
             .store
             .children(ino)?
             .into_iter()
             // A cab still being written is not part of the share yet.
             .filter(|n| n.cab_state != Some(CabState::Writing))
-            .map(|n| DirEntry {
-                ino: n.ino,
-                kind: if n.role == NodeRole::Dir {
-                    FileKind::Directory
-                } else {
-                    FileKind::RegularFile
-                },
-                name: n.name,
-            })
             .collect();
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         lock(&self.dirs).insert(fh, Arc::new(entries));
@@ -771,11 +763,35 @@ impl CerFs {
 
     /// Entries of an open listing from index `offset` on ("." and ".." not included).
     pub fn readdir(&self, fh: u64, offset: usize) -> Result<Vec<DirEntry>> {
-        let entries = lock(&self.dirs)
-            .get(&fh)
-            .cloned()
-            .ok_or(FsError::BadHandle)?;
-        Ok(entries.get(offset..).unwrap_or_default().to_vec())
+        let nodes = self.listing(fh)?;
+        Ok(nodes
+            .get(offset..)
+            .unwrap_or_default()
+            .iter()
+            .map(dir_entry)
+            .collect())
+    }
+
+    /// Entries of an open listing from index `offset` on, each with its attributes (what
+    /// lookup would answer), handed to `add` until it returns `true` (its buffer is full):
+    /// attributes are computed only for the entries the caller takes.
+    pub fn readdir_plus(
+        &self,
+        fh: u64,
+        offset: usize,
+        mut add: impl FnMut(&DirEntry, &Attr) -> bool,
+    ) -> Result<()> {
+        let nodes = self.listing(fh)?;
+        for node in nodes.get(offset..).unwrap_or_default() {
+            if add(&dir_entry(node), &self.attr_of(node)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn listing(&self, fh: u64) -> Result<Arc<Vec<Node>>> {
+        lock(&self.dirs).get(&fh).cloned().ok_or(FsError::BadHandle)
     }
 
     /// Drops an open listing.
@@ -927,4 +943,17 @@ impl CerFs {
 /// Locks a mutex, recovering from poisoning: a panicked thread must not take the share down.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A listed node as a directory entry.
+fn dir_entry(node: &Node) -> DirEntry {
+    DirEntry {
+        ino: node.ino,
+        kind: if node.role == NodeRole::Dir {
+            FileKind::Directory
+        } else {
+            FileKind::RegularFile
+        },
+        name: node.name.clone(),
+    }
 }

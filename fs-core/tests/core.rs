@@ -572,3 +572,44 @@ fn an_empty_cab_is_committed_at_its_last_close() {
         Err(FsError::NotPermitted(_))
     ));
 }
+
+#[test]
+fn readdir_plus_gives_what_lookup_gives_and_stops_when_full() {
+    let f = fixture();
+    let counts = mkdirs(&f.fs, COUNTS_INO, &["blue"]);
+    create_count(&f.fs, 60, counts, "Cabs Gathered=1\r\nTotal Hits=7\r\n");
+    mkdirs(&f.fs, counts, &["sub"]);
+    let dh = f.fs.opendir(counts).expect("opendir");
+    let mut seen = Vec::new();
+    f.fs.readdir_plus(dh, 0, |entry, attr| {
+        seen.push((entry.name.clone(), attr.clone()));
+        false
+    })
+    .expect("readdir_plus");
+    let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    let listed: Vec<String> =
+        f.fs.readdir(dh, 0)
+            .expect("readdir")
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+    assert_eq!(names, listed);
+    for (name, attr) in &seen {
+        let looked =
+            f.fs.lookup(&client(61), counts, name.as_bytes())
+                .expect("lookup");
+        assert_eq!(
+            (attr.ino, attr.size, attr.kind, attr.perm),
+            (looked.ino, looked.size, looked.kind, looked.perm),
+            "{name}"
+        );
+    }
+    let mut taken = 0;
+    f.fs.readdir_plus(dh, 0, |_, _| {
+        taken += 1;
+        true
+    })
+    .expect("readdir_plus");
+    assert_eq!(taken, 1, "nothing is offered after the caller is full");
+    f.fs.releasedir(dh);
+}

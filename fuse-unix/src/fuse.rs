@@ -10,8 +10,8 @@ use cerfs_fs_core::{Attr, Caller, CerFs, FileKind, OpenFlags, Opened, SetAttr};
 use fuser::{
     AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
     Generation, INodeNo, InitFlags, KernelConfig, LockOwner, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, TimeOrNow, WriteFlags,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use tracing::{debug, info, warn};
 
@@ -151,6 +151,9 @@ fn time(t: TimeOrNow) -> SystemTime {
     }
 }
 
+/// The first two entries of every listing.
+const DOTS: [&str; 2] = [".", ".."];
+
 /// Nodes have no generations: inode numbers are never reused while the store lives.
 const GENERATION: Generation = Generation(0);
 
@@ -163,6 +166,14 @@ impl Filesystem for CerFsFuse {
         }
         // Lookups and listings of one directory may run in parallel (fs-core is &self).
         if let Err(missing) = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS) {
+            debug!("the kernel does not support {missing:?}");
+        }
+        // Listings carry each entry's attributes, so that `ls -l` or Samba's directory
+        // query does not send one lookup per entry afterwards; the kernel decides per
+        // listing whether it wants them (AUTO).
+        if let Err(missing) = config
+            .add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO)
+        {
             debug!("the kernel does not support {missing:?}");
         }
         if let Err(nearest) = config.set_max_write(MAX_WRITE) {
@@ -459,16 +470,16 @@ impl Filesystem for CerFsFuse {
             reply.ok();
             return;
         };
-        for (index, name) in [".", ".."].into_iter().enumerate().skip(start) {
+        for (index, name) in DOTS.into_iter().enumerate().skip(start) {
             if reply.add(ino, index as u64 + 1, FileType::Directory, name) {
                 reply.ok();
                 return;
             }
         }
-        let first = start.saturating_sub(2);
+        let first = start.saturating_sub(DOTS.len());
         match self.fs.readdir(fh.0, first) {
             Ok(entries) => {
-                for (index, entry) in (first + 2..).zip(&entries) {
+                for (index, entry) in (first + DOTS.len()..).zip(&entries) {
                     let next = index as u64 + 1;
                     if reply.add(INodeNo(entry.ino), next, file_type(entry.kind), &entry.name) {
                         break;
@@ -481,6 +492,65 @@ impl Filesystem for CerFsFuse {
                 format_args!("inode {ino} handle {fh} from {offset}"),
                 &e,
             )),
+        }
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        // The same offsets as readdir. The kernel makes no dentries of the dot entries,
+        // so their attributes (this directory's) only fill the format.
+        let Ok(start) = usize::try_from(offset) else {
+            reply.ok();
+            return;
+        };
+        let refused = |e: &_| {
+            refuse(
+                "readdirplus",
+                format_args!("inode {ino} handle {fh} from {offset}"),
+                e,
+            )
+        };
+        if start < DOTS.len() {
+            let attr = match self.fs.getattr(ino.0, None) {
+                Ok(attr) => attr,
+                Err(e) => return reply.error(refused(&e)),
+            };
+            for (index, name) in DOTS.into_iter().enumerate().skip(start) {
+                if reply.add(
+                    ino,
+                    index as u64 + 1,
+                    name,
+                    &Duration::ZERO,
+                    &file_attr(&attr),
+                    GENERATION,
+                ) {
+                    reply.ok();
+                    return;
+                }
+            }
+        }
+        let first = start.saturating_sub(DOTS.len());
+        let mut next = (first + DOTS.len()) as u64;
+        let listed = self.fs.readdir_plus(fh.0, first, |entry, attr| {
+            next += 1;
+            reply.add(
+                INodeNo(entry.ino),
+                next,
+                &entry.name,
+                &ttl(attr),
+                &file_attr(attr),
+                GENERATION,
+            )
+        });
+        match listed {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(refused(&e)),
         }
     }
 
