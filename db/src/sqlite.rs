@@ -910,6 +910,10 @@ impl Store for SqliteStore {
         }))
     }
 
+    fn write_alignment(&self) -> u64 {
+        CHUNK
+    }
+
     fn write_at(&self, ino: Ino, offset: u64, data: &[u8]) -> Result<u64> {
         finish(self.write(|tx| {
             let node = writable_node(tx, ino)?;

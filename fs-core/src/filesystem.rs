@@ -239,7 +239,8 @@ impl CerFs {
                     HandleKind::Count(c) => attr.size = c.buf.bytes.len() as u64,
                     HandleKind::Settings(s) => attr.size = s.buf.bytes.len() as u64,
                     HandleKind::Log(l) => attr.size = l.size(),
-                    HandleKind::Plain | HandleKind::CabWriter(_) => {}
+                    HandleKind::CabWriter(w) => attr.size = w.size(),
+                    HandleKind::Plain => {}
                 }
             }
         }
@@ -502,7 +503,9 @@ impl CerFs {
         let mut h = lock(&h);
         let (ino, pid) = (h.ino, h.pid);
         match &mut h.kind {
-            HandleKind::Plain | HandleKind::CabWriter(_) => {
+            HandleKind::Plain => Ok(self.store.read_at(ino, offset, size)?),
+            HandleKind::CabWriter(w) => {
+                w.flush_tail(&*self.store, ino)?;
                 Ok(self.store.read_at(ino, offset, size)?)
             }
             HandleKind::Count(c) => {

@@ -1,7 +1,7 @@
 //! Open-handle state per kind of file: what a handle saw at open, what it wrote, and how
 //! that becomes a change in the store at flush.
 
-use cerfs_db::{BucketId, Counts, Ino, LogId, SettingsScope, Store};
+use cerfs_db::{BucketId, Counts, Ino, LogId, SettingsScope, Store, StoreError};
 use sha2::{Digest, Sha256};
 
 use crate::{count_file, log_line, settings_file, FsError, Result};
@@ -313,12 +313,21 @@ impl LogHandle {
     }
 }
 
-/// A cab being uploaded: bytes go to the store as they come; the hash is kept while the
+/// A cab being uploaded: bytes go to the store as they come, in whole storage units
+/// ([`Store::write_alignment`]) while the writes are sequential; the hash is kept while the
 /// writes are sequential, else recomputed from the store at commit.
 pub(crate) struct CabWriter {
     hasher: Option<Sha256>,
     hashed: u64,
+    /// The size the writer sees: stored bytes plus `tail`.
     size: u64,
+    /// Bytes received past the last whole storage unit, not stored yet (less than a unit).
+    /// SMB clients write 60 KiB pieces: stored as they come, every 64 KiB chunk would be
+    /// written twice. Losing them in a crash loses nothing: an uncommitted cab is purged.
+    tail: Vec<u8>,
+    /// Sequential writes are buffered into whole units until the first other write or
+    /// truncate; from then on every write goes straight to the store.
+    buffering: bool,
     pub committed: bool,
     /// The first write or truncate that failed: such a cab is never committed.
     failed: Option<FsError>,
@@ -332,6 +341,8 @@ impl CabWriter {
             hasher: Some(Sha256::new()),
             hashed: 0,
             size: 0,
+            tail: Vec::new(),
+            buffering: true,
             committed: false,
             failed: None,
             untouched: true,
@@ -341,6 +352,11 @@ impl CabWriter {
     /// Whether a write or truncate has reached this cab (even a failed one).
     pub(crate) fn is_untouched(&self) -> bool {
         self.untouched
+    }
+
+    /// The size as the writer sees it (what is stored may lag by less than a unit).
+    pub(crate) fn size(&self) -> u64 {
+        self.size
     }
 
     pub(crate) fn write(
@@ -354,10 +370,9 @@ impl CabWriter {
             return Err(FsError::NotPermitted("the cab is committed and read-only"));
         }
         self.untouched = false;
-        self.size = match store.write_at(ino, offset, data) {
-            Ok(size) => size,
-            Err(e) => return Err(self.fail(e.into())),
-        };
+        if let Err(e) = self.store_data(store, ino, offset, data) {
+            return Err(self.fail(e.into()));
+        }
         match &mut self.hasher {
             Some(h) if offset == self.hashed => {
                 h.update(data);
@@ -368,12 +383,70 @@ impl CabWriter {
         Ok(data.len() as u32)
     }
 
+    fn store_data(
+        &mut self,
+        store: &dyn Store,
+        ino: Ino,
+        offset: u64,
+        data: &[u8],
+    ) -> std::result::Result<(), StoreError> {
+        let unit = store.write_alignment().max(1);
+        if !(self.buffering && unit > 1 && offset == self.size) {
+            self.flush_tail(store, ino)?;
+            self.buffering = false;
+            self.size = store.write_at(ino, offset, data)?;
+            return Ok(());
+        }
+        let unit = usize::try_from(unit).unwrap_or(usize::MAX);
+        // Stored bytes end at a unit boundary; the tail follows them.
+        let mut at = self.size - self.tail.len() as u64;
+        let mut rest = data;
+        if !self.tail.is_empty() {
+            let take = (unit - self.tail.len()).min(rest.len());
+            let (head, after) = rest.split_at(take);
+            self.tail.extend_from_slice(head);
+            rest = after;
+            if self.tail.len() == unit {
+                store.write_at(ino, at, &self.tail)?;
+                at += unit as u64;
+                self.tail.clear();
+            }
+        }
+        if self.tail.is_empty() {
+            let whole = rest.len() / unit * unit;
+            let (units, left) = rest.split_at(whole);
+            if !units.is_empty() {
+                store.write_at(ino, at, units)?;
+            }
+            self.tail.extend_from_slice(left);
+        }
+        self.size += data.len() as u64;
+        Ok(())
+    }
+
+    /// Stores the buffered tail (before a read through this handle, a truncate, a commit).
+    pub(crate) fn flush_tail(
+        &mut self,
+        store: &dyn Store,
+        ino: Ino,
+    ) -> std::result::Result<(), StoreError> {
+        if !self.tail.is_empty() {
+            store.write_at(ino, self.size - self.tail.len() as u64, &self.tail)?;
+            self.tail.clear();
+        }
+        Ok(())
+    }
+
     pub(crate) fn truncate(&mut self, store: &dyn Store, ino: Ino, size: u64) -> Result<()> {
         if self.committed {
             return Err(FsError::NotPermitted("the cab is committed and read-only"));
         }
         self.untouched = false;
-        if let Err(e) = store.truncate(ino, size) {
+        let truncated = self
+            .flush_tail(store, ino)
+            .and_then(|()| store.truncate(ino, size));
+        self.buffering = false;
+        if let Err(e) = truncated {
             return Err(self.fail(e.into()));
         }
         self.size = size;
@@ -401,6 +474,11 @@ impl CabWriter {
             return Ok(());
         }
         self.committed = true;
+        if self.failed.is_none() {
+            if let Err(e) = self.flush_tail(store, ino) {
+                self.fail(e.into());
+            }
+        }
         if let Some(failed) = self.failed.take() {
             tracing::warn!(ino, "cab upload failed ({failed}): not kept");
             // If even the delete fails (disk still full), the row stays `writing` and the

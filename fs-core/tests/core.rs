@@ -613,3 +613,93 @@ fn readdir_plus_gives_what_lookup_gives_and_stops_when_full() {
     assert_eq!(taken, 1, "nothing is offered after the caller is full");
     f.fs.releasedir(dh);
 }
+
+#[test]
+fn smb_sized_pieces_are_stored_in_whole_chunks_and_the_writer_sees_everything() {
+    let f = fixture();
+    let dir = mkdirs(&f.fs, CABS_INO, &["blue"]);
+    let (attr, o) =
+        f.fs.create(&client(70), dir, b"smb.cab", 0o644, RW, true)
+            .expect("create");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let piece = 61_440; // what smbd writes for a 60 KiB SMB2 WRITE
+    for (i, p) in data.chunks(piece).enumerate() {
+        f.fs.write(o.fh, (i * piece) as u64, p).expect("write");
+        let seen = f.fs.getattr(attr.ino, Some(o.fh)).expect("fstat");
+        assert_eq!(
+            seen.size,
+            ((i * piece) + p.len()) as u64,
+            "fstat after write {i}"
+        );
+    }
+    // Another opener sees the whole 64 KiB chunks stored so far, never a wrong byte.
+    let reader =
+        f.fs.open(&client(71), attr.ino, RO)
+            .expect("open for reading");
+    let so_far = read_all(&f.fs, reader.fh);
+    assert_eq!(so_far.len(), 262_144, "four whole chunks stored");
+    assert_eq!(so_far, data[..so_far.len()]);
+    f.fs.release(reader.fh).expect("release reader");
+    // Reading through the writer's own handle sees everything it wrote.
+    assert_eq!(read_all(&f.fs, o.fh), data);
+    f.fs.flush(o.fh, Some(70)).expect("commit");
+    f.fs.release(o.fh).expect("release");
+    assert_eq!(cat(&f.fs, dir, "smb.cab"), data);
+}
+
+#[test]
+fn a_cab_written_in_any_order_matches_a_model() {
+    let f = fixture();
+    let dir = mkdirs(&f.fs, CABS_INO, &["blue"]);
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for round in 0..8 {
+        let name = format!("m{round}.cab");
+        let (_, o) =
+            f.fs.create(&client(80), dir, name.as_bytes(), 0o644, RW, true)
+                .expect("create");
+        let mut model: Vec<u8> = Vec::new();
+        for step in 0..40 {
+            let len = 1 + next(100_000) as usize;
+            let byte = (round * 40 + step) as u8;
+            // Mostly appends, sometimes a write elsewhere or a truncate.
+            let offset = match next(10) {
+                0 => next(model.len() as u64 + 1) as usize,
+                1 => {
+                    let size = next(model.len() as u64 + 70_000) as usize;
+                    let ino =
+                        f.fs.lookup(&client(80), dir, name.as_bytes())
+                            .expect("lookup")
+                            .ino;
+                    f.fs.setattr(
+                        &client(80),
+                        ino,
+                        Some(o.fh),
+                        &SetAttr {
+                            size: Some(size as u64),
+                            ..Default::default()
+                        },
+                    )
+                    .expect("truncate");
+                    model.resize(size, 0);
+                    continue;
+                }
+                _ => model.len(),
+            };
+            f.fs.write(o.fh, offset as u64, &vec![byte; len])
+                .expect("write");
+            if model.len() < offset + len {
+                model.resize(offset + len, 0);
+            }
+            model[offset..offset + len].fill(byte);
+        }
+        f.fs.flush(o.fh, Some(80)).expect("commit");
+        f.fs.release(o.fh).expect("release");
+        assert_eq!(cat(&f.fs, dir, &name), model, "round {round}");
+    }
+}
