@@ -11,13 +11,15 @@ use std::time::Duration;
 
 use cerfs_db::{CabRef, IndexDb, IndexStatus, StoreError};
 
-use crate::{index_isolated, Limits, Outcome, WORKER_ARG};
+use crate::isolate::{index_batch, BatchEnd};
+use crate::{Limits, Outcome, WORKER_ARG};
 
 /// How a cab is indexed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Worker {
-    /// In a child process: `program` with `args` (the host binary and [`WORKER_ARG`]),
-    /// which must call [`crate::worker_main`]. Bounded in memory, CPU and wall time.
+    /// In child processes, a batch of cabs each: `program` with `args` (the host binary and
+    /// [`WORKER_ARG`]), which must call [`crate::worker_main`]. Bounded in memory, CPU and
+    /// wall time (see [`Limits`]).
     Command {
         /// The executable.
         program: PathBuf,
@@ -47,7 +49,8 @@ pub struct IndexerConfig {
     pub limits: Limits,
     /// How often the background indexer looks for new cabs.
     pub poll_interval: Duration,
-    /// Cabs fetched from the queue at a time.
+    /// Cabs fetched from the queue at a time, and indexed by one worker process (the
+    /// bounds stay those of one cab: see [`Limits`]).
     pub batch: usize,
 }
 
@@ -94,6 +97,10 @@ impl Summary {
 
 /// Indexes queued cabs until the queue is empty or `stop` is set; `each` sees every cab and
 /// the status recorded for it with the reason of a failure.
+///
+/// Each batch fetched from the queue goes to one worker process, which answers cab by cab:
+/// when it dies on a cab, that cab is recorded as failed (the cabs it answered before keep
+/// their results) and the rest of the batch goes to a new worker.
 pub fn index_pending(
     db: &IndexDb,
     config: &IndexerConfig,
@@ -113,48 +120,89 @@ pub fn index_pending(
         if fresh.is_empty() {
             return Ok(summary);
         }
-        for cab in fresh {
+        let mut rest = fresh.as_slice();
+        while !rest.is_empty() {
             if stop.load(Ordering::Relaxed) {
                 return Ok(summary);
             }
-            let outcome = index_isolated(&config.worker, db.path(), &cab, &config.limits, stop);
-            let recorded = match outcome {
-                Outcome::Indexed(index) => {
-                    let problem = index.problem();
-                    db.store_index(cab.cab_id, &index)?
-                        .map(|status| (status, problem))
+            let end = index_batch(
+                &config.worker,
+                db.path(),
+                rest,
+                &config.limits,
+                stop,
+                &mut |cab, outcome| record(db, cab, outcome, &mut summary, each),
+            )?;
+            rest = match end {
+                BatchEnd::Done => &[],
+                BatchEnd::Ended { at, outcome } => {
+                    match outcome {
+                        Outcome::Stopped => return Ok(summary),
+                        Outcome::Unavailable(why) => return Err(IndexError::Unavailable(why)),
+                        outcome => {
+                            if let Some(cab) = rest.get(at) {
+                                record(db, cab, outcome, &mut summary, each)?;
+                            }
+                        }
+                    }
+                    rest.get(at + 1..).unwrap_or_default()
                 }
-                Outcome::Failed(reason) => db
-                    .store_failure(cab.cab_id, &reason)?
-                    .then_some((IndexStatus::Failed, Some(reason))),
-                Outcome::Gone => None,
-                Outcome::Stopped => return Ok(summary),
-                Outcome::Unavailable(why) => return Err(IndexError::Unavailable(why)),
+                BatchEnd::Retry { at, reason } => {
+                    if let Some(cab) = rest.get(at) {
+                        tracing::info!(subpath = %cab.subpath, cab = %cab.name, reason = %reason,
+                            "the indexer worker ran out of its CPU time or memory after other cabs; \
+                             trying this cab again first in a new worker");
+                    }
+                    rest.get(at..).unwrap_or_default()
+                }
             };
-            let Some((status, problem)) = recorded else {
-                continue;
-            };
-            match status {
-                IndexStatus::Indexed => {
-                    summary.indexed += 1;
-                    tracing::info!(subpath = %cab.subpath, cab = %cab.name, "cab indexed");
-                }
-                IndexStatus::Partial => {
-                    summary.partial += 1;
-                    tracing::warn!(subpath = %cab.subpath, cab = %cab.name,
-                        problem = problem.as_deref().unwrap_or(""),
-                        "cab indexed in part: some members could not be read");
-                }
-                IndexStatus::Failed => {
-                    summary.failed += 1;
-                    tracing::warn!(subpath = %cab.subpath, cab = %cab.name,
-                        reason = problem.as_deref().unwrap_or(""),
-                        "cab could not be indexed (it stays stored intact)");
-                }
-            }
-            each(&cab, status, problem.as_deref());
         }
     }
+}
+
+/// Records the outcome of one cab, counts it and tells `each`.
+fn record(
+    db: &IndexDb,
+    cab: &CabRef,
+    outcome: Outcome,
+    summary: &mut Summary,
+    each: &mut dyn FnMut(&CabRef, IndexStatus, Option<&str>),
+) -> Result<(), IndexError> {
+    let recorded = match outcome {
+        Outcome::Indexed(index) => {
+            let problem = index.problem();
+            db.store_index(cab.cab_id, &index)?
+                .map(|status| (status, problem))
+        }
+        Outcome::Failed(reason) => db
+            .store_failure(cab.cab_id, &reason)?
+            .then_some((IndexStatus::Failed, Some(reason))),
+        // Nothing to record: the cab is gone, or stays queued.
+        Outcome::Gone | Outcome::Stopped | Outcome::Unavailable(_) => None,
+    };
+    let Some((status, problem)) = recorded else {
+        return Ok(());
+    };
+    match status {
+        IndexStatus::Indexed => {
+            summary.indexed += 1;
+            tracing::info!(subpath = %cab.subpath, cab = %cab.name, "cab indexed");
+        }
+        IndexStatus::Partial => {
+            summary.partial += 1;
+            tracing::warn!(subpath = %cab.subpath, cab = %cab.name,
+                problem = problem.as_deref().unwrap_or(""),
+                "cab indexed in part: some members could not be read");
+        }
+        IndexStatus::Failed => {
+            summary.failed += 1;
+            tracing::warn!(subpath = %cab.subpath, cab = %cab.name,
+                reason = problem.as_deref().unwrap_or(""),
+                "cab could not be indexed (it stays stored intact)");
+        }
+    }
+    each(cab, status, problem.as_deref());
+    Ok(())
 }
 
 struct Shared {
@@ -214,7 +262,7 @@ impl Drop for IndexerHandle {
 }
 
 /// Starts the background indexer of the database at `db_path` with the default
-/// configuration: each cab in a child process of the running executable
+/// configuration: cabs in child processes of the running executable
 /// (`<current exe> index-one`, see [`crate::worker_main`]), a poll every second.
 /// For `cerfs mount` and `cerfs serve`.
 pub fn spawn_indexer(db_path: &Path) -> io::Result<IndexerHandle> {

@@ -1,17 +1,27 @@
-//! Indexing one cab in a bounded child process.
+//! Indexing cabs in bounded child processes, a batch of cabs per process.
 //!
-//! Protocol: the parent starts the worker command (the host binary with [`WORKER_ARG`]),
-//! writes one JSON [`Job`] to its stdin and closes it. The worker sets its resource limits
-//! first, then reads the cab from the database (read-only) and prints one JSON [`Reply`]
-//! on stdout, exit status 0. Exit status [`EXIT_UNAVAILABLE`] means the worker could not do
-//! its job for a reason that is not the cab's (no database, bad job): the cab is left for a
-//! later try. Any other end (a signal, a crash, the wall-clock kill, an unreadable answer)
-//! is the cab's doing and is recorded as its failure.
+//! Protocol: the parent starts the worker command (the host binary with [`WORKER_ARG`]) and
+//! writes one JSON [`Job`] to its stdin: the database, the ids of a batch of cabs, the
+//! limits. The worker sets its resource limits first, then indexes the cabs in the job's
+//! order, each read from the database (read-only), and prints one JSON [`Progress`] line on
+//! stdout when it starts a cab (`{"Start":ID}`) and one when it has its answer
+//! (`{"Indexed":{"cab_id":ID,"index":{..}}}` or `{"Gone":{"cab_id":ID}}`), each flushed at
+//! once; then exit status 0. So the parent always knows which cab the worker is on (the
+//! first one not answered), and every answer it received stands whatever happens next.
+//!
+//! If the worker ends before answering every cab, exit status [`EXIT_UNAVAILABLE`] means it
+//! could not work for a reason that is not the cab's (no database, bad job), and so does
+//! Ctrl-C or a service stop: the cab and the rest are left for a later try. Any other end (a
+//! signal, a crash, the wall-clock kill, a line out of protocol) is the current cab's doing
+//! and is recorded as its failure; the rest of the batch goes to a new worker. The one
+//! exception is a worker that runs out of its CPU time or memory after it indexed other
+//! cabs: see [`BatchEnd::Retry`].
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,24 +38,29 @@ const EXIT_UNAVAILABLE: i32 = 3;
 
 /// Longest job accepted on the worker's stdin.
 const MAX_JOB: u64 = 1 << 20;
-/// Stderr kept from a worker, for the failure reason.
+/// Stderr kept from a worker (its last bytes), for the failure reason.
 const MAX_STDERR: usize = 16 << 10;
+/// How often a wait for the worker looks at the stop flag.
+const TICK: Duration = Duration::from_millis(50);
 
 /// What the parent asks the worker.
 #[derive(Debug, Serialize, Deserialize)]
 struct Job {
     db: PathBuf,
-    cab_id: i64,
+    /// The cabs, in the order they are to be indexed.
+    cab_ids: Vec<i64>,
     limits: Limits,
 }
 
-/// What the worker answers.
+/// One line of the worker's stdout.
 #[derive(Debug, Serialize, Deserialize)]
-enum Reply {
+enum Progress {
+    /// The worker begins this cab.
+    Start(i64),
     /// What the cab holds (possibly with its own errors).
-    Done(CabIndex),
+    Indexed { cab_id: i64, index: CabIndex },
     /// No complete cab with that id (removed meanwhile).
-    Gone,
+    Gone { cab_id: i64 },
 }
 
 /// The end of one cab's indexing.
@@ -64,9 +79,25 @@ pub enum Outcome {
     Stopped,
 }
 
-/// The worker's side: reads a job from stdin, sets the resource limits, indexes the cab and
-/// prints the answer. Returns the process exit status. Call it from the host binary when
-/// it is run as `<binary> index-one` (nothing else may be printed on stdout).
+/// How a worker ended its batch.
+#[derive(Debug)]
+pub(crate) enum BatchEnd {
+    /// Every cab of the batch was answered.
+    Done,
+    /// The worker ended at cab `at` of the batch (the cabs before it were answered), which
+    /// gets `outcome`: [`Outcome::Failed`] (the cabs after it may go to a new worker),
+    /// [`Outcome::Unavailable`] or [`Outcome::Stopped`] (it and the rest stay queued).
+    Ended { at: usize, outcome: Outcome },
+    /// The worker ran out of its CPU time or memory on cab `at` after it had indexed the
+    /// cabs before it. Those bounds count the whole process, so the cab may owe that to
+    /// them: it goes first into a new worker, where the same end is its own. Comes only
+    /// with `at > 0`, so every worker makes progress.
+    Retry { at: usize, reason: String },
+}
+
+/// The worker's side: reads a job from stdin, sets the resource limits, indexes the cabs
+/// and prints its progress. Returns the process exit status. Call it from the host binary
+/// when it is run as `<binary> index-one` (nothing else may be printed on stdout).
 pub fn worker_main() -> i32 {
     let mut input = Vec::new();
     if let Err(e) = std::io::stdin().take(MAX_JOB).read_to_end(&mut input) {
@@ -87,30 +118,40 @@ pub fn worker_main() -> i32 {
         eprintln!("cerfs index-one: cannot set resource limits: {e}");
         return EXIT_UNAVAILABLE;
     }
-    let reply = match CabReader::open(&job.db, job.cab_id) {
-        Ok(reader) => Reply::Done(index_cab(reader, &job.limits)),
-        Err(StoreError::NotFound(_)) => Reply::Gone,
-        Err(e) => {
-            eprintln!(
-                "cerfs index-one: cannot read cab {} of {}: {e}",
-                job.cab_id,
-                job.db.display()
-            );
+    let mut out = std::io::stdout().lock();
+    for &cab_id in &job.cab_ids {
+        if let Err(e) = send(&mut out, &Progress::Start(cab_id)) {
+            eprintln!("cerfs index-one: cannot write to stdout: {e}");
             return EXIT_UNAVAILABLE;
         }
-    };
-    let mut out = std::io::stdout().lock();
-    match serde_json::to_writer(&mut out, &reply).map(|()| out.flush()) {
-        Ok(Ok(())) => 0,
-        Ok(Err(e)) => {
+        let answer = match CabReader::open(&job.db, cab_id) {
+            Ok(reader) => Progress::Indexed {
+                cab_id,
+                index: index_cab(reader, &job.limits),
+            },
+            Err(StoreError::NotFound(_)) => Progress::Gone { cab_id },
+            Err(e) => {
+                eprintln!(
+                    "cerfs index-one: cannot read cab {cab_id} of {}: {e}",
+                    job.db.display()
+                );
+                return EXIT_UNAVAILABLE;
+            }
+        };
+        if let Err(e) = send(&mut out, &answer) {
             eprintln!("cerfs index-one: cannot write the answer: {e}");
-            EXIT_UNAVAILABLE
-        }
-        Err(e) => {
-            eprintln!("cerfs index-one: cannot write the answer: {e}");
-            EXIT_UNAVAILABLE
+            return EXIT_UNAVAILABLE;
         }
     }
+    0
+}
+
+/// Prints one line of progress and flushes it: the parent times each cab from the lines.
+fn send(out: &mut impl Write, progress: &Progress) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(progress)?;
+    line.push(b'\n');
+    out.write_all(&line)?;
+    out.flush()
 }
 
 #[cfg(unix)]
@@ -124,6 +165,11 @@ fn set_limits(limits: &Limits) -> std::io::Result<()> {
     // No core dump of a crash on a hostile cab.
     lower(Resource::CORE, 0, 0)?;
     lower(Resource::AS, limits.memory_bytes, limits.memory_bytes)?;
+    // The CPU limit of one cab, for the whole batch: not scaled by the batch size, which
+    // would let one cab burn the batch's total (the wall-clock kill would then be its only
+    // bound). A cab that meets the limit after others is tried again first in a new worker
+    // (BatchEnd::Retry), and only failed for it when it alone used it all. That redoes at
+    // most one cab per worker, and only after a minute of work.
     let cpu = limits.cpu_time.as_secs().max(1);
     // SIGXCPU at the soft limit; SIGKILL at the hard one if SIGXCPU is ignored.
     lower(Resource::CPU, cpu, cpu + 5)?;
@@ -145,35 +191,106 @@ pub fn index_isolated(
     limits: &Limits,
     stop: &AtomicBool,
 ) -> Outcome {
-    match worker {
-        Worker::InProcess => match CabReader::open(db, cab.cab_id) {
-            Ok(reader) => Outcome::Indexed(index_cab(reader, limits)),
-            Err(StoreError::NotFound(_)) => Outcome::Gone,
-            Err(e) => Outcome::Unavailable(format!("cannot read the cab: {e}")),
+    let mut answer = None;
+    let end = index_batch(
+        worker,
+        db,
+        std::slice::from_ref(cab),
+        limits,
+        stop,
+        &mut |_, outcome| {
+            answer = Some(outcome);
+            Ok::<(), std::convert::Infallible>(())
         },
+    );
+    match end {
+        Ok(BatchEnd::Done) => answer
+            .unwrap_or_else(|| Outcome::Failed("the indexer ended without answering".to_owned())),
+        Ok(BatchEnd::Ended { outcome, .. }) => outcome,
+        // Not for the first cab of a worker; kept as a failure all the same.
+        Ok(BatchEnd::Retry { reason, .. }) => Outcome::Failed(reason),
+        Err(never) => match never {},
+    }
+}
+
+/// Indexes `cabs` in order with one worker process (or in process), giving `each` every
+/// answer as it comes ([`Outcome::Indexed`] or [`Outcome::Gone`]); says where the worker
+/// stopped if it did not answer them all. An error of `each` kills the worker and is
+/// returned.
+pub(crate) fn index_batch<E>(
+    worker: &Worker,
+    db: &Path,
+    cabs: &[CabRef],
+    limits: &Limits,
+    stop: &AtomicBool,
+    each: &mut dyn FnMut(&CabRef, Outcome) -> Result<(), E>,
+) -> Result<BatchEnd, E> {
+    match worker {
+        Worker::InProcess => {
+            for (at, cab) in cabs.iter().enumerate() {
+                if stop.load(Ordering::Relaxed) {
+                    let outcome = Outcome::Stopped;
+                    return Ok(BatchEnd::Ended { at, outcome });
+                }
+                let outcome = match CabReader::open(db, cab.cab_id) {
+                    Ok(reader) => Outcome::Indexed(index_cab(reader, limits)),
+                    Err(StoreError::NotFound(_)) => Outcome::Gone,
+                    Err(e) => {
+                        let outcome = Outcome::Unavailable(format!("cannot read the cab: {e}"));
+                        return Ok(BatchEnd::Ended { at, outcome });
+                    }
+                };
+                each(cab, outcome)?;
+            }
+            Ok(BatchEnd::Done)
+        }
         Worker::Command { program, args } => {
             let mut command = Command::new(program);
             command.args(args);
-            run_child(command, db, cab, limits, stop)
+            run_child(command, db, cabs, limits, stop, each)
         }
     }
 }
 
-fn run_child(
+/// The worker process, killed and reaped when dropped (by every early return).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        kill(&mut self.0);
+    }
+}
+
+/// [`BatchEnd::Ended`] at `at`, or [`BatchEnd::Done`] when every cab was answered (what the
+/// worker does after its last answer is no cab's doing).
+fn ended(cabs: &[CabRef], at: usize, outcome: Outcome) -> BatchEnd {
+    if at < cabs.len() {
+        BatchEnd::Ended { at, outcome }
+    } else {
+        BatchEnd::Done
+    }
+}
+
+fn run_child<E>(
     mut command: Command,
     db: &Path,
-    cab: &CabRef,
+    cabs: &[CabRef],
     limits: &Limits,
     stop: &AtomicBool,
-) -> Outcome {
+    each: &mut dyn FnMut(&CabRef, Outcome) -> Result<(), E>,
+) -> Result<BatchEnd, E> {
+    let unavailable = |why: String| {
+        let outcome = Outcome::Unavailable(why);
+        Ok(ended(cabs, 0, outcome))
+    };
     let job = Job {
         db: db.to_path_buf(),
-        cab_id: cab.cab_id,
+        cab_ids: cabs.iter().map(|cab| cab.cab_id).collect(),
         limits: limits.clone(),
     };
     let job = match serde_json::to_vec(&job) {
         Ok(job) => job,
-        Err(e) => return Outcome::Unavailable(format!("cannot encode the job: {e}")),
+        Err(e) => return unavailable(format!("cannot encode the job: {e}")),
     };
     let program = command.get_program().to_string_lossy().into_owned();
     let mut child = match command
@@ -182,71 +299,151 @@ fn run_child(
         .stderr(Stdio::piped())
         .spawn()
     {
-        Ok(child) => child,
+        Ok(child) => Running(child),
         Err(e) => {
-            return Outcome::Unavailable(format!(
+            return unavailable(format!(
                 "cannot start the indexer worker `{program} {WORKER_ARG}`: {e}"
             ))
         }
     };
-    // The job is small: it fits in the pipe, so this cannot block on a stuck child.
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ignored = stdin.write_all(&job);
+    tracing::debug!(cabs = cabs.len(), "indexer worker started");
+    // From a thread: a big job may not fit in the pipe, and a worker that does not read it
+    // must not block the parent (the write fails once the worker is killed).
+    if let Some(mut stdin) = child.0.stdin.take() {
+        thread::spawn(move || {
+            let _ignored = stdin.write_all(&job);
+        });
     }
-    let stdout = child
-        .stdout
+    let Some(stdout) = child.0.stdout.take() else {
+        return unavailable("the indexer worker has no stdout".to_owned());
+    };
+    let lines = spawn_line_reader(stdout, limits.max_output);
+    let stderr = child
+        .0
+        .stderr
         .take()
-        .map(|out| spawn_reader(out, limits.max_output));
-    let stderr = child.stderr.take().map(|err| spawn_reader(err, MAX_STDERR));
+        .map(|err| spawn_tail_reader(err, MAX_STDERR));
 
-    let deadline = Instant::now() + limits.wall_time;
-    let status = match wait_until(&mut child, deadline, stop) {
+    let late = || {
+        Outcome::Failed(format!(
+            "indexing took longer than {} s and was stopped (a cab that hangs its reader?)",
+            limits.wall_time.as_secs()
+        ))
+    };
+    // The cab the worker is on: the first one not answered.
+    let mut at = 0;
+    let mut started = false;
+    // The wall-clock limit is per cab, not per batch: every line restarts the clock.
+    let mut deadline = Instant::now() + limits.wall_time;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(ended(cabs, at, Outcome::Stopped));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(ended(cabs, at, late()));
+        }
+        let line = match lines.recv_timeout((deadline - now).min(TICK)) {
+            Ok(Line::Whole(line)) => line,
+            Ok(Line::TooLong) => {
+                let outcome = Outcome::Failed(format!(
+                    "the indexer's answer is over {} bytes",
+                    limits.max_output
+                ));
+                return Ok(ended(cabs, at, outcome));
+            }
+            Err(RecvTimeoutError::Timeout) => continue,
+            // Stdout is closed: the worker has ended, or is about to.
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let progress = match serde_json::from_slice::<Progress>(&line) {
+            Ok(progress) => progress,
+            Err(e) => {
+                let outcome = Outcome::Failed(format!("the indexer's answer is unreadable: {e}"));
+                return Ok(ended(cabs, at, outcome));
+            }
+        };
+        let Some(cab) = cabs.get(at) else {
+            let outcome = Outcome::Failed("the indexer said more than it was asked".to_owned());
+            return Ok(ended(cabs, at, outcome));
+        };
+        let answer = match progress {
+            Progress::Start(id) if !started && id == cab.cab_id => None,
+            Progress::Indexed { cab_id, index } if started && cab_id == cab.cab_id => {
+                Some(Outcome::Indexed(index))
+            }
+            Progress::Gone { cab_id } if started && cab_id == cab.cab_id => Some(Outcome::Gone),
+            _ => {
+                let outcome = Outcome::Failed(format!(
+                    "the indexer answered out of turn (on cab {})",
+                    cab.cab_id
+                ));
+                return Ok(ended(cabs, at, outcome));
+            }
+        };
+        deadline = Instant::now() + limits.wall_time;
+        match answer {
+            None => started = true,
+            Some(outcome) => {
+                each(cab, outcome)?;
+                at += 1;
+                started = false;
+            }
+        }
+    }
+
+    let status = match wait_until(&mut child.0, deadline, stop) {
         Waited::Exited(status) => status,
-        Waited::Late => {
-            kill(&mut child);
-            return Outcome::Failed(format!(
-                "indexing took longer than {} s and was stopped (a cab that hangs its reader?)",
-                limits.wall_time.as_secs()
-            ));
-        }
-        Waited::Stopped => {
-            kill(&mut child);
-            return Outcome::Stopped;
-        }
+        Waited::Late => return Ok(ended(cabs, at, late())),
+        Waited::Stopped => return Ok(ended(cabs, at, Outcome::Stopped)),
         Waited::Error(e) => {
-            kill(&mut child);
-            return Outcome::Unavailable(format!("cannot wait for the indexer worker: {e}"));
+            let outcome = Outcome::Unavailable(format!("cannot wait for the indexer worker: {e}"));
+            return Ok(ended(cabs, at, outcome));
         }
     };
-    let (out, overflowed) = stdout.map(join_reader).unwrap_or_default();
-    let (err, _) = stderr.map(join_reader).unwrap_or_default();
+    if at >= cabs.len() {
+        return Ok(BatchEnd::Done);
+    }
+    let err = stderr.map(join_tail).unwrap_or_default();
     let err = String::from_utf8_lossy(&err);
     let last_err = err
         .lines()
         .rev()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("");
-    if status.success() {
-        if overflowed {
-            return Outcome::Failed(format!(
-                "the indexer's answer is over {} bytes",
-                limits.max_output
-            ));
-        }
-        return match serde_json::from_slice::<Reply>(&out) {
-            Ok(Reply::Done(index)) => Outcome::Indexed(index),
-            Ok(Reply::Gone) => Outcome::Gone,
-            Err(e) => Outcome::Failed(format!("the indexer's answer is unreadable: {e}")),
-        };
-    }
-    if status.code() == Some(EXIT_UNAVAILABLE) {
-        return Outcome::Unavailable(last_err.to_owned());
-    }
-    if interrupted(status) {
+    let outcome = if status.success() {
+        Outcome::Failed("the indexer ended without answering".to_owned())
+    } else if status.code() == Some(EXIT_UNAVAILABLE) {
+        Outcome::Unavailable(last_err.to_owned())
+    } else if interrupted(status) {
         // Ctrl-C or a service stop reaches the whole process group: not the cab's doing.
-        return Outcome::Unavailable("the indexer worker was interrupted".to_owned());
+        Outcome::Unavailable("the indexer worker was interrupted".to_owned())
+    } else {
+        let reason = describe_failure(status, &err, last_err, limits);
+        if at > 0 && spent_process_limit(status, &err) {
+            return Ok(BatchEnd::Retry { at, reason });
+        }
+        Outcome::Failed(reason)
+    };
+    Ok(BatchEnd::Ended { at, outcome })
+}
+
+/// Whether the worker ran out of a bound of the whole process rather than of one cab: its
+/// CPU time (SIGXCPU; SIGKILL at the hard limit) or its memory.
+fn spent_process_limit(status: ExitStatus, err: &str) -> bool {
+    if err.contains("memory allocation of") {
+        return true;
     }
-    Outcome::Failed(describe_failure(status, &err, last_err, limits))
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        matches!(status.signal(), Some(9 | 24))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = status;
+        false
+    }
 }
 
 /// Whether the worker died of SIGHUP, SIGINT or SIGTERM (on Windows: of Ctrl-C or
@@ -312,7 +509,8 @@ enum Waited {
 }
 
 /// Waits for the child until `deadline` or `stop`, polling its state (a child cannot be
-/// waited for with a timeout otherwise without extra threads per cab).
+/// waited for with a timeout otherwise without an extra thread per worker). Called once
+/// the worker closed its stdout, when its exit is near.
 fn wait_until(child: &mut Child, deadline: Instant, stop: &AtomicBool) -> Waited {
     let mut pause = Duration::from_millis(1);
     loop {
@@ -329,7 +527,7 @@ fn wait_until(child: &mut Child, deadline: Instant, stop: &AtomicBool) -> Waited
             return Waited::Late;
         }
         thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(Duration::from_millis(50));
+        pause = (pause * 2).min(TICK);
     }
 }
 
@@ -338,34 +536,83 @@ fn kill(child: &mut Child) {
     let _reaped = child.wait();
 }
 
-/// Reads a pipe to its end in a thread, keeping at most `cap` bytes (the rest is drained so
-/// that the child never blocks on a full pipe). Returns the bytes and whether some were
-/// dropped.
-fn spawn_reader<R: Read + Send + 'static>(
+/// A line of the worker's stdout.
+enum Line {
+    /// A whole line, without its end.
+    Whole(Vec<u8>),
+    /// A line longer than the cap (dropped).
+    TooLong,
+}
+
+/// Reads a pipe line by line in a thread, sending each line as it comes; a line over `cap`
+/// bytes is drained and sent as [`Line::TooLong`]. An unfinished last line is dropped: the
+/// exit status says why the worker stopped. Ends at the end of the pipe (the receiver then
+/// sees the channel closed) or when the receiver is gone.
+fn spawn_line_reader<R: Read + Send + 'static>(pipe: R, cap: usize) -> mpsc::Receiver<Line> {
+    let (sender, receiver) = mpsc::channel();
+    thread::spawn(move || {
+        let mut reader = BufReader::with_capacity(64 << 10, pipe);
+        let mut line = Vec::new();
+        let mut too_long = false;
+        loop {
+            let (used, complete) = match reader.fill_buf() {
+                Ok([]) => return,
+                Ok(buf) => {
+                    let end = buf.iter().position(|&b| b == b'\n');
+                    let part = buf.get(..end.unwrap_or(buf.len())).unwrap_or_default();
+                    if too_long || part.len() > cap.saturating_sub(line.len()) {
+                        too_long = true;
+                        line.clear();
+                    } else {
+                        line.extend_from_slice(part);
+                    }
+                    (end.map_or(buf.len(), |i| i + 1), end.is_some())
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            };
+            reader.consume(used);
+            if complete {
+                let sent = if too_long {
+                    Line::TooLong
+                } else {
+                    Line::Whole(std::mem::take(&mut line))
+                };
+                too_long = false;
+                if sender.send(sent).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    receiver
+}
+
+/// Reads a pipe to its end in a thread, keeping its last `cap` bytes (a worker that indexed
+/// several cabs may have written about the earlier ones; the last lines tell how it ended).
+fn spawn_tail_reader<R: Read + Send + 'static>(
     mut pipe: R,
     cap: usize,
-) -> thread::JoinHandle<(Vec<u8>, bool)> {
+) -> thread::JoinHandle<Vec<u8>> {
     thread::spawn(move || {
         let mut kept = Vec::new();
-        let mut overflowed = false;
-        let mut buf = vec![0u8; 64 << 10];
+        let mut buf = vec![0u8; 16 << 10];
         loop {
             match pipe.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    let room = cap.saturating_sub(kept.len());
-                    let take = n.min(room);
-                    kept.extend_from_slice(buf.get(..take).unwrap_or_default());
-                    overflowed |= take < n;
+                    kept.extend_from_slice(buf.get(..n).unwrap_or_default());
+                    let excess = kept.len().saturating_sub(cap);
+                    kept.drain(..excess);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => break,
             }
         }
-        (kept, overflowed)
+        kept
     })
 }
 
-fn join_reader(handle: thread::JoinHandle<(Vec<u8>, bool)>) -> (Vec<u8>, bool) {
+fn join_tail(handle: thread::JoinHandle<Vec<u8>>) -> Vec<u8> {
     handle.join().unwrap_or_default()
 }

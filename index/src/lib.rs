@@ -6,15 +6,18 @@
 //! `minidumps`, `cab_texts`, `cab_facts` views; docs/sql.md).
 //!
 //! Indexing never slows or fails an upload: a background thread ([`spawn_indexer`]) wakes
-//! every second, finds complete cabs not indexed yet (an indexed query), and indexes each
-//! in a **child process** bounded in memory (RLIMIT_AS), CPU time (RLIMIT_CPU) and wall
+//! every second, finds complete cabs not indexed yet (an indexed query), and indexes them
+//! in **child processes** bounded in memory (RLIMIT_AS), CPU time (RLIMIT_CPU) and wall
 //! time (killed when late), so that a hostile cab can neither hang nor exhaust the server.
 //! The child is the host binary run with one argument (`cerfs index-one`), which must call
-//! [`worker_main`]; it reads the cab straight from the database through a read-only
-//! connection ([`cerfs_db::CabReader`]) and prints what it found as JSON; the parent writes
-//! the rows. A cab or minidump that cannot be parsed is still a report: the cab stays
-//! stored intact and the failure is recorded with its reason (`cabs.index_status`,
-//! `cabs.index_error`, `cab_files.error`, `minidumps.error`).
+//! [`worker_main`]; it indexes a batch of cabs one after the other (a process per cab costs
+//! more CPU than a small cab), reading each straight from the database through a read-only
+//! connection ([`cerfs_db::CabReader`]), and prints what it found as JSON lines, cab by
+//! cab; the parent writes the rows. A cab that kills its child fails alone: the cabs
+//! answered before keep their results and the rest go to a new child. A cab or minidump
+//! that cannot be parsed is still a report: the cab stays stored intact and the failure is
+//! recorded with its reason (`cabs.index_status`, `cabs.index_error`, `cab_files.error`,
+//! `minidumps.error`).
 
 mod dump;
 mod indexer;
@@ -48,13 +51,15 @@ pub struct Limits {
     pub max_facts: usize,
     /// Decompressed bytes read per cab, all members together.
     pub max_total_read: u64,
-    /// Address space of the worker process (RLIMIT_AS), in bytes.
+    /// Address space of a worker process (RLIMIT_AS), in bytes.
     pub memory_bytes: u64,
-    /// CPU time of the worker process (RLIMIT_CPU).
+    /// CPU time of a worker process (RLIMIT_CPU). It counts every cab the process indexed:
+    /// a cab that meets it after others is tried again first in a new process, and fails
+    /// only if it used it all alone.
     pub cpu_time: Duration,
-    /// Wall-clock time after which the worker is killed.
+    /// Wall-clock time one cab may take, after which its worker is killed.
     pub wall_time: Duration,
-    /// Largest answer accepted from the worker, in bytes.
+    /// Largest answer accepted from the worker for one cab, in bytes.
     pub max_output: usize,
 }
 

@@ -13,7 +13,7 @@ use crate::{dump, text, Limits};
 /// Indexes the cab that `reader` holds. Never fails and never panics: a cab that cannot be
 /// read at all gets [`CabIndex::error`], a member that cannot be read or parsed gets its
 /// own `error`. Runs in the calling thread without a time bound: for cabs from clients use
-/// [`crate::index_isolated`], which runs this in a bounded child process.
+/// [`crate::index_pending`], which runs this in bounded child processes.
 pub fn index_cab<R: Read + Seek>(reader: R, limits: &Limits) -> CabIndex {
     match catch_unwind(AssertUnwindSafe(|| scan(reader, limits))) {
         Ok(index) => index,
