@@ -1,5 +1,5 @@
 //! `cerfs reindex`: send cabs back to the cab indexer and index them now; and the hidden
-//! `cerfs index-one`, the bounded worker process the indexer runs for each cab.
+//! `cerfs index-one`, the bounded worker process the indexer runs for each batch of cabs.
 
 use std::sync::atomic::AtomicBool;
 
