@@ -6,9 +6,10 @@
 
 mod running_mount;
 
+use std::io::{Read, Write};
 use std::process::Command;
 
-use cerfs_db::SqliteStore;
+use cerfs_db::{SqliteStore, Store};
 use running_mount::{is_mounted, Running, CERFS};
 
 #[test]
@@ -103,4 +104,68 @@ fn help_exits_0() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("Usage: cerfs"), "{stdout}");
     }
+}
+
+#[test]
+fn sigterm_while_a_file_is_open_detaches_and_serves_it_until_closed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().canonicalize().expect("canonical temp dir");
+    let db = root.join("cer.db");
+    let mountpoint = root.join("mnt");
+    std::fs::create_dir(&mountpoint).expect("mkdir mountpoint");
+    let Some(mut running) = Running::mounted(&db, &mountpoint) else {
+        return;
+    };
+    let path = mountpoint.join("notes.txt");
+    std::fs::write(&path, b"written before the signal").expect("write a plain file");
+    let mut held = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .expect("open the file and keep it");
+
+    running.signal(libc::SIGTERM);
+    // The mount leaves the namespace at once although the file is open...
+    let start = std::time::Instant::now();
+    while is_mounted(&mountpoint) {
+        assert!(
+            start.elapsed() < running_mount::DEADLINE,
+            "still mounted: {}",
+            running.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        running.child.try_wait().expect("try_wait").is_none(),
+        "cerfs exited while a file was still open: {}",
+        running.stderr()
+    );
+    // ... and the open file is still served, for reading and writing.
+    let mut text = String::new();
+    held.read_to_string(&mut text).expect("read the held file");
+    assert_eq!(text, "written before the signal");
+    held.write_all(b", and after")
+        .expect("write through the held file");
+    drop(held);
+
+    let status = running.wait();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status; stderr:\n{}",
+        running.stderr()
+    );
+    assert!(
+        running.stderr().contains("still in use: detached"),
+        "{}",
+        running.stderr()
+    );
+    let store = SqliteStore::open(&db).expect("reopen the database");
+    assert_eq!(store.integrity_check().expect("integrity_check"), "ok");
+    let node = store
+        .lookup(cerfs_db::ROOT_INO, "notes.txt")
+        .expect("lookup")
+        .expect("notes.txt is stored");
+    let stored = store.read_at(node.ino, 0, 100).expect("read notes.txt");
+    assert_eq!(stored, b"written before the signal, and after");
 }

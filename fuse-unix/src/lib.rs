@@ -91,6 +91,60 @@ impl Mount {
         tracing::debug!(mountpoint = %mountpoint.display(), "FUSE session ended");
         Ok(())
     }
+
+    /// Like [`Mount::unmount`], except when the mount is busy (a process still has a file
+    /// or its working directory there): the mount is then detached, as `umount -l` does.
+    /// Nothing new can be opened under the mountpoint, and the session goes on serving
+    /// what is already open until its last user lets go, or until `grace` has passed.
+    ///
+    /// Returns whether the session has ended (false: users were still holding files when
+    /// `grace` ran out; those files fail once the process exits).
+    ///
+    /// # Errors
+    /// The unmount failed for another reason than being busy, or the detach failed too.
+    pub fn unmount_or_detach(self, grace: Duration) -> io::Result<bool> {
+        let Mount {
+            session,
+            end,
+            mountpoint,
+        } = self;
+        match session.umount_and_join() {
+            Ok(()) => Ok(true),
+            Err(e)
+                if e.raw_os_error() == Some(libc::EINVAL)
+                    && end.wait_timeout(EXTERNAL_UNMOUNT_GRACE) =>
+            {
+                tracing::debug!(mountpoint = %mountpoint.display(), "was unmounted externally");
+                Ok(true)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                detach(&mountpoint)?;
+                tracing::warn!(
+                    mountpoint = %mountpoint.display(),
+                    "still in use: detached (nothing new can be opened there); serving the \
+                     open files until they are closed, at most {} s",
+                    grace.as_secs()
+                );
+                Ok(end.wait_timeout(grace))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Lazy unmount (`MNT_DETACH`) of `mountpoint`.
+fn detach(mountpoint: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(mountpoint.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: umount2(2) with a NUL-terminated path that lives through the call.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// How long [`Mount::unmount`] waits for a session that was unmounted externally to end.

@@ -4,6 +4,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::thread;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use cerfs_fuse::MountOptions;
@@ -23,7 +24,9 @@ pub(crate) const DEV_FUSE: &str = "/dev/fuse";
 #[command(after_help = "\
 Runs in the foreground until SIGINT (Ctrl-C) or SIGTERM, then unmounts cleanly,
 closes the database and exits 0; it also exits 0 when the mount is unmounted
-from outside (fusermount3 -u MOUNTPOINT). Run it as root so that other users
+from outside (fusermount3 -u MOUNTPOINT). If files are still open under the
+mount at the signal, it is detached (nothing new can be opened there) and serves
+them until they are closed, at most 30 s (a second signal: at once). Run it as root so that other users
 (Samba) can use the mount. Exit status: 0 ok, 1 error, 2 usage error.
 
 Example:
@@ -100,14 +103,32 @@ pub fn run(args: &MountArgs) -> Result<()> {
     }
 
     indexer.stop();
+    // A second signal while open files keep a detached mount alive: stop at once.
+    thread::Builder::new()
+        .name("cerfs-second-signal".to_owned())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                eprintln!(
+                    "cerfs: received {} again: exiting now; files still open under the \
+                     detached mount fail from now on",
+                    signal_name(signal)
+                );
+                std::process::exit(1);
+            }
+        })
+        .context("cannot start the signal watcher thread")?;
     // Joins the FUSE workers; the store is dropped (the database closed) with the session.
-    mount.unmount().with_context(|| {
-        format!(
-            "could not unmount {0}: if files are still open under it, stop their users \
-             (Samba) and run `fusermount3 -u {0}`",
-            args.mountpoint.display()
-        )
-    })?;
+    let ended = mount
+        .unmount_or_detach(DETACH_GRACE)
+        .with_context(|| format!("could not unmount {}", args.mountpoint.display()))?;
+    if !ended {
+        bail!(
+            "{} was still in use {} s after it was detached: stopping anyway; files still \
+             open there fail from now on (every change made through them before is stored)",
+            args.mountpoint.display(),
+            DETACH_GRACE.as_secs()
+        );
+    }
     info!(
         "unmounted {}, closed {}",
         args.mountpoint.display(),
@@ -115,6 +136,10 @@ pub fn run(args: &MountArgs) -> Result<()> {
     );
     Ok(())
 }
+
+/// How long a mount that is still in use at a stop signal serves its open files after it
+/// was detached.
+const DETACH_GRACE: Duration = Duration::from_secs(30);
 
 /// The mountpoint must be an existing directory.
 pub(crate) fn check_mountpoint(mountpoint: &Path) -> Result<()> {
