@@ -7,19 +7,26 @@
 mod running_mount;
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::process::Command;
 
 use cerfs_db::{SqliteStore, Store};
 use running_mount::{is_mounted, Running, CERFS};
 
-#[test]
-fn mount_list_sigterm_unmounts_cleanly() {
+/// `cerfs mount` of a new database in a temporary directory (kept alive by the first item).
+fn mount_fresh() -> Option<(tempfile::TempDir, PathBuf, PathBuf, Running)> {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().canonicalize().expect("canonical temp dir");
     let db = root.join("cer.db");
     let mountpoint = root.join("mnt");
     std::fs::create_dir(&mountpoint).expect("mkdir mountpoint");
-    let Some(mut running) = Running::mounted(&db, &mountpoint) else {
+    let running = Running::mounted(&db, &mountpoint)?;
+    Some((dir, db, mountpoint, running))
+}
+
+#[test]
+fn mount_list_sigterm_unmounts_cleanly() {
+    let Some((_dir, db, mountpoint, mut running)) = mount_fresh() else {
         return;
     };
     assert!(
@@ -108,12 +115,7 @@ fn help_exits_0() {
 
 #[test]
 fn sigterm_while_a_file_is_open_detaches_and_serves_it_until_closed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().canonicalize().expect("canonical temp dir");
-    let db = root.join("cer.db");
-    let mountpoint = root.join("mnt");
-    std::fs::create_dir(&mountpoint).expect("mkdir mountpoint");
-    let Some(mut running) = Running::mounted(&db, &mountpoint) else {
+    let Some((_dir, db, mountpoint, mut running)) = mount_fresh() else {
         return;
     };
     let path = mountpoint.join("notes.txt");

@@ -70,6 +70,25 @@ impl Mount {
     /// session then keeps serving in the background until the process exits), or a worker
     /// thread ended with an error.
     pub fn unmount(self) -> io::Result<()> {
+        self.stop(None).map(|_ended| ())
+    }
+
+    /// Like [`Mount::unmount`], except when the mount is busy (a process still has a file
+    /// or its working directory there): the mount is then detached, as `umount -l` does.
+    /// Nothing new can be opened under the mountpoint, and the session goes on serving
+    /// what is already open until its last user lets go, or until `grace` has passed.
+    ///
+    /// Returns whether the session has ended (false: users were still holding files when
+    /// `grace` ran out; those files fail once the process exits).
+    ///
+    /// # Errors
+    /// The unmount failed for another reason than being busy, or the detach failed too.
+    pub fn unmount_or_detach(self, grace: Duration) -> io::Result<bool> {
+        self.stop(Some(grace))
+    }
+
+    /// Unmounts; when busy, detaches and waits up to `detach_grace` if given.
+    fn stop(self, detach_grace: Option<Duration>) -> io::Result<bool> {
         let Mount {
             session,
             end,
@@ -86,38 +105,10 @@ impl Mount {
             {
                 tracing::debug!(mountpoint = %mountpoint.display(), "was unmounted externally");
             }
-            Err(e) => return Err(e),
-        }
-        tracing::debug!(mountpoint = %mountpoint.display(), "FUSE session ended");
-        Ok(())
-    }
-
-    /// Like [`Mount::unmount`], except when the mount is busy (a process still has a file
-    /// or its working directory there): the mount is then detached, as `umount -l` does.
-    /// Nothing new can be opened under the mountpoint, and the session goes on serving
-    /// what is already open until its last user lets go, or until `grace` has passed.
-    ///
-    /// Returns whether the session has ended (false: users were still holding files when
-    /// `grace` ran out; those files fail once the process exits).
-    ///
-    /// # Errors
-    /// The unmount failed for another reason than being busy, or the detach failed too.
-    pub fn unmount_or_detach(self, grace: Duration) -> io::Result<bool> {
-        let Mount {
-            session,
-            end,
-            mountpoint,
-        } = self;
-        match session.umount_and_join() {
-            Ok(()) => Ok(true),
-            Err(e)
-                if e.raw_os_error() == Some(libc::EINVAL)
-                    && end.wait_timeout(EXTERNAL_UNMOUNT_GRACE) =>
-            {
-                tracing::debug!(mountpoint = %mountpoint.display(), "was unmounted externally");
-                Ok(true)
-            }
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                let Some(grace) = detach_grace else {
+                    return Err(e);
+                };
                 detach(&mountpoint)?;
                 tracing::warn!(
                     mountpoint = %mountpoint.display(),
@@ -125,10 +116,12 @@ impl Mount {
                      open files until they are closed, at most {} s",
                     grace.as_secs()
                 );
-                Ok(end.wait_timeout(grace))
+                return Ok(end.wait_timeout(grace));
             }
-            Err(e) => Err(e),
+            Err(e) => return Err(e),
         }
+        tracing::debug!(mountpoint = %mountpoint.display(), "FUSE session ended");
+        Ok(true)
     }
 }
 
