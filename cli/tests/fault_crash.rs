@@ -35,7 +35,9 @@ use std::time::Duration;
 
 use cerfs_db::SqliteStore;
 use cerfs_fs_core::count_file;
-use fault_support::{close_checked, detach_dead_mount, list, sha256_file, sha256_hex, Rng};
+use fault_support::{
+    check_log_items, close_checked, detach_dead_mount, list, sha256_file, sha256_hex, Rng,
+};
 use running_mount::{is_mounted, Running};
 
 const ROUNDS: u32 = 20;
@@ -258,23 +260,7 @@ fn verify(mnt: &Path, db: &Path, ledgers: &Ledgers, round: u32) {
 
         // hits.log.
         let log = fs::read_to_string(dir.join("hits.log")).unwrap_or_default();
-        let items: BTreeSet<String> = log
-            .lines()
-            .filter_map(|line| line.rsplit('\t').next())
-            .map(|i| i.trim_end_matches('\r').to_owned())
-            .collect();
-        for item in &l.lines_acked {
-            assert!(
-                items.contains(item),
-                "round {round}: acknowledged hits.log line {item} is missing"
-            );
-        }
-        for item in &items {
-            assert!(
-                l.lines_attempted.contains(item),
-                "round {round}: hits.log has a line nobody wrote: {item}"
-            );
-        }
+        let items = check_log_items(round, &log, &l.lines_acked, &l.lines_attempted);
         l.lines_acked = items.clone();
         l.lines_attempted = items;
     }

@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 
 use cerfs_db::SqliteStore;
 use cerfs_fs_core::count_file;
-use fault_support::{close_checked, detach_dead_mount, Rng};
+use fault_support::{check_log_items, close_checked, detach_dead_mount, Rng};
 use smb_support::{
     assert_ok, data, is_mounted, op, open_tempdir, py_batch, send_signal, stop_orphaned_samba,
     Serve, ServeOptions, Started, Who, PY_CLIENT,
@@ -410,23 +410,7 @@ fn verify(serve: &Serve, ledgers: &Ledgers, round: u32) -> InFlight {
         } else {
             String::new() // no report appended a line yet
         };
-        let items: BTreeSet<String> = log
-            .lines()
-            .filter_map(|line| line.rsplit('\t').next())
-            .map(|i| i.trim_end_matches('\r').to_owned())
-            .collect();
-        for item in &l.lines_acked {
-            assert!(
-                items.contains(item),
-                "round {round}: acknowledged hits.log line {item} is missing"
-            );
-        }
-        for item in &items {
-            assert!(
-                l.lines_attempted.contains(item),
-                "round {round}: hits.log has a line nobody sent: {item}"
-            );
-        }
+        let items = check_log_items(round, &log, &l.lines_acked, &l.lines_attempted);
         flight.lines += l.lines_attempted.len() - l.lines_acked.len();
         flight.lines_kept += items.len() - l.lines_acked.len();
         l.lines_acked = items.clone();

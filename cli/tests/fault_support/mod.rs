@@ -216,3 +216,31 @@ pub fn list(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// The items (last field) of the hits.log text `log`, checked against a client ledger:
+/// every acknowledged line is present and every present line was attempted.
+pub fn check_log_items(
+    round: u32,
+    log: &str,
+    acked: &std::collections::BTreeSet<String>,
+    attempted: &std::collections::BTreeSet<String>,
+) -> std::collections::BTreeSet<String> {
+    let items: std::collections::BTreeSet<String> = log
+        .lines()
+        .filter_map(|line| line.rsplit('\t').next())
+        .map(|i| i.trim_end_matches('\r').to_owned())
+        .collect();
+    for item in acked {
+        assert!(
+            items.contains(item),
+            "round {round}: acknowledged hits.log line {item} is missing"
+        );
+    }
+    for item in &items {
+        assert!(
+            attempted.contains(item),
+            "round {round}: hits.log has a line nobody sent: {item}"
+        );
+    }
+    items
+}
