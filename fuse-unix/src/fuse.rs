@@ -136,8 +136,7 @@ fn file_attr(attr: &Attr) -> FileAttr {
 /// How long the kernel may cache this node's name and attributes: never for volatile
 /// nodes, whose size changes behind the kernel's back (Samba trusts `st_size`). Not even
 /// the name with a zero attribute TTL: that saves a quarter of an SMB cycle's requests,
-/// but smbd then reads count.txt with a stale size and increments are lost (tried; the
-/// concurrency tests fail).
+/// but the concurrency tests then lose increments (tried; cause not pinned down).
 fn ttl(attr: &Attr) -> Duration {
     if attr.volatile {
         Duration::ZERO
