@@ -133,10 +133,11 @@ fn file_attr(attr: &Attr) -> FileAttr {
     }
 }
 
-/// How long the kernel may cache this node's name and attributes: never for volatile
-/// nodes, whose size changes behind the kernel's back (Samba trusts `st_size`). Not even
-/// the name with a zero attribute TTL: that saves a quarter of an SMB cycle's requests,
-/// but the concurrency tests then lose increments (tried; cause not pinned down).
+/// How long the kernel may cache this node's attributes: never for volatile nodes, whose
+/// size changes behind the kernel's back (Samba trusts `st_size`, and O_APPEND writes and
+/// SEEK_END go by it). Names are cached for [`TTL`] whatever the node: a name keeps its
+/// inode for the node's life (a node removed meanwhile answers ENOENT), and each open
+/// of count.txt or a log then needs no lookup.
 fn ttl(attr: &Attr) -> Duration {
     if attr.volatile {
         Duration::ZERO
@@ -189,10 +190,8 @@ impl Filesystem for CerFsFuse {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.fs.lookup(&caller(req), parent.0, name.as_bytes()) {
-            Ok(attr) => {
-                let ttl = ttl(&attr);
-                reply.entry_with_ttls(&ttl, &ttl, &file_attr(&attr), GENERATION);
-            }
+            // fuser's order: attribute TTL, then entry (name) TTL.
+            Ok(attr) => reply.entry_with_ttls(&ttl(&attr), &TTL, &file_attr(&attr), GENERATION),
             Err(e) => reply.error(refuse("lookup", format_args!("{name:?} in {parent}"), &e)),
         }
     }
@@ -251,10 +250,8 @@ impl Filesystem for CerFsFuse {
             .fs
             .mkdir(&caller(req), parent.0, name.as_bytes(), mode & 0o7777)
         {
-            Ok(attr) => {
-                let ttl = ttl(&attr);
-                reply.entry_with_ttls(&ttl, &ttl, &file_attr(&attr), GENERATION);
-            }
+            // fuser's order: attribute TTL, then entry (name) TTL.
+            Ok(attr) => reply.entry_with_ttls(&ttl(&attr), &TTL, &file_attr(&attr), GENERATION),
             Err(e) => reply.error(refuse("mkdir", format_args!("{name:?} in {parent}"), &e)),
         }
     }
