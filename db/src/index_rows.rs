@@ -9,10 +9,10 @@
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::sqlite::schema::VIEWS_VERSION;
-use crate::sqlite::{configure_common, finish, get_u64, open_writer};
+use crate::sqlite::{configure_common, finish, get_u64, in_transaction, open_writer};
 use crate::store::Result;
 use crate::{StoreError, CHUNK_SIZE};
 
@@ -385,14 +385,8 @@ impl IndexDb {
         }))
     }
 
-    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
-        // `transaction_with_behavior` needs `&mut`; the unchecked variant runs the same
-        // BEGIN IMMEDIATE on a shared reference (this connection is not shared across threads).
-        let tx =
-            rusqlite::Transaction::new_unchecked(&self.writer, TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+    fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        in_transaction(&self.writer, "BEGIN IMMEDIATE", f)
     }
 }
 
