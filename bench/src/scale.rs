@@ -195,8 +195,8 @@ fn fill(db: &Path, s: &Scale) -> Result<(u64, u64)> {
 fn queries() -> Vec<(&'static str, String)> {
     let one = subpath(2);
     vec![
-        ("1. top buckets this week", "SELECT subpath, count(*) AS hits, count(DISTINCT machine) AS machines FROM hits WHERE received_at >= date('now', '-7 days') GROUP BY subpath ORDER BY hits DESC LIMIT 10".to_owned()),
-        ("1b. top buckets, all time (not in docs/sql.md)", "SELECT subpath, count(*) AS hits, count(DISTINCT machine) AS machines FROM hits GROUP BY subpath ORDER BY hits DESC LIMIT 10".to_owned()),
+        ("1. top buckets this week", "WITH week AS (SELECT bucket_id, sum(hits) AS hits FROM daily_hits WHERE day >= date('now', '-7 days') GROUP BY bucket_id ORDER BY hits DESC, bucket_id LIMIT 10) SELECT b.subpath, week.hits, (SELECT count(DISTINCT machine) FROM hits h WHERE h.bucket_id = week.bucket_id AND h.received_at >= date('now', '-7 days')) AS machines FROM week JOIN buckets b USING (bucket_id) ORDER BY week.hits DESC, b.subpath".to_owned()),
+        ("1b. the same from every hit of the week (not in docs/sql.md)", "SELECT subpath, count(*) AS hits, count(DISTINCT machine) AS machines FROM hits WHERE received_at >= date('now', '-7 days') GROUP BY subpath ORDER BY hits DESC LIMIT 10".to_owned()),
         ("2. machines and users behind one bucket", format!("SELECT machine, user, count(*) AS hits, min(client_time) AS first, max(client_time) AS last FROM hits WHERE subpath = '{one}' GROUP BY machine, user ORDER BY hits DESC, machine, user LIMIT 8")),
         ("3. hits per day for a bucket", format!("SELECT substr(client_time, 1, 10) AS day, count(*) AS hits, sum(item <> 'No CAB') AS with_cab FROM hits WHERE subpath = '{one}' GROUP BY day ORDER BY day")),
         ("4. buckets that reached their cab cap", "SELECT subpath, cabs_gathered, cab_limit, cabs_stored, total_hits FROM buckets WHERE cabs_gathered >= cab_limit ORDER BY total_hits DESC".to_owned()),

@@ -238,6 +238,7 @@ fn views_have_the_documented_columns() {
             "settings",
             &["scope", "bucket_id", "subpath", "position", "key", "value"],
         ),
+        ("daily_hits", &["bucket_id", "day", "hits"]),
     ];
     for (view, cols) in expect {
         assert_eq!(columns(&conn, view), *cols, "view {view}");
@@ -282,6 +283,11 @@ fn a_version_1_file_with_data_is_upgraded_in_place() {
              CAST('10:00:00  03-01-2024' || char(9) || 'M' || char(9) || 'U' || char(9) || '42' \
              || char(13, 10) AS BLOB), '10:00:00', '03-01-2024', 'M', 'U', '42', \
              '2024-03-01T10:00:00', 0);
+             INSERT INTO log_lines (log_id, start_offset, bytes, time_text, date_text, machine, \
+             user, item, client_time, flagged, received_at) VALUES (1, 0, \
+             CAST('10:00:05  03-01-2024' || char(9) || 'M' || char(9) || 'U' || char(9) || \
+             'a.cab' || char(13, 10) AS BLOB), '10:00:05', '03-01-2024', 'M', 'U', 'a.cab', \
+             '2024-03-01T10:00:05', 0, '2024-03-01T10:00:06.000Z');
              PRAGMA user_version = 1;",
         )
         .unwrap();
@@ -366,6 +372,16 @@ fn a_version_1_file_with_data_is_upgraded_in_place() {
         store.settings(SettingsScope::Status(bucket)).unwrap(),
         [("Bucket".to_owned(), "42".to_owned())]
     );
+    // The hits already there are summed per day (migration 5).
+    let days = query(&q, "SELECT bucket_id, day, hits FROM daily_hits");
+    assert_eq!(
+        days.rows,
+        [vec![
+            Value::Integer(1),
+            Value::Text("2024-03-01".into()),
+            Value::Integer(1)
+        ]]
+    );
     // The old cab is queued for the indexer.
     let idx = IndexDb::open(&path).unwrap();
     assert_eq!(idx.pending(10).unwrap().len(), 1);
@@ -389,6 +405,11 @@ fn documented_queries_use_indexes() {
             "SELECT subpath, count(*), count(DISTINCT machine) FROM hits \
              WHERE received_at >= date('now', '-7 days') GROUP BY subpath",
             &["COVERING INDEX log_lines_received"],
+        ),
+        (
+            "SELECT bucket_id, sum(hits) FROM daily_hits \
+             WHERE day >= date('now', '-7 days') GROUP BY bucket_id",
+            &["daily_hit_rows USING PRIMARY KEY (day>?)"],
         ),
         (
             "SELECT machine, user, count(*) FROM hits WHERE subpath = 'blue' GROUP BY 1, 2",
@@ -769,4 +790,61 @@ fn hits_and_crashes_views_show_log_rows_with_their_bucket() {
     assert_eq!(crashes.rows[1][0], Value::Null);
     assert_eq!(crashes.rows[2][1], Value::Integer(1));
     assert_eq!(crashes.rows[2][2], Value::Text("garbage".into()));
+}
+
+/// The per-day summary of hits follows every insert, delete and move of a hits.log line,
+/// and leaves crash.log alone.
+#[test]
+fn daily_hits_sum_the_hits_of_each_day() {
+    let (_dir, path, store) = temp_store();
+    let a = store.ensure_bucket(&app_key()).unwrap();
+    let b = store
+        .ensure_bucket(&BucketKey {
+            subpath: "blue".into(),
+            kind: "blue".into(),
+            app: None,
+        })
+        .unwrap();
+    let line = |machine: &str| LogLine {
+        bytes: format!("10:00:00  03-01-2024\t{machine}\tuser\tNo CAB\r\n").into_bytes(),
+        fields: Some(LogFields {
+            time: "10:00:00".into(),
+            date: "03-01-2024".into(),
+            machine: machine.into(),
+            user: "user".into(),
+            item: "No CAB".into(),
+        }),
+    };
+    store
+        .append_log(LogId::Hits(a), &[line("M1"), line("M2"), line("M1")])
+        .unwrap();
+    store.append_log(LogId::Hits(b), &[line("M3")]).unwrap();
+    store.append_log(LogId::Crash, &[line("M4")]).unwrap();
+    let conn = raw(&path);
+    // Spread a's hits over two days, by hand (received_at is the server's clock).
+    conn.execute_batch(&format!(
+        "UPDATE log_lines SET received_at = '2024-03-01T23:59:59.999Z' \
+         WHERE seq = (SELECT min(seq) FROM log_lines WHERE log_id = {a})"
+    ))
+    .unwrap();
+    let summary = "SELECT bucket_id, day, hits FROM daily_hits ORDER BY 1, 2";
+    let recount = "SELECT bucket_id, substr(received_at, 1, 10), count(*) FROM hits \
+                   GROUP BY 1, 2 ORDER BY 1, 2";
+    let q = QueryDb::open(&path).unwrap();
+    let days = query(&q, summary);
+    assert_eq!(days.rows, query(&q, recount).rows);
+    assert_eq!(days.rows.len(), 3, "{:?}", days.rows);
+    assert_eq!(days.rows[0][1], Value::Text("2024-03-01".into()));
+    assert_eq!(days.rows[0][2], Value::Integer(1));
+    assert_eq!(days.rows[1][2], Value::Integer(2));
+    // Deleting lines (only by hand) takes them out; a day without hits has no row.
+    conn.execute_batch(&format!(
+        "DELETE FROM log_lines WHERE log_id = {b}; \
+         DELETE FROM log_lines WHERE seq = (SELECT max(seq) FROM log_lines WHERE log_id = {a})"
+    ))
+    .unwrap();
+    let days = query(&q, summary);
+    assert_eq!(days.rows, query(&q, recount).rows);
+    assert_eq!(days.rows.len(), 2, "{:?}", days.rows);
+    assert_eq!(days.rows[1][2], Value::Integer(1));
 }
