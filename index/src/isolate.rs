@@ -2,7 +2,8 @@
 //!
 //! Protocol: the parent starts the worker command (the host binary with [`WORKER_ARG`]) and
 //! writes one JSON [`Job`] to its stdin: the database, the ids of a batch of cabs, the
-//! limits. The worker sets its resource limits first, then indexes the cabs in the job's
+//! limits. The worker sets its resource limits and lowers its CPU priority first (it runs at
+//! nice [`WORKER_NICE`]), then indexes the cabs in the job's
 //! order, each read from the database (read-only), and prints one JSON [`Progress`] line on
 //! stdout when it starts a cab (`{"Start":ID}`) and one when it has its answer
 //! (`{"Indexed":{"cab_id":ID,"index":{..}}}` or `{"Gone":{"cab_id":ID}}`), each flushed at
@@ -118,6 +119,7 @@ pub fn worker_main() -> i32 {
         eprintln!("cerfs index-one: cannot set resource limits: {e}");
         return EXIT_UNAVAILABLE;
     }
+    yield_to_clients();
     let mut out = std::io::stdout().lock();
     for &cab_id in &job.cab_ids {
         if let Err(e) = send(&mut out, &Progress::Start(cab_id)) {
@@ -175,6 +177,30 @@ fn set_limits(limits: &Limits) -> std::io::Result<()> {
     lower(Resource::CPU, cpu, cpu + 5)?;
     Ok(())
 }
+
+/// The nice value a worker runs at: indexing can wait, clients of the share should not. On a
+/// busy machine it gets about a tenth of a CPU next to each busy server thread at nice 0
+/// (CFS weights 110 against 1024), and all the idle time.
+#[cfg(unix)]
+pub const WORKER_NICE: i32 = 10;
+
+/// Sets this process's nice value to [`WORKER_NICE`]. Best effort: a worker already nicer
+/// than that (a server run at nice 15) may not lower it, and stays as it is.
+#[cfg(unix)]
+fn yield_to_clients() {
+    #[allow(unsafe_code)]
+    // SAFETY: setpriority(2) takes integers and touches no memory of ours.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, WORKER_NICE) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::PermissionDenied {
+            eprintln!("cerfs index-one: cannot lower the priority: {e}");
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn yield_to_clients() {}
 
 #[cfg(not(unix))]
 fn set_limits(_limits: &Limits) -> std::io::Result<()> {
@@ -615,4 +641,30 @@ fn spawn_tail_reader<R: Read + Send + 'static>(
 
 fn join_tail(handle: thread::JoinHandle<Vec<u8>>) -> Vec<u8> {
     handle.join().unwrap_or_default()
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    /// The nice value of the calling thread (Linux keeps one per thread).
+    fn own_nice() -> i32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        rest.split(' ').nth(16).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn a_worker_lowers_its_priority_to_worker_nice() {
+        // On a thread of its own: the nice value set is that thread's only.
+        std::thread::spawn(|| {
+            let before = own_nice();
+            super::yield_to_clients();
+            // A test run already nicer than that stays as nice.
+            assert_eq!(own_nice(), super::WORKER_NICE.max(before));
+        })
+        .join()
+        .unwrap();
+    }
 }

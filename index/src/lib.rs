@@ -32,6 +32,8 @@ pub use indexer::{
     index_pending, spawn_indexer, spawn_indexer_with, IndexError, IndexerConfig, IndexerHandle,
     Summary, Worker,
 };
+#[cfg(unix)]
+pub use isolate::WORKER_NICE;
 pub use isolate::{index_isolated, worker_main, Outcome, WORKER_ARG};
 pub use scan::index_cab;
 pub use text::{decode as decode_text, facts as text_facts};
