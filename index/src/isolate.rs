@@ -360,11 +360,12 @@ fn run_child<E>(
     let mut at = 0;
     let mut started = false;
     // The wall-clock limit is per cab, not per batch: every line restarts the clock.
-    let mut deadline = Instant::now() + limits.wall_time;
+    let mut clock = CabClock::start(child.0.id(), limits.wall_time);
     loop {
         if stop.load(Ordering::Relaxed) {
             return Ok(ended(cabs, at, Outcome::Stopped));
         }
+        let deadline = clock.deadline();
         let now = Instant::now();
         if now >= deadline {
             return Ok(ended(cabs, at, late()));
@@ -407,7 +408,7 @@ fn run_child<E>(
                 return Ok(ended(cabs, at, outcome));
             }
         };
-        deadline = Instant::now() + limits.wall_time;
+        clock.restart();
         match answer {
             None => started = true,
             Some(outcome) => {
@@ -418,7 +419,7 @@ fn run_child<E>(
         }
     }
 
-    let status = match wait_until(&mut child.0, deadline, stop) {
+    let status = match wait_until(&mut child.0, clock.deadline(), stop) {
         Waited::Exited(status) => status,
         Waited::Late => return Ok(ended(cabs, at, late())),
         Waited::Stopped => return Ok(ended(cabs, at, Outcome::Stopped)),
@@ -534,6 +535,72 @@ enum Waited {
     Error(std::io::Error),
 }
 
+/// The wall-clock budget of the cab a worker is on. Time the worker spent waiting for a CPU
+/// does not count: it runs at nice 10, and a busy server must not turn a slow cab into a
+/// "hung" one.
+struct CabClock {
+    pid: u32,
+    limit: Duration,
+    started: Instant,
+    waited_at_start: Option<Duration>,
+}
+
+impl CabClock {
+    fn start(pid: u32, limit: Duration) -> Self {
+        CabClock {
+            pid,
+            limit,
+            started: Instant::now(),
+            waited_at_start: cpu_wait(pid),
+        }
+    }
+
+    fn restart(&mut self) {
+        *self = CabClock::start(self.pid, self.limit);
+    }
+
+    /// When the cab is late. The kernel is asked only once the plain limit has passed.
+    fn deadline(&self) -> Instant {
+        let plain = self.started + self.limit;
+        if Instant::now() < plain {
+            return plain;
+        }
+        self.deadline_after_waiting(cpu_wait(self.pid))
+    }
+
+    /// The limit after the start, plus the time waited for a CPU since (`waited_now`: the
+    /// worker's total so far; unknown either time: nothing is added).
+    fn deadline_after_waiting(&self, waited_now: Option<Duration>) -> Instant {
+        let waited = match (self.waited_at_start, waited_now) {
+            (Some(then), Some(now)) => now.saturating_sub(then),
+            _ => Duration::ZERO,
+        };
+        self.started + self.limit + waited
+    }
+}
+
+/// How long process `pid` has been runnable but waiting for a CPU, in total; `None` where
+/// the kernel does not say (not Linux, no schedstat, the process is gone).
+fn cpu_wait(pid: u32) -> Option<Duration> {
+    #[cfg(target_os = "linux")]
+    {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+        parse_schedstat(&text)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        None
+    }
+}
+
+/// `/proc/PID/schedstat`: time on the CPU, time waiting on a run queue (both ns), slices.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn parse_schedstat(text: &str) -> Option<Duration> {
+    let waited: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some(Duration::from_nanos(waited))
+}
+
 /// Waits for the child until `deadline` or `stop`, polling its state (a child cannot be
 /// waited for with a timeout otherwise without an extra thread per worker). Called once
 /// the worker closed its stdout, when its exit is near.
@@ -647,12 +714,43 @@ fn join_tail(handle: thread::JoinHandle<Vec<u8>>) -> Vec<u8> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use std::time::Duration;
+
     /// The nice value of the calling thread (Linux keeps one per thread).
     fn own_nice() -> i32 {
         let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
         // Fields after the command name, which is in parentheses and may hold spaces.
         let rest = &stat[stat.rfind(')').unwrap() + 2..];
         rest.split(' ').nth(16).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn time_waiting_for_a_cpu_moves_the_deadline() {
+        let clock = super::CabClock::start(std::process::id(), Duration::from_secs(10));
+        // This process is there: the kernel tells how long it has waited.
+        let waited = super::cpu_wait(std::process::id()).unwrap();
+        let then = clock.waited_at_start.unwrap();
+        assert!(waited >= then);
+        let plain = clock.started + Duration::from_secs(10);
+        assert_eq!(clock.deadline_after_waiting(Some(then)), plain);
+        assert_eq!(
+            clock.deadline_after_waiting(Some(then + Duration::from_secs(7))),
+            plain + Duration::from_secs(7)
+        );
+        // Unknown now (the worker is gone): the plain limit.
+        assert_eq!(clock.deadline_after_waiting(None), plain);
+        // Before the plain limit the deadline is the plain one.
+        assert_eq!(clock.deadline(), plain);
+    }
+
+    #[test]
+    fn schedstat_is_read_and_nonsense_is_not() {
+        assert_eq!(
+            super::parse_schedstat("123 4500000000 7\n"),
+            Some(Duration::from_millis(4500))
+        );
+        assert_eq!(super::parse_schedstat("123\n"), None);
+        assert_eq!(super::parse_schedstat("1 x 2"), None);
     }
 
     #[test]
