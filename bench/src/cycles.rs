@@ -1,6 +1,7 @@
 //! Benchmarks 1 and 2: full MS-CER 3.1.7 report cycles by N concurrent clients, through
-//! SMB (cerfs serve vs a plain Samba share) and straight on the FUSE mount (vs a plain
-//! directory); reports/s, p50/p99 cycle latency, and what was lost.
+//! SMB (cerfs serve vs smbd over bindfs vs a plain Samba share) and straight on the FUSE
+//! mount (vs a bindfs mount vs a plain directory); reports/s, p50/p99 cycle latency, and
+//! what was lost.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,9 +11,9 @@ use anyhow::{bail, Context, Result};
 use cerfs_e2e::client::{RandomBytes, Subpath};
 use serde_json::Value;
 
-use crate::servers::{self, Cerfs, PlainSamba};
+use crate::servers::{self, Bindfs, Cerfs, SambaShare};
 use crate::stats::{self, Figure};
-use crate::{workers, Opts, PORT_PLAIN_SMB, PORT_SERVE};
+use crate::{workers, Opts, PORT_BINDFS_SMB, PORT_PLAIN_SMB, PORT_SERVE};
 
 /// Tracking on (logs written), and a cab limit no run reaches: every cycle copies a cab.
 const POLICY: &str = "Tracking=YES\r\nCrashes per bucket=1000000\r\n";
@@ -95,9 +96,10 @@ fn plain_layout(dir: &Path) -> Result<()> {
     std::fs::write(dir.join("policy.txt"), POLICY).context("write policy.txt")
 }
 
-/// Benchmark 1: SMB clients against `cerfs serve` and a plain Samba share.
+/// Benchmark 1: SMB clients against `cerfs serve`, smbd over bindfs and a plain Samba share.
 pub fn smb(opts: &Opts) -> Result<String> {
     servers::require_samba()?;
+    servers::require_bindfs()?;
     let smb_dir = opts.smb_client_dir()?;
     let cab_dir = make_cabs(&opts.workdir.join("smb-cabs"))?;
     let mut out = String::from("\n## 1. Report cycles through SMB\n");
@@ -106,7 +108,9 @@ pub fn smb(opts: &Opts) -> Result<String> {
          session, full MS-CER 3.1.7 cycles (policy, status, count.txt read; mkdir of every level; \
          a real cab of 16 KiB–1 MiB made by gcab; count.txt by patterns a, b, supersede in turn; crash.log and hits.log \
          appended), {BUCKETS} buckets shared by all clients. Baseline: smbd with the same generated \
-         smb.conf over a plain directory on the same disk.\n"
+         smb.conf over a plain directory on the same disk. bindfs: a FUSE passthrough doing no \
+         work over a plain directory, exported by the same smbd configuration — the floor any \
+         FUSE filesystem starts from on this machine.\n"
     ));
     for clients in client_counts(opts) {
         let cycles = cycles_per_client(opts, clients);
@@ -123,9 +127,21 @@ pub fn smb(opts: &Opts) -> Result<String> {
             &cerfs.mountpoint,
         )?;
         drop(cerfs);
+        let bindfs = Bindfs::mount(&base.join("bindfs"), &base.join("bindfs-mnt"))?;
+        plain_layout(&bindfs.mountpoint)?;
+        let floor = SambaShare::over_bindfs(bindfs, &base.join("bindfs-samba"), PORT_BINDFS_SMB)?;
+        let on_bindfs = smb_run(
+            &smb_dir,
+            &cab_dir,
+            PORT_BINDFS_SMB,
+            clients,
+            cycles,
+            &floor.dir,
+        )?;
+        drop(floor);
         let plain_dir = base.join("plain");
         plain_layout(&plain_dir)?;
-        let plain = PlainSamba::start(&plain_dir, &base.join("plain-samba"), PORT_PLAIN_SMB)?;
+        let plain = SambaShare::plain(&plain_dir, &base.join("plain-samba"), PORT_PLAIN_SMB)?;
         let on_plain = smb_run(
             &smb_dir,
             &cab_dir,
@@ -139,6 +155,7 @@ pub fn smb(opts: &Opts) -> Result<String> {
             &format!("{clients} SMB clients × {cycles} cycles"),
             "plain Samba",
             &on_cerfs,
+            &on_bindfs,
             &on_plain,
         ));
         remove(&base);
@@ -173,14 +190,17 @@ fn smb_run(
     measure(root, &summaries, secs)
 }
 
-/// Benchmark 2: the same cycles on the FUSE mount and on a plain directory.
+/// Benchmark 2: the same cycles on the FUSE mount, a bindfs mount and a plain directory.
 pub fn fs(opts: &Opts) -> Result<String> {
+    servers::require_bindfs()?;
     let mut out = String::from("\n## 2. Report cycles on the FUSE mount\n");
     out.push_str(&format!(
         "\nN client processes (`cerfs-bench worker-fs`, the cycle of tests/src/client.rs: std::fs \
          calls), full MS-CER 3.1.7 cycles with real cabs of 16 KiB–1 MiB (gcab), count.txt by pattern a or b \
          at random, tracking on, {BUCKETS} shared buckets. Baseline: the same on a plain \
-         directory of the same disk.\n"
+         directory of the same disk. bindfs: a FUSE passthrough doing no work over a plain \
+         directory of the same disk — the floor any FUSE filesystem starts from on this \
+         machine.\n"
     ));
     let me = std::env::current_exe()?;
     let cab_dir = make_cabs(&opts.workdir.join("fs-cabs"))?;
@@ -192,6 +212,10 @@ pub fn fs(opts: &Opts) -> Result<String> {
             .context("write policy.txt through the mount")?;
         let on_cerfs = fs_run(&me, &cab_dir, clients, cycles, &cerfs.mountpoint)?;
         drop(cerfs);
+        let bindfs = Bindfs::mount(&base.join("bindfs"), &base.join("bindfs-mnt"))?;
+        plain_layout(&bindfs.mountpoint)?;
+        let on_bindfs = fs_run(&me, &cab_dir, clients, cycles, &bindfs.mountpoint)?;
+        drop(bindfs);
         let plain_dir = base.join("plain");
         plain_layout(&plain_dir)?;
         let on_plain = fs_run(&me, &cab_dir, clients, cycles, &plain_dir)?;
@@ -199,6 +223,7 @@ pub fn fs(opts: &Opts) -> Result<String> {
             &format!("{clients} clients × {cycles} cycles"),
             "plain dir",
             &on_cerfs,
+            &on_bindfs,
             &on_plain,
         ));
         remove(&base);
@@ -343,44 +368,32 @@ fn measure(root: &Path, summaries: &[Value], secs: f64) -> Result<RunFigures> {
     Ok(f)
 }
 
-fn figures_table(title: &str, baseline: &str, c: &RunFigures, p: &RunFigures) -> String {
-    let n = |v: u64| v as f64;
-    let i = |v: i64| v as f64;
+fn figures_table(
+    title: &str,
+    baseline: &str,
+    c: &RunFigures,
+    b: &RunFigures,
+    p: &RunFigures,
+) -> String {
+    let rate =
+        |name: &str, v: fn(&RunFigures) -> f64| Figure::rate(name, v(c), v(p)).with_floor(v(b));
+    let count =
+        |name: &str, v: fn(&RunFigures) -> f64| Figure::count(name, v(c), v(p)).with_floor(v(b));
     let rows = vec![
-        Figure::rate("reports/s", c.reports_per_s, p.reports_per_s),
-        Figure::rate("cab MB/s", c.mb_per_s, p.mb_per_s),
-        Figure::rate("p50 cycle latency, ms", c.p50_ms, p.p50_ms),
-        Figure::rate("p99 cycle latency, ms", c.p99_ms, p.p99_ms),
-        Figure::count("cycles without error", n(c.cycles_ok), n(p.cycles_ok)),
-        Figure::count("client errors", n(c.errors), n(p.errors)),
-        Figure::count(
-            "hits lost (cycles − Total Hits)",
-            i(c.hits_lost),
-            i(p.hits_lost),
-        ),
-        Figure::count(
-            "cabs lost (Cabs Gathered)",
-            i(c.cabs_counted_lost),
-            i(p.cabs_counted_lost),
-        ),
-        Figure::count(
-            "cab files missing",
-            n(c.cab_files_lost),
-            n(p.cab_files_lost),
-        ),
-        Figure::count(
-            "crash.log lines lost",
-            i(c.crash_lines_lost),
-            i(p.crash_lines_lost),
-        ),
-        Figure::count(
-            "hits.log lines lost",
-            i(c.hits_lines_lost),
-            i(p.hits_lines_lost),
-        ),
+        rate("reports/s", |f| f.reports_per_s),
+        rate("cab MB/s", |f| f.mb_per_s),
+        rate("p50 cycle latency, ms", |f| f.p50_ms),
+        rate("p99 cycle latency, ms", |f| f.p99_ms),
+        count("cycles without error", |f| f.cycles_ok as f64),
+        count("client errors", |f| f.errors as f64),
+        count("hits lost (cycles − Total Hits)", |f| f.hits_lost as f64),
+        count("cabs lost (Cabs Gathered)", |f| f.cabs_counted_lost as f64),
+        count("cab files missing", |f| f.cab_files_lost as f64),
+        count("crash.log lines lost", |f| f.crash_lines_lost as f64),
+        count("hits.log lines lost", |f| f.hits_lines_lost as f64),
     ];
-    let mut t = stats::table(title, baseline, &rows);
-    for (who, f) in [("cerfs", c), (baseline, p)] {
+    let mut t = stats::table_with_floor(title, "bindfs", baseline, &rows);
+    for (who, f) in [("cerfs", c), ("bindfs", b), (baseline, p)] {
         if let Some(e) = &f.first_error {
             t.push_str(&format!("\n{who}: first client error: `{e}`\n"));
         }

@@ -1,5 +1,7 @@
 //! `cerfs-bench`: reproducible figures for cerfs against the baseline it replaces (a plain
 //! directory, a plain Samba share over a plain directory), measured side by side in one run.
+//! Benchmarks 1–3 also measure the FUSE floor: bindfs, a FUSE passthrough doing no work,
+//! over a plain directory (and smbd over that), so what FUSE itself costs is in the table.
 //!
 //! ```text
 //! cargo build --release -p cerfs -p cerfs-bench
@@ -8,9 +10,12 @@
 //! ```
 //!
 //! Every benchmark prints a Markdown table: each figure on cerfs, on the baseline, and
-//! their ratio. Needs root, fuse3, samba, smbclient and python3 with smbprotocol. Servers
-//! listen on 127.0.0.1 ports 14470, 14471 and 14474 only; every process started is stopped by its
-//! pid and every mount unmounted before the program exits.
+//! their ratio (benchmarks 1–3: also on bindfs, and its ratio to the baseline). Needs
+//! root, fuse3, bindfs, samba, smbclient, gcab and python3 with smbprotocol. Started:
+//! `cerfs mount`, `cerfs serve`, `cerfs http`, bindfs (in the foreground), smbd over a
+//! plain directory and over bindfs. Servers listen on 127.0.0.1 ports 14470, 14471, 14472
+//! and 14474 only; every process started is stopped by its pid and every mount unmounted
+//! before the program exits.
 
 mod counter;
 mod cycles;
@@ -31,6 +36,8 @@ use clap::{Parser, Subcommand};
 pub const PORT_SERVE: u16 = 14470;
 /// Port of the plain Samba share.
 pub const PORT_PLAIN_SMB: u16 = 14471;
+/// Port of smbd over bindfs (the FUSE floor).
+pub const PORT_BINDFS_SMB: u16 = 14472;
 /// Port of `cerfs http`.
 pub const PORT_HTTP: u16 = 14474;
 
@@ -56,11 +63,11 @@ struct Cli {
 enum Cmd {
     /// Every benchmark, in order.
     All,
-    /// 1. MS-CER report cycles through SMB: cerfs serve vs a plain Samba share.
+    /// 1. MS-CER report cycles through SMB: cerfs serve, smbd over bindfs, plain Samba.
     SmbCycles,
-    /// 2. MS-CER report cycles on the FUSE mount vs a plain directory.
+    /// 2. MS-CER report cycles on the FUSE mount, a bindfs mount, a plain directory.
     FsCycles,
-    /// 3. Cab upload throughput and cerfs peak RSS.
+    /// 3. Cab upload throughput (cerfs, bindfs, plain) and cerfs peak RSS.
     Uploads,
     /// 4. 64 writers incrementing one count.txt.
     Counter,

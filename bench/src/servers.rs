@@ -1,6 +1,6 @@
-//! Starting and stopping what the benchmarks measure: `cerfs mount`, `cerfs serve`, a plain
-//! Samba share over a plain directory. Every process is stopped by its pid, every mount
-//! unmounted, when its handle is dropped.
+//! Starting and stopping what the benchmarks measure: `cerfs mount`, `cerfs serve`, bindfs
+//! over a plain directory, smbd sharing a plain directory or a bindfs mount. Every process
+//! is stopped by its pid, every mount unmounted, when its handle is dropped.
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr};
@@ -224,18 +224,118 @@ impl Drop for Cerfs {
     }
 }
 
-/// A plain Samba share (the same generated smb.conf as `cerfs serve`) over a plain
-/// directory.
-pub struct PlainSamba {
-    samba: Option<Samba>,
-    /// The shared directory.
-    pub dir: PathBuf,
+/// Fails unless bindfs (the FUSE floor) can run.
+pub fn require_bindfs() -> Result<()> {
+    let ok = Command::new("bindfs")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        bail!("bindfs is missing: the FUSE floor needs it (apt-get install bindfs)");
+    }
+    Ok(())
 }
 
-impl PlainSamba {
+/// Unmounts the FUSE mount at `mountpoint`, lazily if something still holds it.
+fn fuse_unmount(mountpoint: &Path) {
+    if !is_mounted(mountpoint) {
+        return;
+    }
+    let _ = Command::new("fusermount")
+        .arg("-u")
+        .arg(mountpoint)
+        .stderr(Stdio::null())
+        .status();
+    if is_mounted(mountpoint) {
+        eprintln!("{} busy: unmounting lazily", mountpoint.display());
+        let _ = Command::new("umount").arg("-l").arg(mountpoint).status();
+    }
+}
+
+/// bindfs, a FUSE passthrough doing no work, over a plain directory: what FUSE itself
+/// costs on this machine. Unmounted and stopped when dropped.
+pub struct Bindfs {
+    child: Child,
+    /// Where the directory is mounted.
+    pub mountpoint: PathBuf,
+}
+
+impl Bindfs {
+    /// Mounts `source` (created, open to everybody) on `mountpoint` and waits for the
+    /// mount.
+    pub fn mount(source: &Path, mountpoint: &Path) -> Result<Bindfs> {
+        open_dir(source)?;
+        std::fs::create_dir_all(mountpoint)?;
+        // -f keeps it our child, to stop by its pid. Without big_writes libfuse2 writes
+        // 4 KiB at a time.
+        let child = Command::new("bindfs")
+            .arg("-f")
+            .args(["-o", "allow_other,big_writes,max_write=1048576"])
+            .arg(source)
+            .arg(mountpoint)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot run bindfs (apt-get install bindfs)")?;
+        let mut bindfs = Bindfs {
+            child,
+            mountpoint: mountpoint.to_path_buf(),
+        };
+        let start = Instant::now();
+        while !is_mounted(&bindfs.mountpoint) {
+            if let Ok(Some(status)) = bindfs.child.try_wait() {
+                bail!("bindfs exited before mounting ({status})");
+            }
+            if start.elapsed() > READY {
+                bail!("bindfs did not mount within {READY:?}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Ok(bindfs)
+    }
+}
+
+impl Drop for Bindfs {
+    fn drop(&mut self) {
+        // Unmounting ends bindfs; the signal is for when it does not.
+        fuse_unmount(&self.mountpoint);
+        stop_child(&mut self.child);
+    }
+}
+
+/// smbd with the same generated smb.conf as `cerfs serve`, sharing a plain directory or a
+/// bindfs mount over one.
+pub struct SambaShare {
+    samba: Option<Samba>,
+    /// The shared directory (the mount point, over bindfs).
+    pub dir: PathBuf,
+    /// Dropped after `drop` has stopped smbd, so nothing holds the mount.
+    _bindfs: Option<Bindfs>,
+}
+
+impl SambaShare {
     /// Shares `dir` (created, open to guests) as `cer` on 127.0.0.1:`port`.
-    pub fn start(dir: &Path, state_dir: &Path, port: u16) -> Result<PlainSamba> {
+    pub fn plain(dir: &Path, state_dir: &Path, port: u16) -> Result<SambaShare> {
         open_dir(dir)?;
+        SambaShare::start(dir, state_dir, port, None)
+    }
+
+    /// Shares the mount point of `bindfs` as `cer` on 127.0.0.1:`port`; unmounts it when
+    /// dropped.
+    pub fn over_bindfs(bindfs: Bindfs, state_dir: &Path, port: u16) -> Result<SambaShare> {
+        let dir = bindfs.mountpoint.clone();
+        SambaShare::start(&dir, state_dir, port, Some(bindfs))
+    }
+
+    fn start(
+        dir: &Path,
+        state_dir: &Path,
+        port: u16,
+        bindfs: Option<Bindfs>,
+    ) -> Result<SambaShare> {
         let config = SambaConfig {
             share: "cer".to_owned(),
             path: dir.to_path_buf(),
@@ -248,23 +348,28 @@ impl PlainSamba {
             log_level: 0,
         };
         let tools = SambaTools::find().context("install samba (apt-get install samba)")?;
-        let conf = cerfs_samba::prepare_state_dir(&config).context("plain smb.conf")?;
-        let samba = Samba::start(&tools, &conf).context("cannot start the plain smbd")?;
-        samba
-            .wait_ready(&config.socket_addrs(), READY, &|| false)
-            .context("the plain smbd did not become ready")?;
-        Ok(PlainSamba {
+        let conf = cerfs_samba::prepare_state_dir(&config).context("smb.conf")?;
+        let samba =
+            Samba::start(&tools, &conf).with_context(|| format!("cannot start smbd on {port}"))?;
+        let share = SambaShare {
             samba: Some(samba),
             dir: dir.to_path_buf(),
-        })
+            _bindfs: bindfs,
+        };
+        if let Some(samba) = &share.samba {
+            samba
+                .wait_ready(&config.socket_addrs(), READY, &|| false)
+                .with_context(|| format!("smbd on {port} did not become ready"))?;
+        }
+        Ok(share)
     }
 }
 
-impl Drop for PlainSamba {
+impl Drop for SambaShare {
     fn drop(&mut self) {
         if let Some(samba) = self.samba.take() {
             if let Err(e) = samba.stop(Duration::from_secs(10)) {
-                eprintln!("stopping the plain smbd: {e}");
+                eprintln!("stopping smbd over {}: {e}", self.dir.display());
             }
         }
     }

@@ -20,13 +20,15 @@ pub fn ratio(a: f64, b: f64) -> f64 {
     }
 }
 
-/// One figure measured on cerfs and on the baseline.
+/// One figure measured on cerfs and on the baseline (and maybe on the FUSE floor).
 #[derive(Debug, Clone)]
 pub struct Figure {
     /// What was measured, with its unit.
     pub name: String,
     /// The value on cerfs.
     pub cerfs: f64,
+    /// The value on the FUSE floor (bindfs), when measured.
+    pub floor: Option<f64>,
     /// The value on the baseline.
     pub baseline: f64,
     /// Whether to print the cerfs/baseline ratio (throughputs and latencies, not losses).
@@ -39,6 +41,7 @@ impl Figure {
         Figure {
             name: name.into(),
             cerfs,
+            floor: None,
             baseline,
             with_ratio: true,
         }
@@ -49,9 +52,16 @@ impl Figure {
         Figure {
             name: name.into(),
             cerfs,
+            floor: None,
             baseline,
             with_ratio: false,
         }
+    }
+
+    /// The same figure with its value on the FUSE floor.
+    pub fn with_floor(mut self, floor: f64) -> Figure {
+        self.floor = Some(floor);
+        self
     }
 }
 
@@ -70,20 +80,56 @@ fn fmt(v: f64) -> String {
 /// A Markdown table of `figures` under `title`, with `baseline` as the name of the
 /// comparison column.
 pub fn table(title: &str, baseline: &str, figures: &[Figure]) -> String {
-    let mut out = format!("\n### {title}\n\n| figure | cerfs | {baseline} | cerfs / {baseline} |\n|---|---:|---:|---:|\n");
-    for f in figures {
-        let r = if f.with_ratio {
-            format!("{:.2}", ratio(f.cerfs, f.baseline))
+    render(title, None, baseline, figures)
+}
+
+/// Like [`table`], with a `floor` column between cerfs and the baseline, and its ratio to
+/// the baseline after cerfs's.
+pub fn table_with_floor(title: &str, floor: &str, baseline: &str, figures: &[Figure]) -> String {
+    render(title, Some(floor), baseline, figures)
+}
+
+fn render(title: &str, floor: Option<&str>, baseline: &str, figures: &[Figure]) -> String {
+    let mut out = format!("\n### {title}\n\n| figure | cerfs |");
+    if let Some(floor) = floor {
+        out.push_str(&format!(" {floor} |"));
+    }
+    out.push_str(&format!(" {baseline} | cerfs / {baseline} |"));
+    if let Some(floor) = floor {
+        out.push_str(&format!(" {floor} / {baseline} |"));
+    }
+    out.push_str(if floor.is_some() {
+        "\n|---|---:|---:|---:|---:|---:|\n"
+    } else {
+        "\n|---|---:|---:|---:|\n"
+    });
+    let ratio_of = |v: f64, f: &Figure| {
+        if f.with_ratio {
+            format!("{:.2}", ratio(v, f.baseline))
         } else {
             String::new()
-        };
+        }
+    };
+    for f in figures {
+        let floor_value = f.floor.unwrap_or(f64::NAN);
+        out.push_str(&format!("| {} | {} |", f.name, fmt(f.cerfs)));
+        if floor.is_some() {
+            out.push_str(&format!(" {} |", fmt(floor_value)));
+        }
         out.push_str(&format!(
-            "| {} | {} | {} | {} |\n",
-            f.name,
-            fmt(f.cerfs),
+            " {} | {} |",
             fmt(f.baseline),
-            r
+            ratio_of(f.cerfs, f)
         ));
+        if floor.is_some() {
+            let r = if f.floor.is_some() {
+                ratio_of(floor_value, f)
+            } else {
+                String::new()
+            };
+            out.push_str(&format!(" {r} |"));
+        }
+        out.push('\n');
     }
     out
 }
@@ -117,5 +163,27 @@ mod tests {
         );
         assert!(t.contains("| r/s | 10 | 5 | 2.00 |"), "{t}");
         assert!(t.contains("| lost | 0 | 3 |  |"), "{t}");
+    }
+
+    #[test]
+    fn floor_column_between_cerfs_and_baseline() {
+        let t = table_with_floor(
+            "t",
+            "bindfs",
+            "plain",
+            &[
+                Figure::rate("r/s", 10.0, 5.0).with_floor(4.0),
+                Figure::count("lost", 0.0, 3.0).with_floor(1.0),
+                Figure::count("rss", 7.0, f64::NAN),
+            ],
+        );
+        assert!(
+            t.contains("| figure | cerfs | bindfs | plain | cerfs / plain | bindfs / plain |"),
+            "{t}"
+        );
+        assert!(t.contains("|---|---:|---:|---:|---:|---:|"), "{t}");
+        assert!(t.contains("| r/s | 10 | 4 | 5 | 2.00 | 0.80 |"), "{t}");
+        assert!(t.contains("| lost | 0 | 1 | 3 |  |  |"), "{t}");
+        assert!(t.contains("| rss | 7 | - | - |  |  |"), "{t}");
     }
 }

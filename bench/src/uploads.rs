@@ -1,6 +1,7 @@
 //! Benchmark 3: cab upload throughput, one and four writers of big cabs, through the FUSE
-//! mount (vs a plain directory) and through SMB with smbclient (vs a plain Samba share);
-//! MB/s, and the peak RSS (VmHWM) of the cerfs process.
+//! mount (vs a bindfs mount, vs a plain directory) and through SMB with smbclient (vs smbd
+//! over bindfs, vs a plain Samba share); MB/s, and the peak RSS (VmHWM) of the cerfs
+//! process.
 
 use std::fs::File;
 use std::io::Write;
@@ -13,9 +14,9 @@ use anyhow::{bail, Context, Result};
 use cerfs_e2e::client::{RandomBytes, Subpath};
 
 use crate::cycles::remove;
-use crate::servers::{self, Cerfs, PlainSamba};
+use crate::servers::{self, Bindfs, Cerfs, SambaShare};
 use crate::stats::{self, Figure};
-use crate::{Opts, PORT_PLAIN_SMB, PORT_SERVE};
+use crate::{Opts, PORT_BINDFS_SMB, PORT_PLAIN_SMB, PORT_SERVE};
 
 /// Bytes per write call (and the size of the repeated random block).
 const BLOCK: usize = 1 << 20;
@@ -101,6 +102,7 @@ fn smb_put(port: u16, src: &Path, writers: usize, mib: u64) -> Result<f64> {
 /// Runs benchmark 3.
 pub fn run(opts: &Opts) -> Result<String> {
     servers::require_samba()?;
+    servers::require_bindfs()?;
     let mib = cab_mib(opts);
     let base = opts.workdir.join("uploads");
     servers::open_dir(&base)?;
@@ -119,7 +121,9 @@ pub fn run(opts: &Opts) -> Result<String> {
          fsync on either side). Mount: threads of this process with std::fs. SMB: concurrent \
          `smbclient put` of a page-cached local file. Peak RSS is VmHWM of the cerfs process \
          (`cerfs mount` or `cerfs serve`; smbd and the indexer's child processes not included), \
-         each run on a fresh server.\n"
+         each run on a fresh server. bindfs: a FUSE passthrough doing no work over a plain \
+         directory, written to directly and exported by the same smbd configuration — the floor \
+         any FUSE filesystem starts from on this machine.\n"
     );
     for writers in [1usize, 4] {
         // Through the mount.
@@ -128,6 +132,9 @@ pub fn run(opts: &Opts) -> Result<String> {
         let on_mount = write_files(&bucket_dir(&cerfs.mountpoint)?, writers, mib, &block)?;
         let rss_mount = servers::vm_hwm_mib(cerfs.pid())?;
         drop(cerfs);
+        let bindfs = Bindfs::mount(&dir.join("bindfs"), &dir.join("bindfs-mnt"))?;
+        let on_bindfs = write_files(&bucket_dir(&bindfs.mountpoint)?, writers, mib, &block)?;
+        drop(bindfs);
         let plain = dir.join("plain");
         let on_plain = write_files(&bucket_dir(&plain)?, writers, mib, &block)?;
         remove(&dir);
@@ -138,26 +145,34 @@ pub fn run(opts: &Opts) -> Result<String> {
         let on_serve = smb_put(PORT_SERVE, &src, writers, mib)?;
         let rss_serve = servers::vm_hwm_mib(cerfs.pid())?;
         drop(cerfs);
+        let bindfs = Bindfs::mount(&dir.join("bindfs"), &dir.join("bindfs-mnt"))?;
+        bucket_dir(&bindfs.mountpoint)?;
+        let floor = SambaShare::over_bindfs(bindfs, &dir.join("bindfs-samba"), PORT_BINDFS_SMB)?;
+        let on_bindfs_smb = smb_put(PORT_BINDFS_SMB, &src, writers, mib)?;
+        drop(floor);
         let plain_dir = dir.join("plain");
         bucket_dir(&plain_dir)?;
-        let plain = PlainSamba::start(&plain_dir, &dir.join("plain-samba"), PORT_PLAIN_SMB)?;
+        let plain = SambaShare::plain(&plain_dir, &dir.join("plain-samba"), PORT_PLAIN_SMB)?;
         let on_plain_smb = smb_put(PORT_PLAIN_SMB, &src, writers, mib)?;
         drop(plain);
         remove(&dir);
-        out.push_str(&stats::table(
+        out.push_str(&stats::table_with_floor(
             &format!("{writers} writer(s) × {mib} MiB"),
+            "bindfs",
             "plain",
             &[
                 Figure::rate(
                     "MB/s through the mount (plain: plain directory)",
                     on_mount,
                     on_plain,
-                ),
+                )
+                .with_floor(on_bindfs),
                 Figure::rate(
                     "MB/s through SMB (plain: plain Samba share)",
                     on_serve,
                     on_plain_smb,
-                ),
+                )
+                .with_floor(on_bindfs_smb),
                 Figure::count("peak RSS of cerfs mount, MiB", rss_mount, f64::NAN),
                 Figure::count("peak RSS of cerfs serve, MiB", rss_serve, f64::NAN),
             ],
