@@ -272,6 +272,9 @@ impl Bindfs {
         // 4 KiB at a time.
         let child = Command::new("bindfs")
             .arg("-f")
+            // Several requests at once, like cerfs's 8 threads (its man page warns of a
+            // race in permission changes, which the benchmarks never make).
+            .arg("--multithreaded")
             .args(["-o", "allow_other,big_writes,max_write=1048576"])
             .arg(source)
             .arg(mountpoint)
