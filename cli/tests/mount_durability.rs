@@ -161,3 +161,134 @@ fn kill_9_mid_upload_keeps_everything_acknowledged() {
     running.signal(libc::SIGTERM);
     assert_eq!(running.wait().code(), Some(0), "{}", running.stderr());
 }
+
+/// `strace` following every thread of process `pid`, writing the syscalls `calls` (with
+/// their file paths) to a file; stopped (detached) by [`Tracer::finish`].
+struct Tracer {
+    child: std::process::Child,
+    out: std::path::PathBuf,
+    /// Kept open to the end: strace writes to it when it detaches, and a closed pipe would
+    /// kill it (SIGPIPE) before it flushes its output file.
+    stderr: std::io::BufReader<std::process::ChildStderr>,
+}
+
+impl Tracer {
+    /// Attaches and waits until every thread of `pid` is traced; `None` when the test
+    /// must skip (no strace, and CERFS_REQUIRE_FUSE is not set).
+    fn attach(pid: u32, calls: &str, out: &Path) -> Option<Tracer> {
+        use std::io::{BufRead, BufReader};
+        let spawned = Command::new("strace")
+            .args(["-f", "-y", "-e", &format!("trace={calls}"), "-o"])
+            .arg(out)
+            .args(["-p", &pid.to_string()])
+            .stderr(std::process::Stdio::piped())
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                running_mount::skip(&format!("cannot run strace (apt-get install strace): {e}"));
+                return None;
+            }
+        };
+        // "strace: Process N attached with M threads" once all are traced.
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+        let mut first = String::new();
+        stderr.read_line(&mut first).expect("strace's first line");
+        assert!(first.contains("attached"), "strace did not attach: {first}");
+        Some(Tracer {
+            child,
+            out: out.to_path_buf(),
+            stderr,
+        })
+    }
+
+    /// Detaches and returns the lines traced, each with the name of its thread.
+    fn finish(mut self, pid: u32) -> Vec<(String, String)> {
+        let names: std::collections::HashMap<String, String> =
+            fs::read_dir(format!("/proc/{pid}/task"))
+                .expect("threads of the traced process")
+                .map(|t| {
+                    let tid = t.expect("task").file_name().to_string_lossy().into_owned();
+                    let comm = fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+                        .unwrap_or_default();
+                    (tid, comm.trim().to_owned())
+                })
+                .collect();
+        let tracer = i32::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) on our own child; SIGINT makes strace detach cleanly.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::kill(tracer, libc::SIGINT) };
+        assert_eq!(rc, 0);
+        let mut rest = String::new();
+        self.stderr
+            .read_to_string(&mut rest)
+            .expect("strace's stderr");
+        // strace detaches, then ends by the signal it was sent.
+        let status = self.child.wait().expect("wait for strace");
+        assert!(rest.contains("detached"), "strace: {status}\n{rest}");
+        fs::read_to_string(&self.out)
+            .expect("strace output")
+            .lines()
+            .map(|line| {
+                let tid = line.split(' ').next().unwrap_or_default();
+                let name = names.get(tid).cloned().unwrap_or_default();
+                (name, line.to_owned())
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn fsync_through_the_mount_reaches_the_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().canonicalize().expect("canonical");
+    let (db, mnt) = (root.join("cer.db"), root.join("mnt"));
+    fs::create_dir(&mnt).expect("mkdir");
+    let Some(mut running) = Running::mounted(&db, &mnt) else {
+        return;
+    };
+    let pid = running.child.id();
+    let line = |n: u32| format!("10:00:0{n}  03-01-2024\tM\tU\tblue\r\n");
+    let log = mnt.join("crash.log");
+    let Some(tracer) = Tracer::attach(pid, "fsync,fdatasync", &root.join("trace")) else {
+        return;
+    };
+    // A close alone commits the line but does not sync (like a plain share).
+    let mut f = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&log)
+        .expect("create");
+    f.write_all(line(1).as_bytes()).expect("append");
+    drop(f);
+    // fsync syncs what is committed; the close then commits the line and syncs it too.
+    let mut f = OpenOptions::new().append(true).open(&log).expect("open");
+    f.write_all(line(2).as_bytes()).expect("append");
+    f.sync_all().expect("fsync");
+    drop(f);
+    // fsync of a folder syncs too.
+    File::open(mnt.join("cabs"))
+        .expect("open cabs/")
+        .sync_all()
+        .expect("fsyncdir");
+    let traced = tracer.finish(pid);
+    // The checkpointer syncs on its own schedule: only the request threads count here.
+    let synced: Vec<&String> = traced
+        .iter()
+        .filter(|(thread, line)| thread.starts_with("fuser") && !line.contains("resumed>"))
+        .map(|(_, line)| line)
+        .collect();
+    assert_eq!(synced.len(), 3, "syncs by request threads: {traced:#?}");
+    for line in &synced {
+        assert!(
+            line.contains(" fdatasync(") && line.contains("cer.db-wal>"),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        fs::read_to_string(&log).expect("read crash.log"),
+        format!("{}{}", line(1), line(2))
+    );
+    running.signal(libc::SIGTERM);
+    assert_eq!(running.wait().code(), Some(0), "{}", running.stderr());
+}

@@ -57,6 +57,14 @@ pub enum StoreError {
         /// Version needed.
         needed: i64,
     },
+    /// The database's files could not be flushed to disk (fdatasync failed).
+    #[error("cannot sync {} to disk: {source}", path.display())]
+    Sync {
+        /// The file that could not be synced.
+        path: std::path::PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
     /// Writing a query's result failed (for example a closed pipe).
     #[error("writing the result: {0}")]
     Output(std::io::Error),

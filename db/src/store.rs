@@ -212,6 +212,9 @@ pub trait Store: Send + Sync {
     }
     /// Sets the size, dropping or zero-extending content; sets mtime.
     fn truncate(&self, ino: Ino, size: u64) -> Result<()>;
+    /// Makes every committed change durable: it then survives a power cut, not only a crash
+    /// of the process (which every commit survives as it returns). What `fsync` asks for.
+    fn sync(&self) -> Result<()>;
     /// Marks a cab complete with its final size and sha256 (hex), stamping its created time.
     fn commit_cab(&self, ino: Ino, size: u64, sha256_hex: &str) -> Result<()>;
 

@@ -478,6 +478,7 @@ impl CerFs {
             pid: (self.process_of)(caller.pid),
             writable,
             kind,
+            sync_on_close: false,
         };
         lock(&self.handles).insert(fh, Arc::new(Mutex::new(handle)));
         Ok(Opened { fh, direct_io })
@@ -587,6 +588,16 @@ impl CerFs {
     fn apply(&self, fh: u64, finish: bool) -> Result<()> {
         let h = self.handle(fh)?;
         let mut h = lock(&h);
+        let applied = self.apply_kind(&mut h, fh, finish);
+        if applied.is_ok() && h.sync_on_close {
+            self.store.sync()?;
+            // Once: the release that follows a close's flush has nothing new to sync.
+            h.sync_on_close = false;
+        }
+        applied
+    }
+
+    fn apply_kind(&self, h: &mut Handle, fh: u64, finish: bool) -> Result<()> {
         let (ino, pid) = (h.ino, h.pid);
         match &mut h.kind {
             HandleKind::Plain => Ok(()),
@@ -645,10 +656,20 @@ impl CerFs {
         Ok(())
     }
 
-    /// Makes what the handle wrote durable. Every write is already a committed
-    /// transaction, and applying a handle early would commit a cab mid-upload: nothing to do.
+    /// Makes everything committed so far durable (survives a power cut). What the handle
+    /// has not committed yet (a cab mid-upload, a count.txt or log write applied at close)
+    /// is not committed by fsync, which would end an upload the client may go on with; the
+    /// handle's close then syncs what it commits.
     pub fn fsync(&self, fh: u64) -> Result<()> {
-        self.handle(fh).map(|_| ())
+        let h = self.handle(fh)?;
+        lock(&h).sync_on_close = true;
+        Ok(self.store.sync()?)
+    }
+
+    /// Makes everything committed so far durable (`fsyncdir`: every change of a folder is
+    /// committed before its reply).
+    pub fn sync_all(&self) -> Result<()> {
+        Ok(self.store.sync()?)
     }
 
     /// Removes a file.

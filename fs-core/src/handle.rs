@@ -23,6 +23,8 @@ pub(crate) struct Handle {
     pub writable: bool,
     /// What kind of file, with its state.
     pub kind: HandleKind,
+    /// fsync was called on it: what its close commits is synced to disk too.
+    pub sync_on_close: bool,
 }
 
 /// Per-kind state.

@@ -568,13 +568,17 @@ impl Filesystem for CerFsFuse {
     fn fsyncdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        // Every directory change is committed by the store before its reply.
-        reply.ok();
+        // Every directory change is committed before its reply: syncing the store makes
+        // them all durable.
+        match self.fs.sync_all() {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(refuse("fsyncdir", format_args!("inode {ino}"), &e)),
+        }
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

@@ -454,16 +454,18 @@ impl WinFs {
     /// Flush (FlushFileBuffers; `None`: the volume). For count.txt, settings and logs it
     /// applies what the handle wrote now and returns the verdict to the client — the one
     /// place a Windows client can see STATUS_INVALID_PARAMETER for garbage (Cleanup has
-    /// no status). A cab is not committed by a flush (the upload may go on).
+    /// no status). A cab is not committed by a flush (the upload may go on). Either way
+    /// what is committed is then synced to disk, as FlushFileBuffers promises.
     pub fn flush(&self, ctx: Option<&FileContext>) -> NtResult<Option<FileInfo>> {
         let Some(ctx) = ctx else {
+            self.fs.sync_all()?;
             return Ok(None);
         };
         if let Some(fh) = ctx.fh.filter(|_| !ctx.released.load(Ordering::SeqCst)) {
-            match ctx.role {
-                ShareRole::Cab => self.fs.fsync(fh)?,
-                _ => self.fs.flush(fh, None)?,
+            if ctx.role != ShareRole::Cab {
+                self.fs.flush(fh, None)?;
             }
+            self.fs.fsync(fh)?;
         }
         Ok(Some(self.file_info(ctx)?))
     }
