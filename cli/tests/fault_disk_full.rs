@@ -64,14 +64,12 @@ struct Filled {
     rng: Rng,
     /// Acknowledged uploads: (name, sha256).
     stored: Vec<(String, String)>,
-    /// The last upload that failed: name, bytes sent, error of a write (or create), of close.
+    /// The upload that failed: name, bytes sent, error of a write (or create), of close.
     refused: (String, Vec<u8>, Option<io::Error>, Option<io::Error>),
     _dir: tempfile::TempDir,
 }
 
-/// Mounts a store on a 64 MiB tmpfs and uploads 4 MiB cabs until one is refused at a write
-/// (uploads are stored a gathered MiB at a time, so the full disk may first refuse one at
-/// its close: such a one is not kept, and the uploads go on).
+/// Mounts a store on a 64 MiB tmpfs and uploads 4 MiB cabs until one is refused.
 fn fill_disk() -> Option<Filled> {
     let (dir, root) = fault_support::tempdir();
     let store_dir = root.join("store");
@@ -104,14 +102,8 @@ fn fill_disk() -> Option<Filled> {
         match upload_both(&cabs.join(&name), &data) {
             Ok((Ok(()), Ok(()))) => stored.push((name, sha256_hex(&data))),
             Ok((write, close)) => {
-                let at_a_write = write.is_err();
                 refused = Some((name, data, write.err(), close.err()));
-                if at_a_write {
-                    break;
-                }
-                // Refused at close: the disk filled as the upload's last gathered bytes
-                // or its commit were stored. Go on until an upload meets the full disk
-                // at a write, the case a_cab_whose_write_failed_is_not_committed needs.
+                break;
             }
             Err(create) => {
                 refused = Some((name, data, Some(create), None));

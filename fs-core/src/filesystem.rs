@@ -13,8 +13,8 @@ use cerfs_db::{
 
 use crate::area::{self, Area};
 use crate::handle::{
-    self, CabWriter, CountHandle, GatherBudget, Handle, HandleKind, LogHandle, SettingsHandle,
-    TextBuf, MAX_COUNT_FILE, MAX_SETTINGS_FILE,
+    self, CabWriter, CountHandle, Handle, HandleKind, LogHandle, SettingsHandle, TextBuf,
+    MAX_COUNT_FILE, MAX_SETTINGS_FILE,
 };
 use crate::{count_file, settings_file, share_path, FsError, Result};
 
@@ -150,8 +150,6 @@ pub struct CerFs {
     admin_uids: Vec<u32>,
     /// The process behind a caller's id (the identity by default).
     process_of: ProcessOf,
-    /// What cab uploads hold in memory, not stored yet, all together.
-    gathered: Arc<GatherBudget>,
 }
 
 impl CerFs {
@@ -166,15 +164,7 @@ impl CerFs {
             served: Mutex::new(HashMap::new()),
             admin_uids: vec![0],
             process_of: |id| id,
-            gathered: Arc::new(GatherBudget::default()),
         }
-    }
-
-    /// Bytes that cab uploads hold in memory, received and not stored yet (each gathers up
-    /// to 1 MiB to store it in one transaction; all together at most
-    /// [`UPLOAD_GATHER_BUDGET`](crate::UPLOAD_GATHER_BUDGET), plus less than 64 KiB each).
-    pub fn upload_bytes_held(&self) -> usize {
-        self.gathered.used()
     }
 
     /// Callers are identified by a thread (or other) id that `process_of` maps to the
@@ -496,9 +486,7 @@ impl CerFs {
 
     fn open_cab(&self, node: &Node, write: bool, created: bool) -> Result<HandleKind> {
         if created {
-            return Ok(HandleKind::CabWriter(CabWriter::new(Arc::clone(
-                &self.gathered,
-            ))));
+            return Ok(HandleKind::CabWriter(CabWriter::new()));
         }
         match (node.cab_state, write) {
             (_, false) => Ok(HandleKind::Plain),

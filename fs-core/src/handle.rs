@@ -1,9 +1,6 @@
 //! Open-handle state per kind of file: what a handle saw at open, what it wrote, and how
 //! that becomes a change in the store at flush.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
 use cerfs_db::{BucketId, Counts, Ino, LogId, SettingsScope, Store, StoreError};
 use sha2::{Digest, Sha256};
 
@@ -318,64 +315,17 @@ impl LogHandle {
     }
 }
 
-/// How many whole storage units a cab writer gathers before it stores them in one
-/// transaction (1 MiB with 64 KiB units): smbd writes 60 KiB at a time, and a transaction
-/// per 64 KiB costs a third of the upload speed through the mount.
-const BATCH_UNITS: usize = 16;
-
-/// What all cab writers together may hold in gathered bytes; past it a writer stores each
-/// whole unit as it comes, holding less than a unit, so memory stays bounded however many
-/// clients upload at once.
-pub const UPLOAD_GATHER_BUDGET: usize = 16 << 20;
-
-/// The bytes cab writers hold, against [`UPLOAD_GATHER_BUDGET`] (shared by the file system's
-/// writers).
-#[derive(Debug, Default)]
-pub(crate) struct GatherBudget {
-    used: AtomicUsize,
-}
-
-impl GatherBudget {
-    /// Reserves `n` bytes if the budget has them.
-    fn try_take(&self, n: usize) -> bool {
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(n)
-                    .filter(|&after| after <= UPLOAD_GATHER_BUDGET)
-            })
-            .is_ok()
-    }
-
-    /// Moves a writer's reservation from `from` to `to` bytes (may pass the budget by less
-    /// than a unit per writer: the remainder below a whole unit is always kept).
-    fn resize(&self, from: usize, to: usize) {
-        if to > from {
-            self.used.fetch_add(to - from, Ordering::AcqRel);
-        } else {
-            self.used.fetch_sub(from - to, Ordering::AcqRel);
-        }
-    }
-
-    /// Bytes held now.
-    pub(crate) fn used(&self) -> usize {
-        self.used.load(Ordering::Acquire)
-    }
-}
-
 /// A cab being uploaded: bytes go to the store as they come, in whole storage units
 /// ([`Store::write_alignment`]) while the writes are sequential; the hash is kept while the
 /// writes are sequential, else recomputed from the store at commit.
 pub(crate) struct CabWriter {
-    /// Shared with the other writers: what `tail` holds is reserved there.
-    budget: Arc<GatherBudget>,
     hasher: Option<Sha256>,
     hashed: u64,
     /// The size the writer sees: stored bytes plus `tail`.
     size: u64,
-    /// Bytes received and not stored yet: up to [`BATCH_UNITS`] units while the budget
-    /// allows, else less than a unit. SMB clients write 60 KiB pieces: stored as they come,
-    /// every 64 KiB chunk would be written twice, each piece in a transaction of its own.
-    /// Losing them in a crash loses nothing: an uncommitted cab is purged.
+    /// Bytes received past the last whole storage unit, not stored yet (less than a unit).
+    /// SMB clients write 60 KiB pieces: stored as they come, every 64 KiB chunk would be
+    /// written twice. Losing them in a crash loses nothing: an uncommitted cab is purged.
     tail: Vec<u8>,
     /// Sequential writes are buffered into whole units until the first other write or
     /// truncate; from then on every write goes straight to the store.
@@ -388,9 +338,8 @@ pub(crate) struct CabWriter {
 }
 
 impl CabWriter {
-    pub(crate) fn new(budget: Arc<GatherBudget>) -> Self {
+    pub(crate) fn new() -> Self {
         CabWriter {
-            budget,
             hasher: Some(Sha256::new()),
             hashed: 0,
             size: 0,
@@ -451,31 +400,27 @@ impl CabWriter {
             return Ok(());
         }
         let unit = usize::try_from(unit).unwrap_or(usize::MAX);
-        let batch = unit.saturating_mul(BATCH_UNITS);
         // Stored bytes end at a unit boundary; the tail follows them.
-        let at = self.size - self.tail.len() as u64;
-        let held = self.tail.len();
-        if held + data.len() < batch && self.budget.try_take(data.len()) {
-            self.tail.extend_from_slice(data);
-        } else if self.tail.is_empty() {
-            // A big write (a local copy's 1 MiB): its whole units go as they are.
-            let whole = data.len() / unit * unit;
-            if whole > 0 {
-                store.write_at(ino, at, &data[..whole])?;
+        let mut at = self.size - self.tail.len() as u64;
+        let mut rest = data;
+        if !self.tail.is_empty() {
+            let take = (unit - self.tail.len()).min(rest.len());
+            let (head, after) = rest.split_at(take);
+            self.tail.extend_from_slice(head);
+            rest = after;
+            if self.tail.len() == unit {
+                store.write_at(ino, at, &self.tail)?;
+                at += unit as u64;
+                self.tail.clear();
             }
-            self.tail.extend_from_slice(&data[whole..]);
-            self.budget.resize(held, self.tail.len());
-        } else {
-            self.tail.extend_from_slice(data);
-            let whole = self.tail.len() / unit * unit;
-            if whole > 0 {
-                if let Err(e) = store.write_at(ino, at, &self.tail[..whole]) {
-                    self.tail.truncate(held);
-                    return Err(e);
-                }
+        }
+        if self.tail.is_empty() {
+            let whole = rest.len() / unit * unit;
+            let (units, left) = rest.split_at(whole);
+            if !units.is_empty() {
+                store.write_at(ino, at, units)?;
             }
-            self.tail.drain(..whole);
-            self.budget.resize(held, self.tail.len());
+            self.tail.extend_from_slice(left);
         }
         self.size += data.len() as u64;
         Ok(())
@@ -489,7 +434,6 @@ impl CabWriter {
     ) -> std::result::Result<(), StoreError> {
         if !self.tail.is_empty() {
             store.write_at(ino, self.size - self.tail.len() as u64, &self.tail)?;
-            self.budget.resize(self.tail.len(), 0);
             self.tail.clear();
         }
         Ok(())
@@ -553,14 +497,6 @@ impl CabWriter {
         };
         store.commit_cab(ino, size, &hex::encode(digest))?;
         Ok(())
-    }
-}
-
-impl Drop for CabWriter {
-    fn drop(&mut self) {
-        // A writer dropped with bytes still held (a failed or abandoned upload) returns
-        // their reservation.
-        self.budget.resize(self.tail.len(), 0);
     }
 }
 

@@ -19,7 +19,6 @@ pub use error::FsError;
 pub use filesystem::{
     Attr, Caller, CerFs, DirEntry, FileKind, OpenFlags, Opened, ProcessOf, SetAttr,
 };
-pub use handle::UPLOAD_GATHER_BUDGET;
 
 /// Result type of fs-core.
 pub type Result<T> = std::result::Result<T, FsError>;
