@@ -48,13 +48,7 @@ pub fn require_root() -> Result<()> {
 pub fn require_samba() -> Result<()> {
     SambaTools::find()
         .map_err(|e| anyhow::anyhow!("install samba (apt-get install samba): {e}"))?;
-    let ok = Command::new("python3")
-        .args(["-c", "import smbprotocol"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
+    if !runs_quietly("python3", &["-c", "import smbprotocol"]) {
         bail!("python3 with smbprotocol is missing: pip install smbprotocol==1.17.0");
     }
     Ok(())
@@ -65,6 +59,22 @@ pub fn open_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))
         .with_context(|| format!("chmod {}", dir.display()))
+}
+
+/// Waits until `child` (`what`, for messages) has mounted `mountpoint`; fails if it exits
+/// first or takes longer than [`READY`].
+fn wait_mounted(child: &mut Child, mountpoint: &Path, what: &str) -> Result<()> {
+    let start = Instant::now();
+    while !is_mounted(mountpoint) {
+        if let Ok(Some(status)) = child.try_wait() {
+            bail!("{what} exited before mounting ({status})");
+        }
+        if start.elapsed() > READY {
+            bail!("{what} did not mount within {READY:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
 }
 
 /// Whether `mountpoint` is mounted in this namespace.
@@ -149,16 +159,7 @@ impl Cerfs {
             .spawn()
             .context("cannot run cerfs mount")?;
         let mut cerfs = Cerfs { child, mountpoint };
-        let start = Instant::now();
-        while !is_mounted(&cerfs.mountpoint) {
-            if let Ok(Some(status)) = cerfs.child.try_wait() {
-                bail!("cerfs mount exited before mounting ({status})");
-            }
-            if start.elapsed() > READY {
-                bail!("cerfs mount did not mount within {READY:?}");
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        wait_mounted(&mut cerfs.child, &cerfs.mountpoint, "cerfs mount")?;
         Ok(cerfs)
     }
 
@@ -226,16 +227,20 @@ impl Drop for Cerfs {
 
 /// Fails unless bindfs (the FUSE floor) can run.
 pub fn require_bindfs() -> Result<()> {
-    let ok = Command::new("bindfs")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
+    if !runs_quietly("bindfs", &["--version"]) {
         bail!("bindfs is missing: the FUSE floor needs it (apt-get install bindfs)");
     }
     Ok(())
+}
+
+/// Whether `program args` runs and exits 0 (its output discarded).
+fn runs_quietly(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Unmounts the FUSE mount at `mountpoint`, lazily if something still holds it.
@@ -287,16 +292,7 @@ impl Bindfs {
             child,
             mountpoint: mountpoint.to_path_buf(),
         };
-        let start = Instant::now();
-        while !is_mounted(&bindfs.mountpoint) {
-            if let Ok(Some(status)) = bindfs.child.try_wait() {
-                bail!("bindfs exited before mounting ({status})");
-            }
-            if start.elapsed() > READY {
-                bail!("bindfs did not mount within {READY:?}");
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        wait_mounted(&mut bindfs.child, &bindfs.mountpoint, "bindfs")?;
         Ok(bindfs)
     }
 }
