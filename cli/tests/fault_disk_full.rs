@@ -64,12 +64,14 @@ struct Filled {
     rng: Rng,
     /// Acknowledged uploads: (name, sha256).
     stored: Vec<(String, String)>,
-    /// The upload that failed: name, bytes sent, error of a write (or create), of close.
+    /// The last upload that failed: name, bytes sent, error of a write (or create), of close.
     refused: (String, Vec<u8>, Option<io::Error>, Option<io::Error>),
     _dir: tempfile::TempDir,
 }
 
-/// Mounts a store on a 64 MiB tmpfs and uploads 4 MiB cabs until one is refused.
+/// Mounts a store on a 64 MiB tmpfs and uploads 4 MiB cabs until one is refused at a write
+/// (the full disk may first refuse one at its close: that one is not kept, and the uploads
+/// go on).
 fn fill_disk() -> Option<Filled> {
     let (dir, root) = fault_support::tempdir();
     let store_dir = root.join("store");
@@ -102,8 +104,15 @@ fn fill_disk() -> Option<Filled> {
         match upload_both(&cabs.join(&name), &data) {
             Ok((Ok(()), Ok(()))) => stored.push((name, sha256_hex(&data))),
             Ok((write, close)) => {
+                let at_a_write = write.is_err();
                 refused = Some((name, data, write.err(), close.err()));
-                break;
+                if at_a_write {
+                    break;
+                }
+                // Refused at close: the disk filled as the upload was committed (the
+                // cab's row, the WAL, the indexer's rows all need pages). Such a cab is
+                // not kept either; go on until an upload meets the full disk at a write,
+                // the case a_cab_whose_write_failed_is_not_committed needs.
             }
             Err(create) => {
                 refused = Some((name, data, Some(create), None));
