@@ -250,7 +250,7 @@ fn fsync_through_the_mount_reaches_the_disk() {
     let pid = running.child.id();
     let line = |n: u32| format!("10:00:0{n}  03-01-2024\tM\tU\tblue\r\n");
     let log = mnt.join("crash.log");
-    let Some(tracer) = Tracer::attach(pid, "fsync,fdatasync", &root.join("trace")) else {
+    let Some(tracer) = Tracer::attach(pid, "fdatasync", &root.join("trace")) else {
         return;
     };
     // A close alone commits the line but does not sync (like a plain share).
@@ -272,10 +272,16 @@ fn fsync_through_the_mount_reaches_the_disk() {
         .sync_all()
         .expect("fsyncdir");
     let traced = tracer.finish(pid);
-    // The checkpointer syncs on its own schedule: only the request threads count here.
+    // The checkpointer syncs on its own schedule, and SQLite itself syncs the WAL with
+    // fsync(2) when a request's commit starts it over after a checkpoint: only fdatasync(2)
+    // by request threads is cerfs's sync.
     let synced: Vec<&String> = traced
         .iter()
-        .filter(|(thread, line)| thread.starts_with("fuser") && !line.contains("resumed>"))
+        .filter(|(thread, line)| {
+            thread.starts_with("fuser")
+                && line.contains(" fdatasync(")
+                && !line.contains("resumed>")
+        })
         .map(|(_, line)| line)
         .collect();
     assert_eq!(synced.len(), 3, "syncs by request threads: {traced:#?}");
