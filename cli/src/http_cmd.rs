@@ -3,16 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cerfs_db::SqliteStore;
-use cerfs_fs_core::CerFs;
 use clap::Args;
 use tracing::info;
 
-use crate::mount_cmd::check_db_dir;
+use crate::mount_cmd::{check_db_dir, open_share};
 use crate::stop::StopSignals;
 
 /// Arguments of `cerfs http`.
@@ -96,19 +93,15 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
 pub fn run(args: &HttpArgs) -> Result<()> {
     check_db_dir(&args.db)?;
     let stop = StopSignals::install()?;
-    let store = Arc::new(
-        SqliteStore::open(&args.db)
-            .with_context(|| format!("cannot open database {}", args.db.display()))?,
-    );
-    let fs = Arc::new(CerFs::new(store.clone()));
+    let fs = open_share(&args.db)?;
     let config = cerfs_http::Config {
         max_cab_size: args.max_cab_size,
         max_report_size: usize::try_from(args.max_report_size).unwrap_or(usize::MAX),
         body_timeout: Duration::from_secs(args.body_timeout),
         ..cerfs_http::Config::default()
     };
-    let server = cerfs_http::spawn(fs, store, args.listen, config)
-        .context("cannot start the HTTP server")?;
+    let server =
+        cerfs_http::spawn(fs, args.listen, config).context("cannot start the HTTP server")?;
     // Index what uploaded cabs hold, in the background, as `cerfs mount` does.
     let indexer = cerfs_index::spawn_indexer(&args.db).context("cannot start the cab indexer")?;
     info!(

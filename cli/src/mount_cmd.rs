@@ -38,10 +38,14 @@ pub(crate) fn check_db_dir(db: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Opens the database (created if missing) and the share's logic over it: what a mount
-/// serves, on either platform.
-pub(crate) fn open_share(db: &Path) -> Result<CerFs> {
+/// Opens the database (created if missing) and the share's logic over it: the one `CerFs`
+/// of a server process, which its mount (and its HTTP server, if any) serve.
+pub(crate) fn open_share(db: &Path) -> Result<Arc<CerFs>> {
     let store =
         SqliteStore::open(db).with_context(|| format!("cannot open database {}", db.display()))?;
-    Ok(CerFs::new(Arc::new(store)))
+    let fs = CerFs::new(Arc::new(store));
+    // The kernel names the calling thread; fs-core keys per-client state on processes.
+    #[cfg(unix)]
+    let fs = fs.with_process_of(cerfs_fuse::process_of);
+    Ok(Arc::new(fs))
 }

@@ -104,7 +104,7 @@ pub fn print(db: &QueryDb, sql: &str, params: &[Value], format: Format) -> Resul
     match db.query(sql, params, &mut out) {
         Ok(_) => {}
         // A reader that went away (`| head`) is not an error.
-        Err(cerfs_db::StoreError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+        Err(cerfs_db::QueryError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             return Ok(())
         }
         Err(e) => return Err(e).context("query failed"),

@@ -15,8 +15,6 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use cerfs_db::SqliteStore;
-use cerfs_fs_core::CerFs;
 use cerfs_fuse::{Mount, MountOptions};
 use cerfs_samba::{Samba, SambaConfig, SambaError, SambaTools, DEFAULT_PORT};
 use clap::Args;
@@ -24,8 +22,8 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing::{info, warn};
 
-use crate::mount_cmd::check_db_dir;
 use crate::mount_cmd::unix::{check_mountpoint, mount_error, DEV_FUSE};
+use crate::mount_cmd::{check_db_dir, open_share};
 use crate::stop::signal_name;
 
 /// Environment variable holding the admin password when no file is given.
@@ -253,24 +251,21 @@ fn serve(
     signalled: &AtomicBool,
 ) -> Result<()> {
     let mountpoint = &config.path;
-    let store = Arc::new(
-        SqliteStore::open(&args.db)
-            .with_context(|| format!("cannot open database {}", args.db.display()))?,
-    );
-    let fs = CerFs::new(store.clone());
+    // One CerFs serves the mount and the HTTP server: one set of handles, one store.
+    let share = open_share(&args.db)?;
     let opts = MountOptions {
         threads: args.threads,
         allow_other: true,
         ..MountOptions::default()
     };
-    let mount =
-        cerfs_fuse::spawn_mount(fs, mountpoint, &opts).map_err(|e| mount_error(e, mountpoint))?;
+    let mount = cerfs_fuse::spawn_mount(Arc::clone(&share), mountpoint, &opts)
+        .map_err(|e| mount_error(e, mountpoint))?;
     info!("mounted {} at {}", args.db.display(), mountpoint.display());
     // Index what committed cabs hold, in the background (stopped by its drop on every
     // early return, before the mount, which was created first).
     let indexer = cerfs_index::spawn_indexer(&args.db).context("cannot start the cab indexer")?;
 
-    // The HTTP server shares the store (one process per database); dropped on early returns.
+    // The HTTP server serves the same CerFs; dropped on early returns.
     let http = match args.http {
         None => None,
         Some(addr) => {
@@ -278,8 +273,7 @@ fn serve(
                 max_cab_size: args.max_cab_size,
                 ..cerfs_http::Config::default()
             };
-            let http_fs = Arc::new(CerFs::new(store.clone()));
-            let server = cerfs_http::spawn(http_fs, store.clone(), addr, http_config)
+            let server = cerfs_http::spawn(Arc::clone(&share), addr, http_config)
                 .context("cannot start the HTTP server");
             match server {
                 Ok(server) => {
@@ -291,11 +285,15 @@ fn serve(
                 }
                 Err(e) => {
                     indexer.stop();
+                    drop(share);
                     return Err(unmount_after(mount, config, e));
                 }
             }
         }
     };
+    // From here the mount and the HTTP server hold the core: the store closes with the
+    // last of them.
+    drop(share);
 
     let samba = match Samba::start(tools, conf_path) {
         Ok(samba) => samba,

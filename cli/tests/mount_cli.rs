@@ -10,7 +10,8 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::Command;
 
-use cerfs_db::{SqliteStore, Store};
+use cerfs_db::prelude::*;
+use cerfs_db::SqliteStore;
 use running_mount::{is_mounted, Running, CERFS};
 
 /// `cerfs mount` of a new database in a temporary directory (kept alive by the first item).

@@ -1,8 +1,46 @@
-//! Typed errors of the store.
+//! Typed errors of the store, one enum per kind of caller: opening a database
+//! ([`OpenError`]), the store's operations ([`StoreError`]), SQL typed by people
+//! ([`QueryError`]).
+
+use std::path::PathBuf;
 
 use crate::store::{BucketId, Ino};
 
-/// What can go wrong in the store.
+/// Why a database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// There is no database file at this path (only a server creates one).
+    #[error("no database at {0}: give the path of the database that `cerfs mount --db` serves (--db PATH)")]
+    NoDatabase(PathBuf),
+    /// The database file was written by a newer cerfs.
+    #[error("the database has schema version {found}, newer than this cerfs knows ({known}): upgrade cerfs")]
+    TooNew {
+        /// Version found in the file.
+        found: i64,
+        /// Newest version this build knows.
+        known: i64,
+    },
+    /// The database has not been migrated to a version this feature needs yet.
+    #[error("the database has schema version {found}, this cerfs needs version {needed}: start `cerfs mount` (or `cerfs serve`) of this version on it once, which upgrades it")]
+    SchemaTooOld {
+        /// Version found in the file.
+        found: i64,
+        /// Version needed.
+        needed: i64,
+    },
+    /// The file cannot be used as a cerfs database (not in WAL mode, a hand-edited
+    /// version, a path that cannot be resolved, ...).
+    #[error("{0}")]
+    Unusable(String),
+    /// The disk is full (the migration or the start-up recovery could not write).
+    #[error("the disk holding the database is full")]
+    Full,
+    /// Any other SQLite error.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// What can go wrong in an operation of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The node does not exist (any more).
@@ -20,14 +58,6 @@ pub enum StoreError {
     /// The disk (or the database's size limit) is full.
     #[error("the database is full")]
     Full,
-    /// The database file was written by a newer cerfs.
-    #[error("the database has schema version {found}, newer than this cerfs knows ({known}): upgrade cerfs")]
-    TooNew {
-        /// Version found in the file.
-        found: i64,
-        /// Newest version this build knows.
-        known: i64,
-    },
     /// No bucket with this id (counters, status settings or hits.log of an unknown bucket).
     #[error("no bucket with id {0}")]
     NoBucket(BucketId),
@@ -43,32 +73,38 @@ pub enum StoreError {
     /// stored size, moving a directory into itself, removing the root, ...
     #[error("invalid request: {0}")]
     Invalid(String),
-    /// There is no database file at this path (admin commands never create one).
-    #[error("no database at {0}: give the path of the database that `cerfs mount --db` serves (--db PATH)")]
-    NoDatabase(std::path::PathBuf),
-    /// A query given to the read-only query interface would change the database.
-    #[error("refused: {0}")]
-    WriteRefused(String),
-    /// The database has not been migrated to a version this feature needs yet.
-    #[error("the database has schema version {found}, this cerfs needs version {needed}: start `cerfs mount` (or `cerfs serve`) of this version on it once, which upgrades it")]
-    SchemaTooOld {
-        /// Version found in the file.
-        found: i64,
-        /// Version needed.
-        needed: i64,
-    },
     /// The database's files could not be flushed to disk (fdatasync failed).
     #[error("cannot sync {} to disk: {source}", path.display())]
     Sync {
         /// The file that could not be synced.
-        path: std::path::PathBuf,
+        path: PathBuf,
         /// What the system said.
         source: std::io::Error,
     },
-    /// Writing a query's result failed (for example a closed pipe).
+    /// A connection (a reader, the indexer's) could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// Any other SQLite error.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Why a statement typed by a person (`cerfs query`) was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The statement would change the database.
+    #[error("refused: {0}")]
+    WriteRefused(String),
+    /// Not exactly one statement that returns rows.
+    #[error("{0}")]
+    NotAQuery(String),
+    /// Writing the result failed (for example a closed pipe).
     #[error("writing the result: {0}")]
     Output(std::io::Error),
-    /// Any other SQLite error.
+    /// The database could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// SQLite refused or failed the statement (a syntax error, an unknown column, ...).
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
 }

@@ -11,10 +11,12 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
+use crate::sqlite::connection::{open_read_only, open_writer};
+use crate::sqlite::rows::get_u64;
 use crate::sqlite::schema::VIEWS_VERSION;
-use crate::sqlite::{configure_common, finish, get_u64, in_transaction, open_writer};
+use crate::sqlite::{finish, in_transaction};
 use crate::store::Result;
-use crate::{StoreError, CHUNK_SIZE};
+use crate::{OpenError, StoreError, CHUNK_SIZE};
 
 /// The current time as stored in every `*_at` column.
 const SQL_NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
@@ -223,21 +225,19 @@ impl IndexDb {
     /// Opens the existing database at `path`: never creates it, never purges uploads in
     /// progress, never migrates (its schema must be this version's, as after the server of
     /// this version opened it).
-    pub fn open(path: &Path) -> Result<IndexDb> {
-        finish((|| {
-            if !path.is_file() {
-                return Err(StoreError::NoDatabase(path.to_path_buf()));
-            }
-            let writer = open_writer(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                false,
-            )?;
-            Ok(IndexDb {
-                path: path.to_path_buf(),
-                writer,
-            })
-        })())
+    pub fn open(path: &Path) -> std::result::Result<IndexDb, OpenError> {
+        if !path.is_file() {
+            return Err(OpenError::NoDatabase(path.to_path_buf()));
+        }
+        let writer = open_writer(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            false,
+        )?;
+        Ok(IndexDb {
+            path: path.to_path_buf(),
+            writer,
+        })
     }
 
     /// The path the database was opened with.
@@ -466,22 +466,7 @@ impl CabReader {
     /// [`StoreError::NotFound`] if there is no complete cab with that id.
     pub fn open(path: &Path, cab_id: i64) -> Result<CabReader> {
         finish((|| {
-            if !path.is_file() {
-                return Err(StoreError::NoDatabase(path.to_path_buf()));
-            }
-            let conn = Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            configure_common(&conn)?;
-            conn.pragma_update(None, "query_only", true)?;
-            let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-            if found < VIEWS_VERSION {
-                return Err(StoreError::SchemaTooOld {
-                    found,
-                    needed: VIEWS_VERSION,
-                });
-            }
+            let conn = open_read_only(path, VIEWS_VERSION)?;
             let cab = cab_ref(&conn, cab_id)?
                 .ok_or_else(|| StoreError::NotFound(u64::try_from(cab_id).unwrap_or(0)))?;
             Ok(CabReader {

@@ -11,7 +11,7 @@ mod reports;
 mod sqlite;
 mod store;
 
-pub use error::StoreError;
+pub use error::{OpenError, QueryError, StoreError};
 pub use index_rows::{
     CabIndex, CabReader, CabRef, FactRow, IndexDb, IndexStatus, MemberRow, MinidumpRow,
     ReindexFilter, TextRow,
@@ -24,3 +24,12 @@ pub use reports::{
 pub use sqlite::schema::SCHEMA_VERSION;
 pub use sqlite::{PurgedCab, SqliteStore, CHUNK_SIZE};
 pub use store::*;
+
+/// The store's traits, for code that calls them on a concrete store (`SqliteStore`): bring
+/// them all into scope with `use cerfs_db::prelude::*`.
+pub mod prelude {
+    pub use crate::reports::ReportStore;
+    pub use crate::store::{
+        ContentStore, CounterStore, LogStore, NamespaceStore, SettingsStore, Store,
+    };
+}

@@ -9,12 +9,11 @@
 use std::path::{Path, PathBuf};
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OpenFlags, ToSql};
+use rusqlite::{Connection, ToSql};
 
+use crate::sqlite::connection::open_read_only;
 use crate::sqlite::schema::VIEWS_VERSION;
-use crate::sqlite::{configure_common, finish};
-use crate::store::Result;
-use crate::StoreError;
+use crate::{OpenError, QueryError};
 
 /// One SQL value, as a query returns it or as a parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,32 +78,12 @@ impl std::fmt::Debug for QueryDb {
 
 impl QueryDb {
     /// Opens the existing database at `path` read-only. Refuses a missing file
-    /// ([`StoreError::NoDatabase`]) and a database older than the views
-    /// ([`StoreError::SchemaTooOld`]: this connection never migrates).
-    pub fn open(path: &Path) -> Result<QueryDb> {
-        finish(Self::open_inner(path))
-    }
-
-    fn open_inner(path: &Path) -> Result<QueryDb> {
-        if !path.is_file() {
-            return Err(StoreError::NoDatabase(path.to_path_buf()));
-        }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        configure_common(&conn)?;
-        conn.pragma_update(None, "query_only", true)?;
-        let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        if found < VIEWS_VERSION {
-            return Err(StoreError::SchemaTooOld {
-                found,
-                needed: VIEWS_VERSION,
-            });
-        }
+    /// ([`OpenError::NoDatabase`]) and a database older than the views
+    /// ([`OpenError::SchemaTooOld`]: this connection never migrates).
+    pub fn open(path: &Path) -> Result<QueryDb, OpenError> {
         Ok(QueryDb {
             path: path.to_path_buf(),
-            conn,
+            conn: open_read_only(path, VIEWS_VERSION)?,
         })
     }
 
@@ -116,19 +95,21 @@ impl QueryDb {
     /// Runs one read-only SQL statement with positional parameters (`?1`, `?2`, ...) and
     /// hands its columns and rows to `sink`; returns the number of rows.
     ///
-    /// Refuses ([`StoreError::WriteRefused`]) a statement that could change the database
+    /// Refuses ([`QueryError::WriteRefused`]) a statement that could change the database
     /// (INSERT, UPDATE, DELETE, CREATE, DROP, a writing PRAGMA, ...) before running it, and
-    /// ([`StoreError::Invalid`]) an empty string or more than one statement. A failing sink
-    /// (a closed pipe) stops the query with [`StoreError::Output`].
-    pub fn query(&self, sql: &str, params: &[Value], sink: &mut dyn RowSink) -> Result<u64> {
-        finish(self.query_inner(sql, params, sink))
-    }
-
-    fn query_inner(&self, sql: &str, params: &[Value], sink: &mut dyn RowSink) -> Result<u64> {
+    /// ([`QueryError::NotAQuery`]) an empty string, more than one statement, or one that
+    /// returns no rows. A failing sink (a closed pipe) stops the query with
+    /// [`QueryError::Output`].
+    pub fn query(
+        &self,
+        sql: &str,
+        params: &[Value],
+        sink: &mut dyn RowSink,
+    ) -> Result<u64, QueryError> {
         let mut stmt = match self.conn.prepare(sql) {
             Ok(stmt) => stmt,
             Err(rusqlite::Error::MultipleStatement) => {
-                return Err(StoreError::Invalid(
+                return Err(QueryError::NotAQuery(
                     "more than one SQL statement: give one statement at a time".into(),
                 ))
             }
@@ -139,12 +120,12 @@ impl QueryDb {
         }
         if stmt.column_count() == 0 {
             tracing::warn!("refused a query that returns no columns");
-            return Err(StoreError::Invalid(
+            return Err(QueryError::NotAQuery(
                 "no statement that returns rows: give a SELECT (or a PRAGMA that reads)".into(),
             ));
         }
         let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
-        sink.columns(&names).map_err(StoreError::Output)?;
+        sink.columns(&names).map_err(QueryError::Output)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
         let mut count = 0u64;
         let mut values = Vec::with_capacity(names.len());
@@ -153,7 +134,7 @@ impl QueryDb {
             for i in 0..names.len() {
                 values.push(Value::from(row.get_ref(i)?));
             }
-            sink.row(&values).map_err(StoreError::Output)?;
+            sink.row(&values).map_err(QueryError::Output)?;
             count += 1;
         }
         Ok(count)
@@ -161,7 +142,7 @@ impl QueryDb {
 }
 
 /// Why a statement is refused, naming the statement's first word.
-fn refusal(sql: &str) -> StoreError {
+fn refusal(sql: &str) -> QueryError {
     let verb: String = sql
         .split_whitespace()
         .next()
@@ -170,7 +151,7 @@ fn refusal(sql: &str) -> StoreError {
         .take(20)
         .collect();
     tracing::warn!(verb = %verb.to_ascii_uppercase(), "refused a statement that would write");
-    StoreError::WriteRefused(format!(
+    QueryError::WriteRefused(format!(
         "`{}` would change the database, and queries only read it: change settings with \
          `cerfs policy set` / `cerfs status set`, counters with `cerfs counts reset`",
         verb.to_ascii_uppercase()

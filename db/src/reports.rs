@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension, Row};
 
+use crate::sqlite::rows::{bad_text, get_u64};
 use crate::store::{BucketId, Ino, Result};
 use crate::{SqliteStore, StoreError};
 
@@ -210,22 +211,6 @@ pub trait ReportStore: Send + Sync {
 
     /// One report with its parameters and files.
     fn report(&self, report: ReportId) -> Result<Option<StoredReport>>;
-}
-
-/// A non-negative integer column.
-fn get_u64(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
-    let v: i64 = row.get(idx)?;
-    u64::try_from(v).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Integer, e.into())
-    })
-}
-
-fn bad_text(idx: usize, what: &str, value: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        idx,
-        rusqlite::types::Type::Text,
-        format!("unknown {what} {value:?}").into(),
-    )
 }
 
 fn dump_state_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<DumpState> {

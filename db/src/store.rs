@@ -1,7 +1,12 @@
 //! The narrow storage interface fs-core talks to, and the value types it exchanges.
+//!
+//! [`Store`] is the sum of one trait per family of methods (the namespace, file bytes,
+//! buckets and counters, settings, logs, CER V2 reports), so that an implementation keeps
+//! each family in a file of its own (`sqlite/namespace.rs`, ...).
 
 use std::time::SystemTime;
 
+use crate::reports::ReportStore;
 use crate::StoreError;
 
 /// Inode number of a node. Stable for the life of the node; never reused while the store lives.
@@ -151,6 +156,9 @@ pub struct LogFields {
     pub user: String,
     /// hits.log: report file name or `No CAB`; crash.log: bucket id or subpath.
     pub item: String,
+    /// `date` and `time` as `YYYY-MM-DDTHH:MM:SS` (the client's local time, no zone), as
+    /// the parser that checked them wrote it (`log_lines.client_time`).
+    pub client_time: String,
 }
 
 /// One line to append to a log.
@@ -178,9 +186,20 @@ pub struct AttrChange {
 /// Result type of the store.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// Everything fs-core needs from storage. Each method is atomic (one transaction).
-pub trait Store: Send + Sync {
-    // ---- namespace ----
+/// Everything fs-core needs from storage. Each method of each family is atomic (one
+/// transaction).
+pub trait Store:
+    NamespaceStore + ContentStore + CounterStore + SettingsStore + LogStore + ReportStore
+{
+}
+
+impl<T> Store for T where
+    T: NamespaceStore + ContentStore + CounterStore + SettingsStore + LogStore + ReportStore
+{
+}
+
+/// The namespace: folders and files, their names and attributes.
+pub trait NamespaceStore: Send + Sync {
     /// The child `name` of `parent`, if any.
     fn lookup(&self, parent: Ino, name: &str) -> Result<Option<Node>>;
     /// The node `ino`, if it exists.
@@ -199,8 +218,10 @@ pub trait Store: Send + Sync {
     fn rename_node(&self, ino: Ino, new_parent: Ino, new_name: &str, replace: bool) -> Result<()>;
     /// Changes attributes and bumps ctime.
     fn set_attr(&self, ino: Ino, change: &AttrChange) -> Result<Node>;
+}
 
-    // ---- byte content of File and Cab nodes (chunked) ----
+/// The byte content of `File` and `Cab` nodes (chunked), and durability.
+pub trait ContentStore: Send + Sync {
     /// Reads up to `len` bytes at `offset` (short at end of file).
     fn read_at(&self, ino: Ino, offset: u64, len: u32) -> Result<Vec<u8>>;
     /// Writes `data` at `offset`, extending (with zeros in any gap); sets mtime. Returns the new size.
@@ -217,8 +238,10 @@ pub trait Store: Send + Sync {
     fn sync(&self) -> Result<()>;
     /// Marks a cab complete with its final size and sha256 (hex), stamping its created time.
     fn commit_cab(&self, ino: Ino, size: u64, sha256_hex: &str) -> Result<()>;
+}
 
-    // ---- buckets and counters ----
+/// Buckets and their counters (count.txt).
+pub trait CounterStore: Send + Sync {
     /// The bucket with this subpath, creating its row if missing.
     fn ensure_bucket(&self, key: &BucketKey) -> Result<BucketId>;
     /// Current counters of a bucket.
@@ -226,17 +249,20 @@ pub trait Store: Send + Sync {
     /// Adds to the counters in one transaction and returns the new values; updates last_seen
     /// (and first_seen when it was unset).
     fn add_counts(&self, bucket: BucketId, cabs: u64, hits: u64) -> Result<Counts>;
-
     /// Sets both counters of a bucket to zero (an admin's reset); returns what they were.
     fn reset_counts(&self, bucket: BucketId) -> Result<Counts>;
+}
 
-    // ---- settings (policy.txt / status.txt) ----
+/// Settings: policy.txt and each bucket's status.txt.
+pub trait SettingsStore: Send + Sync {
     /// The stored `(key, value)` pairs of a scope, in insertion order.
     fn settings(&self, scope: SettingsScope) -> Result<Vec<(String, String)>>;
     /// Replaces all settings of a scope.
     fn replace_settings(&self, scope: SettingsScope, pairs: &[(String, String)]) -> Result<()>;
+}
 
-    // ---- logs (crash.log / hits.log) ----
+/// crash.log and each bucket's hits.log.
+pub trait LogStore: Send + Sync {
     /// Byte length of the rendered log.
     fn log_len(&self, log: LogId) -> Result<u64>;
     /// Up to `len` bytes of the rendered log at `offset`.

@@ -5,7 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use cerfs_db::{NewNode, NodeRole, SqliteStore, Store, ROOT_INO};
+use cerfs_db::prelude::*;
+use cerfs_db::{NewNode, NodeRole, SqliteStore, ROOT_INO};
 
 /// Bytes written: well below the writer's 64 MiB backstop.
 const WRITTEN: usize = 16 << 20;

@@ -7,8 +7,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use cerfs_db::prelude::*;
 use cerfs_db::{
-    BucketKey, LogFields, LogId, LogLine, NewNode, NodeRole, SqliteStore, Store, CABS_INO, ROOT_INO,
+    BucketKey, LogFields, LogId, LogLine, NewNode, NodeRole, SqliteStore, CABS_INO, ROOT_INO,
 };
 
 /// Set (to the database path) in the child's environment to make `child_writer` run.
@@ -31,6 +32,7 @@ fn log_line(n: u64) -> LogLine {
         machine: "CRASHER".into(),
         user: "unknown user".into(),
         item: format!("{n:08}.cab"),
+        client_time: "2024-01-02T12:00:00".into(),
     };
     let bytes = format!(
         "{}  {}\t{}\t{}\t{}\r\n",

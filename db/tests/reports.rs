@@ -6,9 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cerfs_db::prelude::*;
 use cerfs_db::{
     BucketKey, DumpRequest, DumpState, NewNode, NewReport, NodeRole, ParamKind, ReportFile,
-    ReportParam, ReportStore, SqliteStore, Store, StoreError, CABS_INO,
+    ReportParam, SqliteStore, StoreError, CABS_INO,
 };
 use tempfile::TempDir;
 

@@ -5,9 +5,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use cerfs_db::prelude::*;
 use cerfs_db::{
     AttrChange, BucketKey, CabState, Counts, LogFields, LogId, LogLine, NewNode, Node, NodeRole,
-    SettingsScope, SqliteStore, Store, StoreError, CABS_INO, CHUNK_SIZE, COUNTS_INO, ROOT_INO,
+    OpenError, SettingsScope, SqliteStore, StoreError, CABS_INO, CHUNK_SIZE, COUNTS_INO, ROOT_INO,
     STATUS_INO,
 };
 use tempfile::TempDir;
@@ -888,6 +889,14 @@ fn line(rng: &mut Rng, i: usize) -> LogLine {
         machine: format!("PC{i}"),
         user: "unknown user".into(),
         item: format!("report{i}.cab"),
+        client_time: format!(
+            "2024-{:02}-{:02}T{:02}:{:02}:{:02}",
+            1 + i % 12,
+            1 + i % 28,
+            i % 24,
+            i % 60,
+            (i * 7) % 60
+        ),
     };
     let text = format!(
         "{}  {}\t{}\t{}\t{}\r\n",
@@ -1114,7 +1123,7 @@ fn a_newer_schema_is_refused() {
     assert!(
         matches!(
             err,
-            StoreError::TooNew {
+            OpenError::TooNew {
                 found: 99,
                 known: cerfs_db::SCHEMA_VERSION
             }

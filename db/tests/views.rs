@@ -7,10 +7,11 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use cerfs_db::prelude::*;
 use cerfs_db::{
     BucketKey, CabIndex, CabReader, FactRow, IndexDb, IndexStatus, LogFields, LogId, LogLine,
-    MemberRow, MinidumpRow, NewNode, NodeRole, QueryDb, ReindexFilter, RowSink, SettingsScope,
-    SqliteStore, Store, StoreError, TextRow, Value, CABS_INO,
+    MemberRow, MinidumpRow, NewNode, NodeRole, OpenError, QueryDb, QueryError, ReindexFilter,
+    RowSink, SettingsScope, SqliteStore, StoreError, TextRow, Value, CABS_INO,
 };
 use tempfile::TempDir;
 
@@ -301,7 +302,7 @@ fn a_version_1_file_with_data_is_upgraded_in_place() {
         IndexDb::open(&path).map(|_| ()).unwrap_err(),
     ] {
         assert!(
-            matches!(err, StoreError::SchemaTooOld { found: 1, .. }),
+            matches!(err, OpenError::SchemaTooOld { found: 1, .. }),
             "{err:?}"
         );
         assert!(err.to_string().contains("start `cerfs mount`"), "{err}");
@@ -484,7 +485,7 @@ fn query_db_reads_and_refuses_every_write() {
         assert!(
             matches!(
                 err,
-                StoreError::WriteRefused(_) | StoreError::Sqlite(_) | StoreError::Invalid(_)
+                QueryError::WriteRefused(_) | QueryError::Sqlite(_) | QueryError::NotAQuery(_)
             ),
             "{sql}: {err:?}"
         );
@@ -517,7 +518,7 @@ fn query_db_reads_and_refuses_every_write() {
     let missing = dir.path().join("missing.db");
     assert!(matches!(
         QueryDb::open(&missing),
-        Err(StoreError::NoDatabase(_))
+        Err(OpenError::NoDatabase(_))
     ));
     assert!(!missing.exists());
 }
@@ -575,7 +576,7 @@ fn admin_open_leaves_uploads_in_progress_alone() {
     let missing = dir.path().join("nope.db");
     assert!(matches!(
         SqliteStore::open_for_admin(&missing),
-        Err(StoreError::NoDatabase(_))
+        Err(OpenError::NoDatabase(_))
     ));
     assert!(!missing.exists());
     // The server's own open still purges what was left writing by a dead process.
@@ -752,6 +753,7 @@ fn hits_and_crashes_views_show_log_rows_with_their_bucket() {
             machine: machine.into(),
             user: "user".into(),
             item: item.into(),
+            client_time: "2024-03-01T10:00:00".into(),
         }),
     };
     store
@@ -813,6 +815,7 @@ fn daily_hits_sum_the_hits_of_each_day() {
             machine: machine.into(),
             user: "user".into(),
             item: "No CAB".into(),
+            client_time: "2024-03-01T10:00:00".into(),
         }),
     };
     store

@@ -71,14 +71,14 @@ impl CerFs {
         let dir = self.ensure_dirs(COUNTS_INO, &parts)?;
         let node = self.bucket_file(dir, "count.txt", NodeRole::Count, &parts)?;
         let bucket = node.bucket.ok_or(FsError::NotFound)?;
-        Ok(self.store().add_counts(bucket, cabs, hits)?)
+        Ok(self.store.add_counts(bucket, cabs, hits)?)
     }
 
     /// Sets a bucket's counters back to zero; returns what they were.
     pub fn reset_counts(&self, subpath: &str) -> Result<Counts> {
         let node = self.node_at(COUNTS_INO, &subpath_parts(subpath)?, "count.txt")?;
         let bucket = node.bucket.ok_or(FsError::NotFound)?;
-        let old = self.store().reset_counts(bucket)?;
+        let old = self.store.reset_counts(bucket)?;
         tracing::info!(subpath, ?old, "counters reset");
         Ok(old)
     }
@@ -86,7 +86,7 @@ impl CerFs {
     /// The stored parameters of a settings file, `None` when the file does not exist.
     pub fn settings_of(&self, target: &SettingsTarget) -> Result<Option<Vec<(String, String)>>> {
         let node = match target {
-            SettingsTarget::Policy => self.store().lookup(ROOT_INO, "policy.txt")?,
+            SettingsTarget::Policy => self.store.lookup(ROOT_INO, "policy.txt")?,
             SettingsTarget::Status(sub) => {
                 match self.node_at(STATUS_INO, &subpath_parts(sub)?, "status.txt") {
                     Ok(node) => Some(node),
@@ -97,7 +97,7 @@ impl CerFs {
         };
         match node {
             None => Ok(None),
-            Some(node) => Ok(Some(self.store().settings(scope_of(&node)?)?)),
+            Some(node) => Ok(Some(self.store.settings(scope_of(&node)?)?)),
         }
     }
 
@@ -123,7 +123,7 @@ impl CerFs {
             }
         };
         let scope = scope_of(&node)?;
-        let mut stored = self.store().settings(scope)?;
+        let mut stored = self.store.settings(scope)?;
         for (k, v) in checked {
             match stored.iter_mut().find(|(sk, _)| *sk == k) {
                 Some(slot) => slot.1 = v,
@@ -131,7 +131,7 @@ impl CerFs {
             }
         }
         settings_file::sort_canonical(&mut stored);
-        self.store().replace_settings(scope, &stored)?;
+        self.store.replace_settings(scope, &stored)?;
         tracing::info!(?target, "settings changed");
         Ok(stored)
     }
@@ -141,7 +141,7 @@ impl CerFs {
     pub fn clear_settings(&self, target: &SettingsTarget, keys: &[String]) -> Result<()> {
         let node = match target {
             SettingsTarget::Policy => self
-                .store()
+                .store
                 .lookup(ROOT_INO, "policy.txt")?
                 .ok_or(FsError::NotFound)?,
             SettingsTarget::Status(sub) => {
@@ -149,12 +149,12 @@ impl CerFs {
             }
         };
         let scope = scope_of(&node)?;
-        let mut stored = self.store().settings(scope)?;
+        let mut stored = self.store.settings(scope)?;
         stored.retain(|(k, _)| !keys.is_empty() && !keys.contains(k));
         if stored.is_empty() {
-            self.store().remove_node(node.ino)?;
+            self.store.remove_node(node.ino)?;
         } else {
-            self.store().replace_settings(scope, &stored)?;
+            self.store.replace_settings(scope, &stored)?;
         }
         tracing::info!(?target, ?keys, "settings cleared");
         Ok(())
@@ -228,13 +228,9 @@ impl CerFs {
     fn node_at(&self, top: Ino, parts: &[String], name: &str) -> Result<cerfs_db::Node> {
         let mut dir = top;
         for part in parts {
-            dir = self
-                .store()
-                .lookup(dir, part)?
-                .ok_or(FsError::NotFound)?
-                .ino;
+            dir = self.store.lookup(dir, part)?.ok_or(FsError::NotFound)?.ino;
         }
-        self.store().lookup(dir, name)?.ok_or(FsError::NotFound)
+        self.store.lookup(dir, name)?.ok_or(FsError::NotFound)
     }
 
     /// The bucket file `name` in `dir`, created with `role` if missing.
@@ -245,7 +241,7 @@ impl CerFs {
         role: NodeRole,
         parts: &[String],
     ) -> Result<cerfs_db::Node> {
-        if let Some(node) = self.store().lookup(dir, name)? {
+        if let Some(node) = self.store.lookup(dir, name)? {
             return Ok(node);
         }
         let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
@@ -259,17 +255,17 @@ impl CerFs {
             gid: 0,
             bucket: Some(&key),
         };
-        match self.store().create_node(&new) {
+        match self.store.create_node(&new) {
             Ok(node) => Ok(node),
             Err(cerfs_db::StoreError::Exists(_)) => {
-                self.store().lookup(dir, name)?.ok_or(FsError::NotFound)
+                self.store.lookup(dir, name)?.ok_or(FsError::NotFound)
             }
             Err(e) => Err(e.into()),
         }
     }
 
     fn root_file(&self, name: &str, role: NodeRole) -> Result<cerfs_db::Node> {
-        if let Some(node) = self.store().lookup(ROOT_INO, name)? {
+        if let Some(node) = self.store.lookup(ROOT_INO, name)? {
             return Ok(node);
         }
         let new = NewNode {
@@ -281,12 +277,11 @@ impl CerFs {
             gid: 0,
             bucket: None,
         };
-        match self.store().create_node(&new) {
+        match self.store.create_node(&new) {
             Ok(node) => Ok(node),
-            Err(cerfs_db::StoreError::Exists(_)) => self
-                .store()
-                .lookup(ROOT_INO, name)?
-                .ok_or(FsError::NotFound),
+            Err(cerfs_db::StoreError::Exists(_)) => {
+                self.store.lookup(ROOT_INO, name)?.ok_or(FsError::NotFound)
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -1,24 +1,31 @@
 //! The cerfs filesystem logic, platform-neutral: it presents the [MS-CER] share (share
 //! paths, the CER file formats, synthesized files, open-handle semantics) over any
-//! [`cerfs_db::Store`]. No FUSE or WinFsp types here: the adapters translate to and from
-//! this crate's inode-keyed API and its [`FsError`].
+//! [`cerfs_db::Store`], and takes CER V2 reports into the same buckets. No FUSE, WinFsp or
+//! HTTP types here: the adapters translate to and from this crate's inode-keyed API and
+//! its [`FsError`]. Every rule of the share lives here, once (docs/architecture.md).
 
 pub mod admin;
 mod area;
+mod attributes;
+pub mod cer2;
 pub mod count_file;
+mod directory;
 mod error;
 mod filesystem;
 mod handle;
 pub mod log_line;
+mod served;
 pub mod settings_file;
 pub mod share_path;
+mod sync;
+mod types;
 
 pub use admin::{subpath_parts, SettingsTarget};
+pub use cer2::{DumpOffer, ReportPolicy, TakenReport};
 pub use cerfs_db::{Ino, ROOT_INO};
 pub use error::FsError;
-pub use filesystem::{
-    Attr, Caller, CerFs, DirEntry, FileKind, OpenFlags, Opened, ProcessOf, SetAttr,
-};
+pub use filesystem::CerFs;
+pub use types::{Attr, Caller, DirEntry, FileKind, OpenFlags, Opened, ProcessOf, SetAttr};
 
 /// Result type of fs-core.
 pub type Result<T> = std::result::Result<T, FsError>;

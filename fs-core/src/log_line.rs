@@ -191,6 +191,7 @@ pub fn parse(line: &[u8]) -> Result<LogFields, LogLineError> {
         machine: decode_ansi(machine),
         user: decode_ansi(user),
         item: decode_ansi(item),
+        client_time: format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}"),
     })
 }
 
@@ -255,6 +256,7 @@ mod tests {
             machine: machine.into(),
             user: user.into(),
             item: item.into(),
+            client_time: format!("{}-{}-{}T{time}", &date[6..10], &date[0..2], &date[3..5]),
         }
     }
 

@@ -172,6 +172,11 @@ impl Allowed {
     }
 }
 
+/// "Crashes per bucket" when neither status.txt nor policy.txt sets it (MS-CER 2.2.4): the
+/// one place cerfs writes this default (the `buckets` view's `cab_limit` is checked
+/// against it by a test).
+pub const DEFAULT_CRASHES_PER_BUCKET: u64 = 5;
+
 /// Every name, in canonical order: the 2.2.5 ABNF order, then FileTreeRoot (2.2.4).
 const KEYS: [(&str, Kind, Allowed); 16] = [
     ("Response", Kind::Response, Allowed::StatusOnly),

@@ -75,7 +75,7 @@ pub fn check_component(name: &[u8]) -> Result<&str, NameError> {
 
 /// Whether Windows treats `name` as a device: the part before the first dot (trailing
 /// spaces ignored, as Windows does) is a reserved name in any case.
-fn is_reserved(name: &str) -> bool {
+pub fn is_reserved(name: &str) -> bool {
     let base = name.split('.').next().unwrap_or(name).trim_end_matches(' ');
     RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(base))
 }

@@ -281,6 +281,7 @@ fn log_fields() -> impl Strategy<Value = LogFields> {
         log_field(log_line::MAX_ITEM),
     )
         .prop_map(|(time, date, machine, user, item)| LogFields {
+            client_time: format!("{}-{}-{}T{time}", &date[6..10], &date[0..2], &date[3..5]),
             time,
             date,
             machine,

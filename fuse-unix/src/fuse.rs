@@ -4,6 +4,7 @@
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use cerfs_fs_core::{Attr, Caller, CerFs, FileKind, OpenFlags, Opened, SetAttr};
@@ -32,18 +33,18 @@ const STATFS_FILES: u64 = 1 << 32;
 /// Longest name reported by `statfs`.
 const NAME_MAX: u32 = 255;
 
-/// The FUSE side of cerfs: owns the core; signals the session's end once the core (and
-/// with it the store) has been dropped.
+/// The FUSE side of cerfs: holds the core; signals the session's end once the session has
+/// dropped it (the store closes with the last holder of the core).
 pub(crate) struct CerFsFuse {
-    fs: CerFs,
-    /// Declared after `fs`: fields drop in order, so the end is signalled after the store
-    /// is closed.
+    fs: Arc<CerFs>,
+    /// Declared after `fs`: fields drop in order, so the end is signalled after the
+    /// session let go of the core (and closed the store, if it held the last reference).
     _end: EndOnDrop,
 }
 
 impl CerFsFuse {
     /// The adapter over `fs`; `end` is set when the session drops the adapter.
-    pub(crate) fn new(fs: CerFs, end: SessionEnd) -> Self {
+    pub(crate) fn new(fs: Arc<CerFs>, end: SessionEnd) -> Self {
         CerFsFuse {
             fs,
             _end: EndOnDrop(end),
@@ -71,8 +72,9 @@ fn caller(req: &Request) -> Caller {
 }
 
 /// The thread group (process) of thread `tid`, from /proc; `tid` itself if it is gone.
-/// fs-core wants the process: Samba's aio threads belong to the client's smbd.
-pub(crate) fn process_of(tid: u32) -> u32 {
+/// fs-core wants the process: Samba's aio threads belong to the client's smbd. Give it to
+/// [`CerFs::with_process_of`] for a `CerFs` that FUSE serves.
+pub fn process_of(tid: u32) -> u32 {
     std::fs::read_to_string(format!("/proc/{tid}/status"))
         .ok()
         .and_then(|status| {

@@ -17,6 +17,8 @@ use cerfs_fs_core::CerFs;
 mod errno;
 mod fuse;
 
+pub use fuse::process_of;
+
 /// How to mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountOptions {
@@ -184,7 +186,10 @@ impl SessionEnd {
 }
 
 /// Mounts `fs` on `mountpoint` and serves it from background threads until
-/// [`Mount::unmount`] (or an external unmount).
+/// [`Mount::unmount`] (or an external unmount). `fs` may serve other adapters of the same
+/// process too (the CER V2 HTTP server); build it with
+/// `.with_process_of(cerfs_fuse::process_of)`, since the kernel names the calling thread
+/// and fs-core keys per-client state on processes.
 ///
 /// The mount is ready for use when this returns: the FUSE handshake with the kernel is done.
 ///
@@ -192,7 +197,7 @@ impl SessionEnd {
 /// `threads` is 0 (`InvalidInput`), `/dev/fuse` cannot be opened (`NotFound` when it is
 /// missing), the mountpoint does not exist (`NotFound`), or the kernel refused the mount
 /// (`PermissionDenied` without the right to mount, for example).
-pub fn spawn_mount(fs: CerFs, mountpoint: &Path, opts: &MountOptions) -> io::Result<Mount> {
+pub fn spawn_mount(fs: Arc<CerFs>, mountpoint: &Path, opts: &MountOptions) -> io::Result<Mount> {
     if opts.threads == 0 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -216,7 +221,7 @@ pub fn spawn_mount(fs: CerFs, mountpoint: &Path, opts: &MountOptions) -> io::Res
     };
     config.n_threads = Some(opts.threads);
     let end = SessionEnd::default();
-    let adapter = fuse::CerFsFuse::new(fs.with_process_of(fuse::process_of), end.clone());
+    let adapter = fuse::CerFsFuse::new(fs, end.clone());
     let session = fuser::spawn_mount(adapter, mountpoint, &config)?;
     tracing::debug!(
         mountpoint = %mountpoint.display(),

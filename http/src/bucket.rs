@@ -19,7 +19,7 @@
 //! enough that `\cabs\<sub>\<guid>.cab` fits in 260 characters (R4) by [`fit_path`].
 
 use cerfs_db::ParamKind;
-use cerfs_fs_core::share_path::{self, FORBIDDEN_CHARS, RESERVED_NAMES};
+use cerfs_fs_core::share_path::{self, is_reserved, FORBIDDEN_CHARS};
 use sha2::{Digest, Sha256};
 
 use crate::report::{WerReport, WerReportExt};
@@ -217,12 +217,6 @@ pub fn sanitize_component(value: &str) -> String {
         out.insert_str(0, &escape(first as u8));
     }
     out
-}
-
-/// Whether Windows treats `name` as a device (same rule as fs-core's R3 check).
-fn is_reserved(name: &str) -> bool {
-    let base = name.split('.').next().unwrap_or(name).trim_end_matches(' ');
-    RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(base))
 }
 
 /// First `n` hex digits of the SHA-256 of `text`.

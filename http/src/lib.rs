@@ -7,25 +7,27 @@
 //!
 //! cerfs takes both protocols into one store with one bucket model: a report is mapped to
 //! the bucket subpath a CER 1.0 client would use on the share ([`bucket`]), counted in that
-//! bucket's `count.txt` through fs-core ([`CerFs::count_report`]), stored as rows
-//! ([`cerfs_db::ReportStore`]), and its cab lands in `cabs\<sub>\<guid>.cab` like a cab
-//! copied to the share, streamed in bounded memory.
+//! bucket's `count.txt` and stored as rows by fs-core ([`CerFs::take_cer2_report`]), and
+//! its cab lands in `cabs\<sub>\<guid>.cab` like a cab copied to the share, streamed in
+//! bounded memory. What a report is answered (iData, the cab cap) is decided by fs-core
+//! too; this crate parses, maps and answers.
 //!
-//! Running it beside the share (one store, shared by fs-core and the report tables):
+//! Running it beside the share (one [`CerFs`] serves both in a process):
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! let store = Arc::new(cerfs_db::SqliteStore::open("cer.db".as_ref())?);
-//! let fs = Arc::new(cerfs_fs_core::CerFs::new(store.clone()));
+//! let fs = Arc::new(cerfs_fs_core::CerFs::new(store));
 //! let addr = cerfs_http::DEFAULT_LISTEN.parse()?;
-//! let server = cerfs_http::spawn(fs, store, addr, cerfs_http::Config::default())?;
+//! let server = cerfs_http::spawn(fs, addr, cerfs_http::Config::default())?;
 //! // ... serve the share ...
 //! server.shutdown()?;
 //! # Ok(()) }
 //! ```
 //!
-//! [`CerFs::count_report`]: cerfs_fs_core::CerFs::count_report
+//! [`CerFs::take_cer2_report`]: cerfs_fs_core::CerFs::take_cer2_report
+//! [`CerFs`]: cerfs_fs_core::CerFs
 
 pub mod answer;
 pub mod bucket;
@@ -36,8 +38,8 @@ pub use answer::{AnswerError, Level1Answer};
 pub use bucket::{map_report, BucketMapping, MappedKind};
 pub use report::{parse_report, ReportError, WerReport, WerReportExt};
 pub use server::{
-    normalize_dump_path, serve, spawn, Config, HttpHandle, BUCKET_TABLE,
-    DEFAULT_CRASHES_PER_BUCKET, DEFAULT_LISTEN, DEFAULT_PORT,
+    normalize_dump_path, serve, spawn, status_of, Config, HttpHandle, BUCKET_TABLE, DEFAULT_LISTEN,
+    DEFAULT_PORT,
 };
 
 /// Why the server could not start or stopped abnormally.

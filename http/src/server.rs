@@ -1,5 +1,10 @@
-//! The HTTP server: an accept loop over hyper's HTTP/1.1 connections, the two routes
-//! (level 1: `POST /stage2.htm`; level 2: `PUT <DumpFile>`), graceful shutdown.
+//! The HTTP server: an accept loop over hyper's HTTP/1.1 connections, the dispatch of the
+//! two routes (level 1, `POST /stage2.htm`: `level1.rs`; level 2, `PUT <DumpFile>`:
+//! `upload.rs`), refusals (`reject.rs`), graceful shutdown.
+
+mod level1;
+mod reject;
+mod upload;
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -9,13 +14,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cerfs_db::{DumpRequest, DumpState, ReportId, ReportStore, CABS_INO};
-use cerfs_fs_core::settings_file::parse_bool;
-use cerfs_fs_core::{share_path, subpath_parts, CerFs, FsError};
-use http_body_util::{BodyExt, Full};
+use cerfs_db::ReportId;
+use cerfs_fs_core::CerFs;
+use http_body_util::Full;
 use hyper::body::Body as _;
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, EXPECT};
+use hyper::header::{HeaderMap, HeaderValue, ALLOW, CONTENT_LENGTH, EXPECT};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -24,9 +28,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::answer::Level1Answer;
-use crate::bucket::{cab_name, map_report};
-use crate::report::parse_report;
+pub use self::reject::status_of;
+use self::reject::{drain, loggable, text_response, Reject};
+pub use self::upload::normalize_dump_path;
 use crate::HttpError;
 
 /// The port `cerfs http` listens on by default (on 127.0.0.1). Windows clients use port 80
@@ -39,13 +43,6 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
 
 /// `BucketTable=` of every answer: cerfs has one table of bucket ids (the store's).
 pub const BUCKET_TABLE: u64 = 1;
-
-/// "Crashes per bucket" when neither status.txt nor policy.txt sets it (MS-CER 2.2.4).
-pub const DEFAULT_CRASHES_PER_BUCKET: u64 = 5;
-
-/// How many bytes of a cab are gathered before they are written to the store (one
-/// transaction each); also the most a single upload holds in memory.
-const WRITE_BATCH: usize = 512 * 1024;
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -83,48 +80,9 @@ impl Default for Config {
     }
 }
 
-/// A refused request: the status and a one-line reason (the answer's body and the log's).
-#[derive(Debug)]
-struct Reject {
-    status: StatusCode,
-    reason: String,
-}
-
-impl Reject {
-    fn new(status: StatusCode, reason: impl Into<String>) -> Self {
-        Reject {
-            status,
-            reason: reason.into(),
-        }
-    }
-
-    /// A failure of the store or fs-core while handling a valid request.
-    fn internal(what: &str, e: &dyn std::fmt::Display) -> Self {
-        tracing::error!("{what}: {e}");
-        Reject::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("{what}: internal error"),
-        )
-    }
-
-    fn from_fs(what: &str, e: FsError) -> Self {
-        match e {
-            FsError::NoSpace => {
-                tracing::error!("{what}: the store is full");
-                Reject::new(
-                    StatusCode::INSUFFICIENT_STORAGE,
-                    format!("{what}: the server's store is full"),
-                )
-            }
-            other => Reject::internal(what, &other),
-        }
-    }
-}
-
 /// State shared by all connections.
 struct App {
     fs: Arc<CerFs>,
-    reports: Arc<dyn ReportStore>,
     config: Config,
     /// Reports whose DumpFile is being uploaded right now.
     uploading: Mutex<HashSet<ReportId>>,
@@ -132,73 +90,6 @@ struct App {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Holds a report's upload slot; frees it when dropped.
-struct Claim<'a> {
-    app: &'a App,
-    report: ReportId,
-}
-
-impl Drop for Claim<'_> {
-    fn drop(&mut self) {
-        lock(&self.app.uploading).remove(&self.report);
-    }
-}
-
-/// An open cab upload; aborted (nothing kept) when dropped before it was handed on, which
-/// also covers a request cancelled by a closed connection or a forced shutdown.
-struct Upload {
-    fs: Arc<CerFs>,
-    fh: Option<u64>,
-}
-
-impl Upload {
-    /// Aborts now (off the async threads).
-    async fn abort(mut self) {
-        if let Some(fh) = self.fh.take() {
-            let fs = Arc::clone(&self.fs);
-            let done = tokio::task::spawn_blocking(move || fs.abort_upload(fh)).await;
-            match done {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(fh, "aborting an upload failed: {e}"),
-                Err(e) => tracing::warn!(fh, "aborting an upload failed: {e}"),
-            }
-        }
-    }
-}
-
-impl Drop for Upload {
-    fn drop(&mut self) {
-        if let Some(fh) = self.fh.take() {
-            match self.fs.abort_upload(fh) {
-                Ok(()) => tracing::warn!(
-                    fh,
-                    "upload cancelled (connection gone or server stopping): nothing kept"
-                ),
-                Err(e) => tracing::warn!(fh, "aborting a cancelled upload failed: {e}"),
-            }
-        }
-    }
-}
-
-/// At most this much of a refused body is read and discarded before answering.
-const DRAIN_LIMIT: usize = 4 << 20;
-
-/// Reads and discards what is left of a refused body (at most [`DRAIN_LIMIT`] bytes, within
-/// `timeout`), so that a client still sending it gets to read the answer instead of a reset
-/// connection.
-async fn drain(body: &mut Incoming, timeout: Duration) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut left = DRAIN_LIMIT;
-    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, body.frame()).await {
-        if let Ok(data) = frame.into_data() {
-            if data.len() >= left {
-                break;
-            }
-            left -= data.len();
-        }
-    }
 }
 
 /// Runs blocking fs-core / store work off the async threads. The closure runs to the end
@@ -211,47 +102,6 @@ async fn blocking<T: Send + 'static>(
         Ok(r) => r,
         Err(e) => Err(Reject::internal(what, &e)),
     }
-}
-
-/// A short, printable form of a request path for logs.
-fn loggable(path: &str) -> String {
-    path.chars()
-        .take(300)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
-}
-
-fn text_response(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=windows-1252"),
-    );
-    resp
-}
-
-/// The DumpFile a request path names: percent-decoded, `/` and `\` alike, empty segments
-/// dropped, as `\A\B\...`. A leading `DumpFile=` (as [MS-CER2] 4.4 step 8 literally
-/// writes the URL path) is ignored.
-pub fn normalize_dump_path(raw: &str) -> Option<String> {
-    let decoded = percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .ok()?;
-    let mut parts: Vec<&str> = decoded
-        .split(['/', '\\'])
-        .filter(|p| !p.is_empty())
-        .collect();
-    if let Some(first) = parts.first_mut() {
-        if let Some(rest) = first.strip_prefix("DumpFile=") {
-            *first = rest;
-        }
-    }
-    parts.retain(|p| !p.is_empty());
-    if parts.is_empty() {
-        return None;
-    }
-    Some(format!("\\{}", parts.join("\\")))
 }
 
 fn is_stage2(path: &str) -> bool {
@@ -333,349 +183,13 @@ impl App {
             }
         }
     }
-
-    /// Reads a whole level-1 body: at most `max_report_size` bytes within `body_timeout`.
-    async fn read_report_body(
-        &self,
-        headers: &HeaderMap,
-        body: &mut Incoming,
-    ) -> Result<Vec<u8>, Reject> {
-        let limit = self.config.max_report_size;
-        let too_big = || {
-            Reject::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the report is larger than {limit} bytes"),
-            )
-        };
-        if content_length(headers).is_some_and(|n| n > limit as u64) {
-            return Err(too_big());
-        }
-        let deadline = tokio::time::Instant::now() + self.config.body_timeout;
-        let mut buf = Vec::new();
-        loop {
-            let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-                Err(_) => {
-                    return Err(Reject::new(
-                        StatusCode::REQUEST_TIMEOUT,
-                        format!(
-                            "the report did not arrive within {} s",
-                            self.config.body_timeout.as_secs_f64()
-                        ),
-                    ))
-                }
-                Ok(None) => return Ok(buf),
-                Ok(Some(Err(e))) => {
-                    return Err(Reject::new(
-                        StatusCode::BAD_REQUEST,
-                        format!("the report was cut short: {e}"),
-                    ))
-                }
-                Ok(Some(Ok(frame))) => frame,
-            };
-            if let Ok(data) = frame.into_data() {
-                if buf.len() + data.len() > limit {
-                    return Err(too_big());
-                }
-                buf.extend_from_slice(&data);
-            }
-        }
-    }
-
-    /// Level 1: validate, map to a bucket, count the hit, store the report, answer.
-    async fn level1(
-        self: &Arc<Self>,
-        headers: &HeaderMap,
-        body: &mut Incoming,
-        peer: SocketAddr,
-    ) -> Result<Response<Full<Bytes>>, Reject> {
-        let body = self.read_report_body(headers, body).await?;
-        let report =
-            parse_report(&body).map_err(|e| Reject::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-        drop(body);
-        let app = Arc::clone(self);
-        let answer = blocking("storing the report", move || {
-            app.store_report(&report, peer)
-        })
-        .await?;
-        Ok(text_response(StatusCode::OK, answer.render()))
-    }
-
-    fn store_report(
-        &self,
-        report: &crate::report::WerReport,
-        peer: SocketAddr,
-    ) -> Result<Level1Answer, Reject> {
-        let mapping = map_report(report);
-        let subpath = mapping.subpath();
-        let parts = subpath_parts(&subpath).map_err(|e| {
-            Reject::new(
-                StatusCode::BAD_REQUEST,
-                format!("the signature maps to no valid bucket name: {e}"),
-            )
-        })?;
-        let settings = self
-            .fs
-            .effective_settings(&subpath)
-            .map_err(|e| Reject::from_fs("reading the bucket's settings", e))?;
-        let get = |k: &str| {
-            settings
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.as_str())
-        };
-        let wants_data = get("iData").and_then(parse_bool).unwrap_or(true)
-            && get("NoSecondLevelCollection").and_then(parse_bool) != Some(true);
-        let cap = get("Crashes per bucket")
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(DEFAULT_CRASHES_PER_BUCKET);
-        let counts = self
-            .fs
-            .count_report(&subpath, 0, 1)
-            .map_err(|e| Reject::from_fs("counting the report", e))?;
-        if wants_data {
-            // The cab's folder exists before a DumpFile is issued, so that a refused or
-            // failed upload leaves nothing behind at all.
-            self.fs
-                .ensure_dirs(CABS_INO, &parts)
-                .map_err(|e| Reject::from_fs("creating the cab folder", e))?;
-        }
-        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-        let bucket = self
-            .fs
-            .store()
-            .ensure_bucket(&share_path::bucket_key(&refs))
-            .map_err(|e| Reject::from_fs("finding the bucket", e.into()))?;
-        let guid = uuid::Uuid::new_v4().hyphenated().to_string();
-        let dump_path = mapping.dump_path(&guid);
-        let cab = cab_name(&guid);
-        let request = wants_data.then(|| DumpRequest {
-            cap,
-            pending_window: self.config.pending_window,
-            dump_path: &dump_path,
-            cab_name: &cab,
-        });
-        let recorded = self
-            .reports
-            .record_report(bucket, report, request.as_ref())
-            .map_err(|e| Reject::from_fs("storing the report", e.into()))?;
-        let bucket_id = u64::try_from(bucket)
-            .ok()
-            .filter(|b| *b > 0)
-            .ok_or_else(|| {
-                Reject::internal("storing the report", &format!("bucket id {bucket}"))
-            })?;
-        let mut answer = Level1Answer {
-            bucket: bucket_id,
-            bucket_table: BUCKET_TABLE,
-            idata: recorded.dump_issued,
-            dump_file: recorded.dump_issued.then(|| dump_path.clone()),
-            ..Default::default()
-        };
-        answer.apply_settings(&settings);
-        tracing::info!(
-            %peer,
-            report = recorded.report_id,
-            bucket,
-            subpath = %subpath,
-            event = %report.event_type,
-            hits = counts.total_hits,
-            dump = recorded.dump_issued.then_some(dump_path.as_str()),
-            "level-1 report stored"
-        );
-        Ok(answer)
-    }
-
-    /// Level 2: stream the cab into the share's cab storage, then count and link it.
-    async fn level2(
-        self: &Arc<Self>,
-        headers: &HeaderMap,
-        body: &mut Incoming,
-        raw_path: &str,
-        peer: SocketAddr,
-    ) -> Result<Response<Full<Bytes>>, Reject> {
-        let unknown = || Reject::new(StatusCode::NOT_FOUND, "no such DumpFile was issued");
-        let key = normalize_dump_path(raw_path).ok_or_else(unknown)?;
-        let reports = Arc::clone(&self.reports);
-        let lookup_key = key.clone();
-        let dump = blocking("looking up the DumpFile", move || {
-            reports
-                .dump_by_path(&lookup_key)
-                .map_err(|e| Reject::internal("looking up the DumpFile", &e))
-        })
-        .await?
-        .ok_or_else(unknown)?;
-        if dump.state == DumpState::Uploaded {
-            return Err(Reject::new(
-                StatusCode::CONFLICT,
-                "this DumpFile was already uploaded",
-            ));
-        }
-        if !lock(&self.uploading).insert(dump.report_id) {
-            return Err(Reject::new(
-                StatusCode::CONFLICT,
-                "an upload to this DumpFile is in progress",
-            ));
-        }
-        let _claim = Claim {
-            app: self,
-            report: dump.report_id,
-        };
-        let max = self.config.max_cab_size;
-        let too_big = || {
-            Reject::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the cab is larger than {max} bytes"),
-            )
-        };
-        if content_length(headers).is_some_and(|n| n > max) {
-            return Err(too_big());
-        }
-        let fs = Arc::clone(&self.fs);
-        let (sub, name) = (dump.subpath.clone(), dump.cab_name.clone());
-        let fh = blocking("starting the cab", move || {
-            fs.begin_cab(&sub, &name).map_err(|e| match e {
-                FsError::Exists => {
-                    Reject::new(StatusCode::CONFLICT, "this DumpFile's cab already exists")
-                }
-                other => Reject::from_fs("starting the cab", other),
-            })
-        })
-        .await?;
-        let mut upload = Upload {
-            fs: Arc::clone(&self.fs),
-            fh: Some(fh),
-        };
-        let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
-        let mut received: u64 = 0;
-        let mut written: u64 = 0;
-        let failure = loop {
-            let frame = match tokio::time::timeout(self.config.body_timeout, body.frame()).await {
-                Err(_) => {
-                    break Reject::new(
-                        StatusCode::REQUEST_TIMEOUT,
-                        format!(
-                            "no data for {} s: upload abandoned",
-                            self.config.body_timeout.as_secs_f64()
-                        ),
-                    )
-                }
-                Ok(None) => {
-                    if !buf.is_empty() {
-                        if let Err(rej) = self.write(fh, written, std::mem::take(&mut buf)).await {
-                            break rej;
-                        }
-                    }
-                    // Hand the handle to the finishing step, which runs to its end.
-                    upload.fh = None;
-                    let app = Arc::clone(self);
-                    let dump = dump.clone();
-                    return blocking("storing the cab", move || {
-                        app.finish_upload(fh, &dump, received, peer)
-                    })
-                    .await
-                    .map(|()| text_response(StatusCode::OK, Vec::new()));
-                }
-                Ok(Some(Err(e))) => {
-                    break Reject::new(
-                        StatusCode::BAD_REQUEST,
-                        format!("the upload was cut short: {e}"),
-                    )
-                }
-                Ok(Some(Ok(frame))) => frame,
-            };
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            received += data.len() as u64;
-            if received > max {
-                break too_big();
-            }
-            buf.extend_from_slice(&data);
-            if buf.len() >= WRITE_BATCH {
-                let n = buf.len() as u64;
-                match self.write(fh, written, buf).await {
-                    Ok(b) => {
-                        buf = b;
-                        written += n;
-                    }
-                    Err(rej) => break rej,
-                }
-            }
-        };
-        upload.abort().await;
-        Err(failure)
-    }
-
-    /// Writes `buf` at `offset` through the upload handle; returns the emptied buffer.
-    async fn write(&self, fh: u64, offset: u64, buf: Vec<u8>) -> Result<Vec<u8>, Reject> {
-        let fs = Arc::clone(&self.fs);
-        blocking("writing the cab", move || {
-            let mut at = 0usize;
-            while at < buf.len() {
-                let rest = buf.get(at..).unwrap_or_default();
-                let n = fs
-                    .write(fh, offset + at as u64, rest)
-                    .map_err(|e| Reject::from_fs("writing the cab", e))?;
-                if n == 0 {
-                    return Err(Reject::internal("writing the cab", &"no progress"));
-                }
-                at += n as usize;
-            }
-            let mut buf = buf;
-            buf.clear();
-            Ok(buf)
-        })
-        .await
-    }
-
-    /// Commits the cab, counts it (Cabs Gathered + 1) and links it to its report.
-    fn finish_upload(
-        &self,
-        fh: u64,
-        dump: &cerfs_db::IssuedDump,
-        size: u64,
-        peer: SocketAddr,
-    ) -> Result<(), Reject> {
-        if let Err(e) = self.fs.flush(fh, None) {
-            if let Err(abort) = self.fs.abort_upload(fh) {
-                tracing::warn!(fh, "aborting an upload failed: {abort}");
-            }
-            return Err(Reject::from_fs("committing the cab", e));
-        }
-        if let Err(e) = self.fs.release(fh) {
-            tracing::warn!(fh, "releasing a committed cab: {e}");
-        }
-        let counts = self
-            .fs
-            .count_report(&dump.subpath, 1, 0)
-            .map_err(|e| Reject::from_fs("counting the cab", e))?;
-        let ino = self
-            .reports
-            .mark_uploaded(dump.report_id)
-            .map_err(|e| Reject::internal("linking the cab to its report", &e))?;
-        tracing::info!(
-            %peer,
-            report = dump.report_id,
-            subpath = %dump.subpath,
-            cab = %dump.cab_name,
-            ino,
-            size,
-            cabs_gathered = counts.cabs_gathered,
-            "level-2 cab stored"
-        );
-        Ok(())
-    }
 }
 
 /// Serves [MS-CER2] on `listener` until `shutdown` completes, then stops accepting, lets
 /// requests in progress finish (up to [`Config::shutdown_grace`], then aborts them: an
 /// upload cut this way keeps nothing) and returns.
-///
-/// `reports` must be the same store as the one behind `fs` (one `SqliteStore` shared by
-/// both), so that the report rows and the share's buckets and cabs live in one database.
 pub async fn serve<F>(
     fs: Arc<CerFs>,
-    reports: Arc<dyn ReportStore>,
     listener: TcpListener,
     config: Config,
     shutdown: F,
@@ -688,7 +202,6 @@ where
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let app = Arc::new(App {
         fs,
-        reports,
         config,
         uploading: Mutex::new(HashSet::new()),
     });
@@ -804,13 +317,8 @@ impl Drop for HttpHandle {
 
 /// Binds `addr` and serves [MS-CER2] on a thread of its own (a tokio runtime with two
 /// workers; blocking store work goes to its blocking pool). Returns once the socket is
-/// bound, so an address in use is reported here. See [`serve`] about `reports`.
-pub fn spawn(
-    fs: Arc<CerFs>,
-    reports: Arc<dyn ReportStore>,
-    addr: SocketAddr,
-    config: Config,
-) -> Result<HttpHandle, HttpError> {
+/// bound, so an address in use is reported here.
+pub fn spawn(fs: Arc<CerFs>, addr: SocketAddr, config: Config) -> Result<HttpHandle, HttpError> {
     let listener =
         std::net::TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
     listener
@@ -831,7 +339,7 @@ pub fn spawn(
         .spawn(move || {
             runtime.block_on(async move {
                 let listener = TcpListener::from_std(listener).map_err(HttpError::Runtime)?;
-                serve(fs, reports, listener, config, async move {
+                serve(fs, listener, config, async move {
                     let _ = stop_rx.await;
                 })
                 .await
@@ -843,35 +351,4 @@ pub fn spawn(
         stop: Some(stop_tx),
         thread: Some(thread),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dump_paths_normalise() {
-        let want = Some(r"\PersistedCabs\Blue\x.cab".to_owned());
-        assert_eq!(normalize_dump_path("/PersistedCabs/Blue/x.cab"), want);
-        assert_eq!(
-            normalize_dump_path("/%5CPersistedCabs%5CBlue%5Cx.cab"),
-            want
-        );
-        assert_eq!(
-            normalize_dump_path("/%5cPersistedCabs%5cBlue%5cx.cab"),
-            want
-        );
-        assert_eq!(normalize_dump_path(r"/\PersistedCabs\Blue\x.cab"), want);
-        assert_eq!(normalize_dump_path("//PersistedCabs//Blue/x.cab"), want);
-        assert_eq!(
-            normalize_dump_path(r"/DumpFile=\PersistedCabs\Blue\x.cab"),
-            want
-        );
-        assert_eq!(
-            normalize_dump_path("/DumpFile=%5CPersistedCabs%5CBlue%5Cx.cab"),
-            want
-        );
-        assert_eq!(normalize_dump_path("/"), None);
-        assert_eq!(normalize_dump_path("/%FF"), None);
-    }
 }

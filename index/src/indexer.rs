@@ -303,7 +303,7 @@ fn run(path: &Path, config: &IndexerConfig, shared: &Shared) {
                     db = Some(opened);
                     continue;
                 }
-                Err(e) => Err(IndexError::Store(e)),
+                Err(e) => Err(IndexError::Store(e.into())),
             },
         };
         let pause = match result {

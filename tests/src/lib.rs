@@ -159,7 +159,9 @@ impl Drop for MountedShare {
 fn mount_at(db: &Path, root: &Path) -> io::Result<cerfs_fuse::Mount> {
     let store = cerfs_db::SqliteStore::open(db)
         .map_err(|e| io::Error::other(format!("open {}: {e}", db.display())))?;
-    let fs = cerfs_fs_core::CerFs::new(Arc::new(store));
+    let fs = Arc::new(
+        cerfs_fs_core::CerFs::new(Arc::new(store)).with_process_of(cerfs_fuse::process_of),
+    );
     let opts = cerfs_fuse::MountOptions {
         threads: 8,
         allow_other: true,

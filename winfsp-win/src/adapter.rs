@@ -14,79 +14,15 @@ use crate::nt::{
     FILE_ATTRIBUTE_READONLY, FILE_DELETE_ON_CLOSE, FILE_DIRECTORY_FILE, FILE_NON_DIRECTORY_FILE,
 };
 use crate::ntstatus::{
-    NtError, NtResult, STATUS_ACCESS_DENIED, STATUS_DIRECTORY_NOT_EMPTY, STATUS_END_OF_FILE,
-    STATUS_FILE_IS_A_DIRECTORY, STATUS_INVALID_PARAMETER, STATUS_NOT_A_DIRECTORY,
-    STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_OBJECT_PATH_NOT_FOUND,
-    STATUS_SHARING_VIOLATION,
+    NtError, NtResult, STATUS_ACCESS_DENIED, STATUS_END_OF_FILE, STATUS_FILE_IS_A_DIRECTORY,
+    STATUS_INVALID_PARAMETER, STATUS_NOT_A_DIRECTORY, STATUS_OBJECT_NAME_COLLISION,
+    STATUS_OBJECT_NAME_NOT_FOUND, STATUS_OBJECT_PATH_NOT_FOUND,
 };
 
 /// Size of the volume WinFsp reports (the store grows as needed; Explorer wants a number).
 pub const VOLUME_SIZE: u64 = 1 << 40;
 /// Cluster size reported for allocation sizes.
 pub const ALLOCATION_UNIT: u64 = 4096;
-
-/// What a path is in the CER share, from where it is (as fs-core's roles, by path).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShareRole {
-    /// The volume root.
-    Root,
-    /// `cabs`, `status` or `counts` at the root: part of the share, never removed.
-    FixedDir,
-    /// Any other directory.
-    Dir,
-    /// `counts\<sub>\count.txt`.
-    Count,
-    /// `status\<sub>\status.txt` or `policy.txt` at the root.
-    Settings,
-    /// `crash.log` at the root or `cabs\<sub>\hits.log`.
-    Log,
-    /// Any other file under `cabs\<sub>\`.
-    Cab,
-    /// Any other file.
-    Plain,
-}
-
-impl ShareRole {
-    /// Classifies `path` (case-insensitively), knowing whether it is a directory.
-    pub fn of(path: &WinPath, kind: FileKind) -> ShareRole {
-        let parts = path.parts();
-        let is = |s: &str, t: &str| s.eq_ignore_ascii_case(t);
-        if parts.is_empty() {
-            return ShareRole::Root;
-        }
-        if kind == FileKind::Directory {
-            let fixed = parts.len() == 1
-                && ["cabs", "status", "counts"]
-                    .iter()
-                    .any(|t| is(&parts[0], t));
-            return if fixed {
-                ShareRole::FixedDir
-            } else {
-                ShareRole::Dir
-            };
-        }
-        let name = &parts[parts.len() - 1];
-        match parts.len() {
-            1 if is(name, "policy.txt") => ShareRole::Settings,
-            1 if is(name, "crash.log") => ShareRole::Log,
-            1 => ShareRole::Plain,
-            _ if is(&parts[0], "counts") && is(name, "count.txt") && parts.len() > 2 => {
-                ShareRole::Count
-            }
-            _ if is(&parts[0], "status") && is(name, "status.txt") && parts.len() > 2 => {
-                ShareRole::Settings
-            }
-            _ if is(&parts[0], "cabs") && parts.len() > 2 => {
-                if is(name, "hits.log") {
-                    ShareRole::Log
-                } else {
-                    ShareRole::Cab
-                }
-            }
-            _ => ShareRole::Plain,
-        }
-    }
-}
 
 /// WinFsp's `FSP_FSCTL_FILE_INFO`, neutral: what GetFileInfo and every open report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -159,8 +95,6 @@ pub struct FileContext {
     pub ino: Ino,
     /// File or directory.
     pub kind: FileKind,
-    /// What it is in the share (by path at open).
-    pub role: ShareRole,
     /// fs-core handle (files only; directories are listed by snapshot per ReadDirectory).
     pub fh: Option<u64>,
     /// The fs-core open flags derived from the granted access.
@@ -277,7 +211,6 @@ impl WinFs {
         let path = WinPath::parse(path)?;
         let attr = self.resolve(&path)?;
         check_kind(&path, attr.kind, create_options)?;
-        let role = ShareRole::of(&path, attr.kind);
         let flags = open_flags(granted_access);
         let fh = match attr.kind {
             FileKind::Directory => None,
@@ -287,7 +220,6 @@ impl WinFs {
             path: Mutex::new(path),
             ino: attr.ino,
             kind: attr.kind,
-            role,
             fh,
             flags,
             created: false,
@@ -338,12 +270,10 @@ impl WinFs {
                     .create(&self.caller, dir.ino, name.as_bytes(), 0o666, flags, true)?;
             (attr, Some(opened.fh))
         };
-        let role = ShareRole::of(&path, attr.kind);
         let ctx = FileContext {
             path: Mutex::new(path),
             ino: attr.ino,
             kind: attr.kind,
-            role,
             fh,
             flags,
             created: true,
@@ -462,10 +392,7 @@ impl WinFs {
             return Ok(None);
         };
         if let Some(fh) = ctx.fh.filter(|_| !ctx.released.load(Ordering::SeqCst)) {
-            if ctx.role != ShareRole::Cab {
-                self.fs.flush(fh, None)?;
-            }
-            self.fs.fsync(fh)?;
+            self.fs.flush_buffers(fh)?;
         }
         Ok(Some(self.file_info(ctx)?))
     }
@@ -481,45 +408,21 @@ impl WinFs {
         Ok(())
     }
 
-    /// Whether fs-core would let this be deleted (mirrors `CerFs::unlink`/`rmdir`, which
-    /// have no dry run).
+    /// Whether fs-core would let this be deleted now (its dry run of unlink/rmdir); this
+    /// open's own cab upload may be (it is then abandoned at Cleanup).
     fn can_delete(&self, ctx: &FileContext) -> NtResult<()> {
         let path = ctx.path();
-        let denied = |why: &str| Err(NtError::new(STATUS_ACCESS_DENIED, format!("{path}: {why}")));
-        match ctx.role {
-            ShareRole::Root | ShareRole::FixedDir => denied("part of the share"),
-            ShareRole::Count => denied("count.txt cannot be deleted (cerfs counts reset)"),
-            ShareRole::Log => denied("logs are append-only"),
-            ShareRole::Cab => {
-                let attr = self.fs.getattr(ctx.ino, None)?;
-                match (attr.volatile, ctx.created) {
-                    // Its own upload: abandoned at Cleanup.
-                    (true, true) => Ok(()),
-                    (true, false) => Err(NtError::new(
-                        STATUS_SHARING_VIOLATION,
-                        format!("{path}: being uploaded"),
-                    )),
-                    (false, _) => denied("stored cabs cannot be deleted"),
-                }
-            }
-            // status.txt/policy.txt: only an admin (uid 0) may delete them.
-            ShareRole::Settings if self.caller.uid == 0 => Ok(()),
-            ShareRole::Settings => denied("policy.txt and status.txt are changed by admins only"),
-            ShareRole::Dir => {
-                let dh = self.fs.opendir(ctx.ino)?;
-                let entries = self.fs.readdir(dh, 0);
-                self.fs.releasedir(dh);
-                if entries?.is_empty() {
-                    Ok(())
-                } else {
-                    Err(NtError::new(
-                        STATUS_DIRECTORY_NOT_EMPTY,
-                        format!("{path} is not empty"),
-                    ))
-                }
-            }
-            ShareRole::Plain => Ok(()),
-        }
+        let Some((parent, name)) = path.split_last() else {
+            return Err(NtError::new(
+                STATUS_ACCESS_DENIED,
+                "the root cannot be deleted",
+            ));
+        };
+        let dir = self.resolve_dir(&parent)?;
+        let uploading = ctx.fh.filter(|_| !ctx.released.load(Ordering::SeqCst));
+        Ok(self
+            .fs
+            .check_delete(&self.caller, dir.ino, name.as_bytes(), uploading)?)
     }
 
     /// Cleanup (the last handle to this open is closed): applies what the handle wrote
@@ -529,12 +432,11 @@ impl WinFs {
     /// the error returned here; nothing else is undone.
     pub fn cleanup(&self, ctx: &FileContext, delete: bool) -> NtResult<()> {
         let live_fh = ctx.fh.filter(|_| !ctx.released.load(Ordering::SeqCst));
-        if delete && ctx.role == ShareRole::Cab && ctx.created {
-            if let Some(fh) = live_fh {
-                if self.fs.abort_upload(fh).is_ok() {
-                    ctx.released.store(true, Ordering::SeqCst);
-                    return Ok(());
-                }
+        // Deleting its own upload abandons it (fs-core refuses that for any other handle).
+        if let (true, Some(fh)) = (delete, live_fh) {
+            if self.fs.abort_upload(fh).is_ok() {
+                ctx.released.store(true, Ordering::SeqCst);
+                return Ok(());
             }
         }
         let applied = match live_fh {
@@ -750,26 +652,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn role(p: &str, kind: FileKind) -> ShareRole {
-        ShareRole::of(&WinPath::parse(p).expect("path"), kind)
-    }
-
-    #[test]
-    fn roles_follow_the_share_layout() {
-        use FileKind::{Directory as D, RegularFile as F};
-        assert_eq!(role("\\", D), ShareRole::Root);
-        assert_eq!(role("\\Cabs", D), ShareRole::FixedDir);
-        assert_eq!(role("\\cabs\\blue", D), ShareRole::Dir);
-        assert_eq!(role("\\POLICY.TXT", F), ShareRole::Settings);
-        assert_eq!(role("\\crash.log", F), ShareRole::Log);
-        assert_eq!(role("\\notes.txt", F), ShareRole::Plain);
-        assert_eq!(role("\\counts\\blue\\count.txt", F), ShareRole::Count);
-        assert_eq!(role("\\counts\\count.txt", F), ShareRole::Plain);
-        assert_eq!(role("\\status\\a\\b\\status.txt", F), ShareRole::Settings);
-        assert_eq!(role("\\cabs\\blue\\hits.log", F), ShareRole::Log);
-        assert_eq!(role("\\cabs\\blue\\x.cab", F), ShareRole::Cab);
-    }
 
     #[test]
     fn filetimes_round_trip() {

@@ -16,8 +16,8 @@ pub mod ntstatus;
 mod windows;
 
 pub use adapter::{
-    filetime, system_time, DirItem, FileContext, FileInfo, Security, ShareRole, WinFs,
-    ALLOCATION_UNIT, VOLUME_SIZE,
+    filetime, system_time, DirItem, FileContext, FileInfo, Security, WinFs, ALLOCATION_UNIT,
+    VOLUME_SIZE,
 };
 pub use ntstatus::{NtError, NtResult};
 #[cfg(windows)]

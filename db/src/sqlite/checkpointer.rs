@@ -16,7 +16,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use super::pool::lock;
-use crate::store::Result;
+use crate::OpenError;
 
 /// The writer checkpoints by itself only past this many WAL pages (64 MiB of 4 KiB pages):
 /// when the background thread cannot keep up or is not running.
@@ -51,7 +51,7 @@ pub(crate) struct Checkpointer {
 
 impl Checkpointer {
     /// Starts the thread with its own connection to the database at `path`.
-    pub(crate) fn start(path: &Path) -> Result<Checkpointer> {
+    pub(crate) fn start(path: &Path) -> Result<Checkpointer, OpenError> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -61,9 +61,7 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("cerfs-checkpoint".to_owned())
             .spawn(move || run(&conn, &theirs))
-            .map_err(|e| {
-                crate::StoreError::Invalid(format!("cannot start the WAL checkpointer: {e}"))
-            })?;
+            .map_err(|e| OpenError::Unusable(format!("cannot start the WAL checkpointer: {e}")))?;
         Ok(Checkpointer {
             shared,
             thread: Some(thread),

@@ -4,7 +4,7 @@ use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 use crate::store::Result;
 
@@ -38,7 +38,7 @@ impl ReaderPool {
         let idle = lock(&self.idle).pop();
         let conn = match idle {
             Some(conn) => conn,
-            None => open_reader(&self.path)?,
+            None => super::connection::open_pooled_reader(&self.path)?,
         };
         Ok(Reader {
             pool: self,
@@ -54,18 +54,6 @@ impl ReaderPool {
             idle.push(conn);
         }
     }
-}
-
-/// Opens a reader: read-write at the file level (a WAL reader needs the -shm file), but
-/// `query_only` so that no statement through it can change the database.
-fn open_reader(path: &std::path::Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    super::configure_common(&conn)?;
-    conn.pragma_update(None, "query_only", true)?;
-    Ok(conn)
 }
 
 /// A reader connection borrowed from the pool; returned to it on drop.

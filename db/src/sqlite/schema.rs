@@ -2,8 +2,7 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::store::Result;
-use crate::StoreError;
+use crate::OpenError;
 
 /// The migration scripts; script `i` (0-based) brings the schema from version `i` to `i + 1`.
 /// Append only: a released script is never edited.
@@ -23,20 +22,20 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Brings the database up to [`SCHEMA_VERSION`], each script with its `user_version` bump in
 /// one immediate transaction (so two processes opening a new file at once cannot both
-/// migrate it). A database with a newer version is refused with [`StoreError::TooNew`].
-pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+/// migrate it). A database with a newer version is refused with [`OpenError::TooNew`].
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
         if found > SCHEMA_VERSION {
-            return Err(StoreError::TooNew {
+            return Err(OpenError::TooNew {
                 found,
                 known: SCHEMA_VERSION,
             });
         }
         let Ok(current) = usize::try_from(found) else {
             // Only a hand edit makes it negative: refuse rather than guess.
-            return Err(StoreError::Invalid(format!(
+            return Err(OpenError::Unusable(format!(
                 "the database has schema version {found}, which cerfs never writes"
             )));
         };
@@ -52,19 +51,24 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
 
 /// Refuses a database whose schema is not exactly [`SCHEMA_VERSION`] (for connections that
 /// must not migrate: admin commands beside a server that may be of another version).
-pub(crate) fn require_current(conn: &Connection) -> Result<()> {
-    let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+pub(crate) fn require_current(conn: &Connection) -> Result<(), OpenError> {
+    let found = version(conn)?;
     if found > SCHEMA_VERSION {
-        return Err(StoreError::TooNew {
+        return Err(OpenError::TooNew {
             found,
             known: SCHEMA_VERSION,
         });
     }
     if found < SCHEMA_VERSION {
-        return Err(StoreError::SchemaTooOld {
+        return Err(OpenError::SchemaTooOld {
             found,
             needed: SCHEMA_VERSION,
         });
     }
     Ok(())
+}
+
+/// The schema version of the database behind `conn` (`PRAGMA user_version`).
+pub(crate) fn version(conn: &Connection) -> Result<i64, OpenError> {
+    Ok(conn.pragma_query_value(None, "user_version", |row| row.get(0))?)
 }

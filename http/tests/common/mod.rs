@@ -293,8 +293,7 @@ fn launch(
     let store = Arc::new(SqliteStore::open(db).expect("open store"));
     let fs = Arc::new(CerFs::new(store.clone()));
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let handle =
-        cerfs_http::spawn(fs.clone(), store.clone(), addr, config.clone()).expect("start server");
+    let handle = cerfs_http::spawn(fs.clone(), addr, config.clone()).expect("start server");
     assert_eq!(handle.local_addr(), addr);
     (fs, store, handle)
 }

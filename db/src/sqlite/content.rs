@@ -1,0 +1,207 @@
+//! The content family of the SQLite store: the bytes of plain files and cabs, in 64 KiB
+//! chunks; committing a cab; syncing to disk.
+
+use std::path::PathBuf;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::rows::{copy_overlap, get_u64, ino_param, now_ns, require_node, role_str, size_param};
+use super::{finish, sql_now, SqliteStore, CHUNK, CHUNK_SIZE, MAX_FILE_SIZE};
+use crate::store::{CabState, ContentStore, Ino, Node, NodeRole, Result};
+use crate::StoreError;
+
+impl ContentStore for SqliteStore {
+    fn read_at(&self, ino: Ino, offset: u64, len: u32) -> Result<Vec<u8>> {
+        finish(self.read(|tx| {
+            let node = content_node(tx, ino)?;
+            if offset >= node.size || len == 0 {
+                return Ok(Vec::new());
+            }
+            // offset < size <= i64::MAX, so no overflow.
+            let end = node.size.min(offset + u64::from(len));
+            let mut out = vec![0u8; (end - offset) as usize];
+            let mut stmt = tx.prepare_cached(
+                "SELECT idx, data FROM chunks WHERE ino = ?1 AND idx BETWEEN ?2 AND ?3 \
+                 ORDER BY idx",
+            )?;
+            let mut rows = stmt.query(params![
+                ino_param(ino),
+                size_param(offset / CHUNK, "chunk")?,
+                size_param((end - 1) / CHUNK, "chunk")?
+            ])?;
+            while let Some(row) = rows.next()? {
+                let idx = get_u64(row, 0)?;
+                let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+                copy_overlap(&mut out, offset, data, idx * CHUNK);
+            }
+            Ok(out)
+        }))
+    }
+
+    fn write_alignment(&self) -> u64 {
+        CHUNK
+    }
+
+    fn sync(&self) -> Result<()> {
+        // synchronous=NORMAL: commits reach the -wal file by write(2) alone, and every
+        // checkpoint syncs the database file before the WAL is used again. So syncing the
+        // WAL makes every commit so far durable, without a checkpoint (or the database file
+        // if there is no WAL: the last checkpoint synced it).
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        let path = if wal.exists() { wal } else { self.path.clone() };
+        std::fs::File::open(&path)
+            .and_then(|file| file.sync_data())
+            .map_err(|source| StoreError::Sync { path, source })
+    }
+
+    fn write_at(&self, ino: Ino, offset: u64, data: &[u8]) -> Result<u64> {
+        finish(self.write(|tx| {
+            let node = writable_node(tx, ino)?;
+            if data.is_empty() {
+                return Ok(node.size);
+            }
+            let end = offset
+                .checked_add(data.len() as u64)
+                .filter(|end| *end <= MAX_FILE_SIZE)
+                .ok_or_else(|| {
+                    StoreError::Invalid(format!(
+                        "write of {} bytes at {offset} goes past the largest file size",
+                        data.len()
+                    ))
+                })?;
+            let key = ino_param(ino);
+            let mut read_chunk =
+                tx.prepare_cached("SELECT data FROM chunks WHERE ino = ?1 AND idx = ?2")?;
+            let mut put_chunk = tx.prepare_cached(
+                "INSERT INTO chunks (ino, idx, data) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (ino, idx) DO UPDATE SET data = excluded.data",
+            )?;
+            let mut pos = offset;
+            while pos < end {
+                let idx = pos / CHUNK;
+                let chunk_start = idx * CHUNK;
+                let in_chunk = (pos - chunk_start) as usize;
+                let take = (CHUNK - (pos - chunk_start)).min(end - pos) as usize;
+                let src_at = (pos - offset) as usize;
+                let src = data.get(src_at..src_at + take).unwrap_or_default();
+                let idx_param = size_param(idx, "chunk")?;
+                // The chunk can be written as is when the write starts at its beginning and
+                // covers every byte it may hold (no stored byte lies at or past the old size).
+                let covers_all =
+                    in_chunk == 0 && (take == CHUNK_SIZE || chunk_start + take as u64 >= node.size);
+                if covers_all {
+                    put_chunk.execute(params![key, idx_param, src])?;
+                } else {
+                    let mut buf: Vec<u8> = read_chunk
+                        .query_row(params![key, idx_param], |row| row.get(0))
+                        .optional()?
+                        .unwrap_or_default();
+                    if buf.len() < in_chunk + take {
+                        buf.resize(in_chunk + take, 0);
+                    }
+                    if let Some(dst) = buf.get_mut(in_chunk..in_chunk + take) {
+                        dst.copy_from_slice(src);
+                    }
+                    put_chunk.execute(params![key, idx_param, buf])?;
+                }
+                pos += take as u64;
+            }
+            let size = node.size.max(end);
+            set_size(tx, ino, size_param(size, "size")?, now_ns())?;
+            Ok(size)
+        }))
+    }
+
+    fn truncate(&self, ino: Ino, size: u64) -> Result<()> {
+        finish(self.write(|tx| {
+            let node = writable_node(tx, ino)?;
+            let size_sql = size_param(size, "size")?;
+            if size < node.size {
+                let key = ino_param(ino);
+                let keep = size.div_ceil(CHUNK);
+                tx.prepare_cached("DELETE FROM chunks WHERE ino = ?1 AND idx >= ?2")?
+                    .execute(params![key, size_param(keep, "chunk")?])?;
+                let tail = size % CHUNK;
+                if tail != 0 {
+                    tx.prepare_cached(
+                        "UPDATE chunks SET data = substr(data, 1, ?3) \
+                         WHERE ino = ?1 AND idx = ?2 AND length(data) > ?3",
+                    )?
+                    .execute(params![
+                        key,
+                        size_param(size / CHUNK, "chunk")?,
+                        tail as i64
+                    ])?;
+                }
+            }
+            set_size(tx, ino, size_sql, now_ns())
+        }))
+    }
+
+    fn commit_cab(&self, ino: Ino, size: u64, sha256_hex: &str) -> Result<()> {
+        finish(self.write(|tx| {
+            let node = require_node(tx, ino)?;
+            match node.cab_state {
+                None => {
+                    return Err(StoreError::Invalid(format!("inode {ino} is not a cab")));
+                }
+                Some(CabState::Complete) => return Err(StoreError::CabComplete(ino)),
+                Some(CabState::Writing) => {}
+            }
+            if sha256_hex.len() != 64 || !sha256_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(StoreError::Invalid(format!(
+                    "{sha256_hex:?} is not a hex SHA-256"
+                )));
+            }
+            if size != node.size {
+                return Err(StoreError::Invalid(format!(
+                    "cab inode {ino} holds {} bytes, not {size}",
+                    node.size
+                )));
+            }
+            tx.prepare_cached(concat!(
+                "UPDATE cab_rows SET state = 'complete', size = ?2, sha256 = ?3, created_at = ",
+                sql_now!(),
+                " WHERE ino = ?1"
+            ))?
+            .execute(params![
+                ino_param(ino),
+                size_param(size, "size")?,
+                sha256_hex.to_ascii_lowercase()
+            ])?;
+            Ok(())
+        }))
+    }
+}
+
+/// A node whose bytes live in `chunks` (`File` or `Cab`), for reading.
+fn content_node(conn: &Connection, ino: Ino) -> Result<Node> {
+    let node = require_node(conn, ino)?;
+    match node.role {
+        NodeRole::File | NodeRole::Cab => Ok(node),
+        NodeRole::Dir => Err(StoreError::IsDir(ino)),
+        other => Err(StoreError::Invalid(format!(
+            "inode {ino} ({}) has no stored bytes",
+            role_str(other)
+        ))),
+    }
+}
+
+/// A node whose bytes may change: a `File`, or a `Cab` still being written.
+fn writable_node(conn: &Connection, ino: Ino) -> Result<Node> {
+    let node = content_node(conn, ino)?;
+    if node.cab_state == Some(CabState::Complete) {
+        return Err(StoreError::CabComplete(ino));
+    }
+    Ok(node)
+}
+
+fn set_size(conn: &Connection, ino: Ino, size: i64, now: i64) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE nodes SET size = ?2, mtime_ns = ?3, ctime_ns = ?3 WHERE ino = ?1",
+    )?;
+    stmt.execute(params![ino_param(ino), size, now])?;
+    Ok(())
+}

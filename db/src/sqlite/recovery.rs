@@ -1,0 +1,57 @@
+//! Start-up recovery of a server: cab uploads that a previous process left unfinished
+//! (it died before their writer closed them) are deleted, so that a cab is either complete
+//! or gone.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::rows::{get_u64, ino_param};
+use crate::store::Ino;
+use crate::OpenError;
+
+/// A cab upload found unfinished (state `writing`) when the store was opened, and deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurgedCab {
+    /// Inode the cab had.
+    pub ino: Ino,
+    /// Subpath of its bucket.
+    pub subpath: String,
+    /// Its file name.
+    pub name: String,
+    /// How many bytes had been received.
+    pub bytes: u64,
+}
+
+/// Deletes the cabs still in state `writing` (node, chunks and cabs row), in one transaction.
+pub(crate) fn purge_incomplete_cabs(conn: &mut Connection) -> Result<Vec<PurgedCab>, OpenError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let purged = {
+        let mut stmt = tx.prepare(
+            "SELECT c.ino, b.subpath, n.name, n.size FROM cab_rows c \
+             JOIN nodes n ON n.ino = c.ino JOIN bucket_rows b ON b.bucket_id = c.bucket_id \
+             WHERE c.state = 'writing' ORDER BY c.ino",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok(PurgedCab {
+                ino: get_u64(row, 0)?,
+                subpath: row.get(1)?,
+                name: row.get(2)?,
+                bytes: get_u64(row, 3)?,
+            })
+        })?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    for cab in &purged {
+        let ino = ino_param(cab.ino);
+        tx.execute("DELETE FROM chunks WHERE ino = ?1", [ino])?;
+        tx.execute("DELETE FROM cab_rows WHERE ino = ?1", [ino])?;
+        tx.execute("DELETE FROM nodes WHERE ino = ?1", [ino])?;
+        tracing::warn!(
+            subpath = %cab.subpath,
+            name = %cab.name,
+            bytes = cab.bytes,
+            "deleted an unfinished cab upload (its writer never closed it)"
+        );
+    }
+    tx.commit()?;
+    Ok(purged)
+}
