@@ -24,13 +24,13 @@ fi
 cargo fuzz build "${build[@]}"
 
 # Extra seed corpora: the files in seeds/<target>/ and, for the binary formats, the
-# hostile test files beside the repository (../../shared/testdata), when present.
+# repository's hostile test files (../testdata).
 seeds_for() {
   local target="$1"
   [ -d "seeds/$target" ] && echo "seeds/$target"
   case "$target" in
-    cab_index) [ -d ../../shared/testdata/cabs ] && echo ../../shared/testdata/cabs ;;
-    minidump) [ -d ../../shared/testdata/minidumps ] && echo ../../shared/testdata/minidumps ;;
+    cab_index) echo ../testdata/cabs ;;
+    minidump) echo ../testdata/minidumps ;;
   esac
   return 0
 }

@@ -77,15 +77,7 @@ fn wait_mounted(child: &mut Child, mountpoint: &Path, what: &str) -> Result<()> 
     Ok(())
 }
 
-/// Whether `mountpoint` is mounted in this namespace.
-pub fn is_mounted(mountpoint: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let wanted = mountpoint.to_string_lossy();
-    info.lines()
-        .any(|l| l.split(' ').nth(4) == Some(wanted.as_ref()))
-}
+pub use cerfs_testkit::is_mounted;
 
 /// Peak resident set (VmHWM) of `pid` in MiB.
 pub fn vm_hwm_mib(pid: u32) -> Result<f64> {
@@ -99,11 +91,10 @@ pub fn vm_hwm_mib(pid: u32) -> Result<f64> {
     Ok(kib / 1024.0)
 }
 
+/// `signal` to `pid`, best effort (it may have exited already).
 fn send_signal(pid: u32, signal: i32) {
     if let Ok(pid) = i32::try_from(pid) {
-        // SAFETY: kill(2) on a process this program started.
-        #[allow(unsafe_code)]
-        let _ = unsafe { libc::kill(pid, signal) };
+        let _ = cerfs_testkit::process::signal(pid, signal);
     }
 }
 

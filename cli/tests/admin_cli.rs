@@ -12,6 +12,7 @@ use std::sync::Arc;
 use admin_support::*;
 use cerfs_db::SqliteStore;
 use cerfs_fs_core::{Caller, CerFs, OpenFlags};
+use cerfs_testkit::sha256_hex;
 
 /// What a client reading `path` on the share gets now (through fs-core, as the mount does).
 fn share_read(db: &Path, path: &str) -> Option<String> {
@@ -32,11 +33,6 @@ fn share_read(db: &Path, path: &str) -> Option<String> {
     let bytes = fs.read(fh, 0, 1 << 20).unwrap();
     fs.release(fh).unwrap();
     Some(String::from_utf8(bytes).unwrap())
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 #[test]

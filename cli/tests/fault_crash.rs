@@ -36,7 +36,7 @@ use std::time::Duration;
 use cerfs_db::SqliteStore;
 use cerfs_fs_core::count_file;
 use fault_support::{
-    check_log_items, close_checked, detach_dead_mount, list, sha256_file, sha256_hex, Rng,
+    check_log_items, close_checked, detach_mount, list, sha256_file, sha256_hex, Rng,
 };
 use running_mount::{is_mounted, Running};
 
@@ -314,7 +314,7 @@ fn kill_9_twenty_times_under_load_loses_nothing_acknowledged() {
         let reports = rng.range(0, 12);
         let extra = Duration::from_micros(rng.range(0, 40_000));
         eprintln!("round {round}: kill -9 after {reports} reports + {extra:?}");
-        fault_support::poll(Duration::from_secs(60), "clients make progress", || {
+        fault_support::poll_until(Duration::from_secs(60), "clients make progress", || {
             let failed = clients.iter().any(|c| c.is_finished());
             (failed || shared.progress.load(Ordering::SeqCst) >= reports).then_some(())
         });
@@ -324,7 +324,7 @@ fn kill_9_twenty_times_under_load_loses_nothing_acknowledged() {
         running.signal(libc::SIGKILL);
         running.wait();
         // Clients blocked in the dead mount get ENOTCONN; none may hang.
-        fault_support::poll(
+        fault_support::poll_until(
             Duration::from_secs(30),
             "clients end after the kill",
             || clients.iter().all(|c| c.is_finished()).then_some(()),
@@ -334,7 +334,7 @@ fn kill_9_twenty_times_under_load_loses_nothing_acknowledged() {
                 panic!("{e}");
             }
         }
-        detach_dead_mount(&mnt);
+        detach_mount(&mnt);
         drop(running);
         assert!(!is_mounted(&mnt), "round {round}: dead mount removed");
 

@@ -48,13 +48,17 @@ use std::time::{Duration, Instant};
 
 use cerfs_db::SqliteStore;
 use cerfs_fs_core::count_file;
-use fault_support::{check_log_items, close_checked, detach_dead_mount, Rng};
+use fault_support::{check_log_items, close_checked, detach_mount, Rng};
 use smb_support::{
-    assert_ok, data, is_mounted, op, open_tempdir, py_batch, send_signal, stop_orphaned_samba,
-    Serve, ServeOptions, Started, Who, PY_CLIENT,
+    assert_ok, data, is_mounted, op, open_tempdir, py_batch, reserve_port, send_signal,
+    stop_orphaned_samba, Port, Serve, ServeOptions, Started, Who, PY_CLIENT,
 };
 
-const PORT: u16 = 14491;
+/// The port of every round (the same server is started again on it), reserved once.
+fn port() -> Arc<Port> {
+    static PORT: std::sync::OnceLock<Arc<Port>> = std::sync::OnceLock::new();
+    Arc::clone(PORT.get_or_init(|| Arc::new(reserve_port())))
+}
 const ROUNDS: u32 = 20;
 /// Three clients keep both cores busy (each SMB request crosses Python, smbd and cerfs).
 const CLIENTS: usize = 3;
@@ -165,7 +169,13 @@ impl LoopClient {
         let b = id % BUCKETS.len();
         let mut child = Command::new("python3")
             .arg(PY_CLIENT)
-            .args(["--port", &PORT.to_string(), "loop", "--subpath", BUCKETS[b]])
+            .args([
+                "--port",
+                &port().get().to_string(),
+                "loop",
+                "--subpath",
+                BUCKETS[b],
+            ])
             .args(["--client-id", &id.to_string()])
             .args(["--round", &round.to_string()])
             .args(["--seed", &seed.to_string()])
@@ -303,7 +313,7 @@ fn verify(serve: &Serve, ledgers: &Ledgers, round: u32) -> InFlight {
         }
         rows_of.push((rows, fresh));
     }
-    let answers = py_batch(PORT, &ops);
+    let answers = py_batch(port().get(), &ops);
     let mut answers = answers.iter();
 
     for (b, sub) in BUCKETS.iter().enumerate() {
@@ -494,7 +504,7 @@ fn kill_9_serve_twenty_times_under_smb_load_loses_nothing_acknowledged() {
     // No admin account: clients are guests, and no passdb is rewritten at each start.
     let opts = ServeOptions {
         admin: false,
-        ..ServeOptions::on_port(PORT)
+        ..ServeOptions::on_port(port())
     };
     let Some(mut serve) = Serve::start_in_or_skip(&opts, &root) else {
         return;
@@ -586,7 +596,7 @@ fn kill_9_serve_twenty_times_under_smb_load_loses_nothing_acknowledged() {
         if stop_orphaned_samba(serve.samba_pid, Duration::from_secs(10)) {
             samba_killed += 1;
         }
-        detach_dead_mount(&serve.mountpoint);
+        detach_mount(&serve.mountpoint);
         assert!(
             !is_mounted(&serve.mountpoint),
             "round {round}: dead mount removed"

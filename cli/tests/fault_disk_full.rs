@@ -12,7 +12,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use fault_support::{close_checked, list, sha256_file, sha256_hex, Rng, Tmpfs};
-use running_mount::{skip, Running};
+use running_mount::{unavailable, Running};
 
 const CAB_SIZE: usize = 4 << 20;
 
@@ -78,7 +78,7 @@ fn fill_disk() -> Option<Filled> {
     let tmpfs = match Tmpfs::mount(&store_dir, "64m") {
         Ok(t) => t,
         Err(why) => {
-            skip(&format!("cannot mount a tmpfs (needs root): {why}"));
+            unavailable(&format!("cannot mount a tmpfs (needs root): {why}"));
             return None;
         }
     };

@@ -1,5 +1,5 @@
 //! Hostile files through a real `cerfs mount`: every cab and minidump of
-//! `shared/testdata` (libmspack's corrupt and CVE cabinets, rust-minidump's corrupt dumps),
+//! `testdata/` (libmspack's corrupt and CVE cabinets, rust-minidump's corrupt dumps),
 //! copied onto the share as cabs, raw and wrapped in a valid cabinet. Each is stored intact
 //! (it reads back with its sha256, and the store records that sha256), the background
 //! indexer that runs inside `cerfs mount` flags the broken ones (`index_status` failed or
@@ -10,38 +10,19 @@ mod running_mount;
 
 use std::fs::{self, File};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use fault_support::{close_checked, list, poll, sha256_file, sha256_hex, sql};
+use cerfs_testkit::{build_cab, testdata};
+use fault_support::{close_checked, list, poll_until, sha256_file, sha256_hex, sql};
 use running_mount::Running;
 
+/// A valid cabinet holding `name` = `bytes`.
+fn wrap_in_cab(name: &str, bytes: &[u8]) -> Vec<u8> {
+    build_cab(&[(name, bytes)])
+}
+
 const SUB: &str = "Hostile\\1.0.0.0\\hostile.dll\\1.0.0.0\\0badf00d";
-
-fn testdata() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata");
-    assert!(
-        dir.is_dir(),
-        "{} is missing: the test needs shared/testdata beside the repository",
-        dir.display()
-    );
-    dir
-}
-
-/// A valid cabinet (the `cab` crate, one MSZIP folder) holding `name` = `bytes`.
-fn wrap(name: &str, bytes: &[u8]) -> Vec<u8> {
-    let mut builder = cab::CabinetBuilder::new();
-    builder
-        .add_folder(cab::CompressionType::MsZip)
-        .add_file(name);
-    let mut writer = builder
-        .build(std::io::Cursor::new(Vec::new()))
-        .expect("build cab");
-    while let Some(mut file) = writer.next_file().expect("next file") {
-        file.write_all(bytes).expect("write member");
-    }
-    writer.finish().expect("finish cab").into_inner()
-}
 
 /// What the indexer must conclude about one upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +81,7 @@ fn hostile_cabs_and_minidumps_are_stored_intact_and_flagged() {
         };
         uploads.push((
             format!("wrapped-{stem}.cab"),
-            wrap("crash.mdmp", &bytes),
+            wrap_in_cab("crash.mdmp", &bytes),
             expect,
         ));
         // Cut in half inside a valid cab. The indexer reads only the streams it needs:
@@ -112,7 +93,11 @@ fn hostile_cabs_and_minidumps_are_stored_intact_and_flagged() {
         } else {
             Expect::Flagged
         };
-        uploads.push((format!("half-{stem}.cab"), wrap("crash.mdmp", half), expect));
+        uploads.push((
+            format!("half-{stem}.cab"),
+            wrap_in_cab("crash.mdmp", half),
+            expect,
+        ));
     }
 
     let Some(mut running) = Running::mounted(&db, &mnt) else {
@@ -146,7 +131,7 @@ fn hostile_cabs_and_minidumps_are_stored_intact_and_flagged() {
 
     // Flagged by the background indexer, within a deadline (the worker's own wall-time
     // limit is what bounds a cab that loops; 150 s leaves room for it on a slow machine).
-    let statuses: Vec<(String, String, Option<String>)> = poll(
+    let statuses: Vec<(String, String, Option<String>)> = poll_until(
         Duration::from_secs(150),
         "the indexer handles every upload",
         || {

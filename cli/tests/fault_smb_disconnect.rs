@@ -12,10 +12,9 @@ use std::fs;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use fault_support::{poll, sha256_file, sha256_hex, Rng};
+use fault_support::{poll_until, sha256_file, sha256_hex, Rng};
 use smb_support::*;
 
-const PORT: u16 = 14490;
 const BIG: usize = 64 << 20;
 
 #[test]
@@ -23,7 +22,7 @@ fn a_client_killed_mid_put_leaves_a_consistent_cab_and_others_proceed() {
     if !can_run(true) {
         return;
     }
-    let Some(mut serve) = Serve::start_or_skip(&ServeOptions::on_port(PORT)) else {
+    let Some(mut serve) = Serve::start_or_skip(&ServeOptions::new()) else {
         return;
     };
     let bucket = serve.mountpoint.join("cabs/blue");
@@ -36,7 +35,7 @@ fn a_client_killed_mid_put_leaves_a_consistent_cab_and_others_proceed() {
     // The client that will vanish.
     let mut victim = Command::new("python3")
         .arg(PY_CLIENT)
-        .args(["--port", &PORT.to_string(), "put"])
+        .args(["--port", &serve.port.to_string(), "put"])
         .arg(&local)
         .arg("cabs\\blue\\big.cab")
         .stdout(Stdio::null())
@@ -46,7 +45,7 @@ fn a_client_killed_mid_put_leaves_a_consistent_cab_and_others_proceed() {
     // Kill it once at least 4 MiB arrived (lookup and getattr work while a cab is
     // written, and report the exact length received).
     let big = bucket.join("big.cab");
-    let seen = poll(Duration::from_secs(60), "the upload starts", || {
+    let seen = poll_until(Duration::from_secs(60), "the upload starts", || {
         let len = fs::metadata(&big).map(|m| m.len()).unwrap_or(0);
         (len >= 4 << 20).then_some(len)
     });
@@ -70,7 +69,7 @@ fn a_client_killed_mid_put_leaves_a_consistent_cab_and_others_proceed() {
     assert_ok(&answer, "put small.cab beside the dead client");
 
     // The truncated cab is committed (no hang): complete, a prefix of what was sent.
-    let (size, sha) = poll(
+    let (size, sha) = poll_until(
         Duration::from_secs(60),
         "the dropped upload is closed",
         || {

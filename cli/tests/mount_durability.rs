@@ -186,7 +186,9 @@ impl Tracer {
         let mut child = match spawned {
             Ok(child) => child,
             Err(e) => {
-                running_mount::skip(&format!("cannot run strace (apt-get install strace): {e}"));
+                running_mount::unavailable(&format!(
+                    "cannot run strace (apt-get install strace): {e}"
+                ));
                 return None;
             }
         };

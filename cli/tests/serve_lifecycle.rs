@@ -14,7 +14,9 @@ fn serve_lists_the_share_and_stops_cleanly_on_sigterm() {
     if !can_run(false) {
         return;
     }
-    let Some(mut serve) = Serve::start_or_skip(&ServeOptions::on_port(14401)) else {
+    let opts = ServeOptions::new();
+    let port = opts.port.get();
+    let Some(mut serve) = Serve::start_or_skip(&opts) else {
         return;
     };
     assert!(is_mounted(&serve.mountpoint));
@@ -42,7 +44,7 @@ fn serve_lists_the_share_and_stops_cleanly_on_sigterm() {
         conf.contains(&format!("path = {}", serve.mountpoint.display())),
         "{conf}"
     );
-    assert!(conf.contains("smb ports = 14401"), "{conf}");
+    assert!(conf.contains(&format!("smb ports = {port}")), "{conf}");
 
     let status = serve.terminate();
     serve.assert_clean_stop(status);
@@ -56,7 +58,7 @@ fn serve_exits_nonzero_and_unmounts_when_smbd_dies() {
     if !can_run(false) {
         return;
     }
-    let Some(mut serve) = Serve::start_or_skip(&ServeOptions::on_port(14402)) else {
+    let Some(mut serve) = Serve::start_or_skip(&ServeOptions::new()) else {
         return;
     };
     send_signal(serve.samba_pid, libc::SIGKILL);
@@ -77,7 +79,7 @@ fn serve_killed_outright_leaves_no_smbd() {
     if !can_run(false) {
         return;
     }
-    let Some(mut serve) = Serve::start_or_skip(&ServeOptions::on_port(14406)) else {
+    let Some(mut serve) = Serve::start_or_skip(&ServeOptions::new()) else {
         return;
     };
     send_signal(serve.child.id(), libc::SIGKILL);
@@ -99,13 +101,14 @@ fn serve_refuses_a_port_in_use_before_mounting() {
     if !can_run(false) {
         return;
     }
-    let _holder = TcpListener::bind("127.0.0.1:14403").expect("hold port 14403");
-    match Serve::start(&ServeOptions::on_port(14403)) {
+    let opts = ServeOptions::new();
+    let _holder = TcpListener::bind(opts.port.addr()).expect("hold the port");
+    match Serve::start(&opts) {
         Started::Ready(_) => panic!("cerfs serve started on a port in use"),
         Started::Exited(status, stderr) => {
             assert_eq!(status.code(), Some(1), "{stderr}");
             assert!(
-                stderr.contains("port 14403 on 127.0.0.1 is in use"),
+                stderr.contains(&format!("port {} on 127.0.0.1 is in use", opts.port.get())),
                 "{stderr}"
             );
             assert!(!stderr.contains("mounted"), "mounted anyway: {stderr}");
@@ -114,8 +117,11 @@ fn serve_refuses_a_port_in_use_before_mounting() {
 }
 
 /// Runs `cerfs serve` in a private mount namespace where `hide` is covered by an empty
-/// tmpfs; returns its exit code and stderr, or None when namespaces are not available.
-fn serve_without(hide: &str, port: u16) -> Option<(Option<i32>, String)> {
+/// tmpfs; returns its exit code and stderr, or None (after the testkit's skip rule) when
+/// no such namespace can be made here.
+fn serve_without(hide: &str) -> Option<(Option<i32>, String)> {
+    let port = reserve_port();
+    let port = port.get();
     let (_dir, root) = open_tempdir();
     let script = format!(
         "mount -t tmpfs cerfs-test-empty {hide} && exec {CERFS} serve --db {db} --mountpoint {mnt} \
@@ -124,14 +130,21 @@ fn serve_without(hide: &str, port: u16) -> Option<(Option<i32>, String)> {
         mnt = root.join("mnt").display(),
         state = root.join("samba").display(),
     );
-    let out = Command::new("unshare")
+    let out = match Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c", &script])
         .env("PATH", "/usr/bin:/bin")
         .output()
-        .ok()?;
+    {
+        Ok(out) => out,
+        Err(e) => {
+            unavailable(&format!("cannot run unshare (util-linux): {e}"));
+            return None;
+        }
+    };
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    if stderr.contains("unshare failed") || stderr.contains("mount:") {
-        eprintln!("skipping: no private mount namespace here: {stderr}");
+    if (stderr.contains("unshare failed") || stderr.contains("mount:"))
+        && unavailable(&format!("no private mount namespace here: {stderr}"))
+    {
         return None;
     }
     Some((out.status.code(), stderr))
@@ -143,7 +156,7 @@ fn serve_says_what_to_install_without_smbd() {
         return;
     }
     // Debian keeps smbd in /usr/sbin (/sbin is a link to it).
-    let Some((code, stderr)) = serve_without("/usr/sbin", 14404) else {
+    let Some((code, stderr)) = serve_without("/usr/sbin") else {
         return;
     };
     assert_eq!(code, Some(1), "{stderr}");
@@ -156,7 +169,7 @@ fn serve_says_what_to_install_without_dev_fuse() {
     if !can_run(false) {
         return;
     }
-    let Some((code, stderr)) = serve_without("/dev", 14405) else {
+    let Some((code, stderr)) = serve_without("/dev") else {
         return;
     };
     assert_eq!(code, Some(1), "{stderr}");
@@ -264,9 +277,10 @@ fn serve_with_http_counts_cer2_reports_on_the_share() {
     if !can_run(false) {
         return;
     }
-    let http = "127.0.0.1:14407";
-    let mut opts = ServeOptions::on_port(14408);
-    opts.extra = vec!["--http".into(), http.into()];
+    let http_port = reserve_port();
+    let http = http_port.addr().to_string();
+    let mut opts = ServeOptions::new();
+    opts.extra = vec!["--http".into(), http.clone()];
     let Some(mut serve) = Serve::start_or_skip(&opts) else {
         return;
     };
@@ -274,7 +288,7 @@ fn serve_with_http_counts_cer2_reports_on_the_share() {
     let xml = r#"<?xml version="1.0" encoding="UTF-16"?><WERREPORT><MACHINEINFO machinename="m1" os="6.1.6561.2.0.0.256.1" lcid="1033"/><USERINFO username="u1"/><APPLICATIONINFO appname="Windows" apppath="C:\Windows\System32\WerFault.exe" appcompany="Test Corporation"/><EVENTINFO reporttype="4" eventtime="128496996179046077" eventtype="BlueScreen" friendlyeventname="Shut down unexpectedly"/><SIGNATURE><SECONDARYPARAMETER name="BCCode" value="f4"/></SIGNATURE></WERREPORT>"#;
     let mut body = vec![0xFF, 0xFE];
     body.extend(xml.encode_utf16().flat_map(u16::to_le_bytes));
-    let (status, answer) = post_stage2(http, &body);
+    let (status, answer) = post_stage2(&http, &body);
     assert_eq!(status, 200, "{answer}");
     assert!(answer.contains("Bucket="), "{answer}");
     assert!(
@@ -293,7 +307,7 @@ fn serve_with_http_counts_cer2_reports_on_the_share() {
     let status = serve.terminate();
     serve.assert_clean_stop(status);
     assert!(
-        std::net::TcpStream::connect(http).is_err(),
+        std::net::TcpStream::connect(&http).is_err(),
         "the HTTP server stopped with serve"
     );
 }

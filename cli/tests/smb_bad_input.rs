@@ -62,7 +62,7 @@ fn refusals_reach_the_client_and_change_nothing() {
     if !can_run(true) {
         return;
     }
-    let Some(mut serve) = Serve::start_or_skip(&ServeOptions::on_port(14420)) else {
+    let Some(mut serve) = Serve::start_or_skip(&ServeOptions::new()) else {
         return;
     };
     let file = |name: &str, text: &[u8]| {
@@ -103,7 +103,13 @@ fn refusals_reach_the_client_and_change_nothing() {
         "guest creates count.txt",
     );
     assert_ok(
-        &serve.py(&["put", CAB, r"cabs\b1\r.cab", "--disposition", "create"]),
+        &serve.py(&[
+            "put",
+            &cab_file(),
+            r"cabs\b1\r.cab",
+            "--disposition",
+            "create",
+        ]),
         "guest copies a cab",
     );
     assert_ok(
@@ -124,13 +130,17 @@ fn refusals_reach_the_client_and_change_nothing() {
     let refusal = assert_refused(&answer, "mkdir over 260 characters");
     assert_eq!(refusal, "STATUS_OBJECT_NAME_INVALID", "{answer}");
     assert_eq!(serve.py(&["ls", &path])["names"], serde_json::json!([]));
-    let answer = serve.py(&["put", CAB, &format!("{path}\\{}.cab", "c".repeat(60))]);
+    let answer = serve.py(&[
+        "put",
+        &cab_file(),
+        &format!("{path}\\{}.cab", "c".repeat(60)),
+    ]);
     assert_refused(&answer, "cab over 260 characters");
 
     let before = read_back(&serve);
     assert_eq!(before.count, b"Cabs Gathered=5\r\nTotal Hits=10\r\n");
     assert_eq!(before.status, b"Tracking=YES\r\n");
-    assert_eq!(before.cab, std::fs::read(CAB).expect("cab"));
+    assert_eq!(before.cab, std::fs::read(cab_file()).expect("cab"));
     assert_eq!(before.policy, "absent");
 
     // Every refusal, each followed by a read-back of what is stored, in one client run.
@@ -160,7 +170,7 @@ fn refusals_reach_the_client_and_change_nothing() {
             Who::Guest,
             &[
                 "put",
-                CAB,
+                &cab_file(),
                 &format!("cabs\\b1\\{name}"),
                 "--disposition",
                 "create",

@@ -69,7 +69,7 @@ fn run_load(port: u16) -> Figures {
                 .arg(PY_CLIENT)
                 .args(["--port", &port.to_string(), "cycles"])
                 .args(["--subpath", BUCKETS[client % BUCKETS.len()]])
-                .args(["--cab", CAB, "--cycles", &CYCLES.to_string()])
+                .args(["--cab", &cab_file(), "--cycles", &CYCLES.to_string()])
                 .args(["--client-id", &client.to_string(), "--pattern", "alternate"])
                 .args(["--machine", &format!("LOAD{client:02}")])
                 .stdout(Stdio::piped())
@@ -245,13 +245,14 @@ fn sixteen_clients_lose_nothing_on_cerfs_and_plain_samba_is_measured() {
     if !can_run(true) {
         return;
     }
-    let Some(mut serve) = Serve::start_or_skip(&ServeOptions::on_port(14430)) else {
+    let Some(mut serve) = Serve::start_or_skip(&ServeOptions::new()) else {
         return;
     };
 
     // The plain share: the same generated smb.conf, over a plain directory.
     let plain_dir = plain_share(&serve.root);
-    let plain_port = 14431;
+    let plain_lease = reserve_port();
+    let plain_port = plain_lease.get();
     let plain_config = SambaConfig {
         share: "cer".to_owned(),
         path: plain_dir,

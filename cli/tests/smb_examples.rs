@@ -82,7 +82,7 @@ fn client_41(sub: &str, pattern: &str) -> Op {
             "--subpath",
             sub,
             "--cab",
-            CAB,
+            &cab_file(),
             "--cab-name",
             "d5je031w.cab",
             "--pattern",
@@ -108,7 +108,7 @@ fn client_42(cab_name: &str, pattern: &str) -> Op {
             "--subpath",
             "blue",
             "--cab",
-            CAB,
+            &cab_file(),
             "--cab-name",
             cab_name,
             "--pattern",
@@ -126,10 +126,10 @@ fn example_4_1_and_4_2_over_smb() {
     if !can_run(true) {
         return;
     }
-    let Some(mut serve) = Serve::start_or_skip(&ServeOptions::on_port(14410)) else {
+    let Some(mut serve) = Serve::start_or_skip(&ServeOptions::new()) else {
         return;
     };
-    let cab = std::fs::read(CAB).expect("read the test cab");
+    let cab = std::fs::read(cab_file()).expect("read the test cab");
 
     // --- 4.1: no policy.txt; status.txt with tracking; count.txt 5/10.
     assert_eq!(status(&serve.py(&["get", "policy.txt"])), "absent");

@@ -33,7 +33,7 @@ fn still_serving(server: &Server) {
 
 #[test]
 fn malformed_xml_is_refused() {
-    let server = Server::start(14457);
+    let server = Server::start();
     let before = server.snapshot();
     let cases: Vec<(String, &str)> = vec![
         (EXAMPLE_4_4.replace("</SIGNATURE>", ""), "malformed XML"),
@@ -80,7 +80,7 @@ fn malformed_xml_is_refused() {
 
 #[test]
 fn wrong_encodings_are_refused() {
-    let server = Server::start(14458);
+    let server = Server::start();
     let before = server.snapshot();
     let mut odd = utf16le(EXAMPLE_4_4);
     odd.push(b'x');
@@ -120,7 +120,7 @@ fn wrong_encodings_are_refused() {
 
 #[test]
 fn missing_elements_and_attributes_are_refused() {
-    let server = Server::start(14459);
+    let server = Server::start();
     let before = server.snapshot();
     let drop_line = |needle: &str| -> String {
         EXAMPLE_4_4
@@ -180,7 +180,7 @@ fn missing_elements_and_attributes_are_refused() {
 
 #[test]
 fn oversized_reports_are_refused() {
-    let server = Server::start(14460);
+    let server = Server::start();
     let before = server.snapshot();
     // Padded with a comment to just over 1 MiB.
     let pad = "x".repeat((1 << 20) / 2);
@@ -206,7 +206,7 @@ fn oversized_reports_are_refused() {
 
 #[test]
 fn unknown_and_repeated_uploads_are_refused() {
-    let server = Server::start(14461);
+    let server = Server::start();
     let answer = server.report(EXAMPLE_4_3);
     let dump = answer.dump_file.expect("DumpFile");
     let before = server.snapshot();
@@ -236,7 +236,7 @@ fn unknown_and_repeated_uploads_are_refused() {
 
 #[test]
 fn racing_uploads_store_one_cab() {
-    let server = Arc::new(Server::start(14462));
+    let server = Arc::new(Server::start());
     // Truly concurrent: two clients PUT the same DumpFile at once, several times.
     for round in 0..4u64 {
         let dump = server.report(EXAMPLE_4_3).dump_file.expect("DumpFile");
@@ -306,13 +306,10 @@ fn racing_uploads_store_one_cab() {
 
 #[test]
 fn oversized_cabs_are_refused_and_nothing_is_kept() {
-    let server = Server::start_with(
-        14463,
-        Config {
-            max_cab_size: 64 * 1024,
-            ..test_config()
-        },
-    );
+    let server = Server::start_with(Config {
+        max_cab_size: 64 * 1024,
+        ..test_config()
+    });
     let dump = server.report(EXAMPLE_4_3).dump_file.expect("DumpFile");
     let before = server.snapshot();
     // Announced too big.
@@ -338,13 +335,10 @@ fn oversized_cabs_are_refused_and_nothing_is_kept() {
 
 #[test]
 fn slow_clients_time_out_and_nothing_is_kept() {
-    let server = Server::start_with(
-        14464,
-        Config {
-            body_timeout: Duration::from_millis(300),
-            ..test_config()
-        },
-    );
+    let server = Server::start_with(Config {
+        body_timeout: Duration::from_millis(300),
+        ..test_config()
+    });
     let dump = server.report(EXAMPLE_4_3).dump_file.expect("DumpFile");
     let before = server.snapshot();
     // A level-1 report that never finishes.
@@ -372,7 +366,7 @@ fn slow_clients_time_out_and_nothing_is_kept() {
 
 #[test]
 fn an_upload_cut_short_keeps_nothing() {
-    let mut server = Server::start(14465);
+    let mut server = Server::start();
     let dump = server.report(EXAMPLE_4_3).dump_file.expect("DumpFile");
     let before = server.snapshot();
     {
@@ -411,14 +405,11 @@ fn an_upload_cut_short_keeps_nothing() {
 
 #[test]
 fn a_shutdown_cuts_off_a_stalled_upload_and_keeps_nothing() {
-    let mut server = Server::start_with(
-        14468,
-        Config {
-            body_timeout: Duration::from_secs(600),
-            shutdown_grace: Duration::from_millis(200),
-            ..test_config()
-        },
-    );
+    let mut server = Server::start_with(Config {
+        body_timeout: Duration::from_secs(600),
+        shutdown_grace: Duration::from_millis(200),
+        ..test_config()
+    });
     let dump = server.report(EXAMPLE_4_3).dump_file.expect("DumpFile");
     let before = server.snapshot();
     let mut conn = TcpStream::connect(server.addr()).unwrap();

@@ -29,7 +29,7 @@ fn signature(i: usize) -> (String, &'static str) {
 #[test]
 fn thirty_two_concurrent_flows_count_and_store_everything() {
     const FLOWS: usize = 32;
-    let server = Arc::new(Server::start(14455));
+    let server = Arc::new(Server::start());
     server
         .fs
         .set_settings(
@@ -111,7 +111,7 @@ fn thirty_two_concurrent_flows_count_and_store_everything() {
 #[test]
 fn concurrent_reports_respect_crashes_per_bucket() {
     const FLOWS: usize = 32;
-    let server = Arc::new(Server::start(14456));
+    let server = Arc::new(Server::start());
     let start = Arc::new(Barrier::new(FLOWS));
     let flows: Vec<_> = (0..FLOWS)
         .map(|_| {

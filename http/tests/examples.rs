@@ -15,7 +15,7 @@ fn pair(k: &str, v: &str) -> (String, String) {
 
 #[test]
 fn kernel_fault_example_4_3() {
-    let mut server = Server::start(14450);
+    let mut server = Server::start();
     // The example's answer asks for a WQL query: an admin set it for kernel faults.
     server
         .fs
@@ -173,7 +173,7 @@ fn kernel_fault_example_4_3() {
 
 #[test]
 fn generic_example_4_4() {
-    let server = Server::start(14451);
+    let server = Server::start();
     server
         .fs
         .set_settings(
@@ -266,7 +266,7 @@ fn generic_example_4_4() {
 
 #[test]
 fn every_form_of_the_dump_path_is_accepted() {
-    let server = Server::start(14452);
+    let server = Server::start();
     let forms: [fn(&str) -> String; 4] = [
         |d| encoded_path(d),
         |d| slash_path(d),
@@ -302,7 +302,7 @@ fn every_form_of_the_dump_path_is_accepted() {
 
 #[test]
 fn settings_shape_the_answer() {
-    let server = Server::start(14467);
+    let server = Server::start();
     let blue = SettingsTarget::Status("blue".into());
     server
         .fs

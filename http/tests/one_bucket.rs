@@ -61,7 +61,7 @@ fn report_through_the_share(server: &Server, cab: &[u8]) {
 
 #[test]
 fn a_crash_reported_both_ways_is_one_bucket() {
-    let server = Server::start(14453);
+    let server = Server::start();
     report_through_the_share(&server, &cab_bytes(1, 10_000));
     let share_count = "counts/TestApp.exe/1.0.0.0/TestMod.dll/2.0.0.0/0001b0a9/count.txt";
     assert_eq!(
@@ -163,7 +163,7 @@ fn a_crash_reported_both_ways_is_one_bucket() {
 
 #[test]
 fn an_unusable_app_signature_falls_back_to_a_generic_bucket() {
-    let server = Server::start(14454);
+    let server = Server::start();
     // The offset is no hex number: no R1 bucket; the event type and parameters are used.
     let answer = server.report(&appcrash("Bad:Name.exe", "1.0", "m.dll", "1.0", "not-hex"));
     assert!(answer.idata);
@@ -197,7 +197,7 @@ fn an_unusable_app_signature_falls_back_to_a_generic_bucket() {
 
 #[test]
 fn awkward_signatures_become_valid_share_names() {
-    let server = Server::start(14466);
+    let server = Server::start();
     // Forbidden characters, non-ASCII, a device name, an empty value, a trailing dot, and
     // more parameters than fit in 260 characters.
     let mut params: Vec<(String, String)> = vec![

@@ -9,7 +9,7 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +17,7 @@ use std::time::Duration;
 use cerfs_db::{IndexDb, ReindexFilter, SqliteStore};
 use cerfs_fs_core::CerFs;
 use cerfs_index::{index_pending, IndexerConfig, Limits, Summary, Worker};
+use cerfs_testkit::read_testdata;
 
 const SUB: &str = "TestApp\\1.0.0.0\\test_app.exe\\1.0.0.0\\0000429e";
 
@@ -46,16 +47,6 @@ while IFS= read -r line <&3; do
 done
 "#;
 
-fn testdata() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata");
-    assert!(
-        dir.is_dir(),
-        "{} is missing: the tests need shared/testdata beside the repository",
-        dir.display()
-    );
-    dir
-}
-
 /// A fresh store with cabs `names` (each a copy of a small libmspack cabinet of two
 /// members), uploaded in that order (the queue's order).
 struct Store {
@@ -67,7 +58,7 @@ fn store(names: &[&str]) -> Store {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("cer.db");
     let fs = CerFs::new(Arc::new(SqliteStore::open(&db).unwrap()));
-    let cab = std::fs::read(testdata().join("cabs/normal_2files_1folder.cab")).unwrap();
+    let cab = read_testdata("cabs/normal_2files_1folder.cab");
     for name in names {
         fs.upload_cab(SUB, name, &mut std::io::Cursor::new(&cab))
             .unwrap();

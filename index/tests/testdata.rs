@@ -1,11 +1,11 @@
-//! The indexer on real files nobody on this project wrote (`shared/testdata`, see its
+//! The indexer on real files nobody on this project wrote (`testdata/`, see its
 //! README): Breakpad / rust-minidump minidumps and libmspack's cabinets (valid, truncated,
 //! and ones that crashed or hung other readers), in process and through the bounded worker
 //! process; plus cabs that wrap those minidumps, built with the `cab` crate and `gcab`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -17,18 +17,9 @@ use cerfs_index::{
     index_cab, index_isolated, index_pending, parse_minidump, spawn_indexer_with, IndexerConfig,
     Limits, Outcome, Worker,
 };
+use cerfs_testkit::{build_cab, sha256_hex, testdata, utf16le_bom};
 
 const SUB: &str = "TestApp\\1.0.0.0\\test_app.exe\\1.0.0.0\\0000429e";
-
-fn testdata() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata");
-    assert!(
-        dir.is_dir(),
-        "{} is missing: the tests need shared/testdata beside the repository",
-        dir.display()
-    );
-    dir
-}
 
 fn minidump(name: &str) -> Vec<u8> {
     std::fs::read(testdata().join("minidumps").join(name)).unwrap()
@@ -103,35 +94,6 @@ impl Store {
             })
             .unwrap()
     }
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
-}
-
-/// A cab built with the `cab` crate: `files` in one MSZIP folder.
-fn build_cab(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut builder = cab::CabinetBuilder::new();
-    let folder = builder.add_folder(cab::CompressionType::MsZip);
-    for (name, _) in files {
-        folder.add_file(*name);
-    }
-    let mut writer = builder.build(std::io::Cursor::new(Vec::new())).unwrap();
-    let mut i = 0;
-    while let Some(mut file) = writer.next_file().unwrap() {
-        std::io::Write::write_all(&mut file, files[i].1).unwrap();
-        i += 1;
-    }
-    writer.finish().unwrap().into_inner()
-}
-
-fn utf16le_bom(s: &str) -> Vec<u8> {
-    let mut out = vec![0xFF, 0xFE];
-    for u in s.encode_utf16() {
-        out.extend_from_slice(&u.to_le_bytes());
-    }
-    out
 }
 
 const VERSION_TXT: &str = "Windows NT Version 5.1 Build: 2600 Service Pack 2\r\n\

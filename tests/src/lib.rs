@@ -3,8 +3,8 @@
 //! simulator, see [`client`]).
 //!
 //! [`MountedShare::start`] mounts cerfs in-process. Where FUSE is unusable (no
-//! `/dev/fuse`, mounting not permitted) it prints `skipping: <reason>` and returns `None`
-//! so the test passes vacuously, unless `CERFS_REQUIRE_FUSE=1` (CI), where it panics.
+//! `/dev/fuse`, mounting not permitted) it skips by the testkit's one rule: `None` after
+//! printing `skipping: <reason>`, or a panic under `CERFS_REQUIRE_FUSE=1` (CI).
 //! With `CERFS_E2E_PLAIN=1` it returns a plain directory instead of a mount (a development
 //! aid: the tests' cerfs-only guarantees then fail, the rest shows the tests' own logic).
 
@@ -13,7 +13,6 @@ pub mod client;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use tempfile::TempDir;
@@ -72,11 +71,10 @@ impl MountedShare {
                 dir,
             }),
             Err(e) => {
-                let reason = format!("cannot mount cerfs on {}: {e}", root.display());
-                if std::env::var_os("CERFS_REQUIRE_FUSE").is_some_and(|v| v == "1") {
-                    panic!("CERFS_REQUIRE_FUSE=1 but FUSE is not usable: {reason}");
-                }
-                eprintln!("skipping: {reason}");
+                cerfs_testkit::unavailable(&format!(
+                    "cannot mount cerfs on {}: {e}",
+                    root.display()
+                ));
                 None
             }
         }
@@ -142,7 +140,9 @@ impl MountedShare {
         let Some(mount) = self.mount.take() else {
             return Ok(());
         };
-        mount.unmount().inspect_err(|_| lazy_detach(&self.root))
+        mount
+            .unmount()
+            .inspect_err(|_| cerfs_testkit::process::detach_mount(&self.root))
     }
 }
 
@@ -168,18 +168,6 @@ fn mount_at(db: &Path, root: &Path) -> io::Result<cerfs_fuse::Mount> {
         fsname: "cerfs".into(),
     };
     cerfs_fuse::spawn_mount(fs, root, &opts)
-}
-
-/// Detaches a mount that could not be unmounted normally (`umount -l`).
-fn lazy_detach(mountpoint: &Path) {
-    let status = Command::new("fusermount3")
-        .arg("-uz")
-        .arg(mountpoint)
-        .status()
-        .or_else(|_| Command::new("umount").arg("-l").arg(mountpoint).status());
-    if !status.is_ok_and(|s| s.success()) {
-        eprintln!("lazy unmount of {} failed", mountpoint.display());
-    }
 }
 
 /// Logs of cerfs (fs-core, db, fuse) to stderr, filtered by `RUST_LOG` (default `warn`).
@@ -353,11 +341,7 @@ pub fn assert_errno<T: std::fmt::Debug>(result: io::Result<T>, expected: &[i32],
     );
 }
 
-/// sha256 of `bytes`, lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
-}
+pub use cerfs_testkit::sha256_hex;
 
 #[cfg(test)]
 mod tests {

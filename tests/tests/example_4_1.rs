@@ -11,11 +11,6 @@ use cerfs_e2e::{assert_errno, sha256_hex, MountedShare};
 
 /// The example's error subpath.
 const SUB: &str = "TestApplication\\1.0.0.0\\TestModule\\1.0.0.0\\00000000";
-/// A real cabinet standing in for the report the client compressed.
-const CAB_SOURCE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/testdata/cabs/normal_2files_1folder.cab"
-);
 
 /// The status.txt parameters of the example, as the admin writes them.
 const STATUS_LINES: &[(&str, &str)] = &[
@@ -135,7 +130,8 @@ fn application_fault_example_4_1_reads_back_byte_for_byte() {
 
     // Step 7: copy d5je031w.cab.
     let cab_dir = client::mkdir_levels(root, "cabs", &sub).expect("mkdir cabs levels");
-    let cab_bytes = fs::read(CAB_SOURCE).expect("read the test cabinet");
+    // A real cabinet standing in for the report the client compressed.
+    let cab_bytes = cerfs_testkit::read_testdata("cabs/normal_2files_1folder.cab");
     let (sha, len) = client::write_cab(&cab_dir, "d5je031w.cab", &mut cab_bytes.as_slice())
         .expect("copy d5je031w.cab");
     assert_eq!(

@@ -7,8 +7,6 @@ use std::fs;
 use cerfs_e2e::client::{self, CountPattern, Counts, Subpath};
 use cerfs_e2e::{assert_errno, MountedShare};
 
-const CABS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata/cabs");
-
 #[test]
 fn kernel_fault_example_4_2_creates_count_then_increments() {
     let Some(share) = MountedShare::start() else {
@@ -38,7 +36,7 @@ fn kernel_fault_example_4_2_creates_count_then_increments() {
     // Step 7: cabs\blue\d5JE031w.cab (R5: the client creates cabs\blue).
     let cab_dir = client::mkdir_levels(root, "cabs", &blue).expect("mkdir cabs/blue");
     assert!(fs::metadata(&cab_dir).expect("stat cabs/blue").is_dir());
-    let first = fs::read(format!("{CABS}/normal_2files_1folder.cab")).expect("test cab");
+    let first = cerfs_testkit::read_testdata("cabs/normal_2files_1folder.cab");
     client::write_cab(&cab_dir, "d5JE031w.cab", &mut first.as_slice()).expect("copy the cab");
 
     // Step 8: no count.txt yet: the client creates it.
@@ -57,7 +55,7 @@ fn kernel_fault_example_4_2_creates_count_then_increments() {
     );
 
     // A second kernel fault: another cab, count.txt incremented (pattern b this time).
-    let second = fs::read(format!("{CABS}/normal_2files_2folders.cab")).expect("test cab");
+    let second = cerfs_testkit::read_testdata("cabs/normal_2files_2folders.cab");
     client::write_cab(&cab_dir, "k2x9q7zz.cab", &mut second.as_slice())
         .expect("copy the second cab");
     let written =

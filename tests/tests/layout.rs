@@ -233,11 +233,7 @@ fn committed_cab_is_read_only_and_reads_back_byte_for_byte() {
     };
     let sub = Subpath::parse("blue");
     let dir = client::mkdir_levels(&share.root, "cabs", &sub).expect("mkdir cabs/blue");
-    let bytes = fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/testdata/cabs/mszip_lzx_qtm.cab"
-    ))
-    .expect("test cab");
+    let bytes = cerfs_testkit::read_testdata("cabs/mszip_lzx_qtm.cab");
     let (sha, _) =
         client::write_cab(&dir, "d5je031w.cab", &mut bytes.as_slice()).expect("copy the cab");
     let cab = dir.join("d5je031w.cab");

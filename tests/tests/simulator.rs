@@ -83,11 +83,8 @@ fn client_copies_a_real_cabinet_through_the_mount() {
     let Some(share) = MountedShare::start() else {
         return;
     };
-    let source = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/testdata/cabs/normal_2files_1folder.cab"
-    );
-    let want = sha256_hex(&fs::read(source).expect("read the test cabinet"));
+    let source = cerfs_testkit::testdata().join("cabs/normal_2files_1folder.cab");
+    let want = sha256_hex(&fs::read(&source).expect("read the test cabinet"));
     let s = run_client(
         &share.root,
         &[
@@ -98,7 +95,7 @@ fn client_copies_a_real_cabinet_through_the_mount() {
             "--pattern",
             "a",
             "--cab-file",
-            source,
+            source.to_str().expect("UTF-8 path"),
         ],
     );
     assert_eq!((s.cycles, s.cabs, s.errors), (6, 6, 0));

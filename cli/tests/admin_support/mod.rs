@@ -1,7 +1,7 @@
 //! A generated store for the admin / query / index tests (and for the outputs shown in
 //! docs/sql.md): clients report through fs-core as the MS-CER 3.1.7 steps do (read the
 //! settings, count the hit, copy a cab while under the cap, append to crash.log and
-//! hits.log), with cabs that wrap real minidumps from shared/testdata, then the cabs are
+//! hits.log), with cabs that wrap real minidumps from testdata/, then the cabs are
 //! indexed by the real `cerfs index-one` worker.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
@@ -22,43 +22,7 @@ pub const CRASH_TEST: &str = "CrashTest\\1.0.0.0\\CrashTest.exe\\1.0.0.0\\000000
 pub const LINUX_APP: &str = "crash\\0.1.0\\crash\\0.1.0\\0000000000001d72";
 pub const BROKEN: &str = "Broken\\2.0\\broken.exe\\2.0\\00001234";
 
-pub fn testdata() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata");
-    assert!(
-        dir.is_dir(),
-        "{} is missing: the tests need shared/testdata beside the repository",
-        dir.display()
-    );
-    dir
-}
-
-pub fn read_testdata(rel: &str) -> Vec<u8> {
-    std::fs::read(testdata().join(rel)).unwrap()
-}
-
-/// A cab built with the `cab` crate: `files` in one MSZIP folder.
-pub fn build_cab(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
-    let mut builder = cab::CabinetBuilder::new();
-    let folder = builder.add_folder(cab::CompressionType::MsZip);
-    for (name, _) in files {
-        folder.add_file(*name);
-    }
-    let mut writer = builder.build(std::io::Cursor::new(Vec::new())).unwrap();
-    let mut i = 0;
-    while let Some(mut file) = writer.next_file().unwrap() {
-        std::io::Write::write_all(&mut file, &files[i].1).unwrap();
-        i += 1;
-    }
-    writer.finish().unwrap().into_inner()
-}
-
-pub fn utf16le_bom(s: &str) -> Vec<u8> {
-    let mut out = vec![0xFF, 0xFE];
-    for u in s.encode_utf16() {
-        out.extend_from_slice(&u.to_le_bytes());
-    }
-    out
-}
+pub use cerfs_testkit::{build_cab, read_testdata, utf16le_bom};
 
 fn version_txt(os: &str, arch: &str) -> Vec<u8> {
     utf16le_bom(&format!(

@@ -1,17 +1,15 @@
-//! Shared by the `fault_*` tests: deterministic data, checked closes, dead-mount cleanup,
-//! a tmpfs that is unmounted when dropped, read-only SQL on the store, bounded polling.
+//! Shared by the `fault_*` tests: deterministic data, a tmpfs that is unmounted when
+//! dropped, read-only SQL on the store, the ledger checks; and, from the testkit, checked
+//! closes, hashes, dead-mount cleanup and bounded polling.
 
-#![allow(dead_code)] // each test binary uses a different part of this module
+#![allow(dead_code, unused_imports)] // each test binary uses a different part of this module
 
-use std::fs::File;
-use std::io::{self, Read};
-use std::os::fd::IntoRawFd;
+pub use cerfs_testkit::process::detach_mount;
+pub use cerfs_testkit::{close_checked, poll_until, sha256_file, sha256_hex};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::thread;
-use std::time::{Duration, Instant};
-
-use sha2::{Digest, Sha256};
+use std::time::Duration;
 
 /// A small seeded generator (xorshift64*): every random choice of a test derives from it.
 #[derive(Debug, Clone)]
@@ -63,68 +61,11 @@ pub fn seed(test: &str) -> u64 {
     seed
 }
 
-/// Lowercase hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// Lowercase hex sha256 of a file's content, read in 1 MiB pieces.
-pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut f = File::open(path)?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut hash = Sha256::new();
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hex::encode(hash.finalize()));
-        }
-        hash.update(&buf[..n]);
-    }
-}
-
-/// Closes `file` and returns what close(2) returned: on a cerfs mount that is the flush
-/// result (the commit of a cab, the delta of count.txt, the lines of a log).
-pub fn close_checked(file: File) -> io::Result<()> {
-    let fd = file.into_raw_fd();
-    // SAFETY: `fd` was just released by `into_raw_fd`, so nothing else owns or closes it.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::close(fd) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// A fresh temp directory: `(guard, canonical root)`.
 pub fn tempdir() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().canonicalize().expect("canonical temp dir");
     (dir, root)
-}
-
-/// Removes a FUSE mount whose server died (the kernel keeps it until it is unmounted).
-pub fn detach_dead_mount(mountpoint: &Path) {
-    let _ = Command::new("fusermount3")
-        .arg("-u")
-        .arg("-z")
-        .arg(mountpoint)
-        .status();
-}
-
-/// Polls `done` every 20 ms until it returns `Some`, or panics with `what` at `deadline`.
-pub fn poll<T>(deadline: Duration, what: &str, mut done: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = done() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "{what}: not done after {deadline:?}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A read-only SQL connection to the store (safe beside the running server: WAL).

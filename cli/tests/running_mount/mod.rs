@@ -11,27 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub use cerfs_testkit::skip::unavailable;
+pub use cerfs_testkit::{is_mounted, send_signal};
+
 pub const CERFS: &str = env!("CARGO_BIN_EXE_cerfs");
 /// How long the binary may take to mount or to exit.
 pub const DEADLINE: Duration = Duration::from_secs(30);
-
-/// Skips (returns true after saying why) or, with CERFS_REQUIRE_FUSE=1, fails.
-pub fn skip(why: &str) -> bool {
-    if std::env::var_os("CERFS_REQUIRE_FUSE").is_some_and(|v| v == "1") {
-        panic!("CERFS_REQUIRE_FUSE=1 but FUSE is not usable: {why}");
-    }
-    eprintln!("skipping: {why}");
-    true
-}
-
-/// Whether `mountpoint` is a mount point of this process's mount namespace.
-pub fn is_mounted(mountpoint: &Path) -> bool {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
-    let wanted = mountpoint.to_str().expect("UTF-8 temp path");
-    mountinfo
-        .lines()
-        .any(|line| line.split(' ').nth(4) == Some(wanted))
-}
 
 /// A running `cerfs mount`, its stderr lines collected. Dropping it kills the process and
 /// unmounts, so that a failing test leaves nothing behind.
@@ -108,10 +93,7 @@ impl Drop for Running {
             let _ = self.child.wait();
         }
         if is_mounted(&self.mountpoint) {
-            let _ = Command::new("fusermount3")
-                .arg("-u")
-                .arg(&self.mountpoint)
-                .status();
+            cerfs_testkit::process::detach_mount(&self.mountpoint);
         }
     }
 }
@@ -119,14 +101,15 @@ impl Drop for Running {
 impl Running {
     /// Starts `cerfs mount` and waits until it is mounted; `None` when the test must skip.
     pub fn mounted(db: &Path, mountpoint: &Path) -> Option<Running> {
-        if !Path::new("/dev/fuse").exists() && skip("/dev/fuse does not exist") {
+        if !cerfs_testkit::skip::fuse_usable() {
             return None;
         }
         let (mut running, mounted) = Running::start(db, mountpoint);
         if !mounted.recv_timeout(DEADLINE).unwrap_or(false) {
             let status = running.wait();
             let stderr = running.stderr();
-            if stderr.contains("not permitted to mount") && skip(&format!("cannot mount: {stderr}"))
+            if stderr.contains("not permitted to mount")
+                && unavailable(&format!("cannot mount: {stderr}"))
             {
                 return None;
             }
@@ -137,11 +120,7 @@ impl Running {
 
     /// Sends `signal` to the process.
     pub fn signal(&self, signal: i32) {
-        let pid = i32::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
-        #[allow(unsafe_code)]
-        let rc = unsafe { libc::kill(pid, signal) };
-        assert_eq!(rc, 0, "kill {signal}");
+        send_signal(self.child.id(), signal);
     }
 
     /// The process's peak resident set size in KiB (VmHWM).

@@ -1,11 +1,9 @@
-//! Shared by the `serve_*` and `smb_*` tests: run the real `cerfs serve`, talk to it with
-//! real SMB clients (smbclient, and tests/smb/cer_smb_client.py on smbprotocol), and check
-//! that everything was cleaned up.
+//! Shared by the `serve_*`, `smb_*` and `fault_*smb*` tests: run the real `cerfs serve`,
+//! talk to it with real SMB clients (smbclient, and tests/smb/cer_smb_client.py on
+//! smbprotocol), and check that everything was cleaned up.
 //!
-//! Where FUSE, Samba or the Python client cannot be used, a test prints "skipping: ..." and
-//! passes, unless CERFS_REQUIRE_FUSE=1, where it fails.
-//!
-//! Ports: every test uses its own fixed port in 14400-14499 on 127.0.0.1 only.
+//! Where FUSE, Samba or the Python client cannot be used, a test skips by the testkit's one
+//! rule (it fails under CERFS_REQUIRE_FUSE=1). Ports come from the testkit's allocator.
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
@@ -18,6 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub use cerfs_testkit::process::detach_mount;
+pub use cerfs_testkit::skip::unavailable;
+pub use cerfs_testkit::{
+    is_alive, is_mounted, live_group_members, reserve_port, send_signal, Port,
+};
+
 /// The binary under test.
 pub const CERFS: &str = env!("CARGO_BIN_EXE_cerfs");
 /// How long `cerfs serve` may take to become ready or to exit.
@@ -26,64 +30,26 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 pub const ADMIN_PASSWORD: &str = "cer-admin-test-pw";
 /// The admin account name in every test.
 pub const ADMIN_USER: &str = "ceradmin";
-/// A real cabinet (libmspack's test files).
-pub const CAB: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/testdata/cabs/normal_2files_1folder.cab"
-);
 /// The Python SMB client.
 pub const PY_CLIENT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../tests/smb/cer_smb_client.py"
 );
 
-/// Whether the environment insists that the real thing runs.
-pub fn required() -> bool {
-    std::env::var_os("CERFS_REQUIRE_FUSE").is_some_and(|v| v == "1")
+/// The path of a real cabinet (libmspack's test files), as clients take it.
+pub fn cab_file() -> String {
+    let path = cerfs_testkit::testdata().join("cabs/normal_2files_1folder.cab");
+    path.to_str().expect("UTF-8 path").to_owned()
 }
 
-/// Skips (returns true after saying why) or, with CERFS_REQUIRE_FUSE=1, fails.
-pub fn skip(why: &str) -> bool {
-    if required() {
-        panic!("CERFS_REQUIRE_FUSE=1 but the test cannot run: {why}");
-    }
-    eprintln!("skipping: {why}");
-    true
-}
-
-/// Whether a test can run at all: /dev/fuse, smbd, smbclient and (if `python`) the Python
-/// client with smbprotocol. Returns false after [`skip`] when not.
+/// Whether a test can run at all: FUSE, smbd, smbclient and (if `python`) the Python
+/// client with smbprotocol. Returns false after [`unavailable`] when not.
 pub fn can_run(python: bool) -> bool {
-    if !Path::new("/dev/fuse").exists() {
-        return !skip("/dev/fuse does not exist (apt-get install fuse3)");
-    }
-    for (tool, package) in [("smbd", "samba"), ("smbclient", "smbclient")] {
-        let found = [
-            "/usr/sbin",
-            "/usr/bin",
-            "/sbin",
-            "/bin",
-            "/usr/local/sbin",
-            "/usr/local/bin",
-        ]
-        .iter()
-        .any(|dir| Path::new(dir).join(tool).exists());
-        if !found {
-            return !skip(&format!("{tool} not installed (apt-get install {package})"));
-        }
-    }
-    if python {
-        let ok = Command::new("python3")
-            .args(["-c", "import smbprotocol"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return !skip("python3 with smbprotocol is missing (pip install smbprotocol==1.17.0)");
-        }
-    }
-    true
+    use cerfs_testkit::skip::{fuse_usable, python_module_usable, tool_usable};
+    fuse_usable()
+        && tool_usable("smbd", "samba")
+        && tool_usable("smbclient", "smbclient")
+        && (!python || python_module_usable("smbprotocol", "smbprotocol==1.17.0"))
 }
 
 /// A fresh directory that smbd acting as nobody can traverse (tempdir makes 0700 ones).
@@ -92,49 +58,6 @@ pub fn open_tempdir() -> (tempfile::TempDir, PathBuf) {
     let root = dir.path().canonicalize().expect("canonical temp dir");
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).expect("chmod 755");
     (dir, root)
-}
-
-/// Whether `mountpoint` is a mount point of this process's mount namespace.
-pub fn is_mounted(mountpoint: &Path) -> bool {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
-    let wanted = mountpoint.to_str().expect("UTF-8 temp path");
-    mountinfo
-        .lines()
-        .any(|line| line.split(' ').nth(4) == Some(wanted))
-}
-
-/// The live (not zombie) processes whose process group is `pgid`.
-pub fn live_group_members(pgid: u32) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-/// Whether process `pid` exists and is not a zombie.
-pub fn is_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next())
-            .is_some_and(|state| state != "Z")
-    })
 }
 
 /// After `cerfs serve` was killed outright: waits up to `grace` for Samba's process group
@@ -157,11 +80,9 @@ pub fn stop_orphaned_samba(pgid: u32, grace: Duration) -> bool {
     if gone_within(grace) {
         return false;
     }
+    // The group still has live members, so its id cannot have been reused.
     let group = i32::try_from(pgid).expect("pgid");
-    // SAFETY: kill(2) on the process group of the smbd this test started through cerfs
-    // serve; it still has live members, so the id cannot have been reused.
-    #[allow(unsafe_code)]
-    let _ = unsafe { libc::kill(-group, libc::SIGKILL) };
+    let _ = cerfs_testkit::process::signal(-group, libc::SIGKILL);
     assert!(
         gone_within(DEADLINE),
         "Samba processes survived SIGKILL: {:?}",
@@ -170,20 +91,12 @@ pub fn stop_orphaned_samba(pgid: u32, grace: Duration) -> bool {
     true
 }
 
-/// Sends `signal` to `pid`.
-pub fn send_signal(pid: u32, signal: i32) {
-    let pid = i32::try_from(pid).expect("pid");
-    // SAFETY: kill(2) on a pid this test started (directly or through cerfs serve).
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::kill(pid, signal) };
-    assert_eq!(rc, 0, "kill({pid}, {signal})");
-}
-
 /// Options of one `cerfs serve` under test.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// Port on 127.0.0.1.
-    pub port: u16,
+    /// Port on 127.0.0.1, reserved for this test while the options (or a server started
+    /// with them) live.
+    pub port: Arc<Port>,
     /// Give the admin account a password (through a file).
     pub admin: bool,
     /// Extra arguments.
@@ -191,8 +104,13 @@ pub struct ServeOptions {
 }
 
 impl ServeOptions {
-    /// Guests and an admin account on `port`.
-    pub fn on_port(port: u16) -> Self {
+    /// Guests and an admin account, on a port of the test range.
+    pub fn new() -> Self {
+        ServeOptions::on_port(Arc::new(reserve_port()))
+    }
+
+    /// The same on a port the test reserved itself (to serve again on the same port).
+    pub fn on_port(port: Arc<Port>) -> Self {
         ServeOptions {
             port,
             admin: true,
@@ -205,6 +123,7 @@ impl ServeOptions {
 pub struct Serve {
     pub child: Child,
     pub port: u16,
+    _port: Arc<Port>,
     pub root: PathBuf,
     pub db: PathBuf,
     pub mountpoint: PathBuf,
@@ -251,7 +170,12 @@ impl Serve {
             .arg(&mountpoint)
             .arg("--state-dir")
             .arg(&state_dir)
-            .args(["--listen", "127.0.0.1", "--port", &opts.port.to_string()])
+            .args([
+                "--listen",
+                "127.0.0.1",
+                "--port",
+                &opts.port.get().to_string(),
+            ])
             .args(["--threads", "8"])
             .args(&opts.extra)
             .env("RUST_LOG", "info")
@@ -269,7 +193,7 @@ impl Serve {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
         let collected = Arc::clone(&lines);
-        let port = opts.port;
+        let port = opts.port.get();
         thread::spawn(move || {
             let mut told = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -290,6 +214,7 @@ impl Serve {
         let mut serve = Serve {
             child,
             port,
+            _port: Arc::clone(&opts.port),
             root,
             db,
             mountpoint,
@@ -325,8 +250,9 @@ impl Serve {
         match started {
             Started::Ready(serve) => Some(serve),
             Started::Exited(status, stderr) => {
-                if stderr.contains("not permitted to mount") {
-                    skip(&format!("cannot mount: {stderr}"));
+                if stderr.contains("not permitted to mount")
+                    && unavailable(&format!("cannot mount: {stderr}"))
+                {
                     return None;
                 }
                 panic!("cerfs serve did not become ready ({status}):\n{stderr}");
@@ -419,10 +345,7 @@ impl Drop for Serve {
             let _ = self.child.wait();
         }
         if is_mounted(&self.mountpoint) {
-            let _ = Command::new("fusermount3")
-                .arg("-u")
-                .arg(&self.mountpoint)
-                .status();
+            detach_mount(&self.mountpoint);
         }
     }
 }

@@ -13,7 +13,6 @@ use std::time::Duration;
 use cerfs_db::SqliteStore;
 use cerfs_fs_core::{Caller, CerFs};
 use cerfs_http::{Config, HttpHandle, Level1Answer};
-use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
 /// [MS-CER2] 4.3, the level-1 data exactly as the example shows it (one line).
@@ -100,10 +99,7 @@ pub fn cab_bytes(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
-/// Lowercase hex SHA-256.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
+pub use cerfs_testkit::sha256_hex;
 
 /// A blocking HTTP client that never uses a proxy.
 pub fn client() -> reqwest::blocking::Client {
@@ -135,7 +131,8 @@ fn init_logging() {
         .try_init();
 }
 
-/// A server on `127.0.0.1:<port>` over a store in a temporary directory.
+/// A server on `127.0.0.1` (a port the system chose) over a store in a temporary
+/// directory.
 pub struct Server {
     pub dir: TempDir,
     pub port: u16,
@@ -146,14 +143,15 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(port: u16) -> Server {
-        Server::start_with(port, test_config())
+    pub fn start() -> Server {
+        Server::start_with(test_config())
     }
 
-    pub fn start_with(port: u16, config: Config) -> Server {
+    pub fn start_with(config: Config) -> Server {
         init_logging();
         let dir = tempfile::tempdir().expect("tempdir");
-        let (fs, store, handle) = launch(&dir.path().join("cer.db"), port, &config);
+        let (fs, store, handle) = launch(&dir.path().join("cer.db"), 0, &config);
+        let port = handle.local_addr().port();
         Server {
             dir,
             port,
@@ -183,7 +181,9 @@ impl Server {
         }
     }
 
-    /// Stops the server, closes the store, opens it again and serves it on the same port.
+    /// Stops the server, closes the store, opens it again and serves it on the same port
+    /// (which nobody took meanwhile: the system hands out ports in turn, not the one just
+    /// freed).
     pub fn restart(&mut self) {
         self.stop();
         let (fs, store, handle) = launch(&self.db_path(), self.port, &self.config);
@@ -294,7 +294,9 @@ fn launch(
     let fs = Arc::new(CerFs::new(store.clone()));
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let handle = cerfs_http::spawn(fs.clone(), addr, config.clone()).expect("start server");
-    assert_eq!(handle.local_addr(), addr);
+    if port != 0 {
+        assert_eq!(handle.local_addr(), addr);
+    }
     (fs, store, handle)
 }
 
