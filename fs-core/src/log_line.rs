@@ -113,7 +113,7 @@ fn date(input: &[u8]) -> IResult<&[u8], (u32, u32, u32)> {
 
 /// Days in `month` of `year` (Gregorian), 0 for a month that does not exist.
 fn days_in_month(month: u32, year: u32) -> u32 {
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
