@@ -116,3 +116,57 @@ fn uploads_commit_or_leave_nothing() {
         Err(FsError::InvalidName(_))
     ));
 }
+
+/// The `buckets` view's `cab_limit` (SQL, in a migration) falls back to the same default
+/// as the answers to CER2 clients: the constant is written once, in settings_file.rs, and
+/// this test holds the view to it.
+#[test]
+fn the_default_cab_cap_is_the_same_in_the_views() {
+    use cerfs_db::{QueryDb, RowSink, Value};
+    use cerfs_fs_core::settings_file::DEFAULT_CRASHES_PER_BUCKET;
+
+    struct One(Option<Value>);
+    impl RowSink for One {
+        fn columns(&mut self, _: &[String]) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn row(&mut self, values: &[Value]) -> std::io::Result<()> {
+            self.0 = values.first().cloned();
+            Ok(())
+        }
+    }
+    let (fs, dir) = fixture();
+    fs.count_report(SUB, 0, 1).expect("a report");
+    assert_eq!(
+        fs.report_policy(SUB).expect("policy").cab_cap,
+        DEFAULT_CRASHES_PER_BUCKET
+    );
+    let q = QueryDb::open(&dir.path().join("cer.db")).expect("query connection");
+    let mut cap = One(None);
+    q.query(
+        "SELECT cab_limit FROM buckets WHERE subpath = ?1",
+        &[Value::Text(SUB.into())],
+        &mut cap,
+    )
+    .expect("query");
+    assert_eq!(
+        cap.0,
+        Some(Value::Integer(
+            i64::try_from(DEFAULT_CRASHES_PER_BUCKET).expect("small")
+        ))
+    );
+    // A policy that sets the cap is what both follow.
+    fs.set_settings(
+        &SettingsTarget::Policy,
+        &[("Crashes per bucket".into(), "9".into())],
+    )
+    .expect("policy");
+    assert_eq!(fs.report_policy(SUB).expect("policy").cab_cap, 9);
+    q.query(
+        "SELECT cab_limit FROM buckets WHERE subpath = ?1",
+        &[Value::Text(SUB.into())],
+        &mut cap,
+    )
+    .expect("query");
+    assert_eq!(cap.0, Some(Value::Integer(9)));
+}

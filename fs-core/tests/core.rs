@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use cerfs_db::{SqliteStore, CABS_INO, COUNTS_INO, ROOT_INO, STATUS_INO};
 use cerfs_fs_core::{Caller, CerFs, FileKind, FsError, Ino, OpenFlags, SetAttr};
+use cerfs_testkit::bumped;
 
 struct Fixture {
     fs: CerFs,
@@ -103,8 +104,7 @@ fn create_count(fs: &CerFs, pid: u32, dir: Ino, text: &str) {
 /// Pattern (a): one handle: read, seek 0, write, truncate, close.
 fn bump_one_handle(fs: &CerFs, pid: u32, ino: Ino, cabs: u64) -> Result<(), FsError> {
     let fh = fs.open(&client(pid), ino, RW)?.fh;
-    let text = String::from_utf8(read_all(fs, fh)).expect("ascii");
-    let next = bumped(&text, cabs);
+    let next = bumped(read_all(fs, fh), cabs);
     fs.write(fh, 0, next.as_bytes())?;
     fs.setattr(
         &client(pid),
@@ -135,20 +135,6 @@ fn overwrite_count(fs: &CerFs, pid: u32, ino: Ino, text: &str) -> Result<(), FsE
     let r = fs.flush(fh, None);
     fs.release(fh).ok();
     r
-}
-
-fn bumped(text: &str, cabs: u64) -> String {
-    let mut c = 0;
-    let mut h = 0;
-    for line in text.lines() {
-        if let Some(v) = line.strip_prefix("Cabs Gathered=") {
-            c = v.trim().parse().expect("cabs");
-        }
-        if let Some(v) = line.strip_prefix("Total Hits=") {
-            h = v.trim().parse().expect("hits");
-        }
-    }
-    format!("Cabs Gathered={}\r\nTotal Hits={}\r\n", c + cabs, h + 1)
 }
 
 #[test]

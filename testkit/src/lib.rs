@@ -1,14 +1,16 @@
 //! What cerfs's tests share, once: the skip rule ([`skip`]), the vendored test data and
-//! synthetic inputs ([`data`]), child processes and mounts ([`process`]), checked closes and
+//! synthetic inputs ([`data`]), count.txt as a client bumps it ([`counts`]), child processes and mounts ([`process`]), checked closes and
 //! hashes ([`files`]), and test ports ([`ports`]). A dev-dependency of every crate whose
 //! tests need one of these; nothing here is part of cerfs itself.
 
+pub mod counts;
 pub mod data;
 pub mod files;
 pub mod ports;
 pub mod process;
 pub mod skip;
 
+pub use counts::bumped;
 pub use data::{build_cab, read_testdata, testdata, utf16le_bom};
 pub use files::{close_checked, sha256_file, sha256_hex};
 pub use ports::{reserve_port, Port};

@@ -263,19 +263,7 @@ pub fn write_cab(dir: &Path, name: &str, content: &mut dyn Read) -> io::Result<(
 /// Closes `file` and returns the error of close(2), which std's drop ignores. On a FUSE
 /// mount close(2) sends FLUSH and reports its error: that is where cerfs commits a cab,
 /// applies a count.txt or stores log lines, so a client must see it.
-pub fn close(file: File) -> io::Result<()> {
-    use std::os::fd::IntoRawFd;
-    let fd = file.into_raw_fd();
-    // SAFETY: `fd` was just released by `into_raw_fd`: this function owns it, nothing else
-    // uses or closes it. (No retry on EINTR: Linux has released the descriptor anyway.)
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::close(fd) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
+pub use cerfs_testkit::close_checked as close;
 
 /// Step 8 when count.txt exists: increments by (`cabs`, 1) with `pattern`. Returns the
 /// values written, or `Ok(None)` when count.txt does not exist (the caller then creates

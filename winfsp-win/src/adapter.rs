@@ -99,7 +99,7 @@ pub struct FileContext {
     pub fh: Option<u64>,
     /// The fs-core open flags derived from the granted access.
     pub flags: OpenFlags,
-    /// Whether this open created the file (a cab it is uploading may be deleted by it).
+    /// Whether this open created the file.
     pub created: bool,
     /// FILE_DELETE_ON_CLOSE or a delete disposition is pending (cleared by set_delete(false)).
     delete_pending: AtomicBool,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use cerfs_db::SqliteStore;
 use cerfs_fs_core::{Caller, CerFs};
+use cerfs_testkit::bumped;
 use cerfs_winfsp::nt::{
     Disposition, DELETE, FILE_APPEND_DATA, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_READONLY,
     FILE_DELETE_ON_CLOSE, FILE_DIRECTORY_FILE, FILE_NON_DIRECTORY_FILE, FILE_READ_DATA,
@@ -167,25 +168,11 @@ fn create_count(w: &WinFs, dir: &str, text: &str) {
     close(w, ctx).expect("close count.txt");
 }
 
-fn bumped(text: &[u8], cabs: u64) -> String {
-    let text = std::str::from_utf8(text).expect("ascii");
-    let (mut c, mut h) = (0u64, 0u64);
-    for line in text.lines() {
-        if let Some(v) = line.strip_prefix("Cabs Gathered=") {
-            c = v.trim().parse().expect("cabs");
-        }
-        if let Some(v) = line.strip_prefix("Total Hits=") {
-            h = v.trim().parse().expect("hits");
-        }
-    }
-    format!("Cabs Gathered={}\r\nTotal Hits={}\r\n", c + cabs, h + 1)
-}
-
 /// Pattern a: one handle: open existing read/write, read, write at 0, SetFileSize,
 /// Cleanup, Close.
 fn bump_one_handle(w: &WinFs, path: &str, cabs: u64) -> NtResult<()> {
     let ctx = nt_create(w, path, Disposition::Open, FILE, RW)?;
-    let next = bumped(&read_all(w, &ctx), cabs);
+    let next = bumped(read_all(w, &ctx), cabs);
     w.write(&ctx, next.as_bytes(), 0, false, false)?;
     w.set_file_size(&ctx, next.len() as u64, false)?;
     close(w, ctx)
@@ -432,8 +419,8 @@ fn interleaved_contexts_lose_no_increment() {
     // Pattern a, two opens of one mount interleaved (both read 5 / 10).
     let a = nt_create(&w, path, Disposition::Open, FILE, RW).expect("open a");
     let b = nt_create(&w, path, Disposition::Open, FILE, RW).expect("open b");
-    let next_a = bumped(&read_all(&w, &a), 1);
-    let next_b = bumped(&read_all(&w, &b), 0);
+    let next_a = bumped(read_all(&w, &a), 1);
+    let next_b = bumped(read_all(&w, &b), 0);
     assert_eq!(
         next_a,
         next_b.replace("Gathered=5", "Gathered=6"),
