@@ -334,6 +334,8 @@ impl SambaShare {
             port,
             guest: true,
             admin_user: None,
+            admin_unix_user: cerfs_samba::DEFAULT_ADMIN_UNIX_USER.to_owned(),
+            lockout: cerfs_samba::Lockout::default(),
             smb1: false,
             log_level: 0,
         };

@@ -40,10 +40,8 @@ pub struct HttpArgs {
     #[arg(long, value_name = "ADDR", default_value = cerfs_http::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
-    /// Largest cab accepted (bytes; K, M, G suffixes are powers of 1024); larger uploads
-    /// are refused with 413 and nothing is kept.
-    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
-    pub max_cab_size: u64,
+    #[command(flatten)]
+    pub limits: crate::mount_cmd::ShareLimits,
 
     /// Largest level-1 report accepted (bytes; K, M, G suffixes).
     #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
@@ -93,9 +91,9 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
 pub fn run(args: &HttpArgs) -> Result<()> {
     check_db_dir(&args.db)?;
     let stop = StopSignals::install()?;
-    let fs = open_share(&args.db)?;
+    let fs = open_share(&args.db, &args.limits, &[])?;
+    let store_watch = crate::store_watch::StoreWatch::spawn(&fs)?;
     let config = cerfs_http::Config {
-        max_cab_size: args.max_cab_size,
         max_report_size: usize::try_from(args.max_report_size).unwrap_or(usize::MAX),
         body_timeout: Duration::from_secs(args.body_timeout),
         ..cerfs_http::Config::default()
@@ -115,7 +113,7 @@ pub fn run(args: &HttpArgs) -> Result<()> {
     indexer.stop();
     server.shutdown().context("stopping the HTTP server")?;
     info!("stopped, closed {}", args.db.display());
-    Ok(())
+    store_watch.outcome()
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ mod reindex_cmd;
 mod serve_cmd;
 mod settings_cmd;
 mod stop;
+mod store_watch;
 
 /// Serve a Microsoft Corporate Error Reporting (CER) file share backed by SQLite.
 ///
@@ -67,7 +68,7 @@ enum Command {
     Policy(settings_cmd::PolicyArgs),
     /// Copy stored cabs out of the database.
     Cab(cab_cmd::CabArgs),
-    /// Reset a bucket's counters (count.txt).
+    /// Reset or set a bucket's counters (count.txt).
     Counts(counts_cmd::CountsArgs),
     /// Index cabs again: members, minidumps, text files.
     Reindex(reindex_cmd::ReindexArgs),

@@ -38,12 +38,29 @@ pub(crate) fn check_db_dir(db: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The limits of a served share, the same over SMB, the mount and HTTP.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShareLimits {
+    /// Largest cab accepted, over SMB and HTTP alike (bytes; K, M, G, T suffixes are powers
+    /// of 1024): a copy that would grow past it fails (over SMB with STATUS_DISK_FULL,
+    /// over HTTP with 413) and nothing of it is kept.
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = crate::http_cmd::parse_size)]
+    pub max_cab_size: u64,
+}
+
 /// Opens the database (created if missing) and the share's logic over it: the one `CerFs`
 /// of a server process, which its mount (and its HTTP server, if any) serve.
-pub(crate) fn open_share(db: &Path) -> Result<Arc<CerFs>> {
+/// Besides root, the users in `admin_uids` may change policy.txt and status.txt.
+pub(crate) fn open_share(
+    db: &Path,
+    limits: &ShareLimits,
+    admin_uids: &[u32],
+) -> Result<Arc<CerFs>> {
     let store =
         SqliteStore::open(db).with_context(|| format!("cannot open database {}", db.display()))?;
-    let fs = CerFs::new(Arc::new(store));
+    let fs = CerFs::new(Arc::new(store))
+        .with_max_cab_size(limits.max_cab_size)
+        .with_admin_uids(admin_uids.iter().copied());
     // The kernel names the calling thread; fs-core keys per-client state on processes.
     #[cfg(unix)]
     let fs = fs.with_process_of(cerfs_fuse::process_of);

@@ -1,6 +1,10 @@
 //! Query results on stdout: an aligned table, CSV (RFC 4180) or JSON (an array of objects).
 //! Shared by `cerfs query` and `cerfs buckets`; also the `--db` argument of the admin
 //! commands.
+//!
+//! Values come from clients (log lines, names, report fields): no control character of
+//! theirs reaches the terminal as it is. Table and CSV show them as escapes (`\r`, `\n`,
+//! `\x1b`), JSON escapes them as JSON does.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -80,7 +84,7 @@ impl<W: Write> RowSink for Printer<W> {
         match self.format {
             Format::Table => Ok(()),
             Format::Csv => {
-                let line: Vec<String> = names.iter().map(|n| csv_field(n)).collect();
+                let line: Vec<String> = names.iter().map(|n| csv_field(&visible(n))).collect();
                 write!(self.out, "{}\r\n", line.join(","))
             }
             Format::Json => write!(self.out, "["),
@@ -101,7 +105,10 @@ impl<W: Write> RowSink for Printer<W> {
                 self.rows.push(cells);
             }
             Format::Csv => {
-                let line: Vec<String> = values.iter().map(|v| csv_field(&plain(v))).collect();
+                let line: Vec<String> = values
+                    .iter()
+                    .map(|v| csv_field(&visible(&plain(v))))
+                    .collect();
                 write!(self.out, "{}\r\n", line.join(","))?;
             }
             Format::Json => {
@@ -134,14 +141,14 @@ impl<W: Write> Printer<W> {
     }
 
     fn write_table(&mut self) -> io::Result<()> {
-        let mut widths: Vec<usize> = self.columns.iter().map(|c| c.chars().count()).collect();
+        let columns: Vec<String> = self.columns.iter().map(|c| visible(c)).collect();
+        let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
         for row in &self.rows {
             for (w, cell) in widths.iter_mut().zip(row) {
                 *w = (*w).max(cell.chars().count());
             }
         }
-        let header: Vec<String> = self
-            .columns
+        let header: Vec<String> = columns
             .iter()
             .zip(&widths)
             .zip(&self.numeric)
@@ -186,7 +193,8 @@ fn plain(v: &Value) -> String {
     }
 }
 
-/// A table cell: control characters shown escaped, cut at [`MAX_CELL`] characters.
+/// A table cell: control characters (TAB too) shown escaped, cut at [`MAX_CELL`]
+/// characters.
 fn table_cell(v: &Value) -> String {
     let mut out = String::new();
     for (chars, c) in plain(v).chars().enumerate() {
@@ -195,14 +203,33 @@ fn table_cell(v: &Value) -> String {
             break;
         }
         match c {
-            '\r' => out.push_str("\\r"),
-            '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push('?'),
-            c => out.push(c),
+            c => push_visible(&mut out, c),
         }
     }
     out
+}
+
+/// `s` with every control character but TAB written as an escape (`\r`, `\n`, `\x1b`,
+/// `\u{85}`): what a client put in a value can neither move the cursor nor recolour the
+/// terminal of whoever reads it.
+fn visible(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        push_visible(&mut out, c);
+    }
+    out
+}
+
+fn push_visible(out: &mut String, c: char) {
+    match c {
+        '\t' => out.push(c),
+        '\r' => out.push_str("\\r"),
+        '\n' => out.push_str("\\n"),
+        c if (c as u32) < 0x80 && c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+        c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        c => out.push(c),
+    }
 }
 
 fn csv_field(s: &str) -> String {
@@ -213,8 +240,21 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// A JSON string; C1 control characters, which JSON may carry raw, escaped too.
 fn json_string(s: &str) -> String {
-    serde_json::Value::String(s.to_owned()).to_string()
+    let json = serde_json::Value::String(s.to_owned()).to_string();
+    if !json.chars().any(char::is_control) {
+        return json;
+    }
+    json.chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("\\u{:04x}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn json_value(v: &Value) -> String {
@@ -262,7 +302,30 @@ mod tests {
     #[test]
     fn csv_quotes_per_rfc_4180() {
         let c = render(Format::Csv, &rows());
-        assert_eq!(c, "name,n\r\n\"a,\"\"b\"\"\r\nc\",7\r\n,1.5\r\n");
+        assert_eq!(c, "name,n\r\n\"a,\"\"b\"\"\\r\\nc\",7\r\n,1.5\r\n");
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        let hostile = vec![vec![
+            Value::Text("a\x1b[31mred\rover\u{85}".into()),
+            Value::Integer(1),
+        ]];
+        for format in [Format::Table, Format::Csv, Format::Json] {
+            let out = render(format, &hostile);
+            assert!(
+                !out.chars()
+                    .any(|c| c.is_control() && c != '\n' && c != '\r'),
+                "{format:?}: {out:?}"
+            );
+            // Line breaks only end records.
+            assert_eq!(
+                out.matches('\n').count(),
+                if format == Format::Json { 3 } else { 2 } + usize::from(format == Format::Table)
+            );
+        }
+        let table = render(Format::Table, &hostile);
+        assert!(table.contains("a\\x1b[31mred\\rover\\u{85}"), "{table}");
     }
 
     #[test]

@@ -30,11 +30,19 @@ pub struct QueryArgs {
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
+    /// Stop a statement that runs longer than this many seconds (0: never).
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_TIMEOUT)]
+    pub timeout: u64,
+
     /// One SQL statement (SELECT, WITH ... SELECT, or a PRAGMA that reads); `-` reads it
     /// from stdin.
     #[arg(value_name = "SQL")]
     pub sql: String,
 }
+
+/// Default of `--timeout`: generous for every documented query on a large store (they
+/// take milliseconds), short enough that a runaway statement ends on its own.
+const DEFAULT_TIMEOUT: u64 = 30;
 
 /// Runs `cerfs query`.
 pub fn run_query(args: &QueryArgs) -> Result<()> {
@@ -48,7 +56,7 @@ pub fn run_query(args: &QueryArgs) -> Result<()> {
     } else {
         args.sql.clone()
     };
-    let db = open(&args.db)?;
+    let db = open(&args.db, args.timeout)?;
     print(&db, &sql, &[], args.format)
 }
 
@@ -80,11 +88,15 @@ pub struct BucketsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+
+    /// Stop the listing if it runs longer than this many seconds (0: never).
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_TIMEOUT)]
+    pub timeout: u64,
 }
 
 /// Runs `cerfs buckets`.
 pub fn run_buckets(args: &BucketsArgs) -> Result<()> {
-    let db = open(&args.db)?;
+    let db = open(&args.db, args.timeout)?;
     let sql = "SELECT subpath, kind, total_hits, cabs_gathered, cabs_stored, cab_limit, \
                first_seen, last_seen FROM buckets \
                WHERE ?1 IS NULL OR last_seen >= ?1 \
@@ -94,8 +106,10 @@ pub fn run_buckets(args: &BucketsArgs) -> Result<()> {
     print(&db, sql, &[since, limit], args.format)
 }
 
-fn open(db: &DbArg) -> Result<QueryDb> {
-    db.query_db()
+fn open(db: &DbArg, timeout: u64) -> Result<QueryDb> {
+    let mut db = db.query_db()?;
+    db.set_time_limit((timeout > 0).then(|| std::time::Duration::from_secs(timeout)));
+    Ok(db)
 }
 
 /// Runs `sql` and prints its result in `format` on stdout.

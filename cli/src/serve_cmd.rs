@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use cerfs_fuse::{Mount, MountOptions};
-use cerfs_samba::{Samba, SambaConfig, SambaError, SambaTools, DEFAULT_PORT};
+use cerfs_samba::{Lockout, Samba, SambaConfig, SambaError, SambaTools, DEFAULT_PORT};
 use clap::Args;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -48,9 +48,16 @@ fuse3 and samba (apt-get install fuse3 samba).
 Who may do what: guests (unix nobody) and ordinary accounts create folders, copy cabs,
 update count.txt and append to the logs; policy.txt and status.txt are read-only to
 them, stored cabs can be neither overwritten nor deleted. The admin account
-(--admin-user, mapped to unix root) may also change policy.txt and status.txt; it
-exists only when a password is given (--admin-password-file or CERFS_ADMIN_PASSWORD).
+(--admin-user) may also change policy.txt and status.txt, through its own share
+\\\\server\\SHARE-admin, which takes encrypted (SMB3) sessions of the admin only; on
+\\\\server\\SHARE it only reads. It exists only when a password is given
+(--admin-password-file or CERFS_ADMIN_PASSWORD) and acts as a dedicated unix account
+(--admin-unix-user, created as a system account if missing), never as root: the names
+root and cerfs-admin log in as the guest. After --lockout-attempts wrong passwords in a
+row an account is locked for --lockout-minutes. With --no-guest every session must sign.
 More accounts: pdbedit -s STATE_DIR/smb.conf -a -u UNIXUSER (kept with --state-dir).
+The state directory must be root's and writable by root alone (created 0755 when
+missing; the passdb is in its private/, 0700).
 
 Windows clients only connect to port 445. In production:
   cerfs serve --db /var/lib/cerfs/cer.db --port 445 --listen 192.0.2.10 \\
@@ -79,9 +86,23 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_PORT)]
     pub port: u16,
 
-    /// Account that may change policy.txt and status.txt (acts as unix root).
+    /// Account name the admin logs in with; may change policy.txt and status.txt.
     #[arg(long, value_name = "NAME", default_value = "ceradmin")]
     pub admin_user: String,
+
+    /// Unix account the admin acts as on the share (created as a system account if
+    /// missing; never root).
+    #[arg(long, value_name = "NAME", default_value = cerfs_samba::DEFAULT_ADMIN_UNIX_USER)]
+    pub admin_unix_user: String,
+
+    /// Wrong passwords in a row that lock an account (0: never lock).
+    #[arg(long, value_name = "N", default_value_t = Lockout::default().attempts)]
+    pub lockout_attempts: u32,
+
+    /// Minutes a locked account stays locked.
+    #[arg(long, value_name = "N", default_value_t = Lockout::default().minutes,
+          value_parser = clap::value_parser!(u32).range(1..=99_999))]
+    pub lockout_minutes: u32,
 
     /// File whose first line is the admin account's password (else the environment
     /// variable CERFS_ADMIN_PASSWORD; neither: no admin account).
@@ -105,9 +126,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub http: Option<std::net::SocketAddr>,
 
-    /// Largest cab accepted over HTTP (with --http), e.g. 512M, 1G
-    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = crate::http_cmd::parse_size)]
-    pub max_cab_size: u64,
+    #[command(flatten)]
+    pub limits: crate::mount_cmd::ShareLimits,
 
     /// Samba's state: smb.conf, passdb, locks, pid files [default: /run/cerfs/SHARE/samba].
     #[arg(long, value_name = "DIR")]
@@ -157,6 +177,14 @@ pub fn print_samba_config(args: &SambaConfigArgs) -> Result<()> {
     Ok(())
 }
 
+/// Where the threads watching signals, Samba and the mount report.
+struct Events {
+    sender: mpsc::Sender<Event>,
+    receiver: mpsc::Receiver<Event>,
+    /// Set by the first SIGINT/SIGTERM.
+    signalled: Arc<AtomicBool>,
+}
+
 /// Why serving ended.
 enum Event {
     Signal(i32),
@@ -203,6 +231,11 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         port: args.port,
         guest: !args.no_guest,
         admin_user: Some(args.admin_user.clone()),
+        admin_unix_user: args.admin_unix_user.clone(),
+        lockout: Lockout {
+            attempts: args.lockout_attempts,
+            minutes: args.lockout_minutes,
+        },
         smb1: args.smb1,
         log_level: args.samba_log_level,
     };
@@ -213,12 +246,17 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         admin_user: password.as_ref().map(|_| args.admin_user.clone()),
         ..config
     };
+    let admin_uid = cerfs_samba::ensure_unix_account(&config.admin_unix_user)?;
     let conf_path = cerfs_samba::prepare_state_dir(&config)?;
     cerfs_samba::set_admin_password(&tools, &config, password.as_deref())?;
+    cerfs_samba::apply_lockout(&tools, &config)?;
     match &password {
         Some(_) => info!(
-            "admin account {} (acts as unix root) may change policy.txt and status.txt",
-            args.admin_user
+            "admin account {} (acts as unix user {}, uid {admin_uid}) may change policy.txt \
+             and status.txt through share {} (encrypted sessions only)",
+            args.admin_user,
+            config.admin_unix_user,
+            config.admin_share()
         ),
         None => warn!(
             "no admin password (--admin-password-file or {PASSWORD_ENV}): nobody may change \
@@ -233,9 +271,12 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     let signalled = Arc::new(AtomicBool::new(false));
     spawn_signal_thread(signals, events.clone(), Arc::clone(&signalled))?;
 
-    let result = serve(
-        args, &tools, &config, &conf_path, &events, &event, &signalled,
-    );
+    let events = Events {
+        sender: events,
+        receiver: event,
+        signalled,
+    };
+    let result = serve(args, admin_uid, &tools, &config, &conf_path, &events);
     signals_handle.close();
     result
 }
@@ -243,16 +284,17 @@ pub fn run(args: &ServeArgs) -> Result<()> {
 /// Mounts, runs Samba, waits for the end, stops Samba, unmounts.
 fn serve(
     args: &ServeArgs,
+    admin_uid: u32,
     tools: &SambaTools,
     config: &SambaConfig,
     conf_path: &Path,
-    events: &mpsc::Sender<Event>,
-    event: &mpsc::Receiver<Event>,
-    signalled: &AtomicBool,
+    events: &Events,
 ) -> Result<()> {
+    let signalled = &events.signalled;
     let mountpoint = &config.path;
     // One CerFs serves the mount and the HTTP server: one set of handles, one store.
-    let share = open_share(&args.db)?;
+    let share = open_share(&args.db, &args.limits, &[admin_uid])?;
+    let store_watch = crate::store_watch::StoreWatch::spawn(&share)?;
     let opts = MountOptions {
         threads: args.threads,
         allow_other: true,
@@ -269,10 +311,7 @@ fn serve(
     let http = match args.http {
         None => None,
         Some(addr) => {
-            let http_config = cerfs_http::Config {
-                max_cab_size: args.max_cab_size,
-                ..cerfs_http::Config::default()
-            };
+            let http_config = cerfs_http::Config::default();
             let server = cerfs_http::spawn(Arc::clone(&share), addr, http_config)
                 .context("cannot start the HTTP server");
             match server {
@@ -330,11 +369,15 @@ fn serve(
         args.db.display()
     );
 
-    watch(samba.exit_watch(), events.clone(), Event::SambaExited)?;
+    watch(
+        samba.exit_watch(),
+        events.sender.clone(),
+        Event::SambaExited,
+    )?;
     let end = mount.session_end();
-    watch_unmount(end, events.clone())?;
+    watch_unmount(end, events.sender.clone())?;
 
-    let outcome = match event.recv() {
+    let outcome = match events.receiver.recv() {
         Ok(Event::Signal(signal)) => {
             info!("received {}, stopping Samba", signal_name(signal));
             Ok(())
@@ -353,6 +396,7 @@ fn serve(
             warn!("stopping the HTTP server: {e}");
         }
     }
+    let outcome = outcome.and(store_watch.outcome());
     stop_and_unmount(samba, indexer, mount, config, outcome)
 }
 

@@ -177,6 +177,24 @@ fn writes_are_refused_and_change_nothing() {
     assert_eq!(before, after);
 }
 
+/// A statement that would run forever is stopped at the time limit, with advice.
+#[test]
+fn a_runaway_query_is_stopped_at_its_time_limit() {
+    let db = store();
+    let endless = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) \
+                   SELECT count(*) FROM n";
+    let out = cerfs_db(db, &["query", "--timeout", "1", endless]);
+    assert_code(&out, 1);
+    assert!(
+        stderr(&out).contains("ran longer than 1 s and was stopped"),
+        "{}",
+        stderr(&out)
+    );
+    // 0: no limit.
+    let out = cerfs_db(db, &["query", "--timeout", "0", "SELECT 1"]);
+    assert_code(&out, 0);
+}
+
 #[test]
 fn usage_and_missing_database() {
     let db = store();

@@ -1,6 +1,6 @@
 //! Bad input over SMB against `cerfs serve`: every refusal reaches the client as an error
-//! status and changes nothing already stored. Over-long paths, forbidden names, garbage or
-//! lowered counters in count.txt, settings written by a guest, stored cabs overwritten or
+//! status and changes nothing already stored. Over-long paths, forbidden names, garbage,
+//! lowered or jumped counters in count.txt, settings written by a guest, stored cabs overwritten or
 //! deleted, a log rewritten in the middle; and the admin account, which may write
 //! status.txt, reads it back in canonical form.
 
@@ -71,12 +71,13 @@ fn refusals_reach_the_client_and_change_nothing() {
         path.to_str().expect("utf-8").to_owned()
     };
     let tracking = file("tracking.txt", b"Tracking=YES\r\n");
-    let count_5_10 = file("count.txt", b"Cabs Gathered=5\r\nTotal Hits=10\r\n");
+    let first_report = file("count.txt", b"Cabs Gathered=1\r\nTotal Hits=1\r\n");
+    let jump = file("jump.txt", b"Cabs Gathered=5\r\nTotal Hits=10\r\n");
     let garbage = file(
         "garbage.txt",
         b"Cabs Gathered=lots\r\nTotal Hits=\xff\xfe\r\n",
     );
-    let lower = file("lower.txt", b"Cabs Gathered=1\r\nTotal Hits=2\r\n");
+    let lower = file("lower.txt", b"Cabs Gathered=0\r\nTotal Hits=0\r\n");
     let evil = file(
         "evil.txt",
         b"GetFile=%USERPROFILE%\\secrets.txt\r\niData=1\r\n",
@@ -95,7 +96,7 @@ fn refusals_reach_the_client_and_change_nothing() {
     assert_ok(
         &serve.py(&[
             "put",
-            &count_5_10,
+            &first_report,
             r"counts\b1\count.txt",
             "--disposition",
             "create",
@@ -138,7 +139,7 @@ fn refusals_reach_the_client_and_change_nothing() {
     assert_refused(&answer, "cab over 260 characters");
 
     let before = read_back(&serve);
-    assert_eq!(before.count, b"Cabs Gathered=5\r\nTotal Hits=10\r\n");
+    assert_eq!(before.count, b"Cabs Gathered=1\r\nTotal Hits=1\r\n");
     assert_eq!(before.status, b"Tracking=YES\r\n");
     assert_eq!(before.cab, std::fs::read(cab_file()).expect("cab"));
     assert_eq!(before.policy, "absent");
@@ -186,6 +187,17 @@ fn refusals_reach_the_client_and_change_nothing() {
             &[
                 "put",
                 &garbage,
+                r"counts\b1\count.txt",
+                "--disposition",
+                disposition,
+            ],
+        );
+        attempt(
+            format!("count.txt many reports ahead ({disposition})"),
+            Who::Guest,
+            &[
+                "put",
+                &jump,
                 r"counts\b1\count.txt",
                 "--disposition",
                 disposition,

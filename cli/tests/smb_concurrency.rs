@@ -261,6 +261,8 @@ fn sixteen_clients_lose_nothing_on_cerfs_and_plain_samba_is_measured() {
         port: plain_port,
         guest: true,
         admin_user: None,
+        admin_unix_user: cerfs_samba::DEFAULT_ADMIN_UNIX_USER.to_owned(),
+        lockout: cerfs_samba::Lockout::default(),
         smb1: false,
         log_level: 0,
     };

@@ -40,12 +40,13 @@ fn all_ok(serve: &Serve, ops: &[Op]) -> Vec<serde_json::Value> {
 }
 
 /// The operations setting up example 4.1's share state for `sub`: status.txt written by
-/// the admin, count.txt 5/10 created by a guest client.
+/// the admin, count.txt created by a guest client's first report (the admin then sets it
+/// to 5/10 with [`set_5_10`]: a client adds one report per write).
 fn prepare_41(serve: &Serve, sub: &str) -> Vec<Op> {
     let status_file = serve.root.join("status41.txt");
     std::fs::write(&status_file, STATUS_41).expect("write status.txt");
-    let count_file = serve.root.join("count-5-10.txt");
-    std::fs::write(&count_file, "Cabs Gathered=5\r\nTotal Hits=10\r\n").expect("write count");
+    let count_file = serve.root.join("first-report.txt");
+    std::fs::write(&count_file, "Cabs Gathered=0\r\nTotal Hits=1\r\n").expect("write count");
     let mut ops = mkdirs(Who::Admin, "status", sub);
     ops.push(op(
         Who::Admin,
@@ -66,11 +67,22 @@ fn prepare_41(serve: &Serve, sub: &str) -> Vec<Op> {
             "create",
         ],
     ));
-    ops.push(op(
-        Who::Guest,
-        &["get", &format!("counts\\{sub}\\count.txt")],
-    ));
     ops
+}
+
+/// The admin gives `sub` the counters of example 4.1, as `cerfs counts set` beside the
+/// running server.
+fn set_5_10(serve: &Serve, sub: &str) {
+    let out = std::process::Command::new(CERFS)
+        .args(["counts", "set", sub, "--cabs", "5", "--hits", "10", "--db"])
+        .arg(&serve.db)
+        .output()
+        .expect("run cerfs counts set");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// One client cycle of example 4.1 (15:32:23 04-23-2007, TestMachine, TestUser).
@@ -135,10 +147,17 @@ fn example_4_1_and_4_2_over_smb() {
     assert_eq!(status(&serve.py(&["get", "policy.txt"])), "absent");
     let mut setup = prepare_41(&serve, SUB_41);
     setup.extend(prepare_41(&serve, SUB_41B));
-    let answers = all_ok(&serve, &setup);
-    let half = answers.len() / 2;
-    for answer in [&answers[half - 1], &answers[answers.len() - 1]] {
-        assert_eq!(data(answer), b"Cabs Gathered=5\r\nTotal Hits=10\r\n");
+    all_ok(&serve, &setup);
+    set_5_10(&serve, SUB_41);
+    set_5_10(&serve, SUB_41B);
+    for answer in all_ok(
+        &serve,
+        &[
+            get(&format!("counts\\{SUB_41}\\count.txt")),
+            get(&format!("counts\\{SUB_41B}\\count.txt")),
+        ],
+    ) {
+        assert_eq!(data(&answer), b"Cabs Gathered=5\r\nTotal Hits=10\r\n");
     }
     all_ok(&serve, &[client_41(SUB_41, "a"), client_41(SUB_41B, "b")]);
 

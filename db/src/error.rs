@@ -81,6 +81,15 @@ pub enum StoreError {
         /// What the system said.
         source: std::io::Error,
     },
+    /// The database file was replaced or deleted while open: nothing more is written to
+    /// it, so that two files are never mixed through one WAL.
+    #[error("the database file {} was replaced or deleted while in use ({why}): nothing more is written to it; put the right file back and start the server again", path.display())]
+    Replaced {
+        /// The database path.
+        path: PathBuf,
+        /// What was found at the path.
+        why: String,
+    },
     /// A connection (a reader, the indexer's) could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
@@ -101,6 +110,9 @@ pub enum QueryError {
     /// Writing the result failed (for example a closed pipe).
     #[error("writing the result: {0}")]
     Output(std::io::Error),
+    /// The statement ran past its time limit and was interrupted.
+    #[error("the query ran longer than {} s and was stopped: narrow it (a WHERE on an indexed column, a LIMIT), or give more time with --timeout", .0.as_secs_f64())]
+    Timeout(std::time::Duration),
     /// The database could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),

@@ -7,6 +7,8 @@
 //! reader: it sees the last committed state and never blocks the server's writer.
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql};
@@ -66,6 +68,8 @@ pub trait RowSink {
 pub struct QueryDb {
     path: PathBuf,
     conn: Connection,
+    /// How long one statement may run before it is interrupted.
+    time_limit: Option<Duration>,
 }
 
 impl std::fmt::Debug for QueryDb {
@@ -84,7 +88,15 @@ impl QueryDb {
         Ok(QueryDb {
             path: path.to_path_buf(),
             conn: open_read_only(path, VIEWS_VERSION)?,
+            time_limit: None,
         })
+    }
+
+    /// Interrupts a statement that runs longer than `limit` ([`QueryError::Timeout`]):
+    /// a recursive CTE without end, or a join that would take hours, cannot hold the
+    /// database's readers (nor the terminal) forever. `None`: no limit.
+    pub fn set_time_limit(&mut self, limit: Option<Duration>) {
+        self.time_limit = limit;
     }
 
     /// The path the database was opened with.
@@ -125,11 +137,23 @@ impl QueryDb {
             ));
         }
         let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
+        let _watchdog = self
+            .time_limit
+            .map(|limit| Watchdog::arm(&self.conn, limit));
         sink.columns(&names).map_err(QueryError::Output)?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+        let interrupted = |e: rusqlite::Error| match (e.sqlite_error_code(), self.time_limit) {
+            (Some(rusqlite::ErrorCode::OperationInterrupted), Some(limit)) => {
+                tracing::warn!(?limit, "interrupted a query that ran past its time limit");
+                QueryError::Timeout(limit)
+            }
+            _ => QueryError::Sqlite(e),
+        };
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params.iter()))
+            .map_err(interrupted)?;
         let mut count = 0u64;
         let mut values = Vec::with_capacity(names.len());
-        while let Some(row) = rows.next()? {
+        while let Some(row) = rows.next().map_err(interrupted)? {
             values.clear();
             for i in 0..names.len() {
                 values.push(Value::from(row.get_ref(i)?));
@@ -138,6 +162,41 @@ impl QueryDb {
             count += 1;
         }
         Ok(count)
+    }
+}
+
+/// Interrupts the connection's statement when its time is up, unless dropped first (a
+/// thread waiting on a channel that the drop closes).
+struct Watchdog {
+    done: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    fn arm(conn: &Connection, limit: Duration) -> Watchdog {
+        let interrupt = conn.get_interrupt_handle();
+        let (done, finished) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("cerfs-query-timeout".into())
+            .spawn(move || {
+                if let Err(mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(limit) {
+                    interrupt.interrupt();
+                }
+            })
+            .ok();
+        Watchdog {
+            done: Some(done),
+            thread,
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.done.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

@@ -15,6 +15,7 @@ mod checkpointer;
 pub(crate) mod connection;
 mod content;
 mod counters;
+mod file_identity;
 mod logs;
 mod namespace;
 mod pool;
@@ -29,6 +30,7 @@ use std::sync::Mutex;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use self::checkpointer::Checkpointer;
+use self::file_identity::FileIdentity;
 use self::pool::{lock, ReaderPool};
 pub use self::recovery::PurgedCab;
 use crate::store::Result;
@@ -63,6 +65,8 @@ enum OpenMode {
 /// The SQLite store: one database file in WAL mode.
 pub struct SqliteStore {
     path: PathBuf,
+    /// The file opened: writes and new readers check that `path` still names it.
+    pub(crate) identity: FileIdentity,
     /// The server's background checkpointer (none for admin commands). Declared before
     /// `writer`: it stops before the writer closes (which checkpoints one last time).
     checkpointer: Option<Checkpointer>,
@@ -111,7 +115,11 @@ impl SqliteStore {
     fn open_inner(path: &Path, mode: OpenMode) -> std::result::Result<SqliteStore, OpenError> {
         let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         match mode {
-            OpenMode::Server => flags |= OpenFlags::SQLITE_OPEN_CREATE,
+            OpenMode::Server => {
+                flags |= OpenFlags::SQLITE_OPEN_CREATE;
+                // Cab dumps and logs can hold secrets: the server's alone.
+                file_identity::make_private(path, true)?;
+            }
             OpenMode::Admin => {
                 if !path.is_file() {
                     return Err(OpenError::NoDatabase(path.to_path_buf()));
@@ -127,6 +135,7 @@ impl SqliteStore {
         // working directory (a daemon does).
         let path = std::fs::canonicalize(path)
             .map_err(|e| OpenError::Unusable(format!("cannot resolve {}: {e}", path.display())))?;
+        let identity = FileIdentity::of(&path)?;
         let checkpointer = match mode {
             OpenMode::Server => {
                 conn.pragma_update(
@@ -140,9 +149,10 @@ impl SqliteStore {
             OpenMode::Admin => None,
         };
         Ok(SqliteStore {
-            readers: ReaderPool::new(path.clone()),
+            readers: ReaderPool::new(path.clone(), identity),
             checkpointer,
             path,
+            identity,
             writer: Mutex::new(conn),
             purged,
         })
@@ -196,6 +206,8 @@ impl SqliteStore {
     /// it returns `Ok`, rolls back otherwise. A full disk is [`StoreError::Full`].
     pub(crate) fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = lock(&self.writer);
+        // One stat per transaction: a write into a replaced file would be lost.
+        self.identity.check(&self.path)?;
         let out = finish(in_transaction(&conn, "BEGIN IMMEDIATE", f))?;
         if let Some(checkpointer) = &self.checkpointer {
             checkpointer.note_commit();

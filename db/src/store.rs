@@ -236,6 +236,11 @@ pub trait ContentStore: Send + Sync {
     /// Makes every committed change durable: it then survives a power cut, not only a crash
     /// of the process (which every commit survives as it returns). What `fsync` asks for.
     fn sync(&self) -> Result<()>;
+    /// Checks that the storage is still the one opened: for a database file, that its path
+    /// was not deleted or given to another file while serving ([`StoreError::Replaced`]).
+    fn check_identity(&self) -> Result<()> {
+        Ok(())
+    }
     /// Marks a cab complete with its final size and sha256 (hex), stamping its created time.
     fn commit_cab(&self, ino: Ino, size: u64, sha256_hex: &str) -> Result<()>;
 }
@@ -244,13 +249,16 @@ pub trait ContentStore: Send + Sync {
 pub trait CounterStore: Send + Sync {
     /// The bucket with this subpath, creating its row if missing.
     fn ensure_bucket(&self, key: &BucketKey) -> Result<BucketId>;
+    /// The bucket with this subpath, if it exists.
+    fn find_bucket(&self, subpath: &str) -> Result<Option<BucketId>>;
     /// Current counters of a bucket.
     fn counts(&self, bucket: BucketId) -> Result<Counts>;
     /// Adds to the counters in one transaction and returns the new values; updates last_seen
-    /// (and first_seen when it was unset).
+    /// (and first_seen when it was unset). A counter stops at 2^63 - 1 rather than fail.
     fn add_counts(&self, bucket: BucketId, cabs: u64, hits: u64) -> Result<Counts>;
-    /// Sets both counters of a bucket to zero (an admin's reset); returns what they were.
-    fn reset_counts(&self, bucket: BucketId) -> Result<Counts>;
+    /// Sets both counters of a bucket (an admin's reset or correction); returns what they
+    /// were. Values past 2^63 - 1 are `StoreError::Invalid`.
+    fn set_counts(&self, bucket: BucketId, counts: Counts) -> Result<Counts>;
 }
 
 /// Settings: policy.txt and each bucket's status.txt.

@@ -718,10 +718,24 @@ fn buckets_and_counters() {
         store.add_counts(9999, 1, 1),
         Err(StoreError::NoBucket(9999))
     ));
+    // A counter stops at 2^63 - 1 instead of failing (no state may refuse a report).
+    let top = store.add_counts(b1, u64::MAX, 0).unwrap();
+    assert_eq!(top.cabs_gathered, i64::MAX as u64);
+    assert_eq!(
+        store.add_counts(b1, 1, 1).unwrap().cabs_gathered,
+        i64::MAX as u64
+    );
     assert!(matches!(
-        store.add_counts(b1, u64::MAX, 0),
+        store.set_counts(
+            b1,
+            Counts {
+                cabs_gathered: u64::MAX,
+                total_hits: 0
+            }
+        ),
         Err(StoreError::Invalid(_))
     ));
+    store.set_counts(b1, Counts::default()).unwrap();
     // A kind/app mismatch is refused.
     let bad = BucketKey {
         subpath: "x".into(),
@@ -1162,4 +1176,61 @@ fn open_creates_missing_file_only_in_existing_dir() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no/such/dir/cerfs.db");
     assert!(SqliteStore::open(Path::new(&missing)).is_err());
+}
+
+/// A database file replaced (mv) or deleted under an open store: nothing more is written to
+/// the old file, the caller is told, and new reader connections are not opened on the
+/// new file either.
+#[test]
+fn a_replaced_database_file_is_refused() {
+    let (dir, store) = temp_store();
+    let path = dir.path().join("cerfs.db");
+    mk(&store, ROOT_INO, "before", NodeRole::Dir);
+    store.check_identity().expect("still the same file");
+    let other = dir.path().join("other.db");
+    std::fs::copy(&path, &other).unwrap();
+    std::fs::rename(&other, &path).unwrap();
+    for err in [
+        store.check_identity().unwrap_err(),
+        store
+            .create_node(&NewNode {
+                parent: ROOT_INO,
+                name: "after",
+                role: NodeRole::Dir,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                bucket: None,
+            })
+            .unwrap_err(),
+    ] {
+        assert!(matches!(err, StoreError::Replaced { .. }), "{err}");
+        assert!(err.to_string().contains("replaced or deleted"), "{err}");
+    }
+    std::fs::remove_file(&path).unwrap();
+    let gone = store.check_identity().unwrap_err();
+    assert!(gone.to_string().contains("it was deleted"), "{gone}");
+}
+
+/// The database, its -wal and -shm are created private to the server (mode 0600), and an
+/// existing database readable by others is made private at open.
+#[cfg(unix)]
+#[test]
+fn database_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cer.db");
+    let mode = |suffix: &str| {
+        let file = dir.path().join(format!("cer.db{suffix}"));
+        std::fs::metadata(file).unwrap().permissions().mode() & 0o777
+    };
+    let store = SqliteStore::open(&path).unwrap();
+    mk(&store, ROOT_INO, "d", NodeRole::Dir);
+    for suffix in ["", "-wal", "-shm"] {
+        assert_eq!(mode(suffix), 0o600, "cer.db{suffix}");
+    }
+    drop(store);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let _store = SqliteStore::open(&path).unwrap();
+    assert_eq!(mode(""), 0o600);
 }

@@ -76,10 +76,16 @@ impl CerFs {
 
     /// Sets a bucket's counters back to zero; returns what they were.
     pub fn reset_counts(&self, subpath: &str) -> Result<Counts> {
+        self.set_counts(subpath, Counts::default())
+    }
+
+    /// Sets a bucket's counters (an admin correcting them, or bringing over a share's
+    /// history); returns what they were. The bucket must have its count.txt.
+    pub fn set_counts(&self, subpath: &str, counts: Counts) -> Result<Counts> {
         let node = self.node_at(COUNTS_INO, &subpath_parts(subpath)?, "count.txt")?;
         let bucket = node.bucket.ok_or(FsError::NotFound)?;
-        let old = self.store.reset_counts(bucket)?;
-        tracing::info!(subpath, ?old, "counters reset");
+        let old = self.store.set_counts(bucket, counts)?;
+        tracing::info!(subpath, ?old, new = ?counts, "counters set by an admin");
         Ok(old)
     }
 

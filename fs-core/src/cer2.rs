@@ -99,6 +99,14 @@ impl CerFs {
         })
     }
 
+    /// Whether a bucket with this subpath exists already (a report for it creates none).
+    pub fn bucket_exists(&self, subpath: &str) -> Result<bool> {
+        let parts = subpath_parts(subpath)?;
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let key = share_path::bucket_key(&refs);
+        Ok(self.store.find_bucket(&key.subpath)?.is_some())
+    }
+
     /// The report a DumpFile url-path (normalized, `\A\B\...`) was issued to, if any.
     pub fn issued_dump(&self, dump_path: &str) -> Result<Option<IssuedDump>> {
         Ok(self.store.dump_by_path(dump_path)?)

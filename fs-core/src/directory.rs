@@ -10,6 +10,21 @@ use crate::area::{self, Area};
 use crate::sync::lock;
 use crate::{share_path, Attr, Caller, CerFs, DirEntry, FileKind, FsError, Result};
 
+/// Longest name, in bytes: what the mount reports as `NAME_MAX` (Windows allows 255 UTF-16
+/// units, which fit: CER names are ASCII).
+pub(crate) const MAX_NAME_BYTES: usize = 255;
+
+/// What [`CerFs::refuse_special`] refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecialNode {
+    /// `link(2)`.
+    HardLink,
+    /// `symlink(2)`.
+    SymbolicLink,
+    /// `mknod(2)` of anything but a regular file: FIFO, socket, character or block device.
+    Device,
+}
+
 impl CerFs {
     /// Creates a directory (R3 names, R4 path length).
     pub fn mkdir(&self, caller: &Caller, parent: Ino, name: &[u8], mode: u32) -> Result<Attr> {
@@ -24,6 +39,21 @@ impl CerFs {
             bucket: None,
         })?;
         self.attr_of(&node)
+    }
+
+    /// Node kinds a CER share does not keep: hard links, symbolic links, FIFOs, sockets and
+    /// device nodes. Always `EPERM` (what POSIX says a file system without them answers),
+    /// with a log line naming what was asked.
+    pub fn refuse_special(&self, caller: &Caller, what: SpecialNode) -> FsError {
+        let why = match what {
+            SpecialNode::HardLink => "a CER share keeps no hard links",
+            SpecialNode::SymbolicLink => "a CER share keeps no symbolic links",
+            SpecialNode::Device => {
+                "a CER share keeps only files and folders (no FIFO, socket or device)"
+            }
+        };
+        tracing::info!(uid = caller.uid, ?what, "refused: {why}");
+        FsError::NotPermitted(why)
     }
 
     /// Removes a file.
@@ -114,8 +144,9 @@ impl CerFs {
         let (dst_area, _, new_name) = self.check_new_name(new_parent, new_name)?;
         let movable = match node.role {
             NodeRole::File => dst_area.file_role(new_name) == NodeRole::File,
-            // A folder inside a CER tree is part of a bucket path.
-            NodeRole::Dir => !src_area.is_cer() && !dst_area.is_cer(),
+            // A folder inside a CER tree is part of a bucket path; one at the root or
+            // outside the trees is a plain folder.
+            NodeRole::Dir => src_area.sub().is_none() && dst_area.sub().is_none(),
             _ => false,
         };
         if !movable {
@@ -126,6 +157,11 @@ impl CerFs {
         if let Some(target) = self.store.lookup(new_parent, new_name)? {
             if target.ino == node.ino {
                 return Ok(());
+            }
+            if area::is_fixed(target.ino) {
+                return Err(FsError::NotPermitted(
+                    "cabs, status and counts are part of the share",
+                ));
             }
             if no_replace {
                 return Err(FsError::Exists);
@@ -154,16 +190,22 @@ impl CerFs {
         if node.role != NodeRole::Dir {
             return Err(FsError::NotDir);
         }
-        let entries: Vec<Node> = self
-            .store
-            .children(ino)?
-            .into_iter()
-            // A cab still being written is not part of the share yet.
-            .filter(|n| n.cab_state != Some(CabState::Writing))
-            .collect();
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        lock(&self.dirs).insert(fh, Arc::new(entries));
+        lock(&self.dirs).insert(fh, (ino, None));
         Ok(fh)
+    }
+
+    /// Starts an open listing again (`rewinddir`, a read from offset 0): the next read
+    /// takes a new snapshot, with what was created or removed since. smbd keeps a folder
+    /// open across many requests and rewinds it for each new search.
+    pub fn rewinddir(&self, fh: u64) -> Result<()> {
+        match lock(&self.dirs).get_mut(&fh) {
+            Some((_, entries)) => {
+                *entries = None;
+                Ok(())
+            }
+            None => Err(FsError::BadHandle),
+        }
     }
 
     /// Entries of an open listing from index `offset` on ("." and ".." not included).
@@ -195,8 +237,25 @@ impl CerFs {
         Ok(())
     }
 
+    /// The snapshot of an open listing, taken at its first read (after a rewind).
     fn listing(&self, fh: u64) -> Result<Arc<Vec<Node>>> {
-        lock(&self.dirs).get(&fh).cloned().ok_or(FsError::BadHandle)
+        let ino = match lock(&self.dirs).get(&fh) {
+            Some((_, Some(entries))) => return Ok(Arc::clone(entries)),
+            Some((ino, None)) => *ino,
+            None => return Err(FsError::BadHandle),
+        };
+        let entries: Arc<Vec<Node>> = Arc::new(
+            self.store
+                .children(ino)?
+                .into_iter()
+                // A cab still being written is not part of the share yet.
+                .filter(|n| n.cab_state != Some(CabState::Writing))
+                .collect(),
+        );
+        if let Some((_, slot)) = lock(&self.dirs).get_mut(&fh) {
+            *slot = Some(Arc::clone(&entries));
+        }
+        Ok(entries)
     }
 
     /// Drops an open listing.
@@ -216,6 +275,10 @@ impl CerFs {
         parent: Ino,
         name: &'n [u8],
     ) -> Result<(Area, Vec<String>, &'n str)> {
+        if name.len() > MAX_NAME_BYTES {
+            tracing::info!(len = name.len(), "refused a name longer than 255 bytes");
+            return Err(FsError::ComponentTooLong(name.len()));
+        }
         let parent_node = self.store.node(parent)?.ok_or(FsError::NotFound)?;
         if parent_node.role != NodeRole::Dir {
             return Err(FsError::NotDir);

@@ -27,6 +27,9 @@ pub enum FsError {
     /// The path, as a Windows client sees it under the share root, is over 260 characters (R4).
     #[error("path too long: {0} characters as the client sees it (limit 260)")]
     NameTooLong(usize),
+    /// One name is longer than 255 bytes (`NAME_MAX`, and what Windows allows).
+    #[error("a name of {0} bytes (at most 255)")]
+    ComponentTooLong(usize),
     /// Content written to a synthesized file does not parse or is not allowed.
     #[error("invalid content: {0}")]
     InvalidContent(String),
@@ -39,9 +42,13 @@ pub enum FsError {
     /// The file handle is unknown or was not opened for this.
     #[error("bad file handle")]
     BadHandle,
-    /// The content would exceed the limit for this kind of file.
-    #[error("file too large")]
-    TooLarge,
+    /// A cab would grow past the largest cab the share accepts (`--max-cab-size`).
+    #[error("file too large: cabs may be at most {0} bytes")]
+    TooLarge(u64),
+    /// A limit shared by all clients is reached (the memory held for unfinished log
+    /// lines): the request may succeed later.
+    #[error("server busy: {0}")]
+    Exhausted(&'static str),
     /// No space left in the store.
     #[error("no space left")]
     NoSpace,

@@ -15,6 +15,7 @@ use crate::handle::{
     CabWriter, CountHandle, Handle, HandleKind, LogHandle, SettingsHandle, TextBuf, MAX_COUNT_FILE,
     MAX_SETTINGS_FILE,
 };
+use crate::log_handle::{Held, LogBudget, DEFAULT_LOG_BUDGET};
 use crate::served::ServedMemory;
 use crate::sync::lock;
 use crate::{
@@ -22,12 +23,16 @@ use crate::{
     ProcessOf, Result,
 };
 
+/// An open listing: the folder, and its entries once read (taken again at a rewind).
+pub(crate) type OpenListing = (Ino, Option<Arc<Vec<Node>>>);
+
 /// The filesystem core. Cheap to share across adapter threads (`&self` everywhere).
 pub struct CerFs {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) handles: Mutex<HashMap<u64, Arc<Mutex<Handle>>>>,
     /// Open listings: the nodes as they were at opendir.
-    pub(crate) dirs: Mutex<HashMap<u64, Arc<Vec<Node>>>>,
+    /// Open listings by handle.
+    pub(crate) dirs: Mutex<HashMap<u64, OpenListing>>,
     pub(crate) next_fh: AtomicU64,
     /// Cabs being uploaded, with their writer's handle: nobody else may write them.
     pub(crate) cab_writers: Mutex<HashMap<Ino, u64>>,
@@ -38,6 +43,12 @@ pub struct CerFs {
     pub(crate) admin_uids: Vec<u32>,
     /// The process behind a caller's id (the identity by default).
     pub(crate) process_of: ProcessOf,
+    /// The largest cab accepted, over SMB and HTTP alike.
+    pub(crate) max_cab_size: u64,
+    /// What all open log handles together may hold.
+    pub(crate) log_budget: Arc<LogBudget>,
+    /// Folders known to be (or not to be) in a CER tree.
+    pub(crate) cer_dirs: Mutex<HashMap<Ino, bool>>,
 }
 
 impl CerFs {
@@ -50,6 +61,9 @@ impl CerFs {
             next_fh: AtomicU64::new(1),
             cab_writers: Mutex::new(HashMap::new()),
             served: ServedMemory::default(),
+            max_cab_size: crate::DEFAULT_MAX_CAB_SIZE,
+            log_budget: Arc::new(LogBudget::new(DEFAULT_LOG_BUDGET)),
+            cer_dirs: Mutex::new(HashMap::new()),
             admin_uids: vec![0],
             process_of: |id| id,
         }
@@ -60,6 +74,30 @@ impl CerFs {
     pub fn with_process_of(mut self, process_of: ProcessOf) -> Self {
         self.process_of = process_of;
         self
+    }
+
+    /// The largest cab the share accepts over SMB and HTTP (default
+    /// [`crate::DEFAULT_MAX_CAB_SIZE`]): a write past it fails the upload.
+    pub fn with_max_cab_size(mut self, bytes: u64) -> Self {
+        self.max_cab_size = bytes;
+        self
+    }
+
+    /// The largest cab the share accepts.
+    pub fn max_cab_size(&self) -> u64 {
+        self.max_cab_size
+    }
+
+    /// What all open log handles together may hold of unfinished lines (default
+    /// [`crate::DEFAULT_LOG_BUDGET`]).
+    pub fn with_log_budget(mut self, bytes: usize) -> Self {
+        self.log_budget = Arc::new(LogBudget::new(bytes));
+        self
+    }
+
+    /// Bytes the open log handles hold now.
+    pub fn log_bytes_held(&self) -> usize {
+        self.log_budget.used()
     }
 
     /// Adds users who may change policy.txt and status.txt (root always may).
@@ -86,6 +124,9 @@ impl CerFs {
     /// Finds `name` in directory `parent`. `caller.pid` is remembered for count.txt
     /// (a miss counts as "this client saw no count.txt").
     pub fn lookup(&self, caller: &Caller, parent: Ino, name: &[u8]) -> Result<Attr> {
+        if name.len() > crate::directory::MAX_NAME_BYTES {
+            return Err(FsError::ComponentTooLong(name.len()));
+        }
         let name = std::str::from_utf8(name).map_err(|_| FsError::NotFound)?;
         match self.store.lookup(parent, name)? {
             Some(node) => self.attr_of(&node),
@@ -185,7 +226,7 @@ impl CerFs {
                 } else {
                     count_file::render(snapshot).into_bytes()
                 };
-                let mut buf = TextBuf::new(text, MAX_COUNT_FILE);
+                let mut buf = TextBuf::new(text, MAX_COUNT_FILE, "count.txt");
                 buf.dirty = flags.truncate && writable;
                 HandleKind::Count(CountHandle {
                     bucket,
@@ -210,7 +251,7 @@ impl CerFs {
                 } else {
                     settings_file::render(&self.store.settings(scope)?)
                 };
-                let mut buf = TextBuf::new(text, MAX_SETTINGS_FILE);
+                let mut buf = TextBuf::new(text, MAX_SETTINGS_FILE, "a settings file");
                 buf.dirty = flags.truncate && writable;
                 HandleKind::Settings(SettingsHandle { scope, buf })
             }
@@ -227,6 +268,7 @@ impl CerFs {
                     append: flags.append,
                     own: Vec::new(),
                     committed: 0,
+                    held: Held::new(Arc::clone(&self.log_budget)),
                 })
             }
         };
@@ -254,7 +296,7 @@ impl CerFs {
 
     fn open_cab(&self, node: &Node, write: bool, created: bool) -> Result<HandleKind> {
         if created {
-            return Ok(HandleKind::CabWriter(CabWriter::new()));
+            return Ok(HandleKind::CabWriter(CabWriter::new(self.max_cab_size)));
         }
         match (node.cab_state, write) {
             (_, false) => Ok(HandleKind::Plain),
@@ -450,6 +492,12 @@ impl CerFs {
             self.apply(fh, false)?;
         }
         self.fsync(fh)
+    }
+
+    /// Whether the store is still the one opened (its database file not replaced or
+    /// deleted): servers poll it and stop with this error rather than serve a mix.
+    pub fn check_store(&self) -> Result<()> {
+        Ok(self.store.check_identity()?)
     }
 
     pub(crate) fn handle(&self, fh: u64) -> Result<Arc<Mutex<Handle>>> {

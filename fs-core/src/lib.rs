@@ -7,12 +7,14 @@
 pub mod admin;
 mod area;
 mod attributes;
+mod cab_writer;
 pub mod cer2;
 pub mod count_file;
 mod directory;
 mod error;
 mod filesystem;
 mod handle;
+mod log_handle;
 pub mod log_line;
 mod served;
 pub mod settings_file;
@@ -21,10 +23,13 @@ mod sync;
 mod types;
 
 pub use admin::{subpath_parts, SettingsTarget};
+pub use cab_writer::DEFAULT_MAX_CAB_SIZE;
 pub use cer2::{DumpOffer, ReportPolicy, TakenReport};
 pub use cerfs_db::{Ino, ROOT_INO};
+pub use directory::SpecialNode;
 pub use error::FsError;
 pub use filesystem::CerFs;
+pub use log_handle::{LogBudget, DEFAULT_LOG_BUDGET};
 pub use types::{Attr, Caller, DirEntry, FileKind, OpenFlags, Opened, ProcessOf, SetAttr};
 
 /// Result type of fs-core.

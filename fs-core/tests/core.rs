@@ -92,13 +92,23 @@ fn cat(fs: &CerFs, dir: Ino, name: &str) -> Vec<u8> {
 }
 
 /// Creates count.txt as a client that found none: an increment from zero.
-fn create_count(fs: &CerFs, pid: u32, dir: Ino, text: &str) {
+fn first_report(fs: &CerFs, pid: u32, dir: Ino, text: &str) {
     let (_, o) = fs
         .create(&client(pid), dir, b"count.txt", 0o644, WTRUNC, false)
         .expect("create");
     fs.write(o.fh, 0, text.as_bytes()).expect("write");
     fs.flush(o.fh, None).expect("flush");
     fs.release(o.fh).expect("release");
+}
+
+/// Creates count.txt of bucket `sub` (whose counts folder is `dir`) with a first report,
+/// then gives it the counters of `text` as an admin would (a client adds one report per
+/// write).
+fn create_count(fs: &CerFs, pid: u32, dir: Ino, sub: &str, text: &str) {
+    first_report(fs, pid, dir, "Cabs Gathered=0\r\nTotal Hits=1\r\n");
+    let wanted = cerfs_fs_core::count_file::parse(text.as_bytes()).expect("counts");
+    fs.set_counts(sub, wanted)
+        .expect("an admin sets the counters");
 }
 
 /// Pattern (a): one handle: read, seek 0, write, truncate, close.
@@ -166,7 +176,13 @@ fn root_holds_the_three_trees_and_nothing_else() {
 fn count_created_from_nothing_then_pattern_a_and_b() {
     let f = fixture();
     let dir = mkdirs(&f.fs, COUNTS_INO, &["blue"]);
-    create_count(&f.fs, 10, dir, "Cabs Gathered=1\r\nTotal Hits=1\r\n");
+    create_count(
+        &f.fs,
+        10,
+        dir,
+        "blue",
+        "Cabs Gathered=1\r\nTotal Hits=1\r\n",
+    );
     let ino =
         f.fs.lookup(&client(10), dir, b"count.txt")
             .expect("lookup")
@@ -184,7 +200,13 @@ fn count_created_from_nothing_then_pattern_a_and_b() {
 fn interleaved_clients_lose_no_increment() {
     let f = fixture();
     let dir = mkdirs(&f.fs, COUNTS_INO, &["App", "1.0", "Mod", "1.0", "00001234"]);
-    create_count(&f.fs, 1, dir, "Cabs Gathered=5\r\nTotal Hits=10\r\n");
+    create_count(
+        &f.fs,
+        1,
+        dir,
+        "App/1.0/Mod/1.0/00001234",
+        "Cabs Gathered=5\r\nTotal Hits=10\r\n",
+    );
     let ino =
         f.fs.lookup(&client(1), dir, b"count.txt")
             .expect("lookup")
@@ -218,8 +240,8 @@ fn two_clients_creating_count_from_zero_both_count() {
             Err(FsError::NotFound)
         ));
     }
-    create_count(&f.fs, 31, dir, "Cabs Gathered=1\r\nTotal Hits=1\r\n");
-    create_count(&f.fs, 32, dir, "Cabs Gathered=0\r\nTotal Hits=1\r\n");
+    first_report(&f.fs, 31, dir, "Cabs Gathered=1\r\nTotal Hits=1\r\n");
+    first_report(&f.fs, 32, dir, "Cabs Gathered=0\r\nTotal Hits=1\r\n");
     assert_eq!(
         cat(&f.fs, dir, "count.txt"),
         b"Cabs Gathered=1\r\nTotal Hits=2\r\n"
@@ -230,7 +252,7 @@ fn two_clients_creating_count_from_zero_both_count() {
 fn garbage_or_lower_counts_are_refused_and_change_nothing() {
     let f = fixture();
     let dir = mkdirs(&f.fs, COUNTS_INO, &["blue"]);
-    create_count(&f.fs, 1, dir, "Cabs Gathered=3\r\nTotal Hits=4\r\n");
+    create_count(&f.fs, 1, dir, "blue", "Cabs Gathered=3\r\nTotal Hits=4\r\n");
     let ino =
         f.fs.lookup(&client(1), dir, b"count.txt")
             .expect("lookup")
@@ -478,7 +500,7 @@ fn an_empty_flush_before_the_write_keeps_the_clients_base() {
     // A shell's `>`: open(O_TRUNC), dup2, close (an empty flush), write, close.
     let f = fixture();
     let dir = mkdirs(&f.fs, COUNTS_INO, &["blue"]);
-    create_count(&f.fs, 1, dir, "Cabs Gathered=1\r\nTotal Hits=1\r\n");
+    create_count(&f.fs, 1, dir, "blue", "Cabs Gathered=1\r\nTotal Hits=1\r\n");
     let ino =
         f.fs.lookup(&client(1), dir, b"count.txt")
             .expect("lookup")
@@ -505,7 +527,13 @@ fn clients_sharing_one_process_lose_no_increment() {
     // both overwrite. Each write is matched with the values it is one report after.
     let f = fixture();
     let dir = mkdirs(&f.fs, COUNTS_INO, &["blue"]);
-    create_count(&f.fs, 4, dir, "Cabs Gathered=5\r\nTotal Hits=10\r\n");
+    create_count(
+        &f.fs,
+        4,
+        dir,
+        "blue",
+        "Cabs Gathered=5\r\nTotal Hits=10\r\n",
+    );
     let ino =
         f.fs.lookup(&client(4), dir, b"count.txt")
             .expect("lookup")
@@ -563,7 +591,13 @@ fn an_empty_cab_is_committed_at_its_last_close() {
 fn readdir_plus_gives_what_lookup_gives_and_stops_when_full() {
     let f = fixture();
     let counts = mkdirs(&f.fs, COUNTS_INO, &["blue"]);
-    create_count(&f.fs, 60, counts, "Cabs Gathered=1\r\nTotal Hits=7\r\n");
+    create_count(
+        &f.fs,
+        60,
+        counts,
+        "blue",
+        "Cabs Gathered=1\r\nTotal Hits=7\r\n",
+    );
     mkdirs(&f.fs, counts, &["sub"]);
     let dh = f.fs.opendir(counts).expect("opendir");
     let mut seen = Vec::new();
@@ -688,4 +722,223 @@ fn a_cab_written_in_any_order_matches_a_model() {
         f.fs.release(o.fh).expect("release");
         assert_eq!(cat(&f.fs, dir, &name), model, "round {round}");
     }
+}
+
+fn user(uid: u32) -> Caller {
+    Caller {
+        pid: 7000 + uid,
+        uid,
+        gid: uid,
+    }
+}
+
+/// What the share presents (docs/semantics.md, "Ownership and modes") and who may change
+/// it: the kernel checks modes against these (default_permissions), smbd maps them to the
+/// ACLs it checks, so they must say the share's rules.
+#[test]
+fn ownership_and_modes_present_the_share_rules_and_only_owners_change_plain_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("cer.db")).expect("open store");
+    let f = Fixture {
+        fs: CerFs::new(Arc::new(store)).with_admin_uids([990]),
+        _dir: dir,
+    };
+    let fs = &f.fs;
+    let guest = user(65534);
+    let attr = |ino| fs.getattr(ino, None).expect("getattr");
+    let shown = |ino| {
+        let a = attr(ino);
+        (a.perm, a.uid)
+    };
+    // CER folders: sticky and open to all, root's.
+    for ino in [ROOT_INO, CABS_INO, COUNTS_INO, STATUS_INO] {
+        assert_eq!(shown(ino), (0o1777, 0), "inode {ino}");
+    }
+    let bucket = mkdirs(fs, CABS_INO, &["blue"]);
+    assert_eq!(shown(bucket), (0o1777, 0), "a bucket folder");
+    // A cab: the writer's while it is written, root's and read-only once stored.
+    let (cab, opened) = fs
+        .create(&guest, bucket, b"r.cab", 0o644, RW, true)
+        .expect("create a cab");
+    assert_eq!(shown(cab.ino), (0o666, 65534), "uploading");
+    fs.write(opened.fh, 0, b"MSCF").expect("write");
+    fs.flush(opened.fh, None).expect("commit");
+    fs.release(opened.fh).expect("release");
+    assert_eq!(shown(cab.ino), (0o444, 0), "stored");
+    // Settings: the admin account's (the first admin uid other than root).
+    let (policy, opened) = fs
+        .create(&user(990), ROOT_INO, b"policy.txt", 0o644, WTRUNC, false)
+        .expect("the admin creates policy.txt");
+    fs.release(opened.fh).expect("release");
+    assert_eq!(shown(policy.ino), (0o644, 990));
+
+    let set_mode = |mode| SetAttr {
+        mode: Some(mode),
+        ..Default::default()
+    };
+    // A chmod of a CER node by its owner (smbd does it on files it creates) succeeds and
+    // changes nothing; anybody else's is refused; nobody gives one to another owner.
+    fs.setattr(&user(0), bucket, None, &set_mode(0o700))
+        .expect("root's chmod of a CER folder is accepted");
+    assert_eq!(shown(bucket), (0o1777, 0), "and changes nothing");
+    assert!(matches!(
+        fs.setattr(&guest, bucket, None, &set_mode(0o700)),
+        Err(FsError::NotPermitted(_))
+    ));
+    let chown = SetAttr {
+        uid: Some(65534),
+        ..Default::default()
+    };
+    assert!(matches!(
+        fs.setattr(&user(0), cab.ino, None, &chown),
+        Err(FsError::NotPermitted(_))
+    ));
+    // A stored cab's time stays, whoever asks.
+    let touch = SetAttr {
+        mtime: Some(std::time::UNIX_EPOCH),
+        ..Default::default()
+    };
+    assert!(matches!(
+        fs.setattr(&user(0), cab.ino, None, &touch),
+        Err(FsError::NotPermitted(_))
+    ));
+
+    // Plain files: their creator's, with the mode asked for; POSIX rules for changes.
+    let (plain, opened) = fs
+        .create(&user(1000), ROOT_INO, b"notes.txt", 0o600, RW, true)
+        .expect("a plain file");
+    fs.release(opened.fh).expect("release");
+    assert_eq!(shown(plain.ino), (0o600, 1000));
+    assert!(matches!(
+        fs.setattr(&user(1001), plain.ino, None, &set_mode(0o666)),
+        Err(FsError::NotPermitted(_))
+    ));
+    assert!(matches!(
+        fs.setattr(&user(1000), plain.ino, None, &chown),
+        Err(FsError::NotPermitted(_))
+    ));
+    fs.setattr(&user(1000), plain.ino, None, &set_mode(0o640))
+        .expect("the owner's chmod");
+    assert_eq!(shown(plain.ino), (0o640, 1000));
+    fs.setattr(&user(0), plain.ino, None, &chown)
+        .expect("root's chown");
+    assert_eq!(shown(plain.ino).1, 65534);
+}
+
+/// Names are at most 255 bytes (NAME_MAX), in lookups and in every new name.
+#[test]
+fn a_name_over_255_bytes_is_refused_as_too_long() {
+    let f = fixture();
+    let fs = &f.fs;
+    let long = "n".repeat(256);
+    let fits = "n".repeat(255);
+    let too_long = |r: Result<_, FsError>| matches!(r, Err(FsError::ComponentTooLong(256)));
+    assert!(too_long(
+        fs.mkdir(&client(1), ROOT_INO, long.as_bytes(), 0o755)
+            .map(|_| ())
+    ));
+    assert!(too_long(
+        fs.create(&client(1), ROOT_INO, long.as_bytes(), 0o644, RW, true)
+            .map(|_| ())
+    ));
+    assert!(too_long(
+        fs.lookup(&client(1), ROOT_INO, long.as_bytes()).map(|_| ())
+    ));
+    let (_, opened) = fs
+        .create(&client(1), ROOT_INO, fits.as_bytes(), 0o644, RW, true)
+        .expect("255 bytes fit");
+    fs.release(opened.fh).expect("release");
+    assert!(too_long(fs.rename(
+        &client(1),
+        ROOT_INO,
+        fits.as_bytes(),
+        ROOT_INO,
+        long.as_bytes(),
+        false
+    )));
+}
+
+/// A write by someone other than the owner makes the kernel clear set-user-ID and
+/// set-group-ID (as that writer): allowed; any other mode change by him is not.
+#[test]
+fn clearing_set_id_bits_is_allowed_to_writers() {
+    let f = fixture();
+    let fs = &f.fs;
+    let (attr, opened) = fs
+        .create(&user(1000), ROOT_INO, b"tool", 0o777, RW, true)
+        .expect("create");
+    fs.release(opened.fh).expect("release");
+    let set_mode = |mode| SetAttr {
+        mode: Some(mode),
+        ..Default::default()
+    };
+    fs.setattr(&user(1000), attr.ino, None, &set_mode(0o6777))
+        .expect("the owner sets the bits");
+    assert!(matches!(
+        fs.setattr(&user(1001), attr.ino, None, &set_mode(0o666)),
+        Err(FsError::NotPermitted(_))
+    ));
+    fs.setattr(&user(1001), attr.ino, None, &set_mode(0o777))
+        .expect("clearing set-id bits");
+    assert_eq!(fs.getattr(attr.ino, None).expect("getattr").perm, 0o777);
+}
+
+/// An open listing is a snapshot taken at its first read; a rewind (what smbd does for
+/// each new search on a folder it keeps open) lists the folder as it is now.
+#[test]
+fn a_rewound_listing_shows_what_was_created_since() {
+    let f = fixture();
+    let fs = &f.fs;
+    let dir = fs
+        .mkdir(&client(1), ROOT_INO, b"scratch", 0o755)
+        .expect("mkdir")
+        .ino;
+    let dh = fs.opendir(dir).expect("opendir");
+    let (_, opened) = fs
+        .create(&client(1), dir, b"early", 0o644, RW, true)
+        .expect("create");
+    fs.release(opened.fh).expect("release");
+    let names = |entries: Vec<cerfs_fs_core::DirEntry>| {
+        entries.into_iter().map(|e| e.name).collect::<Vec<_>>()
+    };
+    // Opened before the create, first read after it: the file is there.
+    assert_eq!(names(fs.readdir(dh, 0).expect("readdir")), ["early"]);
+    let (_, opened) = fs
+        .create(&client(1), dir, b"late", 0o644, RW, true)
+        .expect("create");
+    fs.release(opened.fh).expect("release");
+    assert_eq!(
+        names(fs.readdir(dh, 0).expect("readdir")),
+        ["early"],
+        "a listing being read is a stable snapshot"
+    );
+    fs.rewinddir(dh).expect("rewind");
+    assert_eq!(
+        names(fs.readdir(dh, 0).expect("readdir")),
+        ["early", "late"]
+    );
+    fs.releasedir(dh);
+    assert!(matches!(fs.rewinddir(dh), Err(FsError::BadHandle)));
+}
+
+/// A folder made at the root is a plain folder: it may be renamed (smbtorture's
+/// rename_dir_bench does), but never over cabs, status or counts.
+#[test]
+fn plain_folders_at_the_root_move_and_fixed_ones_stay() {
+    let f = fixture();
+    let fs = &f.fs;
+    fs.mkdir(&client(1), ROOT_INO, b"dir-0", 0o755)
+        .expect("mkdir");
+    fs.rename(&client(1), ROOT_INO, b"dir-0", ROOT_INO, b"dir-0-0", false)
+        .expect("a plain folder at the root moves");
+    assert!(matches!(
+        fs.rename(&client(1), ROOT_INO, b"dir-0-0", ROOT_INO, b"cabs", false),
+        Err(FsError::NotPermitted(_))
+    ));
+    let bucket = mkdirs(fs, CABS_INO, &["blue"]);
+    let _ = bucket;
+    assert!(matches!(
+        fs.rename(&client(1), CABS_INO, b"blue", ROOT_INO, b"moved", false),
+        Err(FsError::NotPermitted(_))
+    ));
 }

@@ -323,8 +323,9 @@ impl Model {
     /// Applies a count.txt write of handle `h` at a flush (semantics.md, count.txt): as a
     /// delta from the handle's base (pattern a: what it read), or from the value its process
     /// was served of which the content is one report more, else the last one served
-    /// (pattern b; that value is used up). Content that does not parse, or that would lower
-    /// the counters, is refused and changes nothing. Returns the expectation.
+    /// (pattern b; that value is used up). Content that does not parse, that would lower
+    /// the counters, or that adds more than one report is refused and changes nothing.
+    /// Returns the expectation.
     fn apply_count(&mut self, h: u32) -> Expect {
         let Some(Handle::Count {
             proc,
@@ -356,6 +357,14 @@ impl Model {
             }
         };
         if wanted.cabs_gathered < base.cabs_gathered || wanted.total_hits < base.total_hits {
+            return Expect::Err(Refusal::Invalid);
+        }
+        // One write adds at most one report: one hit, and no more cabs than hits.
+        let (cabs, hits) = (
+            wanted.cabs_gathered - base.cabs_gathered,
+            wanted.total_hits - base.total_hits,
+        );
+        if hits > 1 || cabs > hits {
             return Expect::Err(Refusal::Invalid);
         }
         let c = &mut self.counts[bucket];

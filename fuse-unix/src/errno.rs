@@ -15,12 +15,16 @@ pub(crate) fn errno(e: &FsError) -> Errno {
         FsError::IsDir => Errno::EISDIR,
         FsError::NotEmpty => Errno::ENOTEMPTY,
         FsError::InvalidName(_) => Errno::EINVAL,
-        FsError::NameTooLong(_) => Errno::ENAMETOOLONG,
+        FsError::NameTooLong(_) | FsError::ComponentTooLong(_) => Errno::ENAMETOOLONG,
         FsError::InvalidContent(_) => Errno::EINVAL,
         FsError::NotPermitted(_) => Errno::EPERM,
         FsError::AccessDenied(_) => Errno::EACCES,
         FsError::BadHandle => Errno::EBADF,
-        FsError::TooLarge => Errno::EFBIG,
+        // A cab past the largest accepted; smbd shows it as STATUS_DISK_FULL, which is what
+        // a Windows client meets on a share whose quota a file would exceed.
+        FsError::TooLarge(_) => Errno::EFBIG,
+        // smbd: STATUS_INSUFFICIENT_RESOURCES (not a full disk: it passes).
+        FsError::Exhausted(_) => Errno::ENOBUFS,
         FsError::NoSpace => Errno::ENOSPC,
         FsError::Busy => Errno::EBUSY,
         FsError::Store(_) => Errno::EIO,
@@ -35,7 +39,9 @@ pub(crate) fn refuse(op: &'static str, what: fmt::Arguments<'_>, e: &FsError) ->
     let code = errno.code();
     match e {
         FsError::Store(_) => error!(op, code, "{op} {what}: {e}"),
-        FsError::NoSpace => warn!(op, code, "{op} {what}: {e}"),
+        FsError::NoSpace | FsError::Exhausted(_) | FsError::TooLarge(_) => {
+            warn!(op, code, "{op} {what}: {e}")
+        }
         FsError::NotFound if op == "lookup" => trace!(op, code, "{op} {what}: {e}"),
         _ => info!(op, code, "{op} {what}: {e}"),
     }
@@ -56,11 +62,13 @@ mod tests {
             (FsError::NotEmpty, libc::ENOTEMPTY),
             (FsError::InvalidName("x".into()), libc::EINVAL),
             (FsError::NameTooLong(261), libc::ENAMETOOLONG),
+            (FsError::ComponentTooLong(256), libc::ENAMETOOLONG),
             (FsError::InvalidContent("x".into()), libc::EINVAL),
             (FsError::NotPermitted("x"), libc::EPERM),
             (FsError::AccessDenied("x"), libc::EACCES),
             (FsError::BadHandle, libc::EBADF),
-            (FsError::TooLarge, libc::EFBIG),
+            (FsError::TooLarge(1), libc::EFBIG),
+            (FsError::Exhausted("x"), libc::ENOBUFS),
             (FsError::NoSpace, libc::ENOSPC),
             (FsError::Busy, libc::EBUSY),
         ];

@@ -7,24 +7,23 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use cerfs_fs_core::{Attr, Caller, CerFs, FileKind, OpenFlags, Opened, SetAttr};
+use cerfs_fs_core::{CerFs, OpenFlags, SetAttr, SpecialNode};
 use fuser::{
-    AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BsdFileFlags, Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, KernelConfig, LockOwner, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use tracing::{debug, info, warn};
 
 use crate::errno::refuse;
+use crate::translate::{
+    caller, file_attr, file_type, fopen_flags, open_flags, time, ttl, BLOCK_SIZE, TTL,
+};
 use crate::SessionEnd;
 
-/// How long the kernel may cache names and attributes of non-volatile nodes.
-const TTL: Duration = Duration::from_secs(1);
 /// Largest write the kernel should send in one request.
 const MAX_WRITE: u32 = 1024 * 1024;
-/// Block size reported by `stat` and `statfs`.
-const BLOCK_SIZE: u32 = 4096;
 /// Blocks reported by `statfs` (16 TiB of 4 KiB blocks): the store grows on demand, and
 /// Windows clients refuse to copy when the share looks full.
 const STATFS_BLOCKS: u64 = 1 << 32;
@@ -58,101 +57,6 @@ struct EndOnDrop(SessionEnd);
 impl Drop for EndOnDrop {
     fn drop(&mut self) {
         self.0.set_ended();
-    }
-}
-
-/// Who is calling, from the request header. The kernel sends the calling *thread*; fs-core
-/// maps it to the process with [`process_of`] where that matters.
-fn caller(req: &Request) -> Caller {
-    Caller {
-        pid: req.pid(),
-        uid: req.uid(),
-        gid: req.gid(),
-    }
-}
-
-/// The thread group (process) of thread `tid`, from /proc; `tid` itself if it is gone.
-/// fs-core wants the process: Samba's aio threads belong to the client's smbd. Give it to
-/// [`CerFs::with_process_of`] for a `CerFs` that FUSE serves.
-pub fn process_of(tid: u32) -> u32 {
-    std::fs::read_to_string(format!("/proc/{tid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("Tgid:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(tid)
-}
-
-/// POSIX open flags to fs-core's.
-fn open_flags(flags: i32) -> OpenFlags {
-    let access = flags & libc::O_ACCMODE;
-    OpenFlags {
-        read: access == libc::O_RDONLY || access == libc::O_RDWR,
-        write: access == libc::O_WRONLY || access == libc::O_RDWR,
-        truncate: flags & libc::O_TRUNC != 0,
-        append: flags & libc::O_APPEND != 0,
-    }
-}
-
-/// fs-core's open answer to FUSE open-reply flags.
-fn fopen_flags(opened: &Opened) -> FopenFlags {
-    if opened.direct_io {
-        FopenFlags::FOPEN_DIRECT_IO
-    } else {
-        FopenFlags::empty()
-    }
-}
-
-/// fs-core's kind to FUSE's.
-fn file_type(kind: FileKind) -> FileType {
-    match kind {
-        FileKind::Directory => FileType::Directory,
-        FileKind::RegularFile => FileType::RegularFile,
-    }
-}
-
-/// fs-core's attributes to FUSE's.
-fn file_attr(attr: &Attr) -> FileAttr {
-    FileAttr {
-        ino: INodeNo(attr.ino),
-        size: attr.size,
-        blocks: attr.size.div_ceil(512),
-        atime: attr.atime,
-        mtime: attr.mtime,
-        ctime: attr.ctime,
-        crtime: attr.crtime,
-        kind: file_type(attr.kind),
-        perm: attr.perm,
-        nlink: attr.nlink,
-        uid: attr.uid,
-        gid: attr.gid,
-        rdev: 0,
-        blksize: BLOCK_SIZE,
-        flags: 0,
-    }
-}
-
-/// How long the kernel may cache this node's attributes: never for volatile nodes, whose
-/// size changes behind the kernel's back (Samba trusts `st_size`, and O_APPEND writes and
-/// SEEK_END go by it). Names are cached for [`TTL`] whatever the node: a name keeps its
-/// inode for the node's life (a node removed meanwhile answers ENOENT), and each open
-/// of count.txt or a log then needs no lookup.
-fn ttl(attr: &Attr) -> Duration {
-    if attr.volatile {
-        Duration::ZERO
-    } else {
-        TTL
-    }
-}
-
-/// A setattr time to an absolute time.
-fn time(t: TimeOrNow) -> SystemTime {
-    match t {
-        TimeOrNow::SpecificTime(t) => t,
-        TimeOrNow::Now => SystemTime::now(),
     }
 }
 
@@ -407,6 +311,82 @@ impl Filesystem for CerFsFuse {
         }
     }
 
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let caller = caller(req);
+        let made = if mode & libc::S_IFMT == libc::S_IFREG {
+            // mknod(2) of a regular file: a create whose handle is closed at once.
+            let flags = OpenFlags {
+                read: false,
+                write: true,
+                truncate: false,
+                append: false,
+            };
+            self.fs
+                .create(
+                    &caller,
+                    parent.0,
+                    name.as_bytes(),
+                    mode & 0o7777,
+                    flags,
+                    true,
+                )
+                .and_then(|(attr, opened)| self.fs.release(opened.fh).map(|()| attr))
+        } else {
+            Err(self.fs.refuse_special(&caller, SpecialNode::Device))
+        };
+        match made {
+            Ok(attr) => reply.entry_with_ttls(&ttl(&attr), &TTL, &file_attr(&attr), GENERATION),
+            Err(e) => reply.error(refuse(
+                "mknod",
+                format_args!("{name:?} in {parent} (mode {mode:#o})"),
+                &e,
+            )),
+        }
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        _target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        let e = self
+            .fs
+            .refuse_special(&caller(req), SpecialNode::SymbolicLink);
+        reply.error(refuse(
+            "symlink",
+            format_args!("{link_name:?} in {parent}"),
+            &e,
+        ));
+    }
+
+    fn link(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let e = self.fs.refuse_special(&caller(req), SpecialNode::HardLink);
+        reply.error(refuse(
+            "link",
+            format_args!("{ino} as {newname:?} in {newparent}"),
+            &e,
+        ));
+    }
+
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         match self.fs.rmdir(&caller(req), parent.0, name.as_bytes()) {
             Ok(()) => reply.ok(),
@@ -471,6 +451,11 @@ impl Filesystem for CerFsFuse {
             reply.ok();
             return;
         };
+        if start == 0 {
+            if let Err(e) = self.fs.rewinddir(fh.0) {
+                return reply.error(refuse("readdir", format_args!("inode {ino}"), &e));
+            }
+        }
         for (index, name) in DOTS.into_iter().enumerate().skip(start) {
             if reply.add(ino, index as u64 + 1, FileType::Directory, name) {
                 reply.ok();
@@ -517,6 +502,12 @@ impl Filesystem for CerFsFuse {
                 e,
             )
         };
+        // Offset 0: the first read, or a rewinddir: list the folder as it is now.
+        if start == 0 {
+            if let Err(e) = self.fs.rewinddir(fh.0) {
+                return reply.error(refused(&e));
+            }
+        }
         if start < DOTS.len() {
             let attr = match self.fs.getattr(ino.0, None) {
                 Ok(attr) => attr,
@@ -596,10 +587,11 @@ impl Filesystem for CerFsFuse {
         );
     }
 
-    // Extended attributes and access(2): answered ENOSYS, which the kernel remembers for
-    // the whole mount (it then fails xattr calls with EOPNOTSUPP and grants access(2)
-    // itself) instead of asking again for every file Samba opens. cerfs keeps no xattrs
-    // (Samba derives ACLs from the modes), and fs-core decides access at each operation.
+    // Extended attributes: answered ENOSYS, which the kernel remembers for the whole mount
+    // (it then fails xattr calls with EOPNOTSUPP) instead of asking again for every file
+    // Samba opens. cerfs keeps no xattrs (Samba derives ACLs from the modes). access(2)
+    // never arrives: with default_permissions the kernel answers it from the modes and
+    // owners cerfs reports; fs-core's own rules apply at each operation on top.
 
     fn setxattr(
         &self,
@@ -635,48 +627,5 @@ impl Filesystem for CerFsFuse {
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
         reply.error(Errno::ENOSYS);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn open_flags_follow_posix() {
-        let rdonly = open_flags(libc::O_RDONLY);
-        assert!(rdonly.read && !rdonly.write && !rdonly.truncate && !rdonly.append);
-        let wronly = open_flags(libc::O_WRONLY | libc::O_TRUNC);
-        assert!(!wronly.read && wronly.write && wronly.truncate && !wronly.append);
-        let rdwr = open_flags(libc::O_RDWR | libc::O_APPEND | libc::O_CREAT);
-        assert!(rdwr.read && rdwr.write && !rdwr.truncate && rdwr.append);
-    }
-
-    #[test]
-    fn volatile_nodes_are_never_cached() {
-        let now = SystemTime::now();
-        let mut attr = Attr {
-            ino: 7,
-            size: 1025,
-            kind: FileKind::RegularFile,
-            perm: 0o644,
-            nlink: 1,
-            uid: 0,
-            gid: 0,
-            atime: now,
-            mtime: now,
-            ctime: now,
-            crtime: now,
-            volatile: false,
-        };
-        assert_eq!(ttl(&attr), TTL);
-        attr.volatile = true;
-        assert_eq!(ttl(&attr), Duration::ZERO);
-        let fa = file_attr(&attr);
-        assert_eq!(
-            (fa.ino, fa.size, fa.blocks, fa.blksize),
-            (INodeNo(7), 1025, 3, 4096)
-        );
-        assert_eq!(fa.kind, FileType::RegularFile);
     }
 }

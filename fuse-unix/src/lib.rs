@@ -16,8 +16,9 @@ use cerfs_fs_core::CerFs;
 
 mod errno;
 mod fuse;
+mod translate;
 
-pub use fuse::process_of;
+pub use translate::process_of;
 
 /// How to mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,6 +214,10 @@ pub fn spawn_mount(fs: Arc<CerFs>, mountpoint: &Path, opts: &MountOptions) -> io
         fuser::MountOption::NoDev,
         fuser::MountOption::NoSuid,
         fuser::MountOption::NoExec,
+        // The kernel checks permissions from the modes and owners cerfs reports (a local
+        // user reads no root-only file, chmods nothing not his); fs-core's own rules apply
+        // on top.
+        fuser::MountOption::DefaultPermissions,
     ];
     config.acl = if opts.allow_other {
         fuser::SessionACL::All

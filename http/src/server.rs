@@ -3,6 +3,7 @@
 //! `upload.rs`), refusals (`reject.rs`), graceful shutdown.
 
 mod level1;
+mod limits;
 mod reject;
 mod upload;
 
@@ -19,7 +20,9 @@ use cerfs_fs_core::CerFs;
 use http_body_util::Full;
 use hyper::body::Body as _;
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderValue, ALLOW, CONTENT_LENGTH, EXPECT};
+use hyper::header::{
+    HeaderMap, HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, EXPECT, RETRY_AFTER,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -44,16 +47,20 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
 /// `BucketTable=` of every answer: cerfs has one table of bucket ids (the store's).
 pub const BUCKET_TABLE: u64 = 1;
 
-/// Server settings.
+/// Server settings. The largest cab accepted is the share's own
+/// ([`CerFs::max_cab_size`]): one setting for SMB and HTTP.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Largest level-1 report body accepted (bytes); larger: 413.
+    /// Largest level-1 report body accepted (bytes); larger: 413 (at once when announced).
     pub max_report_size: usize,
-    /// Largest cab accepted (bytes); larger: 413 and nothing kept.
-    pub max_cab_size: u64,
-    /// A level-1 body must arrive whole within this time, and a cab upload may not pause
-    /// longer than this between two pieces; otherwise 408 and nothing kept.
+    /// A request body may not pause longer than this between two pieces; otherwise 408
+    /// and nothing kept.
     pub body_timeout: Duration,
+    /// After this long, a body must have come at [`Config::min_body_rate`] on average.
+    pub body_grace: Duration,
+    /// Bytes per second a body must average after [`Config::body_grace`] (0: no minimum);
+    /// otherwise 408 and nothing kept.
+    pub min_body_rate: u64,
     /// A request's headers must arrive within this time, or the connection is closed.
     pub header_timeout: Duration,
     /// Issued DumpFiles younger than this that were not uploaded yet count against a
@@ -64,18 +71,27 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Most connections served at once; more wait to be accepted.
     pub max_connections: usize,
+    /// Most connections one client address may hold open; more are answered 503 and
+    /// closed, so that one client cannot take every connection.
+    pub max_connections_per_address: usize,
+    /// Most new buckets the reports of one address may create per minute; past it a
+    /// report of an unknown signature gets 429 (and is not counted).
+    pub new_buckets_per_minute: u32,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             max_report_size: 1 << 20,
-            max_cab_size: 1 << 30,
             body_timeout: Duration::from_secs(60),
-            header_timeout: Duration::from_secs(30),
+            body_grace: Duration::from_secs(10),
+            min_body_rate: 1024,
+            header_timeout: Duration::from_secs(10),
             pending_window: Duration::from_secs(3600),
             shutdown_grace: Duration::from_secs(30),
             max_connections: 256,
+            max_connections_per_address: 16,
+            new_buckets_per_minute: 100,
         }
     }
 }
@@ -86,6 +102,19 @@ struct App {
     config: Config,
     /// Reports whose DumpFile is being uploaded right now.
     uploading: Mutex<HashSet<ReportId>>,
+    /// New buckets each client address created this minute.
+    new_buckets: limits::NewBuckets,
+}
+
+impl App {
+    /// The pace every request body must keep.
+    fn body_pace(&self) -> limits::BodyPace {
+        limits::BodyPace {
+            stall: self.config.body_timeout,
+            grace: self.config.body_grace,
+            min_rate: self.config.min_body_rate,
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -153,7 +182,8 @@ impl App {
                 // Read what is left of the refused body, so that a client still sending it
                 // reads this answer rather than a reset connection; not for a stalled
                 // client, nor one that waits for 100 Continue before sending.
-                if rej.status != StatusCode::REQUEST_TIMEOUT
+                if !rej.close
+                    && rej.status != StatusCode::REQUEST_TIMEOUT
                     && !body.is_end_stream()
                     && !expects_continue(&parts.headers)
                 {
@@ -179,6 +209,15 @@ impl App {
                     resp.headers_mut()
                         .insert(ALLOW, HeaderValue::from_static("POST"));
                 }
+                if rej.status == StatusCode::TOO_MANY_REQUESTS {
+                    resp.headers_mut()
+                        .insert(RETRY_AFTER, HeaderValue::from_static("60"));
+                }
+                if rej.close {
+                    // The body it announced is not read: the connection cannot go on.
+                    resp.headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                }
                 resp
             }
         }
@@ -199,9 +238,12 @@ where
 {
     let grace = config.shutdown_grace;
     let header_timeout = config.header_timeout;
+    let per_address_cap = config.max_connections_per_address.max(1);
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let per_address = Arc::new(limits::PerAddress::default());
     let app = Arc::new(App {
         fs,
+        new_buckets: limits::NewBuckets::new(config.new_buckets_per_minute),
         config,
         uploading: Mutex::new(HashSet::new()),
     });
@@ -232,10 +274,17 @@ where
             },
         };
         while conns.try_join_next().is_some() {}
+        let Some(counted) = limits::PerAddress::admit(&per_address, peer.ip(), per_address_cap)
+        else {
+            tracing::warn!(%peer, cap = per_address_cap, "refused a connection: its address holds too many");
+            conns.spawn(refuse_connection(stream));
+            continue;
+        };
         let app = Arc::clone(&app);
         let mut stop = stop_rx.clone();
         conns.spawn(async move {
             let _permit = permit;
+            let _counted = counted;
             let service = service_fn(move |req| {
                 let app = Arc::clone(&app);
                 async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
@@ -274,6 +323,25 @@ where
     }
     tracing::info!("CER V2 HTTP server stopped");
     Ok(())
+}
+
+/// Answers a connection over its address's cap with 503 and closes it, without reading.
+async fn refuse_connection(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = "too many connections from your address: retry later\r\n";
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 10\r\n\
+         Content-Type: text/plain; charset=windows-1252\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let written = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+    if written.is_err() {
+        tracing::debug!("a refused connection did not take its answer");
+    }
 }
 
 /// A server running on its own thread (with its own tokio runtime), from [`spawn`].

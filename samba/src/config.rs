@@ -18,6 +18,10 @@ pub const DEFAULT_PORT: u16 = 4450;
 
 /// The line where the share stanza starts in [`TEMPLATE`].
 const SHARE_HEADER: &str = "[@SHARE@]";
+/// The line where the admin share's stanza starts (the last one) in [`TEMPLATE`].
+const ADMIN_SHARE_HEADER: &str = "[@ADMIN_SHARE@]";
+/// What the admin share's name adds to the share's.
+const ADMIN_SHARE_SUFFIX: &str = "-admin";
 
 /// Share names smbd reserves.
 const RESERVED_SHARES: [&str; 4] = ["global", "homes", "printers", "ipc$"];
@@ -37,9 +41,14 @@ pub struct SambaConfig {
     pub port: u16,
     /// Whether unknown users and anonymous clients are let in as the guest (unix nobody).
     pub guest: bool,
-    /// The account name that is mapped to unix root (may change policy.txt and status.txt);
-    /// `None`: no admin account.
+    /// The account name that acts as [`SambaConfig::admin_unix_user`] (may change
+    /// policy.txt and status.txt); `None`: no admin account.
     pub admin_user: Option<String>,
+    /// The unix account the admin acts as: not root, so that the share's own rules and the
+    /// kernel's checks apply to the admin as to anyone else.
+    pub admin_unix_user: String,
+    /// Wrong passwords that lock an account, and for how long.
+    pub lockout: crate::Lockout,
     /// Accept SMB1 (NT1) and NTLMv1, for Windows XP and Server 2003 clients.
     pub smb1: bool,
     /// smbd's debug level, 0–10.
@@ -52,9 +61,15 @@ impl SambaConfig {
         self.state_dir.join("smb.conf")
     }
 
-    /// The username map inside the state tree (maps the admin account to root).
+    /// The username map inside the state tree (maps the admin name to the admin unix
+    /// account, and root's name to the guest).
     pub fn username_map_path(&self) -> PathBuf {
         self.state_dir.join("username.map")
+    }
+
+    /// The share the admin account changes things through (encrypted sessions only).
+    pub fn admin_share(&self) -> String {
+        admin_share_name(&self.share)
     }
 
     /// Every address and port smbd listens on.
@@ -71,6 +86,7 @@ impl SambaConfig {
     /// [`SambaError::Invalid`] naming the bad value and what would be accepted.
     pub fn validate(&self) -> Result<()> {
         validate_share_name(&self.share)?;
+        validate_share_name(&self.admin_share())?;
         conf_path_value("the share path", &self.path)?;
         conf_path_value("the Samba state directory", &self.state_dir)?;
         if self.listen.is_empty() {
@@ -92,6 +108,14 @@ impl SambaConfig {
         if let Some(user) = &self.admin_user {
             validate_user_name(user)?;
         }
+        validate_user_name(&self.admin_unix_user)?;
+        if self.admin_unix_user == "root" {
+            return Err(SambaError::Invalid(
+                "the admin cannot act as root: give a dedicated account (--admin-unix-user \
+                 cerfs-admin)"
+                    .to_owned(),
+            ));
+        }
         if self.log_level > 10 {
             return Err(SambaError::Invalid(format!(
                 "Samba log level {} is out of range 0-10",
@@ -108,13 +132,9 @@ impl SambaConfig {
     pub fn render(&self) -> Result<String> {
         self.validate()?;
         let state = path_str(&self.state_dir)?;
-        let username_map = if self.admin_user.is_some() {
-            path_str(&self.username_map_path())?.to_owned()
-        } else {
-            String::new()
-        };
+        let username_map = path_str(&self.username_map_path())?.to_owned();
         let interfaces: Vec<String> = self.listen.iter().map(IpAddr::to_string).collect();
-        let mut values = share_values(&self.share, &self.path, self.guest)?;
+        let mut values = share_values(&self.share, &self.path, self.guest, &self.admin_unix_user)?;
         values.extend([
             ("INTERFACES", interfaces.join(" ")),
             ("PORT", self.port.to_string()),
@@ -135,25 +155,44 @@ impl SambaConfig {
             ("LOG_LEVEL", self.log_level.to_string()),
             ("USERNAME_MAP", username_map),
             (
+                "SIGNING",
+                if self.guest { "default" } else { "mandatory" }.to_owned(),
+            ),
+            (
                 "MAP_TO_GUEST",
                 if self.guest { "Bad User" } else { "Never" }.to_owned(),
             ),
         ]);
-        substitute(TEMPLATE, &values)
+        // The admin share exists only while there is an admin.
+        let template = match self.admin_user {
+            Some(_) => TEMPLATE,
+            None => TEMPLATE
+                .find(ADMIN_SHARE_HEADER)
+                .map_or(TEMPLATE, |end| &TEMPLATE[..end]),
+        };
+        substitute(template, &values)
     }
 }
 
-/// The share stanza alone, for admins who run their own Samba (`cerfs samba-config`),
-/// preceded by comments naming the `[global]` settings it relies on.
+/// The name of the admin share of `share`.
+fn admin_share_name(share: &str) -> String {
+    format!("{share}{ADMIN_SHARE_SUFFIX}")
+}
+
+/// The share stanzas alone (the share and its admin share), for admins who run their own
+/// Samba (`cerfs samba-config`), preceded by comments naming the `[global]` settings they
+/// rely on. The admin acts as unix account [`crate::DEFAULT_ADMIN_UNIX_USER`].
 ///
 /// # Errors
 /// The share name or path cannot go into smb.conf.
 pub fn share_stanza(share: &str, path: &Path, guest: bool) -> Result<String> {
     validate_share_name(share)?;
+    validate_share_name(&admin_share_name(share))?;
     let start = TEMPLATE.find(SHARE_HEADER).ok_or_else(|| {
         SambaError::Invalid("the smb.conf template has no share stanza".to_owned())
     })?;
-    let stanza = substitute(&TEMPLATE[start..], &share_values(share, path, guest)?)?;
+    let values = share_values(share, path, guest, crate::DEFAULT_ADMIN_UNIX_USER)?;
+    let stanza = substitute(&TEMPLATE[start..], &values)?;
     let guest_line = if guest {
         "#   map to guest = Bad User   (clients without an account connect as the guest)\n\
          #   guest account = nobody\n"
@@ -161,14 +200,15 @@ pub fn share_stanza(share: &str, path: &Path, guest: bool) -> Result<String> {
         ""
     };
     Ok(format!(
-        "# cerfs share stanza (from samba-config/smb.conf.in): add it to your smb.conf.\n\
-         # It relies on these settings in [global]:\n\
+        "# cerfs share stanzas (from samba-config/smb.conf.in): add them to your smb.conf.\n\
+         # They rely on these settings in [global]:\n\
          #   smb2 leases = no          (no client may cache count.txt or the settings)\n\
          {guest_line}\
-         #   username map = FILE       (a line `root = ADMIN`: only unix root may change\n\
-         #                              policy.txt and status.txt; give root a password with\n\
-         #                              smbpasswd -a root)\n\
-         # and on a cerfs mount with allow_other (cerfs mount does that).\n\n\
+         #   username map = FILE       (lines `!cerfs-admin = ADMIN` and\n\
+         #                              `nobody = root cerfs-admin`; smbpasswd -a cerfs-admin)\n\
+         # on a system account cerfs-admin (useradd --system cerfs-admin), and on a cerfs\n\
+         # mount with allow_other that knows the admin:\n\
+         #   cerfs mount --admin-uid $(id -u cerfs-admin) ...\n\n\
          {stanza}"
     ))
 }
@@ -216,11 +256,18 @@ pub fn validate_user_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The placeholders of the share stanza.
-fn share_values(share: &str, path: &Path, guest: bool) -> Result<HashMap<&'static str, String>> {
+/// The placeholders of the share stanzas.
+fn share_values(
+    share: &str,
+    path: &Path,
+    guest: bool,
+    admin_unix_user: &str,
+) -> Result<HashMap<&'static str, String>> {
     let path = conf_path_value("the share path", path)?;
     Ok(HashMap::from([
         ("SHARE", share.to_owned()),
+        ("ADMIN_SHARE", admin_share_name(share)),
+        ("ADMIN_UNIX_USER", admin_unix_user.to_owned()),
         ("PATH", path.to_owned()),
         ("GUEST_OK", if guest { "yes" } else { "no" }.to_owned()),
     ]))
@@ -293,6 +340,8 @@ mod tests {
             port: DEFAULT_PORT,
             guest: true,
             admin_user: Some("ceradmin".to_owned()),
+            admin_unix_user: "cerfs-admin".to_owned(),
+            lockout: crate::Lockout::default(),
             smb1: false,
             log_level: 1,
         }
@@ -342,6 +391,23 @@ mod tests {
             Some("/run/cerfs/cer/share")
         );
         assert_eq!(setting(&conf, "cer", "guest ok").as_deref(), Some("yes"));
+        assert_eq!(
+            setting(&conf, "cer", "read list").as_deref(),
+            Some("cerfs-admin")
+        );
+        assert_eq!(setting(&conf, "cer-admin", "copy").as_deref(), Some("cer"));
+        assert_eq!(
+            setting(&conf, "cer-admin", "valid users").as_deref(),
+            Some("cerfs-admin")
+        );
+        assert_eq!(
+            setting(&conf, "cer-admin", "smb encrypt").as_deref(),
+            Some("required")
+        );
+        assert_eq!(
+            setting(&conf, "cer-admin", "guest ok").as_deref(),
+            Some("no")
+        );
         for key in [
             "oplocks",
             "level2 oplocks",
@@ -353,6 +419,10 @@ mod tests {
         assert_eq!(
             setting(&conf, "global", "smb2 leases").as_deref(),
             Some("no")
+        );
+        assert_eq!(
+            setting(&conf, "global", "server signing").as_deref(),
+            Some("default")
         );
     }
 
@@ -370,6 +440,10 @@ mod tests {
             Some("Never")
         );
         assert_eq!(
+            setting(&conf, "global", "server signing").as_deref(),
+            Some("mandatory")
+        );
+        assert_eq!(
             setting(&conf, "global", "server min protocol").as_deref(),
             Some("NT1")
         );
@@ -377,9 +451,11 @@ mod tests {
             setting(&conf, "global", "ntlm auth").as_deref(),
             Some("ntlmv1-permitted")
         );
+        assert!(!conf.contains("[cer-admin]"), "no admin, no admin share");
+        // The map stays: it keeps root's name away from the admin even without an admin.
         assert_eq!(
             setting(&conf, "global", "username map").as_deref(),
-            Some("")
+            Some("/run/cerfs/cer/samba/username.map")
         );
         assert_eq!(
             setting(&conf, "global", "interfaces").as_deref(),
@@ -404,6 +480,11 @@ mod tests {
             c.admin_user = Some(bad.to_owned());
             assert!(c.render().is_err(), "user {bad:?}");
         }
+        for bad in ["root", "nobody", ""] {
+            let mut c = config();
+            c.admin_unix_user = bad.to_owned();
+            assert!(c.render().is_err(), "admin unix user {bad:?}");
+        }
         let mut c = config();
         c.listen = vec!["0.0.0.0".parse().expect("ip")];
         assert!(c.render().is_err());
@@ -412,6 +493,9 @@ mod tests {
         let mut c = config();
         c.port = 0;
         assert!(c.render().is_err());
+        let mut c = config();
+        c.share = "s".repeat(80);
+        assert!(c.render().is_err(), "no room for the admin share's name");
     }
 
     #[test]
@@ -425,6 +509,7 @@ mod tests {
             Some("/srv/cer")
         );
         assert!(text.contains("smb2 leases = no"), "{text}");
+        assert!(text.contains("[crashes-admin]"), "{text}");
         let text = share_stanza("cer", Path::new("/srv/cer"), false).expect("stanza");
         assert_eq!(setting(&text, "cer", "guest ok").as_deref(), Some("no"));
         assert!(share_stanza("cer", Path::new("srv"), true).is_err());

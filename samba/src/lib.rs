@@ -13,7 +13,10 @@ mod error;
 mod server;
 mod tools;
 
-pub use accounts::{prepare_state_dir, set_admin_password, ADMIN_UNIX_USER, GUEST_UNIX_USER};
+pub use accounts::{
+    apply_lockout, ensure_unix_account, prepare_state_dir, set_admin_password, Lockout,
+    DEFAULT_ADMIN_UNIX_USER, GUEST_UNIX_USER,
+};
 pub use config::{
     share_stanza, validate_share_name, validate_user_name, SambaConfig, DEFAULT_PORT, TEMPLATE,
 };

@@ -515,6 +515,79 @@ def cmd_ls(share, args):
     return {"ok": True, "names": share.listdir(args.path)}
 
 
+# Handles an operation keeps open until its batch (or process) ends.
+HELD = []
+
+
+def cmd_hold_delete(share, args):
+    """Opens PATH asking for DELETE access with delete-on-close, and keeps the handle open
+    until the batch ends: what a client does to make a file vanish at its last close."""
+    handle = share.open(
+        args.path,
+        FilePipePrinterAccessMask.DELETE | FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES,
+        CreateDisposition.FILE_OPEN,
+        options=CreateOptions.FILE_DELETE_ON_CLOSE,
+    )
+    HELD.append((share, handle))
+    return {"ok": True}
+
+
+def cmd_extend(share, args):
+    """Creates a new file, writes a few bytes, sets its end of file to SIZE, closes it;
+    says how long the close took."""
+    handle = share.open(args.path, READ | WRITE, CreateDisposition.FILE_CREATE)
+    try:
+        share.write_at(handle, 0, b"MSCF")
+        share.set_end_of_file(handle, args.size)
+    finally:
+        started = time.monotonic()
+        share.close_handle(handle)
+    return {"ok": True, "close_seconds": time.monotonic() - started}
+
+
+def cmd_write_at(share, args):
+    """Creates a new file and writes LEN bytes at OFFSET (a sparse gap before them)."""
+    handle = share.open(args.path, READ | WRITE, CreateDisposition.FILE_CREATE)
+    try:
+        share.write_at(handle, args.offset, b"x" * args.length)
+    finally:
+        share.close_handle(handle)
+    return {"ok": True}
+
+
+def cmd_append(share, args):
+    """Appends the bytes HEX to PATH at its end of file (a log line, verbatim)."""
+    share.append_line(args.path, bytes.fromhex(args.hex))
+    return {"ok": True}
+
+
+def cmd_log_flood(share, args):
+    """Opens HANDLES handles on PATH and writes BYTES bytes without a line end through
+    each, all held open at once; then closes them. The first refusal per handle is
+    reported (name: count)."""
+    handles = []
+    refusals = {}
+    written = 0
+    try:
+        for _ in range(args.handles):
+            handles.append(share.open(args.path, READ | WRITE, CreateDisposition.FILE_OPEN_IF))
+        for handle in handles:
+            end = share.end_of_file(handle)
+            try:
+                share.write_at(handle, end, b"x" * args.bytes)
+                written += args.bytes
+            except SmbError as e:
+                name = status_name(e.status)
+                refusals[name] = refusals.get(name, 0) + 1
+    finally:
+        for handle in handles:
+            try:
+                share.close_handle(handle)
+            except SmbError:
+                pass
+    return {"ok": True, "written": written, "refusals": refusals}
+
+
 def cmd_count(share, args):
     cabs, hits = share.update_count(args.path, args.add_cab, args.pattern)
     return {"ok": True, "cabs": cabs, "hits": hits}
@@ -525,6 +598,11 @@ def build_parser():
     parser.add_argument("--server", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=445)
     parser.add_argument("--share", default="cer")
+    parser.add_argument(
+        "--user-share",
+        help="share the --user account connects to in a batch (default: --share); "
+        "cerfs serve's admin works through SHARE-admin",
+    )
     parser.add_argument("--user", help="account name (default: the guest)")
     parser.add_argument("--password-env", help="environment variable holding the password")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -584,6 +662,37 @@ def build_parser():
     p.add_argument("--add-cab", type=int, choices=(0, 1), default=1)
     p.set_defaults(func=cmd_count)
 
+    p = sub.add_parser("hold-delete", help="open with DELETE and delete-on-close, held until the batch ends")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_hold_delete)
+
+    p = sub.add_parser("extend", help="create, write 4 bytes, set the end of file to SIZE, close")
+    p.add_argument("path")
+    p.add_argument("size", type=int)
+    p.set_defaults(func=cmd_extend)
+
+    p = sub.add_parser("write-at", help="create and write LENGTH bytes at OFFSET")
+    p.add_argument("path")
+    p.add_argument("offset", type=int)
+    p.add_argument("length", type=int)
+    p.set_defaults(func=cmd_write_at)
+
+    p = sub.add_parser("append", help="append bytes (hex) at the end of file")
+    p.add_argument("path")
+    p.add_argument("hex")
+    p.set_defaults(func=cmd_append)
+
+    p = sub.add_parser("log-flood", help="many handles each holding an unfinished line")
+    p.add_argument("path")
+    p.add_argument("--handles", type=int, default=48)
+    p.add_argument("--bytes", type=int, default=1 << 20)
+    p.set_defaults(func=cmd_log_flood)
+
+    sub.add_parser(
+        "negotiate",
+        help="only negotiate (no session): print whether the server requires signing",
+    )
+
     p = sub.add_parser(
         "batch",
         help="run many operations on one connection per account: a JSON list of "
@@ -596,7 +705,8 @@ def build_parser():
 def connect(args, as_user):
     password = os.environ.get(args.password_env, "") if args.password_env else ""
     user = args.user if as_user else None
-    return Share(args.server, args.port, args.share, user, password)
+    share = (args.user_share or args.share) if as_user else args.share
+    return Share(args.server, args.port, share, user, password)
 
 
 def run_one(share, args):
@@ -619,6 +729,11 @@ def run_batch(parser, args):
             op_args = parser.parse_args(["--port", str(args.port), *op["argv"]])
             results.append(run_one(shares[as_user], op_args))
     finally:
+        for held_share, handle in HELD:
+            try:
+                held_share.close_handle(handle)
+            except SmbError:
+                pass
         for share in shares.values():
             share.close()
     return results
@@ -630,6 +745,12 @@ def main():
     try:
         if args.command == "batch":
             result = run_batch(parser, args)
+        elif args.command == "negotiate":
+            conn = Connection(uuid.uuid4(), args.server, args.port, require_signing=False)
+            conn.connect(timeout=30)
+            # smbprotocol turns require_signing on when the server's SecurityMode demands it.
+            result = {"ok": True, "dialect": conn.dialect, "signing_required": conn.require_signing}
+            conn.disconnect(True)
         else:
             share = connect(args, args.user is not None)
             try:

@@ -120,6 +120,27 @@ impl MountedShare {
         self.mount.is_some()
     }
 
+    /// Gives bucket `sub` (its count.txt must exist) the counters `counts`, as an admin's
+    /// `cerfs counts set` does beside the running mount (clients add one report per
+    /// write, so a test that starts from other counters sets them this way). Nothing
+    /// happens for a [`MountedShare::plain_dir`]: the caller writes the file there.
+    ///
+    /// # Panics
+    /// When the admin store cannot be opened or the bucket has no count.txt.
+    pub fn set_counts(&self, sub: &client::Subpath, counts: client::Counts) {
+        if self.mount.is_none() {
+            return;
+        }
+        let store = cerfs_db::SqliteStore::open_for_admin(&self.db_path).expect("admin store");
+        let fs = cerfs_fs_core::CerFs::new(Arc::new(store));
+        let counts = cerfs_db::Counts {
+            cabs_gathered: counts.cabs_gathered,
+            total_hits: counts.total_hits,
+        };
+        fs.set_counts(&sub.backslashed(), counts)
+            .expect("an admin sets the counters");
+    }
+
     /// `root` joined with a share path written with `/`.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)

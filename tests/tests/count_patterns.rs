@@ -17,12 +17,21 @@ fn bucket() -> Subpath {
     Subpath::app_bucket(0)
 }
 
-/// Creates the counts folder of [`bucket`] and count.txt at `start`; returns count.txt's
-/// path.
+/// Creates the counts folder of [`bucket`] and count.txt (a first report, then the
+/// counters `start` as an admin sets them); returns count.txt's path.
 fn prepare(share: &MountedShare, start: Counts) -> PathBuf {
     let dir = client::mkdir_levels(&share.root, "counts", &bucket()).expect("mkdir counts");
     let path = dir.join("count.txt");
-    client::write_whole(&path, start.render().as_bytes()).expect("create count.txt");
+    let first = if share.is_mounted() {
+        Counts {
+            cabs_gathered: 0,
+            total_hits: 1,
+        }
+    } else {
+        start
+    };
+    client::write_whole(&path, first.render().as_bytes()).expect("create count.txt");
+    share.set_counts(&bucket(), start);
     assert_eq!(
         read_counts(&path),
         start,

@@ -80,11 +80,23 @@ fn application_fault_example_4_1_reads_back_byte_for_byte() {
     client::write_whole(&status_dir.join("status.txt"), status_text.as_bytes())
         .expect("write status.txt (close must succeed: every line is valid)");
     let counts_dir = client::mkdir_levels(root, "counts", &sub).expect("mkdir counts levels");
-    client::write_whole(
-        &counts_dir.join("count.txt"),
-        b"Cabs Gathered=5\r\nTotal Hits=10\r\n",
-    )
-    .expect("create count.txt at 5/10");
+    // The share has seen this bucket before: count.txt at 5/10 (a first report, then the
+    // counters set as an admin would; a plain directory just gets the file).
+    let five_ten = Counts {
+        cabs_gathered: 5,
+        total_hits: 10,
+    };
+    let first = if share.is_mounted() {
+        Counts {
+            cabs_gathered: 0,
+            total_hits: 1,
+        }
+    } else {
+        five_ten
+    };
+    client::write_whole(&counts_dir.join("count.txt"), first.render().as_bytes())
+        .expect("create count.txt");
+    share.set_counts(&sub, five_ten);
 
     // The client. policy.txt does not exist.
     assert_errno(

@@ -27,6 +27,8 @@ pub const STATUS_OBJECT_NAME_COLLISION: u32 = 0xC000_0035;
 pub const STATUS_OBJECT_PATH_NOT_FOUND: u32 = 0xC000_003A;
 /// `FsError::Busy`: a cab still being uploaded through another handle.
 pub const STATUS_SHARING_VIOLATION: u32 = 0xC000_0043;
+/// `FsError::Exhausted`: a limit shared by all clients is reached; retry later.
+pub const STATUS_INSUFFICIENT_RESOURCES: u32 = 0xC000_009A;
 /// `FsError::NoSpace`: the database's disk is full.
 pub const STATUS_DISK_FULL: u32 = 0xC000_007F;
 /// `FsError::IsDir`: a file operation on a directory (or FILE_NON_DIRECTORY_FILE on one).
@@ -35,12 +37,13 @@ pub const STATUS_FILE_IS_A_DIRECTORY: u32 = 0xC000_00BA;
 pub const STATUS_DIRECTORY_NOT_EMPTY: u32 = 0xC000_0101;
 /// `FsError::NotDir`: a directory operation on a file (or FILE_DIRECTORY_FILE on one).
 pub const STATUS_NOT_A_DIRECTORY: u32 = 0xC000_0103;
-/// `FsError::NameTooLong`: the path as the client sees it is over 260 characters (R4).
+/// `FsError::NameTooLong`: the path as the client sees it is over 260 characters (R4);
+/// `FsError::ComponentTooLong`: one name over 255 bytes.
 pub const STATUS_NAME_TOO_LONG: u32 = 0xC000_0106;
 /// `FsError::Store`: any other storage failure (logged at error level).
 pub const STATUS_IO_DEVICE_ERROR: u32 = 0xC000_0185;
-/// `FsError::TooLarge`: past the per-handle limit of a synthesized file (Win32
-/// ERROR_FILE_TOO_LARGE, "the file size exceeds the limit allowed").
+/// `FsError::TooLarge`: a cab past the largest cab accepted (Win32 ERROR_FILE_TOO_LARGE,
+/// "the file size exceeds the limit allowed").
 pub const STATUS_FILE_TOO_LARGE: u32 = 0xC000_0904;
 
 /// The NTSTATUS for an fs-core error (the table in README.md).
@@ -52,12 +55,13 @@ pub fn ntstatus(e: &FsError) -> u32 {
         FsError::IsDir => STATUS_FILE_IS_A_DIRECTORY,
         FsError::NotEmpty => STATUS_DIRECTORY_NOT_EMPTY,
         FsError::InvalidName(_) => STATUS_OBJECT_NAME_INVALID,
-        FsError::NameTooLong(_) => STATUS_NAME_TOO_LONG,
+        FsError::NameTooLong(_) | FsError::ComponentTooLong(_) => STATUS_NAME_TOO_LONG,
         FsError::InvalidContent(_) => STATUS_INVALID_PARAMETER,
         FsError::NotPermitted(_) => STATUS_ACCESS_DENIED,
         FsError::AccessDenied(_) => STATUS_ACCESS_DENIED,
         FsError::BadHandle => STATUS_INVALID_HANDLE,
-        FsError::TooLarge => STATUS_FILE_TOO_LARGE,
+        FsError::TooLarge(_) => STATUS_FILE_TOO_LARGE,
+        FsError::Exhausted(_) => STATUS_INSUFFICIENT_RESOURCES,
         FsError::NoSpace => STATUS_DISK_FULL,
         FsError::Busy => STATUS_SHARING_VIOLATION,
         FsError::Store(_) => STATUS_IO_DEVICE_ERROR,
@@ -79,6 +83,7 @@ pub fn status_name(status: u32) -> &'static str {
         STATUS_OBJECT_PATH_NOT_FOUND => "STATUS_OBJECT_PATH_NOT_FOUND",
         STATUS_SHARING_VIOLATION => "STATUS_SHARING_VIOLATION",
         STATUS_DISK_FULL => "STATUS_DISK_FULL",
+        STATUS_INSUFFICIENT_RESOURCES => "STATUS_INSUFFICIENT_RESOURCES",
         STATUS_FILE_IS_A_DIRECTORY => "STATUS_FILE_IS_A_DIRECTORY",
         STATUS_DIRECTORY_NOT_EMPTY => "STATUS_DIRECTORY_NOT_EMPTY",
         STATUS_NOT_A_DIRECTORY => "STATUS_NOT_A_DIRECTORY",
@@ -135,11 +140,13 @@ mod tests {
             (FsError::NotEmpty, 0xC000_0101),
             (FsError::InvalidName("x".into()), 0xC000_0033),
             (FsError::NameTooLong(261), 0xC000_0106),
+            (FsError::ComponentTooLong(256), 0xC000_0106),
             (FsError::InvalidContent("x".into()), 0xC000_000D),
             (FsError::NotPermitted("x"), 0xC000_0022),
             (FsError::AccessDenied("x"), 0xC000_0022),
             (FsError::BadHandle, 0xC000_0008),
-            (FsError::TooLarge, 0xC000_0904),
+            (FsError::TooLarge(1), 0xC000_0904),
+            (FsError::Exhausted("x"), 0xC000_009A),
             (FsError::NoSpace, 0xC000_007F),
             (FsError::Busy, 0xC000_0043),
         ];

@@ -154,7 +154,9 @@ fn copy_new(w: &WinFs, path: &str, data: &[u8]) -> NtResult<()> {
     close(w, ctx)
 }
 
-/// Creates count.txt as a client that found none (FILE_OPEN_IF: created, written).
+/// Creates count.txt as a client that found none (FILE_OPEN_IF: created, written) with a
+/// first report, then gives it the counters of `text` as an admin would (a client adds
+/// one report per write).
 fn create_count(w: &WinFs, dir: &str, text: &str) {
     let path = format!("{dir}\\count.txt");
     expect_status(
@@ -163,9 +165,20 @@ fn create_count(w: &WinFs, dir: &str, text: &str) {
         "no count.txt yet",
     );
     let ctx = nt_create(w, &path, Disposition::OpenIf, FILE, RW).expect("create count.txt");
-    w.write(&ctx, text.as_bytes(), 0, false, false)
-        .expect("write");
+    w.write(
+        &ctx,
+        b"Cabs Gathered=0\r\nTotal Hits=1\r\n",
+        0,
+        false,
+        false,
+    )
+    .expect("write");
     close(w, ctx).expect("close count.txt");
+    let sub = dir.trim_start_matches("\\counts\\");
+    let wanted = cerfs_fs_core::count_file::parse(text.as_bytes()).expect("counts");
+    w.core()
+        .set_counts(sub, wanted)
+        .expect("an admin sets the counters");
 }
 
 /// Pattern a: one handle: open existing read/write, read, write at 0, SetFileSize,

@@ -40,6 +40,15 @@ pub struct MountArgs {
     #[arg(value_name = "MOUNTPOINT")]
     pub mountpoint: PathBuf,
 
+    #[command(flatten)]
+    pub limits: super::ShareLimits,
+
+    /// A unix uid that may change policy.txt and status.txt besides root (repeat for
+    /// several); they are presented as its files. For a Samba of your own, give the uid of
+    /// the account your admin logs in as.
+    #[arg(long = "admin-uid", value_name = "UID")]
+    pub admin_uids: Vec<u32>,
+
     /// Number of FUSE worker threads serving requests concurrently.
     #[arg(
         long,
@@ -64,7 +73,8 @@ pub fn run(args: &MountArgs) -> Result<()> {
     // Catch the signals before mounting: from now on SIGINT/SIGTERM must unmount, not kill.
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
 
-    let fs = open_share(&args.db)?;
+    let fs = open_share(&args.db, &args.limits, &args.admin_uids)?;
+    let store_watch = crate::store_watch::StoreWatch::spawn(&fs)?;
     let opts = MountOptions {
         threads: args.threads,
         ..MountOptions::default()
@@ -134,7 +144,7 @@ pub fn run(args: &MountArgs) -> Result<()> {
         args.mountpoint.display(),
         args.db.display()
     );
-    Ok(())
+    store_watch.outcome()
 }
 
 /// How long a mount that is still in use at a stop signal serves its open files after it

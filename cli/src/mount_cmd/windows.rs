@@ -38,6 +38,9 @@ pub struct MountArgs {
     /// must exist).
     #[arg(value_name = "MOUNTPOINT")]
     pub mountpoint: PathBuf,
+
+    #[command(flatten)]
+    pub limits: super::ShareLimits,
 }
 
 /// Mounts, serves until told to stop, unmounts.
@@ -47,7 +50,7 @@ pub fn run(args: &MountArgs) -> Result<()> {
     // Catch Ctrl-C before mounting: from now on it must unmount, not end the process.
     let stop = StopSignals::install()?;
 
-    let fs = open_share(&args.db)?;
+    let fs = open_share(&args.db, &args.limits, &[])?;
     let point = MountPoint::prepare(&args.mountpoint)?;
     let mount = match cerfs_winfsp::mount(fs, point.path()) {
         Ok(mount) => mount,

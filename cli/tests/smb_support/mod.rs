@@ -30,6 +30,8 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 pub const ADMIN_PASSWORD: &str = "cer-admin-test-pw";
 /// The admin account name in every test.
 pub const ADMIN_USER: &str = "ceradmin";
+/// The share the admin changes things through (encrypted).
+pub const ADMIN_SHARE: &str = "cer-admin";
 /// The Python SMB client.
 pub const PY_CLIENT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -323,7 +325,9 @@ impl Serve {
 
     /// Runs the Python client against this server as the admin account.
     pub fn py_admin(&self, args: &[&str]) -> serde_json::Value {
-        py_client(self.port, Some((ADMIN_USER, ADMIN_PASSWORD)), args)
+        let mut argv = vec!["--share", ADMIN_SHARE];
+        argv.extend_from_slice(args);
+        py_client(self.port, Some((ADMIN_USER, ADMIN_PASSWORD)), &argv)
     }
 
     /// Runs many client operations in one process (see [`py_batch`]).
@@ -387,6 +391,8 @@ pub fn py_batch(port: u16, ops: &[Op]) -> Vec<serde_json::Value> {
             &port.to_string(),
             "--user",
             ADMIN_USER,
+            "--user-share",
+            ADMIN_SHARE,
             "--password-env",
             "CER_TEST_PW",
         ])

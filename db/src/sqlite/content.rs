@@ -42,6 +42,10 @@ impl ContentStore for SqliteStore {
         CHUNK
     }
 
+    fn check_identity(&self) -> Result<()> {
+        self.identity.check(&self.path)
+    }
+
     fn sync(&self) -> Result<()> {
         // synchronous=NORMAL: commits reach the -wal file by write(2) alone, and every
         // checkpoint syncs the database file before the WAL is used again. So syncing the

@@ -16,6 +16,10 @@ impl CounterStore for SqliteStore {
         finish(self.write(|tx| ensure_bucket_in(tx, key)))
     }
 
+    fn find_bucket(&self, subpath: &str) -> Result<Option<BucketId>> {
+        finish(self.read(|tx| find_bucket(tx, subpath)))
+    }
+
     fn counts(&self, bucket: BucketId) -> Result<Counts> {
         finish(self.read(|tx| {
             let mut stmt = tx.prepare_cached(
@@ -41,11 +45,16 @@ impl CounterStore for SqliteStore {
                 .query_row([bucket], |row| Ok((get_u64(row, 0)?, get_u64(row, 1)?)))
                 .optional()?
                 .ok_or(StoreError::NoBucket(bucket))?;
-            let overflow = || StoreError::Invalid(format!("counter overflow in bucket {bucket}"));
+            // Counters stop at the largest value SQLite keeps (2^63 - 1) instead of failing:
+            // no counter state, however reached (a hand edit), may refuse a report.
+            let ceiling = i64::MAX as u64;
             let new = Counts {
-                cabs_gathered: old.0.checked_add(cabs).ok_or_else(overflow)?,
-                total_hits: old.1.checked_add(hits).ok_or_else(overflow)?,
+                cabs_gathered: old.0.saturating_add(cabs).min(ceiling),
+                total_hits: old.1.saturating_add(hits).min(ceiling),
             };
+            if new.total_hits == ceiling || new.cabs_gathered == ceiling {
+                tracing::warn!(bucket, ?new, "a counter of this bucket is at its largest value and stays there: reset it with `cerfs counts reset`");
+            }
             tx.prepare_cached(concat!(
                 "UPDATE bucket_rows SET cabs_gathered = ?2, total_hits = ?3, last_seen = ",
                 sql_now!(),
@@ -55,14 +64,19 @@ impl CounterStore for SqliteStore {
             ))?
             .execute(params![
                 bucket,
-                i64::try_from(new.cabs_gathered).map_err(|_| overflow())?,
-                i64::try_from(new.total_hits).map_err(|_| overflow())?
+                new.cabs_gathered as i64,
+                new.total_hits as i64
             ])?;
             Ok(new)
         }))
     }
 
-    fn reset_counts(&self, bucket: BucketId) -> Result<Counts> {
+    fn set_counts(&self, bucket: BucketId, counts: Counts) -> Result<Counts> {
+        let value = |v: u64| {
+            i64::try_from(v)
+                .map_err(|_| StoreError::Invalid(format!("counter {v} is beyond 2^63 - 1")))
+        };
+        let (cabs, hits) = (value(counts.cabs_gathered)?, value(counts.total_hits)?);
         finish(self.write(|tx| {
             let old = tx
                 .prepare_cached(
@@ -77,9 +91,9 @@ impl CounterStore for SqliteStore {
                 .optional()?
                 .ok_or(StoreError::NoBucket(bucket))?;
             tx.prepare_cached(
-                "UPDATE bucket_rows SET cabs_gathered = 0, total_hits = 0 WHERE bucket_id = ?1",
+                "UPDATE bucket_rows SET cabs_gathered = ?2, total_hits = ?3 WHERE bucket_id = ?1",
             )?
-            .execute([bucket])?;
+            .execute(params![bucket, cabs, hits])?;
             Ok(old)
         }))
     }

@@ -6,6 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
+use super::file_identity::FileIdentity;
 use crate::store::Result;
 
 /// How many idle reader connections are kept; more are opened under load and closed when
@@ -21,14 +22,17 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Reader connections to one database file.
 pub(crate) struct ReaderPool {
     path: PathBuf,
+    /// New connections are opened only on the file the store opened.
+    identity: FileIdentity,
     idle: Mutex<Vec<Connection>>,
 }
 
 impl ReaderPool {
     /// A pool for the database at `path` (which must exist and be in WAL mode).
-    pub(crate) fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf, identity: FileIdentity) -> Self {
         ReaderPool {
             path,
+            identity,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -38,7 +42,10 @@ impl ReaderPool {
         let idle = lock(&self.idle).pop();
         let conn = match idle {
             Some(conn) => conn,
-            None => super::connection::open_pooled_reader(&self.path)?,
+            None => {
+                self.identity.check(&self.path)?;
+                super::connection::open_pooled_reader(&self.path)?
+            }
         };
         Ok(Reader {
             pool: self,

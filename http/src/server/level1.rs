@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use hyper::header::HeaderMap;
 use hyper::{Response, StatusCode};
 
+use super::limits::BodyClock;
 use super::reject::{text_response, Reject};
 use super::{blocking, content_length, App, BUCKET_TABLE};
 use crate::answer::Level1Answer;
@@ -19,7 +20,7 @@ use crate::bucket::{cab_name, map_report};
 use crate::report::{parse_report, WerReport};
 
 impl App {
-    /// Reads a whole level-1 body: at most `max_report_size` bytes within `body_timeout`.
+    /// Reads a whole level-1 body: at most `max_report_size` bytes, at the body pace.
     async fn read_report_body(
         &self,
         headers: &HeaderMap,
@@ -32,20 +33,21 @@ impl App {
                 format!("the report is larger than {limit} bytes"),
             )
         };
-        if content_length(headers).is_some_and(|n| n > limit as u64) {
-            return Err(too_big());
+        if let Some(announced) = content_length(headers).filter(|n| *n > limit as u64) {
+            return Err(Reject::closing(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the report announces {announced} bytes; at most {limit} are accepted"),
+            ));
         }
-        let deadline = tokio::time::Instant::now() + self.config.body_timeout;
+        let clock = BodyClock::start(self.body_pace());
         let mut buf = Vec::new();
         loop {
+            let deadline = clock.deadline(buf.len() as u64);
             let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
                 Err(_) => {
                     return Err(Reject::new(
                         StatusCode::REQUEST_TIMEOUT,
-                        format!(
-                            "the report did not arrive within {} s",
-                            self.config.body_timeout.as_secs_f64()
-                        ),
+                        clock.reason(buf.len() as u64),
                     ))
                 }
                 Ok(None) => return Ok(buf),
@@ -91,6 +93,20 @@ impl App {
         let guid = uuid::Uuid::new_v4().hyphenated().to_string();
         let dump_path = mapping.dump_path(&guid);
         let cab = cab_name(&guid);
+        let known = self
+            .fs
+            .bucket_exists(&subpath)
+            .map_err(|e| Reject::from_fs("finding the bucket", e))?;
+        if !known && !self.new_buckets.take(peer.ip()) {
+            return Err(Reject::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "this address reported more than {} new signatures in the last minute: \
+                     retry later",
+                    self.config.new_buckets_per_minute
+                ),
+            ));
+        }
         let offer = DumpOffer {
             dump_path: &dump_path,
             cab_name: &cab,

@@ -16,6 +16,9 @@ use hyper::{Response, StatusCode};
 pub(crate) struct Reject {
     pub(crate) status: StatusCode,
     pub(crate) reason: String,
+    /// Answer at once and close the connection, reading nothing more of the body (its
+    /// announced length is refused).
+    pub(crate) close: bool,
 }
 
 impl Reject {
@@ -23,6 +26,15 @@ impl Reject {
         Reject {
             status,
             reason: reason.into(),
+            close: false,
+        }
+    }
+
+    /// The same, answered at once on a connection that is then closed.
+    pub(crate) fn closing(status: StatusCode, reason: impl Into<String>) -> Self {
+        Reject {
+            close: true,
+            ..Reject::new(status, reason)
         }
     }
 
@@ -40,12 +52,19 @@ impl Reject {
     /// (its details go to the log, not to the client).
     pub(crate) fn from_fs(what: &str, e: FsError) -> Self {
         let status = status_of(&e);
-        if status.is_server_error() && status != StatusCode::INSUFFICIENT_STORAGE {
+        let retry_later = matches!(
+            status,
+            StatusCode::INSUFFICIENT_STORAGE | StatusCode::SERVICE_UNAVAILABLE
+        );
+        if status.is_server_error() && !retry_later {
             return Reject::internal(what, &e);
         }
         if status == StatusCode::INSUFFICIENT_STORAGE {
             tracing::error!("{what}: the store is full");
             return Reject::new(status, format!("{what}: the server's store is full"));
+        }
+        if retry_later {
+            tracing::warn!("{what}: {e}");
         }
         Reject::new(status, format!("{what}: {e}"))
     }
@@ -56,11 +75,13 @@ pub fn status_of(e: &FsError) -> StatusCode {
     match e {
         FsError::NotFound => StatusCode::NOT_FOUND,
         FsError::Exists | FsError::Busy => StatusCode::CONFLICT,
-        FsError::InvalidName(_) | FsError::NameTooLong(_) | FsError::InvalidContent(_) => {
-            StatusCode::BAD_REQUEST
-        }
+        FsError::InvalidName(_)
+        | FsError::NameTooLong(_)
+        | FsError::ComponentTooLong(_)
+        | FsError::InvalidContent(_) => StatusCode::BAD_REQUEST,
         FsError::NotPermitted(_) | FsError::AccessDenied(_) => StatusCode::FORBIDDEN,
-        FsError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        FsError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        FsError::Exhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
         FsError::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
         FsError::NotDir | FsError::IsDir | FsError::NotEmpty | FsError::BadHandle => {
             StatusCode::INTERNAL_SERVER_ERROR
@@ -119,10 +140,12 @@ mod tests {
             (FsError::Busy, 409),
             (FsError::InvalidName("x".into()), 400),
             (FsError::NameTooLong(261), 400),
+            (FsError::ComponentTooLong(256), 400),
             (FsError::InvalidContent("x".into()), 400),
             (FsError::NotPermitted("x"), 403),
             (FsError::AccessDenied("x"), 403),
-            (FsError::TooLarge, 413),
+            (FsError::TooLarge(1), 413),
+            (FsError::Exhausted("x"), 503),
             (FsError::NoSpace, 507),
             (FsError::BadHandle, 500),
             (FsError::NotDir, 500),

@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use hyper::header::HeaderMap;
 use hyper::{Response, StatusCode};
 
+use super::limits::BodyClock;
 use super::reject::{text_response, Reject};
 use super::{blocking, content_length, lock, App};
 
@@ -126,15 +127,18 @@ impl App {
             app: self,
             report: dump.report_id,
         };
-        let max = self.config.max_cab_size;
+        let max = self.fs.max_cab_size();
         let too_big = || {
             Reject::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("the cab is larger than {max} bytes"),
             )
         };
-        if content_length(headers).is_some_and(|n| n > max) {
-            return Err(too_big());
+        if let Some(announced) = content_length(headers).filter(|n| *n > max) {
+            return Err(Reject::closing(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the cab announces {announced} bytes; at most {max} are accepted"),
+            ));
         }
         let fs = Arc::clone(&self.fs);
         let (sub, name) = (dump.subpath.clone(), dump.cab_name.clone());
@@ -154,17 +158,11 @@ impl App {
         let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
         let mut received: u64 = 0;
         let mut written: u64 = 0;
+        let clock = BodyClock::start(self.body_pace());
         let failure = loop {
-            let frame = match tokio::time::timeout(self.config.body_timeout, body.frame()).await {
-                Err(_) => {
-                    break Reject::new(
-                        StatusCode::REQUEST_TIMEOUT,
-                        format!(
-                            "no data for {} s: upload abandoned",
-                            self.config.body_timeout.as_secs_f64()
-                        ),
-                    )
-                }
+            let deadline = clock.deadline(received);
+            let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+                Err(_) => break Reject::new(StatusCode::REQUEST_TIMEOUT, clock.reason(received)),
                 Ok(None) => {
                     if !buf.is_empty() {
                         if let Err(rej) = self.write(fh, written, std::mem::take(&mut buf)).await {

@@ -1,8 +1,8 @@
-//! Shared by the HTTP tests: a real server on a fixed loopback port over a fresh store,
+//! Shared by the HTTP tests: a real server on a loopback port the system chose, over a fresh store,
 //! a real HTTP client, the [MS-CER2] examples, and ways to look at the store (SQL) and at
 //! the share (fs-core).
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -111,11 +111,15 @@ pub fn client() -> reqwest::blocking::Client {
 }
 
 /// The test's server config: the defaults, with a short body timeout so that the slow
-/// client tests do not wait a minute.
+/// client tests do not wait a minute, and room for the concurrency tests' many
+/// connections and buckets, all from 127.0.0.1 (the limits per address have tests of their
+/// own).
 pub fn test_config() -> Config {
     Config {
         body_timeout: Duration::from_secs(5),
         shutdown_grace: Duration::from_secs(10),
+        max_connections_per_address: 256,
+        new_buckets_per_minute: 10_000,
         ..Config::default()
     }
 }
@@ -137,6 +141,7 @@ pub struct Server {
     pub dir: TempDir,
     pub port: u16,
     pub config: Config,
+    pub max_cab_size: u64,
     pub fs: Arc<CerFs>,
     pub store: Arc<SqliteStore>,
     handle: Option<HttpHandle>,
@@ -148,14 +153,20 @@ impl Server {
     }
 
     pub fn start_with(config: Config) -> Server {
+        Server::start_with_cab_limit(config, cerfs_fs_core::DEFAULT_MAX_CAB_SIZE)
+    }
+
+    /// A server over a share that takes cabs of at most `max_cab_size` bytes.
+    pub fn start_with_cab_limit(config: Config, max_cab_size: u64) -> Server {
         init_logging();
         let dir = tempfile::tempdir().expect("tempdir");
-        let (fs, store, handle) = launch(&dir.path().join("cer.db"), 0, &config);
+        let (fs, store, handle) = launch(&dir.path().join("cer.db"), 0, &config, max_cab_size);
         let port = handle.local_addr().port();
         Server {
             dir,
             port,
             config,
+            max_cab_size,
             fs,
             store,
             handle: Some(handle),
@@ -186,7 +197,8 @@ impl Server {
     /// freed).
     pub fn restart(&mut self) {
         self.stop();
-        let (fs, store, handle) = launch(&self.db_path(), self.port, &self.config);
+        let (fs, store, handle) =
+            launch(&self.db_path(), self.port, &self.config, self.max_cab_size);
         // The old store is closed once these last references go.
         self.fs = fs;
         self.store = store;
@@ -289,9 +301,10 @@ fn launch(
     db: &std::path::Path,
     port: u16,
     config: &Config,
+    max_cab_size: u64,
 ) -> (Arc<CerFs>, Arc<SqliteStore>, HttpHandle) {
     let store = Arc::new(SqliteStore::open(db).expect("open store"));
-    let fs = Arc::new(CerFs::new(store.clone()));
+    let fs = Arc::new(CerFs::new(store.clone()).with_max_cab_size(max_cab_size));
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let handle = cerfs_http::spawn(fs.clone(), addr, config.clone()).expect("start server");
     if port != 0 {

@@ -1,0 +1,237 @@
+//! A cab being uploaded: its bytes, its running hash, its limit, and its commit.
+
+use cerfs_db::{Ino, Store, StoreError};
+use sha2::{Digest, Sha256};
+
+use crate::{FsError, Result};
+
+/// Default of the largest cab the share accepts (`--max-cab-size`), over SMB and HTTP.
+pub const DEFAULT_MAX_CAB_SIZE: u64 = 1 << 30;
+
+/// A cab being uploaded: bytes go to the store as they come, in whole storage units
+/// ([`Store::write_alignment`]) while the writes are sequential; the hash is kept while the
+/// writes are sequential, else recomputed from the store at commit.
+pub(crate) struct CabWriter {
+    hasher: Option<Sha256>,
+    hashed: u64,
+    /// The size the writer sees: stored bytes plus `tail`.
+    size: u64,
+    /// Bytes received past the last whole storage unit, not stored yet (less than a unit).
+    /// SMB clients write 60 KiB pieces: stored as they come, every 64 KiB chunk would be
+    /// written twice. Losing them in a crash loses nothing: an uncommitted cab is purged.
+    tail: Vec<u8>,
+    /// Sequential writes are buffered into whole units until the first other write or
+    /// truncate; from then on every write goes straight to the store.
+    buffering: bool,
+    pub committed: bool,
+    /// The first write or truncate that failed: such a cab is never committed.
+    failed: Option<FsError>,
+    /// Nothing was written or truncated yet.
+    untouched: bool,
+    /// The largest cab the share accepts: a write past it fails the upload.
+    max_size: u64,
+}
+
+impl CabWriter {
+    pub(crate) fn new(max_size: u64) -> Self {
+        CabWriter {
+            max_size,
+            hasher: Some(Sha256::new()),
+            hashed: 0,
+            size: 0,
+            tail: Vec::new(),
+            buffering: true,
+            committed: false,
+            failed: None,
+            untouched: true,
+        }
+    }
+
+    /// Whether a write or truncate has reached this cab (even a failed one).
+    pub(crate) fn is_untouched(&self) -> bool {
+        self.untouched
+    }
+
+    /// The size as the writer sees it (what is stored may lag by less than a unit).
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub(crate) fn write(
+        &mut self,
+        store: &dyn Store,
+        ino: Ino,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<u32> {
+        if self.committed {
+            return Err(FsError::NotPermitted("the cab is committed and read-only"));
+        }
+        self.untouched = false;
+        let end = offset.checked_add(data.len() as u64);
+        if end.is_none_or(|end| end > self.max_size) {
+            tracing::warn!(
+                ino,
+                offset,
+                len = data.len(),
+                max = self.max_size,
+                "refused a cab write past the largest cab accepted: the upload fails"
+            );
+            return Err(self.fail(FsError::TooLarge(self.max_size)));
+        }
+        if let Err(e) = self.store_data(store, ino, offset, data) {
+            return Err(self.fail(e.into()));
+        }
+        match &mut self.hasher {
+            Some(h) if offset == self.hashed => {
+                h.update(data);
+                self.hashed += data.len() as u64;
+            }
+            _ => self.hasher = None,
+        }
+        Ok(data.len() as u32)
+    }
+
+    fn store_data(
+        &mut self,
+        store: &dyn Store,
+        ino: Ino,
+        offset: u64,
+        data: &[u8],
+    ) -> std::result::Result<(), StoreError> {
+        let unit = store.write_alignment().max(1);
+        if !(self.buffering && unit > 1 && offset == self.size) {
+            self.flush_tail(store, ino)?;
+            self.buffering = false;
+            self.size = store.write_at(ino, offset, data)?;
+            return Ok(());
+        }
+        let unit = usize::try_from(unit).unwrap_or(usize::MAX);
+        // Stored bytes end at a unit boundary; the tail follows them.
+        let mut at = self.size - self.tail.len() as u64;
+        let mut rest = data;
+        if !self.tail.is_empty() {
+            let take = (unit - self.tail.len()).min(rest.len());
+            let (head, after) = rest.split_at(take);
+            self.tail.extend_from_slice(head);
+            rest = after;
+            if self.tail.len() == unit {
+                store.write_at(ino, at, &self.tail)?;
+                at += unit as u64;
+                self.tail.clear();
+            }
+        }
+        if self.tail.is_empty() {
+            let whole = rest.len() / unit * unit;
+            let (units, left) = rest.split_at(whole);
+            if !units.is_empty() {
+                store.write_at(ino, at, units)?;
+            }
+            self.tail.extend_from_slice(left);
+        }
+        self.size += data.len() as u64;
+        Ok(())
+    }
+
+    /// Stores the buffered tail (before a read through this handle, a truncate, a commit).
+    pub(crate) fn flush_tail(
+        &mut self,
+        store: &dyn Store,
+        ino: Ino,
+    ) -> std::result::Result<(), StoreError> {
+        if !self.tail.is_empty() {
+            store.write_at(ino, self.size - self.tail.len() as u64, &self.tail)?;
+            self.tail.clear();
+        }
+        Ok(())
+    }
+
+    /// Sets the size of the upload. A size beyond the bytes written is taken as what it is
+    /// on Windows, a preallocation hint (the copy engine announces the final size before it
+    /// writes): nothing changes, so that no cab holds bytes nobody sent and no close has to
+    /// hash gigabytes of zeros.
+    pub(crate) fn truncate(&mut self, store: &dyn Store, ino: Ino, size: u64) -> Result<()> {
+        if self.committed {
+            return Err(FsError::NotPermitted("the cab is committed and read-only"));
+        }
+        if size > self.size {
+            tracing::debug!(
+                ino,
+                size,
+                written = self.size,
+                "cab size beyond the bytes written: a hint, ignored"
+            );
+            return Ok(());
+        }
+        self.untouched = false;
+        let truncated = self
+            .flush_tail(store, ino)
+            .and_then(|()| store.truncate(ino, size));
+        self.buffering = false;
+        if let Err(e) = truncated {
+            return Err(self.fail(e.into()));
+        }
+        self.size = size;
+        if size != self.hashed {
+            self.hasher = None;
+        }
+        Ok(())
+    }
+
+    /// Remembers the first failure (the client saw it) and returns it.
+    fn fail(&mut self, e: FsError) -> FsError {
+        if self.failed.is_none() {
+            self.failed = Some(match &e {
+                FsError::NoSpace => FsError::NoSpace,
+                other => FsError::InvalidContent(format!("an earlier write failed: {other}")),
+            });
+        }
+        e
+    }
+
+    /// Marks the cab complete with its sha256; a cab with a failed write is deleted
+    /// instead (its bytes are not what the client sent) and the failure returned.
+    pub(crate) fn commit(&mut self, store: &dyn Store, ino: Ino) -> Result<()> {
+        if self.committed {
+            return Ok(());
+        }
+        self.committed = true;
+        if self.failed.is_none() {
+            if let Err(e) = self.flush_tail(store, ino) {
+                self.fail(e.into());
+            }
+        }
+        if let Some(failed) = self.failed.take() {
+            tracing::warn!(ino, "cab upload failed ({failed}): not kept");
+            // If even the delete fails (disk still full), the row stays `writing` and the
+            // next start purges it.
+            if let Err(e) = store.remove_node(ino) {
+                tracing::warn!(ino, "could not delete the failed cab now: {e}");
+            }
+            return Err(failed);
+        }
+        let size = store.node(ino)?.map(|n| n.size).unwrap_or(self.size);
+        let digest = match self.hasher.take() {
+            Some(h) if self.hashed == size => h.finalize(),
+            _ => hash_from_store(store, ino, size)?,
+        };
+        store.commit_cab(ino, size, &hex::encode(digest))?;
+        Ok(())
+    }
+}
+
+/// Hashes stored content piece by piece (bounded memory).
+fn hash_from_store(store: &dyn Store, ino: Ino, size: u64) -> Result<sha2::digest::Output<Sha256>> {
+    const PIECE: u32 = 1024 * 1024;
+    let mut h = Sha256::new();
+    let mut at = 0;
+    while at < size {
+        let piece = store.read_at(ino, at, PIECE)?;
+        if piece.is_empty() {
+            break;
+        }
+        at += piece.len() as u64;
+        h.update(&piece);
+    }
+    Ok(h.finalize())
+}

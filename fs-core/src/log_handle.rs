@@ -1,0 +1,325 @@
+//! An open crash.log or hits.log: the log is append-only; a handle's writes at or past the
+//! end it saw are its own lines, earlier bytes may only be rewritten with what is there.
+//! What a handle holds in memory is bounded per handle, per line, and for all handles
+//! together ([`LogBudget`]).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use cerfs_db::{LogId, Store};
+
+use crate::handle::slice_at;
+use crate::{log_line, FsError, Result};
+
+/// Largest amount a client may append to a log through one handle.
+pub(crate) const MAX_LOG_APPEND: usize = 1024 * 1024;
+
+/// Longest line a client may write: an MS-CER line is a few hundred bytes (2.2.2); longer
+/// ones are refused rather than held and stored.
+pub(crate) const MAX_LOG_LINE: usize = 64 * 1024;
+
+/// Default of [`LogBudget`]: bytes all open log handles together may hold.
+pub const DEFAULT_LOG_BUDGET: usize = 16 * 1024 * 1024;
+
+/// The bytes all open log handles hold, against one limit: many clients each writing an
+/// unfinished line cannot make the server hold more than this.
+#[derive(Debug)]
+pub struct LogBudget {
+    used: AtomicUsize,
+    limit: usize,
+}
+
+impl LogBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        LogBudget {
+            used: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    /// Bytes held now by all handles.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn take(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(n).filter(|total| *total <= self.limit)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// One handle's share of the [`LogBudget`]; returned when the handle goes.
+#[derive(Debug)]
+pub(crate) struct Held {
+    budget: Arc<LogBudget>,
+    bytes: usize,
+}
+
+impl Held {
+    pub(crate) fn new(budget: Arc<LogBudget>) -> Self {
+        Held { budget, bytes: 0 }
+    }
+
+    /// Grows this handle's share to `bytes`, or says the budget is spent.
+    fn grow_to(&mut self, bytes: usize) -> Result<()> {
+        if bytes <= self.bytes {
+            return Ok(());
+        }
+        if !self.budget.take(bytes - self.bytes) {
+            tracing::warn!(
+                held = self.budget.used(),
+                limit = self.budget.limit,
+                "refused a log write: open log handles hold their whole budget of unfinished lines"
+            );
+            return Err(FsError::Exhausted(
+                "too much unfinished log data is held for other clients; retry later",
+            ));
+        }
+        self.bytes = bytes;
+        Ok(())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.give_back(self.bytes);
+    }
+}
+
+/// crash.log / hits.log through one handle.
+pub(crate) struct LogHandle {
+    pub log: LogId,
+    /// Where this handle's own data starts: the log length at open, or less after a truncate.
+    pub base: u64,
+    /// Opened O_APPEND: every write goes to the end.
+    pub append: bool,
+    /// Bytes this handle wrote at `base..`.
+    pub own: Vec<u8>,
+    /// How much of `own` is already stored as lines.
+    pub committed: usize,
+    /// `own`'s share of the budget of all log handles.
+    pub held: Held,
+}
+
+/// Bytes a log line may not hold: control characters other than TAB (a line is shown on
+/// terminals and pages as it is); CR and LF only end lines (checked apart).
+fn forbidden(b: u8) -> bool {
+    (b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n')) || b == 0x7f
+}
+
+impl LogHandle {
+    /// Size as seen through this handle.
+    pub(crate) fn size(&self) -> u64 {
+        self.base + self.own.len() as u64
+    }
+
+    pub(crate) fn read(&self, store: &dyn Store, offset: u64, size: u32) -> Result<Vec<u8>> {
+        if offset < self.base {
+            let len = (self.base - offset).min(u64::from(size)) as u32;
+            return Ok(store.read_log(self.log, offset, len)?);
+        }
+        Ok(slice_at(&self.own, offset - self.base, size).to_vec())
+    }
+
+    pub(crate) fn write(&mut self, store: &dyn Store, offset: u64, data: &[u8]) -> Result<u32> {
+        let end = self.size();
+        let offset = if self.append || offset > end {
+            end
+        } else {
+            offset
+        };
+        let mut data_rest = data;
+        let mut at = offset;
+        if at < self.base {
+            // Rewriting history is allowed only byte-for-byte (a client re-saving the file).
+            let n = ((self.base - at) as usize).min(data_rest.len());
+            let existing = store.read_log(self.log, at, n as u32)?;
+            if existing != data_rest[..n] {
+                tracing::warn!(log = ?self.log, offset = at, "rejected a rewrite of stored log lines");
+                return Err(FsError::InvalidContent(
+                    "log lines already stored cannot be changed".into(),
+                ));
+            }
+            data_rest = &data_rest[n..];
+            at += n as u64;
+        }
+        if data_rest.is_empty() {
+            return Ok(data.len() as u32);
+        }
+        if let Some(&b) = data_rest.iter().find(|b| forbidden(**b)) {
+            tracing::warn!(log = ?self.log, byte = b, "rejected a log write holding a control character");
+            return Err(FsError::InvalidContent(format!(
+                "log lines may not hold control character 0x{b:02X} (only TAB, and CR LF at the end)"
+            )));
+        }
+        let rel = (at - self.base) as usize;
+        let new_end = rel + data_rest.len();
+        if new_end > MAX_LOG_APPEND {
+            tracing::warn!(log = ?self.log, bytes = new_end, "rejected a log write past the per-handle limit");
+            return Err(FsError::InvalidContent(format!(
+                "one handle appends at most {MAX_LOG_APPEND} bytes to a log: close it and open it again"
+            )));
+        }
+        // Bytes already stored as lines may only be rewritten identically.
+        let overlap_end = self.committed.min(new_end);
+        if rel < overlap_end && self.own[rel..overlap_end] != data_rest[..overlap_end - rel] {
+            return Err(FsError::InvalidContent(
+                "log lines already stored cannot be changed".into(),
+            ));
+        }
+        let mut next = self.own.clone();
+        if next.len() < new_end {
+            next.resize(new_end, 0);
+        }
+        next[rel..new_end].copy_from_slice(data_rest);
+        if let Err(e) = check_lines(&next, rel, new_end) {
+            tracing::warn!(log = ?self.log, "rejected a log write: {e}");
+            if let LineProblem::TooLong = e {
+                // The line is refused as a whole: what the handle held of it goes too,
+                // rather than into the log at close.
+                let kept = self
+                    .own
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |i| i + 1)
+                    .max(self.committed);
+                if kept < self.own.len() {
+                    tracing::warn!(log = ?self.log, dropped = self.own.len() - kept, "dropped the start of the refused line");
+                    self.own.truncate(kept);
+                }
+            }
+            return Err(FsError::InvalidContent(e.to_string()));
+        }
+        self.held.grow_to(next.len())?;
+        self.own = next;
+        Ok(data.len() as u32)
+    }
+
+    pub(crate) fn truncate(&mut self, size: u64) {
+        if size < self.base {
+            // "Create it empty" (FILE_OVERWRITE_IF): the stored lines stay, this handle's
+            // lines start at the new end it believes in.
+            self.base = size;
+            self.own.clear();
+            self.committed = 0;
+        } else {
+            let rel = ((size - self.base) as usize).max(self.committed);
+            if rel < self.own.len() {
+                self.own.truncate(rel);
+            }
+        }
+    }
+
+    /// Stores every complete line not stored yet; with `finish`, also a trailing partial
+    /// line (kept verbatim and flagged).
+    pub(crate) fn apply(&mut self, store: &dyn Store, finish: bool) -> Result<()> {
+        let pending = &self.own[self.committed..];
+        let (complete, rest) = log_line::split_lines(pending);
+        let mut lines: Vec<_> = complete.iter().map(|l| log_line::to_log_line(l)).collect();
+        let mut consumed: usize = complete.iter().map(|l| l.len()).sum();
+        if finish && !rest.is_empty() {
+            lines.push(log_line::to_log_line(rest));
+            consumed += rest.len();
+        }
+        if lines.is_empty() {
+            return Ok(());
+        }
+        for l in lines.iter().filter(|l| l.fields.is_none()) {
+            tracing::warn!(
+                log = ?self.log,
+                line = %String::from_utf8_lossy(&l.bytes).trim_end(),
+                "log line does not parse: kept verbatim and flagged"
+            );
+        }
+        store.append_log(self.log, &lines)?;
+        self.committed += consumed;
+        Ok(())
+    }
+}
+
+/// What is wrong with the lines a write made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum LineProblem {
+    #[error("a carriage return inside a log line (only CR LF ends a line)")]
+    BareCr,
+    #[error("a log line of more than {MAX_LOG_LINE} bytes (MS-CER lines are a few hundred)")]
+    TooLong,
+}
+
+/// Checks the lines of `own` that a write to `own[from..to]` touched: no CR except right
+/// before LF (or last, where LF may follow in the next write), and no line longer than
+/// [`MAX_LOG_LINE`].
+fn check_lines(own: &[u8], from: usize, to: usize) -> std::result::Result<(), LineProblem> {
+    let start = own[..from]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let stop = own[to..]
+        .iter()
+        .position(|b| *b == b'\n')
+        .map_or(own.len(), |i| to + i + 1);
+    let region = &own[start..stop];
+    for (i, b) in region.iter().enumerate() {
+        if *b == b'\r' && region.get(i + 1).is_some_and(|next| *next != b'\n') {
+            return Err(LineProblem::BareCr);
+        }
+    }
+    for line in region.split_inclusive(|b| *b == b'\n') {
+        if line.len() > MAX_LOG_LINE {
+            return Err(LineProblem::TooLong);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn carriage_returns_only_end_lines() {
+        let ok = b"a\tb\r\nc\r";
+        assert!(check_lines(ok, 0, ok.len()).is_ok());
+        let bad = b"a\rb\r\n";
+        assert!(check_lines(bad, 0, bad.len()).is_err());
+        // A CR written last may get its LF from the next write.
+        assert!(check_lines(b"abc\r", 3, 4).is_ok());
+        assert!(forbidden(0x1b) && forbidden(0) && forbidden(0x7f));
+        assert!(!forbidden(b'\t') && !forbidden(b'A') && !forbidden(0xe9));
+    }
+
+    #[test]
+    fn long_lines_are_refused_where_they_are_written() {
+        let mut own = vec![b'x'; MAX_LOG_LINE];
+        assert!(check_lines(&own, 0, own.len()).is_ok());
+        own.push(b'y');
+        let end = own.len();
+        assert!(check_lines(&own, end - 1, end).is_err());
+        own.extend_from_slice(b"\r\nshort\r\n");
+        let end = own.len();
+        // Only the lines a write touched are checked.
+        assert!(check_lines(&own, end - 7, end).is_ok());
+    }
+
+    #[test]
+    fn the_budget_is_shared_and_returned() {
+        let budget = Arc::new(LogBudget::new(100));
+        let mut a = Held::new(Arc::clone(&budget));
+        let mut b = Held::new(Arc::clone(&budget));
+        a.grow_to(60).expect("fits");
+        assert!(matches!(b.grow_to(50), Err(FsError::Exhausted(_))));
+        b.grow_to(40).expect("fits");
+        assert_eq!(budget.used(), 100);
+        drop(a);
+        assert_eq!(budget.used(), 40);
+        b.grow_to(90).expect("fits again");
+    }
+}
