@@ -139,17 +139,24 @@ impl LogHandle {
         let mut data_rest = data;
         let mut at = offset;
         if at < self.base {
-            // Rewriting history is allowed only byte-for-byte (a client re-saving the file).
+            // Bytes that repeat what is stored are a client re-saving the file: skipped.
+            // Other bytes are appended at the end: stored lines never change, and the
+            // writer's idea of the end may be stale (the kernel's size cache is shared by
+            // every open of the log, and other clients append meanwhile).
             let n = ((self.base - at) as usize).min(data_rest.len());
             let existing = store.read_log(self.log, at, n as u32)?;
-            if existing != data_rest[..n] {
-                tracing::warn!(log = ?self.log, offset = at, "rejected a rewrite of stored log lines");
-                return Err(FsError::InvalidContent(
-                    "log lines already stored cannot be changed".into(),
-                ));
+            if existing == data_rest[..n] {
+                data_rest = &data_rest[n..];
+                at += n as u64;
+            } else {
+                tracing::info!(
+                    log = ?self.log,
+                    offset = at,
+                    end = end,
+                    "a write inside the stored lines was appended at the end instead"
+                );
+                at = end;
             }
-            data_rest = &data_rest[n..];
-            at += n as u64;
         }
         if data_rest.is_empty() {
             return Ok(data.len() as u32);
