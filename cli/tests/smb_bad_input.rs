@@ -83,7 +83,11 @@ fn refusals_reach_the_client_and_change_nothing() {
         b"GetFile=%USERPROFILE%\\secrets.txt\r\niData=1\r\n",
     );
     let log_line = file("line.txt", b"01:02:03  01-02-2003\tM\tU\tb1\r\n");
-    let other_line = file("other.txt", b"09:09:09  09-09-2009\tEVIL\tX\tb1\r\n");
+    // Two lines: a rewrite of history (one line below the end is taken as an append).
+    let other_line = file(
+        "other.txt",
+        b"09:09:09  09-09-2009\tEVIL\tX\tb1\r\n09:09:09  09-09-2009\tEVIL\tY\tb1\r\n",
+    );
 
     // The state a guest will try to damage: set up by the admin and by a guest client.
     for dir in [r"status\b1", r"status\b2", r"counts\b1", r"cabs\b1"] {

@@ -138,25 +138,26 @@ impl LogHandle {
         };
         let mut data_rest = data;
         let mut at = offset;
+        if at < self.base && self.is_stale_append(store, at, data)? {
+            // A first write of one whole line below the end: the writer's idea of the end
+            // is stale (the kernel's size of the log, shared by every open,
+            // can lag behind what others appended). It is an append: this handle's own
+            // bytes start where the writer believes the end is.
+            tracing::debug!(log = ?self.log, offset = at, base = self.base, "a line written at a stale end is appended");
+            self.base = at;
+        }
         if at < self.base {
-            // Bytes that repeat what is stored are a client re-saving the file: skipped.
-            // Other bytes are appended at the end: stored lines never change, and the
-            // writer's idea of the end may be stale (the kernel's size cache is shared by
-            // every open of the log, and other clients append meanwhile).
+            // Rewriting history is allowed only byte-for-byte (a client re-saving the file).
             let n = ((self.base - at) as usize).min(data_rest.len());
             let existing = store.read_log(self.log, at, n as u32)?;
-            if existing == data_rest[..n] {
-                data_rest = &data_rest[n..];
-                at += n as u64;
-            } else {
-                tracing::info!(
-                    log = ?self.log,
-                    offset = at,
-                    end = end,
-                    "a write inside the stored lines was appended at the end instead"
-                );
-                at = end;
+            if existing != data_rest[..n] {
+                tracing::warn!(log = ?self.log, offset = at, "rejected a rewrite of stored log lines");
+                return Err(FsError::InvalidContent(
+                    "log lines already stored cannot be changed".into(),
+                ));
             }
+            data_rest = &data_rest[n..];
+            at += n as u64;
         }
         if data_rest.is_empty() {
             return Ok(data.len() as u32);
@@ -208,6 +209,20 @@ impl LogHandle {
         self.held.grow_to(next.len())?;
         self.own = next;
         Ok(data.len() as u32)
+    }
+
+    /// Whether a write of `data` at `at` (below the end this handle saw) is a writer
+    /// appending one line at a stale end: the handle wrote nothing yet, `data` is exactly
+    /// one line, and the bytes there differ. (Stale ends land anywhere: the kernel's size
+    /// may come from another open's view, part of a line included.)
+    fn is_stale_append(&self, store: &dyn Store, at: u64, data: &[u8]) -> Result<bool> {
+        let one_line = data.last() == Some(&b'\n')
+            && data.iter().filter(|b| **b == b'\n').count() == 1;
+        if !self.own.is_empty() || self.committed > 0 || !one_line {
+            return Ok(false);
+        }
+        let n = ((self.base - at) as usize).min(data.len());
+        Ok(store.read_log(self.log, at, n as u32)? != data[..n])
     }
 
     pub(crate) fn truncate(&mut self, size: u64) {

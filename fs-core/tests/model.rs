@@ -97,7 +97,7 @@ enum Step {
     LogOpen { proc: u32, log: Log },
     /// Write a line at the end this handle sees.
     LogWrite { h: u32, kind: LineKind, n: u8 },
-    /// Write other bytes over the first stored byte of the log (appended instead).
+    /// Write other bytes over the first stored byte of the log (refused).
     LogRewrite { h: u32 },
     /// Create a cab (exclusively).
     CabCreate {
@@ -688,11 +688,7 @@ impl ReferenceStateMachine for ModelMachine {
                     own.extend(line_bytes(*kind, *n));
                 }
             }
-            Step::LogRewrite { h } => {
-                if let Some(Handle::Log { own, .. }) = state.handles.get_mut(h) {
-                    own.extend(b"X");
-                }
-            }
+            Step::LogRewrite { .. } => state.expect = Some(Expect::Err(Refusal::Invalid)),
             &Step::CabCreate { bucket, name, .. } => {
                 if state.cabs.contains_key(&(bucket, name)) || state.uploading(bucket, name) {
                     state.expect = Some(Expect::Err(Refusal::Exists));

@@ -141,10 +141,8 @@ fn creating_an_existing_log_with_truncate_removes_nothing() {
     }
 }
 
-/// Stored lines never change: other bytes written over them are appended at the end (the
-/// writer's idea of the end may be stale), the same bytes are a re-save and add nothing.
 #[test]
-fn writing_over_stored_lines_appends_and_changes_nothing_stored() {
+fn rewriting_stored_bytes_differently_is_refused() {
     let Some(share) = MountedShare::start() else {
         return;
     };
@@ -155,26 +153,24 @@ fn writing_over_stored_lines_appends_and_changes_nothing_stored() {
             .write(true)
             .open(&path)
             .expect("open for writing");
-        let changed = entry("XX", "first.cab");
-        f.write_all(changed.as_bytes())
-            .expect("a write over the stored line");
-        client::close(f).expect("close");
-        assert_eq!(
-            String::from_utf8_lossy(&read_log(&path)),
-            format!("{first}{changed}"),
-            "{}: the stored line is intact and the write was appended",
-            path.display()
-        );
+        // Two lines over the stored one: a rewrite of history, refused at the write or at
+        // close. (One whole line below the end is taken as an append at a stale end.)
+        let changed = format!("{}{}", entry("XX", "first.cab"), entry("YY", "first.cab"));
+        let result = f
+            .write_all(changed.as_bytes())
+            .and_then(|()| client::close(f));
+        assert_errno(result, &[libc::EINVAL], "overwrite a stored line");
+        assert_eq!(read_log(&path), first.as_bytes(), "{}", path.display());
 
         // Re-saving the same bytes at offset 0 is fine and adds nothing.
-        let before = read_log(&path);
         let mut f = OpenOptions::new()
             .write(true)
             .open(&path)
             .expect("open for writing");
-        f.write_all(&before).expect("rewrite the same bytes");
+        f.write_all(first.as_bytes())
+            .expect("rewrite the same bytes");
         client::close(f).expect("close after rewriting the same bytes");
-        assert_eq!(read_log(&path), before, "{}", path.display());
+        assert_eq!(read_log(&path), first.as_bytes(), "{}", path.display());
     }
 }
 
@@ -193,5 +189,36 @@ fn logs_cannot_be_deleted_or_renamed() {
             "rename a log",
         );
         assert_eq!(read_log(&path), line.as_bytes());
+    }
+}
+
+/// A writer whose idea of the end lags behind the log (the kernel's size of the log is
+/// shared by every open and can be stale) writes its one line below the end: the line is
+/// appended after everything else, and what is stored stays.
+#[test]
+fn one_line_written_at_a_stale_end_is_appended() {
+    let Some(share) = MountedShare::start() else {
+        return;
+    };
+    for path in log_paths(&share) {
+        let first = entry("M0", "first.cab");
+        let second = entry("M1", "second.cab");
+        client::append_line(&path, &first).expect("first append");
+        client::append_line(&path, &second).expect("second append");
+        let mut f = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open for writing");
+        // Where the end was before the second line.
+        f.seek(SeekFrom::Start(first.len() as u64)).expect("seek");
+        let third = entry("M2", "third.cab");
+        f.write_all(third.as_bytes()).expect("the line is taken");
+        client::close(f).expect("close");
+        assert_eq!(
+            String::from_utf8_lossy(&read_log(&path)),
+            format!("{first}{second}{third}"),
+            "{}",
+            path.display()
+        );
     }
 }
