@@ -18,7 +18,7 @@ use crate::{workers, Opts, PORT_BINDFS_SMB, PORT_PLAIN_SMB, PORT_SERVE};
 /// Tracking on (logs written), and a cab limit no run reaches: every cycle copies a cab.
 const POLICY: &str = "Tracking=YES\r\nCrashes per bucket=1000000\r\n";
 /// Clients share this many buckets (client k uses bucket k mod BUCKETS): contention.
-const BUCKETS: usize = 4;
+pub(crate) const BUCKETS: usize = 4;
 /// Sizes of the real cabs the clients copy: 16 KiB – 1 MiB.
 const CAB_KIB: [u64; 8] = [16, 32, 64, 128, 256, 512, 768, 1024];
 
@@ -59,9 +59,9 @@ pub fn make_cabs(dir: &Path) -> Result<PathBuf> {
 /// What one run of N clients measured.
 #[derive(Debug, Default, Clone)]
 pub struct RunFigures {
-    cycles_ok: u64,
-    errors: u64,
-    reports_per_s: f64,
+    pub(crate) cycles_ok: u64,
+    pub(crate) errors: u64,
+    pub(crate) reports_per_s: f64,
     mb_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -163,7 +163,7 @@ pub fn smb(opts: &Opts) -> Result<String> {
     Ok(out)
 }
 
-fn smb_run(
+pub(crate) fn smb_run(
     smb_dir: &Path,
     cab_dir: &Path,
     port: u16,

@@ -20,6 +20,7 @@
 mod counter;
 mod cycles;
 mod http;
+mod lifecycle;
 mod scale;
 mod servers;
 mod stats;
@@ -75,6 +76,8 @@ enum Cmd {
     Scale,
     /// 6. CER V2 over HTTP: level-1 reports/s, level-2 MB/s.
     Http,
+    /// 7. Running for years: prune under SMB load, backup against cp.
+    Lifecycle,
     /// (internal) one client process of `fs-cycles`.
     #[command(hide = true)]
     WorkerFs {
@@ -179,6 +182,7 @@ fn run(cli: Cli) -> Result<()> {
             ("counter", counter::run),
             ("scale", scale::run),
             ("http", http::run),
+            ("lifecycle", lifecycle::run),
         ],
         Cmd::SmbCycles => vec![("smb-cycles", cycles::smb)],
         Cmd::FsCycles => vec![("fs-cycles", cycles::fs)],
@@ -186,6 +190,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Counter => vec![("counter", counter::run)],
         Cmd::Scale => vec![("scale", scale::run)],
         Cmd::Http => vec![("http", http::run)],
+        Cmd::Lifecycle => vec![("lifecycle", lifecycle::run)],
         Cmd::WorkerFs { .. } | Cmd::WorkerCount { .. } => unreachable!("handled above"),
     };
     println!("# cerfs-bench{}", if opts.quick { " --quick" } else { "" });

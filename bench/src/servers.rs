@@ -117,6 +117,9 @@ pub struct Cerfs {
     child: Child,
     /// Where the share is mounted.
     pub mountpoint: PathBuf,
+    /// Samba's state for `serve`: root's alone, as cerfs requires (the work directories
+    /// are open to everybody).
+    _state: Option<tempfile::TempDir>,
 }
 
 impl Cerfs {
@@ -149,7 +152,11 @@ impl Cerfs {
             .stderr(Stdio::inherit())
             .spawn()
             .context("cannot run cerfs mount")?;
-        let mut cerfs = Cerfs { child, mountpoint };
+        let mut cerfs = Cerfs {
+            child,
+            mountpoint,
+            _state: None,
+        };
         wait_mounted(&mut cerfs.child, &cerfs.mountpoint, "cerfs mount")?;
         Ok(cerfs)
     }
@@ -160,6 +167,10 @@ impl Cerfs {
         open_dir(dir)?;
         let db = dir.join("cer.db");
         let mountpoint = dir.join("mnt");
+        let state = tempfile::Builder::new()
+            .prefix("cerfs-bench-samba-")
+            .tempdir_in("/tmp")
+            .context("cannot create Samba's state directory")?;
         let mut child = Command::new(cerfs_bin()?)
             .arg("serve")
             .arg("--db")
@@ -167,7 +178,7 @@ impl Cerfs {
             .arg("--mountpoint")
             .arg(&mountpoint)
             .arg("--state-dir")
-            .arg(dir.join("samba"))
+            .arg(state.path().join("samba"))
             .args(["--listen", "127.0.0.1", "--port", &port.to_string()])
             .args(["--samba-log-level", "0"])
             .env("RUST_LOG", "info")
@@ -195,7 +206,11 @@ impl Cerfs {
                 let _ = tx.send(Err(before.join("\n")));
             }
         });
-        let cerfs = Cerfs { child, mountpoint };
+        let cerfs = Cerfs {
+            child,
+            mountpoint,
+            _state: Some(state),
+        };
         match rx.recv_timeout(READY) {
             Ok(Ok(())) => Ok(cerfs),
             Ok(Err(log)) => bail!("cerfs serve on port {port} exited before it was ready:\n{log}"),
@@ -304,6 +319,8 @@ pub struct SambaShare {
     pub dir: PathBuf,
     /// Dropped after `drop` has stopped smbd, so nothing holds the mount.
     _bindfs: Option<Bindfs>,
+    /// Samba's state: root's alone, as cerfs's smb.conf requires.
+    _state: tempfile::TempDir,
 }
 
 impl SambaShare {
@@ -320,16 +337,23 @@ impl SambaShare {
         SambaShare::start(&dir, state_dir, port, Some(bindfs))
     }
 
+    /// `state_dir` names the run (its last component); the state itself lives in a
+    /// private directory of /tmp (the work directories are open to everybody).
     fn start(
         dir: &Path,
         state_dir: &Path,
         port: u16,
         bindfs: Option<Bindfs>,
     ) -> Result<SambaShare> {
+        let state = tempfile::Builder::new()
+            .prefix("cerfs-bench-samba-")
+            .tempdir_in("/tmp")
+            .context("cannot create Samba's state directory")?;
+        let name = state_dir.file_name().unwrap_or_default();
         let config = SambaConfig {
             share: "cer".to_owned(),
             path: dir.to_path_buf(),
-            state_dir: state_dir.to_path_buf(),
+            state_dir: state.path().join(name),
             listen: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
             port,
             guest: true,
@@ -347,6 +371,7 @@ impl SambaShare {
             samba: Some(samba),
             dir: dir.to_path_buf(),
             _bindfs: bindfs,
+            _state: state,
         };
         if let Some(samba) = &share.samba {
             samba

@@ -1,13 +1,14 @@
 //! `cerfs cab get` and `cerfs cab export`: copy stored cabs out of the database, streamed
 //! through fs-core in 1 MiB pieces (memory stays bounded whatever the size) and checked
-//! against the sha256 recorded when the upload completed.
+//! against the sha256 recorded when the upload completed. `cerfs cab delete` is in
+//! `deletion_cmd.rs`.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use cerfs_db::{RowSink, Value};
+use cerfs_db::{LifecycleStore, RowSink, Value};
 use cerfs_fs_core::{Caller, CerFs, OpenFlags};
 use clap::{Args, Subcommand};
 use sha2::{Digest, Sha256};
@@ -27,7 +28,8 @@ the sha256 recorded at upload. Exit status: 0 ok, 1 error, 2 usage error.
 Examples:
   cerfs cab get 'App/1.0/app.exe/1.0/0000abcd/report1.cab' -o /tmp/report1.cab
   cerfs cab get blue/mini.cab -o - | cabextract -l -
-  cerfs cab export --bucket blue --to /tmp/blue-cabs")]
+  cerfs cab export --bucket blue --to /tmp/blue-cabs
+  cerfs cab delete blue/mini.cab --reason 'PII request #4711'")]
 pub struct CabArgs {
     /// What to do.
     #[command(subcommand)]
@@ -48,6 +50,21 @@ pub enum CabAction {
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: PathBuf,
     },
+    /// Delete one stored cab (bytes, row and index results), recorded in the audit (the
+    /// deletions view). Confirmation unless --yes.
+    Delete {
+        #[command(flatten)]
+        db: DbArg,
+        /// The bucket's subpath and the cab's name (`/` or `\` between levels).
+        #[arg(value_name = "SUBPATH/NAME")]
+        path: String,
+        /// Why (a ticket number, a PII request); recorded in the audit.
+        #[arg(long, value_name = "TEXT", default_value = "not given")]
+        reason: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Copy every stored cab of a bucket into a directory (created if needed).
     Export {
         #[command(flatten)]
@@ -67,6 +84,12 @@ pub fn run(args: &CabArgs) -> Result<()> {
     match &args.action {
         CabAction::Get { db, path, output } => get(db, path, output),
         CabAction::Export { db, bucket, to } => export(db, bucket, to),
+        CabAction::Delete {
+            db,
+            path,
+            reason,
+            yes,
+        } => crate::deletion_cmd::delete_cab(db, path, reason, *yes),
     }
 }
 
@@ -128,7 +151,26 @@ fn get(db: &DbArg, path: &str, output: &Path) -> Result<()> {
         .rsplit_once(['/', '\\'])
         .ok_or_else(|| anyhow!("{path:?} is not SUBPATH/NAME (for example blue/report.cab)"))?;
     let sub = normalize(sub)?;
-    let Some(info) = cabs_of(db, &sub, Some(name))?.pop() else {
+    let rows = cabs_of(db, &sub, Some(name))?;
+    let Some(info) = rows.iter().find(|c| c.complete).cloned() else {
+        if let Some((cab, Some(removal))) = db
+            .admin_store()?
+            .find_cab(&sub, name)
+            .context("cannot look up the cab")?
+        {
+            bail!(
+                "cab {name:?} of {sub:?} was {} on {}: its bytes are gone (its row stays in the \
+                 cabs view)",
+                match removal {
+                    cerfs_db::Removal::Pruned => "pruned by retention",
+                    cerfs_db::Removal::Deleted => "deleted",
+                },
+                cab.created_at
+            );
+        }
+        if !rows.is_empty() {
+            bail!("cab {name:?} of {sub:?} is still being uploaded: try again when it is complete");
+        }
         require_bucket(db, &sub)?;
         bail!(
             "no cab {name:?} in bucket {sub:?}: list them with \
@@ -136,9 +178,6 @@ fn get(db: &DbArg, path: &str, output: &Path) -> Result<()> {
             sub.replace('\'', "''")
         );
     };
-    if !info.complete {
-        bail!("cab {name:?} of {sub:?} is still being uploaded: try again when it is complete");
-    }
     let fs = db.admin_fs()?;
     let written = if output.as_os_str() == "-" {
         let mut out = std::io::stdout().lock();

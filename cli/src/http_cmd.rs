@@ -91,7 +91,8 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
 pub fn run(args: &HttpArgs) -> Result<()> {
     check_db_dir(&args.db)?;
     let stop = StopSignals::install()?;
-    let fs = open_share(&args.db, &args.limits, &[])?;
+    let share = open_share(&args.db, &args.limits, &[])?;
+    let (fs, maintenance) = (share.fs, share.maintenance);
     let store_watch = crate::store_watch::StoreWatch::spawn(&fs)?;
     let config = cerfs_http::Config {
         max_report_size: usize::try_from(args.max_report_size).unwrap_or(usize::MAX),
@@ -111,6 +112,7 @@ pub fn run(args: &HttpArgs) -> Result<()> {
         info!("received {signal}, stopping");
     }
     indexer.stop();
+    maintenance.stop();
     server.shutdown().context("stopping the HTTP server")?;
     info!("stopped, closed {}", args.db.display());
     store_watch.outcome()

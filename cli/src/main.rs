@@ -11,11 +11,16 @@ use tracing_subscriber::EnvFilter;
 
 mod cab_cmd;
 mod counts_cmd;
+mod deletion_cmd;
 mod http_cmd;
+mod maintenance_cmd;
 mod mount_cmd;
 mod output;
+mod progress;
 mod query_cmd;
+mod quota_cmd;
 mod reindex_cmd;
+mod retention_cmd;
 #[cfg(unix)]
 mod serve_cmd;
 mod settings_cmd;
@@ -72,6 +77,20 @@ enum Command {
     Counts(counts_cmd::CountsArgs),
     /// Index cabs again: members, minidumps, text files.
     Reindex(reindex_cmd::ReindexArgs),
+    /// Show or change how long cabs are kept (the retention policy).
+    Retention(retention_cmd::RetentionArgs),
+    /// Apply the retention policy now (--dry-run: only list what it would prune).
+    Prune(retention_cmd::PruneArgs),
+    /// Show or change the stored limits new cabs must fit (store size, free space).
+    Quota(quota_cmd::QuotaArgs),
+    /// Delete a whole bucket (PII requests), recorded in the audit.
+    Bucket(deletion_cmd::BucketArgs),
+    /// Write a consistent copy of the database while it is served.
+    Backup(maintenance_cmd::BackupArgs),
+    /// Check the database and re-hash every stored cab; exit 1 if anything is corrupt.
+    Verify(maintenance_cmd::VerifyArgs),
+    /// Give free space inside the database file back to the filesystem.
+    Compact(maintenance_cmd::CompactArgs),
     /// The cab indexer's worker process (run by the indexer, not by hand).
     #[command(hide = true)]
     IndexOne(reindex_cmd::IndexOneArgs),
@@ -95,6 +114,13 @@ fn main() -> ExitCode {
         Command::Cab(args) => cab_cmd::run(&args),
         Command::Counts(args) => counts_cmd::run(&args),
         Command::Reindex(args) => reindex_cmd::run(&args),
+        Command::Retention(args) => retention_cmd::run_retention(&args),
+        Command::Prune(args) => retention_cmd::run_prune(&args),
+        Command::Quota(args) => quota_cmd::run(&args),
+        Command::Bucket(args) => deletion_cmd::run_bucket(&args),
+        Command::Backup(args) => maintenance_cmd::run_backup(&args),
+        Command::Verify(args) => maintenance_cmd::run_verify(&args),
+        Command::Compact(args) => maintenance_cmd::run_compact(&args),
         Command::IndexOne(args) => reindex_cmd::index_one(&args),
     };
     match result {

@@ -46,23 +46,70 @@ pub struct ShareLimits {
     /// over HTTP with 413) and nothing of it is kept.
     #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = crate::http_cmd::parse_size)]
     pub max_cab_size: u64,
+
+    /// Refuse new cabs once the database holds SIZE of data [default: `cerfs quota`, else
+    /// no maximum]. count.txt, logs and settings keep working.
+    #[arg(long, value_name = "SIZE", value_parser = crate::http_cmd::parse_size)]
+    pub max_store: Option<u64>,
+
+    /// Refuse new cabs while less than SIZE is free on the database's filesystem
+    /// [default: `cerfs quota`, else 1% of the filesystem, at most 1G].
+    #[arg(long, value_name = "SIZE", value_parser = crate::http_cmd::parse_size)]
+    pub min_free: Option<u64>,
+
+    /// Bytes per second of stored cabs the background scrub re-hashes (0: no scrub).
+    #[arg(long, value_name = "SIZE", default_value = "4M", value_parser = parse_rate)]
+    pub scrub_rate: u64,
+
+    /// Seconds between rounds of the background maintenance (retention, finishing
+    /// removals, a slice of the scrub).
+    #[arg(long, value_name = "SECS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub maintenance_interval: u64,
+}
+
+/// A size that may be 0 (no scrub).
+fn parse_rate(text: &str) -> std::result::Result<u64, String> {
+    if text.trim() == "0" {
+        return Ok(0);
+    }
+    crate::http_cmd::parse_size(text)
+}
+
+/// A served share: the one `CerFs` of the process, and the background maintenance over
+/// the same store (retention, sweep, scrub), stopped when dropped.
+pub(crate) struct Share {
+    pub fs: Arc<CerFs>,
+    pub maintenance: cerfs_lifecycle::Maintenance,
 }
 
 /// Opens the database (created if missing) and the share's logic over it: the one `CerFs`
 /// of a server process, which its mount (and its HTTP server, if any) serve.
 /// Besides root, the users in `admin_uids` may change policy.txt and status.txt.
-pub(crate) fn open_share(
-    db: &Path,
-    limits: &ShareLimits,
-    admin_uids: &[u32],
-) -> Result<Arc<CerFs>> {
-    let store =
-        SqliteStore::open(db).with_context(|| format!("cannot open database {}", db.display()))?;
-    let fs = CerFs::new(Arc::new(store))
+pub(crate) fn open_share(db: &Path, limits: &ShareLimits, admin_uids: &[u32]) -> Result<Share> {
+    let store = Arc::new(
+        SqliteStore::open(db).with_context(|| format!("cannot open database {}", db.display()))?,
+    );
+    let maintenance = cerfs_lifecycle::Maintenance::spawn(
+        Arc::clone(&store) as Arc<dyn cerfs_db::LifecycleStore>,
+        cerfs_lifecycle::MaintenanceConfig {
+            interval: std::time::Duration::from_secs(limits.maintenance_interval),
+            scrub_bytes_per_second: limits.scrub_rate,
+        },
+    )
+    .context("cannot start the background maintenance")?;
+    let fs = CerFs::new(store)
         .with_max_cab_size(limits.max_cab_size)
+        .with_space_limits(cerfs_fs_core::SpaceLimits {
+            max_store: limits.max_store,
+            min_free: limits.min_free,
+        })
         .with_admin_uids(admin_uids.iter().copied());
     // The kernel names the calling thread; fs-core keys per-client state on processes.
     #[cfg(unix)]
     let fs = fs.with_process_of(cerfs_fuse::process_of);
-    Ok(Arc::new(fs))
+    Ok(Share {
+        fs: Arc::new(fs),
+        maintenance,
+    })
 }

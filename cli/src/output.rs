@@ -32,6 +32,14 @@ impl DbArg {
         Ok(CerFs::new(std::sync::Arc::new(store)))
     }
 
+    /// The store itself, opened for an admin's command beside a running server (for the
+    /// lifecycle commands: prune, delete, verify, backup).
+    pub fn admin_store(&self) -> anyhow::Result<std::sync::Arc<SqliteStore>> {
+        let store = SqliteStore::open_for_admin(&self.db)
+            .with_context(|| format!("cannot open database {}", self.db.display()))?;
+        Ok(std::sync::Arc::new(store))
+    }
+
     /// A read-only SQL connection.
     pub fn query_db(&self) -> anyhow::Result<QueryDb> {
         QueryDb::open(&self.db)
@@ -213,7 +221,7 @@ fn table_cell(v: &Value) -> String {
 /// `s` with every control character but TAB written as an escape (`\r`, `\n`, `\x1b`,
 /// `\u{85}`): what a client put in a value can neither move the cursor nor recolour the
 /// terminal of whoever reads it.
-fn visible(s: &str) -> String {
+pub(crate) fn visible(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         push_visible(&mut out, c);

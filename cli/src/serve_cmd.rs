@@ -293,7 +293,8 @@ fn serve(
     let signalled = &events.signalled;
     let mountpoint = &config.path;
     // One CerFs serves the mount and the HTTP server: one set of handles, one store.
-    let share = open_share(&args.db, &args.limits, &[admin_uid])?;
+    let opened = open_share(&args.db, &args.limits, &[admin_uid])?;
+    let (share, maintenance) = (opened.fs, opened.maintenance);
     let store_watch = crate::store_watch::StoreWatch::spawn(&share)?;
     let opts = MountOptions {
         threads: args.threads,
@@ -397,6 +398,7 @@ fn serve(
         }
     }
     let outcome = outcome.and(store_watch.outcome());
+    maintenance.stop();
     stop_and_unmount(samba, indexer, mount, config, outcome)
 }
 

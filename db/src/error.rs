@@ -32,6 +32,14 @@ pub enum OpenError {
     /// version, a path that cannot be resolved, ...).
     #[error("{0}")]
     Unusable(String),
+    /// Another server process holds the database.
+    #[error("{} is already served by another cerfs process ({holder}): stop that one first (only one of serve, mount and http may use a database; the admin commands work beside it)", path.display())]
+    Locked {
+        /// The database.
+        path: PathBuf,
+        /// Who holds it: pid and command line, from the lock file.
+        holder: String,
+    },
     /// The disk is full (the migration or the start-up recovery could not write).
     #[error("the disk holding the database is full")]
     Full,

@@ -6,6 +6,7 @@
 
 mod error;
 mod index_rows;
+mod lifecycle;
 mod query;
 mod reports;
 mod sqlite;
@@ -16,18 +17,23 @@ pub use index_rows::{
     CabIndex, CabReader, CabRef, FactRow, IndexDb, IndexStatus, MemberRow, MinidumpRow,
     ReindexFilter, TextRow,
 };
+pub use lifecycle::{
+    Audit, BucketContents, CabCheck, CabEntry, LifecycleStore, PruneCandidate, PruneReason,
+    Removal, RetentionPolicy, StoreUsage, SweepStep,
+};
 pub use query::{QueryDb, RowSink, Value};
 pub use reports::{
     DumpRequest, DumpState, IssuedDump, NewReport, ParamKind, RecordedReport, ReportFile, ReportId,
     ReportParam, ReportStore, StoredReport,
 };
 pub use sqlite::schema::SCHEMA_VERSION;
-pub use sqlite::{PurgedCab, SqliteStore, CHUNK_SIZE};
+pub use sqlite::{backup_partial_path, PurgedCab, SqliteStore, CHUNK_SIZE};
 pub use store::*;
 
 /// The store's traits, for code that calls them on a concrete store (`SqliteStore`): bring
 /// them all into scope with `use cerfs_db::prelude::*`.
 pub mod prelude {
+    pub use crate::lifecycle::LifecycleStore;
     pub use crate::reports::ReportStore;
     pub use crate::store::{
         ContentStore, CounterStore, LogStore, NamespaceStore, SettingsStore, Store,

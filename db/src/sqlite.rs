@@ -17,11 +17,15 @@ mod content;
 mod counters;
 mod file_identity;
 mod logs;
+mod maintenance;
 mod namespace;
 mod pool;
 mod recovery;
+mod removal;
+mod retention;
 pub(crate) mod rows;
 pub(crate) mod schema;
+mod server_lock;
 mod settings;
 
 use std::path::{Path, PathBuf};
@@ -31,8 +35,10 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use self::checkpointer::Checkpointer;
 use self::file_identity::FileIdentity;
+pub use self::maintenance::partial_path as backup_partial_path;
 use self::pool::{lock, ReaderPool};
 pub use self::recovery::PurgedCab;
+use self::server_lock::ServerLock;
 use crate::store::Result;
 use crate::{OpenError, StoreError};
 
@@ -60,6 +66,9 @@ enum OpenMode {
     Server,
     /// Requires the file; touches no upload.
     Admin,
+    /// An admin's command that needs the database alone: requires the file, takes the
+    /// server lock, touches no upload.
+    Exclusive,
 }
 
 /// The SQLite store: one database file in WAL mode.
@@ -73,6 +82,8 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     readers: ReaderPool,
     purged: Vec<PurgedCab>,
+    /// A server's hold on the database (declared last: released after the writer closed).
+    _lock: Option<ServerLock>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -112,24 +123,35 @@ impl SqliteStore {
         Self::open_inner(path, OpenMode::Admin).map_err(open_failed)
     }
 
+    fn open_locked_admin(path: &Path) -> std::result::Result<SqliteStore, OpenError> {
+        Self::open_inner(path, OpenMode::Exclusive).map_err(open_failed)
+    }
+
     fn open_inner(path: &Path, mode: OpenMode) -> std::result::Result<SqliteStore, OpenError> {
         let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut lock = None;
         match mode {
             OpenMode::Server => {
                 flags |= OpenFlags::SQLITE_OPEN_CREATE;
+                // Before anything is touched: the recovery below would delete another
+                // server's uploads in progress.
+                lock = Some(ServerLock::acquire(path)?);
                 // Cab dumps and logs can hold secrets: the server's alone.
                 file_identity::make_private(path, true)?;
             }
-            OpenMode::Admin => {
+            OpenMode::Admin | OpenMode::Exclusive => {
                 if !path.is_file() {
                     return Err(OpenError::NoDatabase(path.to_path_buf()));
+                }
+                if mode == OpenMode::Exclusive {
+                    lock = Some(ServerLock::acquire(path)?);
                 }
             }
         }
         let mut conn = connection::open_writer(path, flags, mode == OpenMode::Server)?;
         let purged = match mode {
             OpenMode::Server => recovery::purge_incomplete_cabs(&mut conn)?,
-            OpenMode::Admin => Vec::new(),
+            OpenMode::Admin | OpenMode::Exclusive => Vec::new(),
         };
         // Absolute, so that readers opened later still find it if the process changes its
         // working directory (a daemon does).
@@ -146,7 +168,7 @@ impl SqliteStore {
                 conn.pragma_update(None, "journal_size_limit", checkpointer::WAL_SIZE_LIMIT)?;
                 Some(Checkpointer::start(&path)?)
             }
-            OpenMode::Admin => None,
+            OpenMode::Admin | OpenMode::Exclusive => None,
         };
         Ok(SqliteStore {
             readers: ReaderPool::new(path.clone(), identity),
@@ -155,6 +177,7 @@ impl SqliteStore {
             identity,
             writer: Mutex::new(conn),
             purged,
+            _lock: lock,
         })
     }
 

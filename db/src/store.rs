@@ -6,6 +6,7 @@
 
 use std::time::SystemTime;
 
+use crate::lifecycle::LifecycleStore;
 use crate::reports::ReportStore;
 use crate::StoreError;
 
@@ -52,6 +53,9 @@ pub enum CabState {
     Writing,
     /// Closed by its writer: immutable from now on.
     Complete,
+    /// Pruned by retention or deleted by an admin: gone from the share (its bytes are
+    /// removed; a pruned cab's row stays for SQL).
+    Removed,
 }
 
 /// One entry of the namespace as the store keeps it.
@@ -189,12 +193,24 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// Everything fs-core needs from storage. Each method of each family is atomic (one
 /// transaction).
 pub trait Store:
-    NamespaceStore + ContentStore + CounterStore + SettingsStore + LogStore + ReportStore
+    NamespaceStore
+    + ContentStore
+    + CounterStore
+    + SettingsStore
+    + LogStore
+    + ReportStore
+    + LifecycleStore
 {
 }
 
 impl<T> Store for T where
-    T: NamespaceStore + ContentStore + CounterStore + SettingsStore + LogStore + ReportStore
+    T: NamespaceStore
+        + ContentStore
+        + CounterStore
+        + SettingsStore
+        + LogStore
+        + ReportStore
+        + LifecycleStore
 {
 }
 

@@ -148,6 +148,9 @@ fn views_have_the_documented_columns() {
                 "index_error",
                 "indexed_at",
                 "file_count",
+                "removed_at",
+                "verified_at",
+                "corrupt",
             ],
         ),
         (
@@ -240,6 +243,19 @@ fn views_have_the_documented_columns() {
             &["scope", "bucket_id", "subpath", "position", "key", "value"],
         ),
         ("daily_hits", &["bucket_id", "day", "hits"]),
+        (
+            "deletions",
+            &[
+                "deletion_id",
+                "deleted_at",
+                "deleted_by",
+                "kind",
+                "subpath",
+                "name",
+                "reason",
+                "detail",
+            ],
+        ),
     ];
     for (view, cols) in expect {
         assert_eq!(columns(&conn, view), *cols, "view {view}");

@@ -12,7 +12,7 @@ use crate::{count_file, settings_file, Attr, Caller, CerFs, FileKind, FsError, R
 impl CerFs {
     /// Attributes of `ino`; with `fh`, as seen through that open handle (its unflushed size).
     pub fn getattr(&self, ino: Ino, fh: Option<u64>) -> Result<Attr> {
-        let node = self.store.node(ino)?.ok_or(FsError::NotFound)?;
+        let node = self.live_node(ino)?;
         let mut attr = self.attr_of(&node)?;
         if let Some(h) = fh.and_then(|fh| self.handle(fh).ok()) {
             let h = lock(&h);
@@ -37,7 +37,7 @@ impl CerFs {
         fh: Option<u64>,
         set: &SetAttr,
     ) -> Result<Attr> {
-        let node = self.store.node(ino)?.ok_or(FsError::NotFound)?;
+        let node = self.live_node(ino)?;
         let plain = self.check_attr_change(caller, &node, set)?;
         if let Some(size) = set.size {
             self.set_size(&node, fh, size)?;

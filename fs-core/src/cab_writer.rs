@@ -179,6 +179,11 @@ impl CabWriter {
     }
 
     /// Remembers the first failure (the client saw it) and returns it.
+    /// Fails the upload with `e` (a quota refused it): nothing of it is kept.
+    pub(crate) fn refuse(&mut self, e: FsError) -> FsError {
+        self.fail(e)
+    }
+
     fn fail(&mut self, e: FsError) -> FsError {
         if self.failed.is_none() {
             self.failed = Some(match &e {

@@ -248,8 +248,9 @@ impl CerFs {
             self.store
                 .children(ino)?
                 .into_iter()
-                // A cab still being written is not part of the share yet.
-                .filter(|n| n.cab_state != Some(CabState::Writing))
+                // A cab still being written is not part of the share yet, a removed one
+                // (pruned, deleted) no longer.
+                .filter(|n| !matches!(n.cab_state, Some(CabState::Writing | CabState::Removed)))
                 .collect(),
         );
         if let Some((_, slot)) = lock(&self.dirs).get_mut(&fh) {

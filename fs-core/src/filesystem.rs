@@ -17,6 +17,7 @@ use crate::handle::{
 };
 use crate::log_handle::{Held, LogBudget, DEFAULT_LOG_BUDGET};
 use crate::served::ServedMemory;
+use crate::space::{SpaceGuard, SpaceLimits, SpaceStatus};
 use crate::sync::lock;
 use crate::{
     count_file, settings_file, share_path, Attr, Caller, FileKind, FsError, OpenFlags, Opened,
@@ -49,6 +50,8 @@ pub struct CerFs {
     pub(crate) log_budget: Arc<LogBudget>,
     /// Folders known to be (or not to be) in a CER tree.
     pub(crate) cer_dirs: Mutex<HashMap<Ino, bool>>,
+    /// The quotas new cabs must fit.
+    pub(crate) space: SpaceGuard,
 }
 
 impl CerFs {
@@ -66,7 +69,21 @@ impl CerFs {
             cer_dirs: Mutex::new(HashMap::new()),
             admin_uids: vec![0],
             process_of: |id| id,
+            space: SpaceGuard::new(SpaceLimits::default()),
         }
+    }
+
+    /// Quotas for new cabs: a largest store and a free-space floor (each, when not given,
+    /// from the stored setting, else the default: no maximum, and 1 % of the filesystem
+    /// up to 1 GiB free).
+    pub fn with_space_limits(mut self, limits: SpaceLimits) -> Self {
+        self.space = SpaceGuard::new(limits);
+        self
+    }
+
+    /// Whether new cabs are refused for space now, and how many were.
+    pub fn space_status(&self) -> SpaceStatus {
+        self.space.status()
     }
 
     /// Callers are identified by a thread (or other) id that `process_of` maps to the
@@ -129,7 +146,8 @@ impl CerFs {
         }
         let name = std::str::from_utf8(name).map_err(|_| FsError::NotFound)?;
         match self.store.lookup(parent, name)? {
-            Some(node) => self.attr_of(&node),
+            Some(node) if node.cab_state != Some(CabState::Removed) => self.attr_of(&node),
+            Some(_) => Err(FsError::NotFound),
             None => {
                 if name.eq_ignore_ascii_case("count.txt") {
                     let pid = (self.process_of)(caller.pid);
@@ -173,6 +191,9 @@ impl CerFs {
         }
         let role = area.file_role(name);
         self.check_admin(caller, role)?;
+        if role == NodeRole::Cab {
+            self.space.allow_cab(&*self.store)?;
+        }
         let bucket = area.sub().map(|sub| {
             let parts: Vec<&str> = sub.iter().map(String::as_str).collect();
             share_path::bucket_key(&parts)
@@ -196,7 +217,7 @@ impl CerFs {
 
     /// Opens an existing file.
     pub fn open(&self, caller: &Caller, ino: Ino, flags: OpenFlags) -> Result<Opened> {
-        let node = self.store.node(ino)?.ok_or(FsError::NotFound)?;
+        let node = self.live_node(ino)?;
         self.open_node(caller, &node, flags, false)
     }
 
@@ -348,7 +369,16 @@ impl CerFs {
                 self.store.write_at(ino, offset, data)?;
                 Ok(data.len() as u32)
             }
-            HandleKind::CabWriter(w) => w.write(&*self.store, ino, offset, data),
+            HandleKind::CabWriter(w) => {
+                if let Err(e) = self.space.allow_cab(&*self.store) {
+                    tracing::warn!(
+                        ino,
+                        "a cab upload was refused for space: nothing of it is kept"
+                    );
+                    return Err(w.refuse(e));
+                }
+                w.write(&*self.store, ino, offset, data)
+            }
             HandleKind::Count(c) => c.buf.write(offset, data),
             HandleKind::Settings(s) => s.buf.write(offset, data),
             HandleKind::Log(l) => l.write(&*self.store, offset, data),
@@ -498,6 +528,15 @@ impl CerFs {
     /// deleted): servers poll it and stop with this error rather than serve a mix.
     pub fn check_store(&self) -> Result<()> {
         Ok(self.store.check_identity()?)
+    }
+
+    /// The node `ino`, unless it is absent from the share: missing, or a cab that was
+    /// pruned or deleted (its row may stay, the share no longer shows it).
+    pub(crate) fn live_node(&self, ino: Ino) -> Result<Node> {
+        match self.store.node(ino)? {
+            Some(node) if node.cab_state != Some(CabState::Removed) => Ok(node),
+            _ => Err(FsError::NotFound),
+        }
     }
 
     pub(crate) fn handle(&self, fh: u64) -> Result<Arc<Mutex<Handle>>> {

@@ -19,6 +19,7 @@ pub mod log_line;
 mod served;
 pub mod settings_file;
 pub mod share_path;
+mod space;
 mod sync;
 mod types;
 
@@ -30,6 +31,7 @@ pub use directory::SpecialNode;
 pub use error::FsError;
 pub use filesystem::CerFs;
 pub use log_handle::{LogBudget, DEFAULT_LOG_BUDGET};
+pub use space::{SpaceLimits, SpaceStatus, MAX_STORE_SETTING, MIN_FREE_SETTING};
 pub use types::{Attr, Caller, DirEntry, FileKind, OpenFlags, Opened, ProcessOf, SetAttr};
 
 /// Result type of fs-core.

@@ -216,8 +216,8 @@ impl LogHandle {
     /// one line, and the bytes there differ. (Stale ends land anywhere: the kernel's size
     /// may come from another open's view, part of a line included.)
     fn is_stale_append(&self, store: &dyn Store, at: u64, data: &[u8]) -> Result<bool> {
-        let one_line = data.last() == Some(&b'\n')
-            && data.iter().filter(|b| **b == b'\n').count() == 1;
+        let one_line =
+            data.last() == Some(&b'\n') && data.iter().filter(|b| **b == b'\n').count() == 1;
         if !self.own.is_empty() || self.committed > 0 || !one_line {
             return Ok(false);
         }

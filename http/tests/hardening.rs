@@ -162,3 +162,28 @@ fn one_address_creates_a_bounded_number_of_buckets_per_minute() {
         .unwrap();
     assert_eq!(buckets, 4);
 }
+
+/// A store at its quota: the level-1 report is still counted, the dump gets 507 and
+/// nothing of it is kept; once the quota is lifted the next dump is taken.
+#[test]
+fn a_full_store_answers_507_for_dumps_and_still_counts_reports() {
+    use cerfs_db::LifecycleStore;
+    let server = Server::start();
+    server
+        .store
+        .set_server_setting(cerfs_fs_core::MAX_STORE_SETTING, Some("1"))
+        .unwrap();
+    let before = server.snapshot();
+    let dump = server.report(EXAMPLE_4_3).dump_file.expect("DumpFile");
+    let counted = server.snapshot();
+    assert_eq!(counted.hits, before.hits + 1, "the report is counted");
+    let (status, body) = server.put(&encoded_path(&dump), cab_bytes(7, 50_000));
+    assert_eq!(status, 507, "{body}");
+    assert_eq!(
+        server.snapshot().cabs,
+        counted.cabs,
+        "nothing of the dump is kept"
+    );
+    assert!(server.fs.space_status().cabs_refused);
+    assert!(server.fs.space_status().refusals > 0);
+}

@@ -73,7 +73,8 @@ pub fn run(args: &MountArgs) -> Result<()> {
     // Catch the signals before mounting: from now on SIGINT/SIGTERM must unmount, not kill.
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
 
-    let fs = open_share(&args.db, &args.limits, &args.admin_uids)?;
+    let share = open_share(&args.db, &args.limits, &args.admin_uids)?;
+    let (fs, maintenance) = (share.fs, share.maintenance);
     let store_watch = crate::store_watch::StoreWatch::spawn(&fs)?;
     let opts = MountOptions {
         threads: args.threads,
@@ -113,6 +114,7 @@ pub fn run(args: &MountArgs) -> Result<()> {
     }
 
     indexer.stop();
+    maintenance.stop();
     // A second signal while open files keep a detached mount alive: stop at once.
     thread::Builder::new()
         .name("cerfs-second-signal".to_owned())

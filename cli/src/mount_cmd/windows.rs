@@ -50,7 +50,8 @@ pub fn run(args: &MountArgs) -> Result<()> {
     // Catch Ctrl-C before mounting: from now on it must unmount, not end the process.
     let stop = StopSignals::install()?;
 
-    let fs = open_share(&args.db, &args.limits, &[])?;
+    let share = open_share(&args.db, &args.limits, &[])?;
+    let (fs, _maintenance) = (share.fs, share.maintenance);
     let point = MountPoint::prepare(&args.mountpoint)?;
     let mount = match cerfs_winfsp::mount(fs, point.path()) {
         Ok(mount) => mount,

@@ -28,6 +28,15 @@ pub(crate) fn open_writer(
 ) -> Result<Connection, OpenError> {
     let mut conn = Connection::open_with_flags(path, flags)?;
     configure_common(&conn)?;
+    if migrate {
+        let pages: i64 = conn.pragma_query_value(None, "page_count", |row| row.get(0))?;
+        if pages == 0 {
+            // A new file: freed pages can then be given back to the filesystem in small
+            // steps while serving (`cerfs compact`). Only before anything is written,
+            // WAL mode's header included.
+            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+        }
+    }
     // WAL: readers work on a snapshot and never block the single writer (nor it them).
     let mode: String =
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;

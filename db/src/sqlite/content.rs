@@ -151,7 +151,9 @@ impl ContentStore for SqliteStore {
                 None => {
                     return Err(StoreError::Invalid(format!("inode {ino} is not a cab")));
                 }
-                Some(CabState::Complete) => return Err(StoreError::CabComplete(ino)),
+                Some(CabState::Complete | CabState::Removed) => {
+                    return Err(StoreError::CabComplete(ino))
+                }
                 Some(CabState::Writing) => {}
             }
             if sha256_hex.len() != 64 || !sha256_hex.bytes().all(|b| b.is_ascii_hexdigit()) {

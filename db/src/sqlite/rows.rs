@@ -91,7 +91,7 @@ macro_rules! select_node {
     ($tail:literal) => {
         concat!(
             "SELECT n.ino, n.parent, n.name, n.role, n.size, n.mode, n.uid, n.gid, ",
-            "n.mtime_ns, n.ctime_ns, n.crtime_ns, n.bucket_id, c.state ",
+            "n.mtime_ns, n.ctime_ns, n.crtime_ns, n.bucket_id, coalesce(c.removal, c.state) ",
             "FROM nodes n LEFT JOIN cab_rows c ON c.ino = n.ino ",
             $tail
         )
@@ -107,6 +107,7 @@ pub(crate) fn node_from_row(row: &Row<'_>) -> rusqlite::Result<Node> {
         None => None,
         Some("writing") => Some(CabState::Writing),
         Some("complete") => Some(CabState::Complete),
+        Some("pruned" | "deleted") => Some(CabState::Removed),
         Some(other) => return Err(bad_text(12, "cab state", other)),
     };
     Ok(Node {

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_cer2_reports.sql"),
     include_str!("../migrations/0004_covering_received_index.sql"),
     include_str!("../migrations/0005_daily_hits.sql"),
+    include_str!("../migrations/0006_lifecycle.sql"),
 ];
 
 /// The first schema version with the documented SQL views and the cab index tables.

@@ -197,6 +197,13 @@ impl Server {
     /// freed).
     pub fn restart(&mut self) {
         self.stop();
+        // The old store must close (and give up its server lock) before the file opens
+        // again: a throwaway store takes the place of the last references to it.
+        let spare = Arc::new(
+            SqliteStore::open(&self.dir.path().join("spare.db")).expect("open a spare store"),
+        );
+        self.fs = Arc::new(CerFs::new(spare.clone()));
+        self.store = spare;
         let (fs, store, handle) =
             launch(&self.db_path(), self.port, &self.config, self.max_cab_size);
         // The old store is closed once these last references go.

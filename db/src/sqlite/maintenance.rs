@@ -1,0 +1,283 @@
+//! Keeping the SQLite store healthy: re-hashing stored cabs (the scrub), its size and the
+//! filesystem's free space (quotas), giving free pages back (compact), consistent copies
+//! while serving (backup, `VACUUM INTO`), and the [`LifecycleStore`] glue.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use sha2::{Digest, Sha256};
+
+use super::rows::{get_u64, ino_param};
+use super::{connection, finish, removal, retention, sql_now, SqliteStore, CHUNK};
+use crate::lifecycle::{
+    Audit, BucketContents, CabCheck, CabEntry, LifecycleStore, PruneCandidate, Removal,
+    RetentionPolicy, StoreUsage, SweepStep,
+};
+use crate::store::{Ino, Result};
+use crate::{OpenError, StoreError};
+
+impl LifecycleStore for SqliteStore {
+    fn retention(&self) -> Result<RetentionPolicy> {
+        self.load_retention()
+    }
+
+    fn set_retention(&self, policy: &RetentionPolicy) -> Result<()> {
+        self.write(|tx| retention::store_policy(tx, policy))
+    }
+
+    fn server_setting(&self, key: &str) -> Result<Option<String>> {
+        finish(self.read(|tx| retention::setting(tx, key)))
+    }
+
+    fn set_server_setting(&self, key: &str, value: Option<&str>) -> Result<()> {
+        self.write(|tx| retention::set_setting(tx, key, value))
+    }
+
+    fn prune_candidates(
+        &self,
+        policy: &RetentionPolicy,
+        after: Option<&CabEntry>,
+        limit: usize,
+    ) -> Result<Vec<PruneCandidate>> {
+        finish(self.read(|tx| retention::candidates(tx, policy, after, limit)))
+    }
+
+    fn remove_cab(&self, ino: Ino, removal: Removal, audit: Option<&Audit>) -> Result<bool> {
+        self.write(|tx| removal::remove_cab(tx, ino, removal, audit))
+    }
+
+    fn sweep(&self, max_chunks: usize) -> Result<SweepStep> {
+        self.write(|tx| {
+            let mut step = removal::sweep(tx, max_chunks)?;
+            if !step.more {
+                step.finished += removal::finish_deleted_buckets(tx)?;
+            }
+            Ok(step)
+        })
+    }
+
+    fn find_cab(&self, subpath: &str, name: &str) -> Result<Option<(CabEntry, Option<Removal>)>> {
+        finish(self.read(|tx| removal::find_cab(tx, subpath, name)))
+    }
+
+    fn bucket_contents(&self, subpath: &str) -> Result<Option<BucketContents>> {
+        finish(self.read(|tx| removal::bucket_contents(tx, subpath)))
+    }
+
+    fn delete_bucket(&self, subpath: &str, audit: &Audit) -> Result<Option<BucketContents>> {
+        self.write(|tx| removal::delete_bucket(tx, subpath, audit))
+    }
+
+    fn cabs_after(&self, after: Ino, limit: usize) -> Result<Vec<CabEntry>> {
+        finish(self.read(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT c.ino, b.subpath, c.name, c.size, c.created_at, c.sha256 \
+                 FROM cab_rows c JOIN bucket_rows b ON b.bucket_id = c.bucket_id \
+                 WHERE c.ino > ?1 AND c.state = 'complete' AND c.removal IS NULL \
+                 ORDER BY c.ino LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(
+                params![ino_param(after), i64::try_from(limit).unwrap_or(i64::MAX)],
+                |r| {
+                    Ok(CabEntry {
+                        ino: get_u64(r, 0)?,
+                        subpath: r.get(1)?,
+                        name: r.get(2)?,
+                        size: get_u64(r, 3)?,
+                        created_at: r.get(4)?,
+                        sha256: r.get(5)?,
+                    })
+                },
+            )?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        }))
+    }
+
+    fn check_cab(&self, ino: Ino) -> Result<CabCheck> {
+        let check = finish(self.read(|tx| hash_cab(tx, ino)))?;
+        let Some(check) = check else {
+            return Ok(CabCheck::Sound); // removed meanwhile: nothing to check
+        };
+        let corrupt = match &check {
+            CabCheck::Sound => None,
+            CabCheck::Corrupt(why) => Some(why.as_str()),
+        };
+        self.write(|tx| {
+            tx.prepare_cached(concat!(
+                "UPDATE cab_rows SET verified_at = CASE WHEN ?2 IS NULL THEN ",
+                sql_now!(),
+                " ELSE verified_at END, corrupt = ?2 WHERE ino = ?1"
+            ))?
+            .execute(params![ino_param(ino), corrupt])?;
+            Ok(())
+        })?;
+        Ok(check)
+    }
+
+    fn integrity(&self) -> Result<String> {
+        self.integrity_check()
+    }
+
+    fn usage(&self) -> Result<StoreUsage> {
+        let (pages, free, page_size) = finish(self.read(|tx| {
+            let get = |pragma: &str| -> Result<i64> {
+                Ok(tx.pragma_query_value(None, pragma, |r| r.get(0))?)
+            };
+            Ok((
+                get("page_count")?,
+                get("freelist_count")?,
+                get("page_size")?,
+            ))
+        }))?;
+        let bytes = |n: i64| u64::try_from(n.max(0)).unwrap_or(0);
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        Ok(StoreUsage {
+            used_bytes: bytes((pages - free) * page_size),
+            free_bytes: bytes(free * page_size),
+            fs_available: fs4::available_space(dir).ok(),
+            fs_total: fs4::total_space(dir).ok(),
+        })
+    }
+
+    fn release_free_pages(&self, max_pages: u64) -> Result<Option<u64>> {
+        self.write(|tx| {
+            let mode: i64 = tx.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
+            if mode != 2 {
+                return Ok(None); // not INCREMENTAL: only a full VACUUM can shrink it
+            }
+            let before: i64 = tx.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+            let n = i64::try_from(max_pages).unwrap_or(i64::MAX);
+            // incremental_vacuum returns no rows but must be stepped to run.
+            let mut stmt = tx.prepare(&format!("PRAGMA incremental_vacuum({n})"))?;
+            let mut rows = stmt.query([])?;
+            while rows.next()?.is_some() {}
+            drop(rows);
+            let after: i64 = tx.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+            Ok(Some(u64::try_from(before - after).unwrap_or(0)))
+        })
+    }
+
+    fn backup_to(&self, dest: &Path) -> Result<()> {
+        if dest.exists() {
+            return Err(StoreError::Invalid(format!(
+                "{} exists: give a new file name (a backup never overwrites)",
+                dest.display()
+            )));
+        }
+        let partial = partial_path(dest);
+        let _ = std::fs::remove_file(&partial);
+        // One read transaction: a consistent snapshot, without blocking the writer (WAL).
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        connection::configure_common(&conn)?;
+        let text = partial
+            .to_str()
+            .ok_or_else(|| StoreError::Invalid(format!("{} is not UTF-8", partial.display())))?;
+        if let Err(e) = conn.execute("VACUUM INTO ?1", [text]) {
+            let _ = std::fs::remove_file(&partial);
+            return Err(if super::is_disk_full(&e) {
+                StoreError::Full
+            } else {
+                e.into()
+            });
+        }
+        drop(conn);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600)).map_err(
+                |e| StoreError::Invalid(format!("cannot chmod {}: {e}", partial.display())),
+            )?;
+        }
+        std::fs::File::open(&partial)
+            .and_then(|f| f.sync_all())
+            .and_then(|()| std::fs::rename(&partial, dest))
+            .map_err(|source| StoreError::Sync {
+                path: dest.to_path_buf(),
+                source,
+            })
+    }
+}
+
+/// Where a backup is written before it is renamed into place.
+pub fn partial_path(dest: &Path) -> PathBuf {
+    let mut name = dest.as_os_str().to_owned();
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
+/// Hashes the stored bytes of a complete cab on the share; `None` if it is not one.
+fn hash_cab(tx: &Connection, ino: Ino) -> Result<Option<CabCheck>> {
+    let key = ino_param(ino);
+    let Some((size, sha256)): Option<(i64, String)> = tx
+        .prepare_cached(
+            "SELECT size, sha256 FROM cab_rows \
+             WHERE ino = ?1 AND state = 'complete' AND removal IS NULL",
+        )?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let size = u64::try_from(size).unwrap_or(0);
+    let mut hasher = Sha256::new();
+    let mut expected_idx = 0u64;
+    let mut seen = 0u64;
+    let mut stmt = tx.prepare_cached("SELECT idx, data FROM chunks WHERE ino = ?1 ORDER BY idx")?;
+    let mut rows = stmt.query([key])?;
+    while let Some(row) = rows.next()? {
+        let idx = get_u64(row, 0)?;
+        let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+        if idx != expected_idx {
+            return Ok(Some(CabCheck::Corrupt(format!(
+                "chunk {expected_idx} (bytes from {}) is missing",
+                expected_idx * CHUNK
+            ))));
+        }
+        let wanted = (size - seen.min(size)).min(CHUNK) as usize;
+        if data.len() != wanted {
+            return Ok(Some(CabCheck::Corrupt(format!(
+                "chunk {idx} holds {} bytes, {wanted} expected",
+                data.len()
+            ))));
+        }
+        hasher.update(data);
+        seen += data.len() as u64;
+        expected_idx += 1;
+    }
+    if seen != size {
+        return Ok(Some(CabCheck::Corrupt(format!(
+            "{seen} bytes stored, {size} recorded"
+        ))));
+    }
+    let got = hex(&hasher.finalize());
+    Ok(Some(if got == sha256 {
+        CabCheck::Sound
+    } else {
+        CabCheck::Corrupt(format!("sha256 is {got}, {sha256} recorded"))
+    }))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl SqliteStore {
+    /// Opens an existing database for a command that needs it alone (a full
+    /// `cerfs compact`): takes the server lock ([`OpenError::Locked`] while a server runs).
+    pub fn open_exclusive(path: &Path) -> std::result::Result<SqliteStore, OpenError> {
+        Self::open_locked_admin(path)
+    }
+
+    /// Rewrites the whole file (`VACUUM`), switching it to incremental vacuum so that later
+    /// compactions run in small steps beside a server. Needs [`SqliteStore::open_exclusive`]
+    /// and as much free disk as the database's size.
+    pub fn vacuum_full(&self) -> Result<()> {
+        let conn = super::pool::lock(&self.writer);
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+        conn.execute_batch("VACUUM")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,405 @@
+//! The store's lifecycle methods on a real SQLite file: one server per database, retention
+//! rules, prune/delete/sweep, the audit, the scrub, backups and compaction.
+
+#![allow(clippy::unwrap_used)]
+
+use cerfs_db::prelude::*;
+use cerfs_db::{
+    Audit, BucketKey, CabCheck, LogFields, LogId, LogLine, NewNode, NodeRole, OpenError,
+    PruneReason, Removal, RetentionPolicy, SettingsScope, SqliteStore, StoreError, CABS_INO,
+};
+use sha2::{Digest, Sha256};
+
+fn temp_store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("cer.db")).unwrap();
+    (dir, store)
+}
+
+fn raw(dir: &tempfile::TempDir) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(dir.path().join("cer.db")).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    conn
+}
+
+fn key(subpath: &str) -> BucketKey {
+    BucketKey {
+        subpath: subpath.into(),
+        kind: "blue".into(),
+        app: None,
+    }
+}
+
+/// A complete cab `name` of `size` bytes in bucket `subpath`, completed at `created_at`.
+fn cab(
+    dir: &tempfile::TempDir,
+    store: &SqliteStore,
+    subpath: &str,
+    name: &str,
+    size: usize,
+    created_at: &str,
+) -> u64 {
+    let folder = match store.lookup(CABS_INO, subpath).unwrap() {
+        Some(node) => node.ino,
+        None => {
+            store
+                .create_node(&NewNode {
+                    parent: CABS_INO,
+                    name: subpath,
+                    role: NodeRole::Dir,
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                    bucket: None,
+                })
+                .unwrap()
+                .ino
+        }
+    };
+    let k = key(subpath);
+    let node = store
+        .create_node(&NewNode {
+            parent: folder,
+            name,
+            role: NodeRole::Cab,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            bucket: Some(&k),
+        })
+        .unwrap();
+    let bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    store.write_at(node.ino, 0, &bytes).unwrap();
+    let sha = hex::encode(Sha256::digest(&bytes));
+    store.commit_cab(node.ino, size as u64, &sha).unwrap();
+    raw(dir)
+        .execute(
+            "UPDATE cab_rows SET created_at = ?2 WHERE ino = ?1",
+            rusqlite::params![node.ino as i64, created_at],
+        )
+        .unwrap();
+    node.ino
+}
+
+fn day(n: u32) -> String {
+    format!("2026-01-{n:02}T00:00:00.000Z")
+}
+
+fn names(store: &SqliteStore, policy: &RetentionPolicy) -> Vec<(String, PruneReason)> {
+    store
+        .prune_candidates(policy, None, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.cab.name, c.reason))
+        .collect()
+}
+
+fn sweep_all(store: &SqliteStore) {
+    while store.sweep(3).unwrap().more {}
+}
+
+#[test]
+fn only_one_server_opens_a_database_and_it_is_named() {
+    let (dir, first) = temp_store();
+    let path = dir.path().join("cer.db");
+    let err = SqliteStore::open(&path).unwrap_err();
+    let OpenError::Locked { holder, .. } = &err else {
+        panic!("{err}");
+    };
+    assert!(
+        holder.contains(&format!("pid {}", std::process::id())),
+        "{holder}"
+    );
+    assert!(err.to_string().contains("stop that one first"), "{err}");
+    // Admin commands work beside it; a full compaction does not.
+    SqliteStore::open_for_admin(&path).unwrap();
+    assert!(matches!(
+        SqliteStore::open_exclusive(&path),
+        Err(OpenError::Locked { .. })
+    ));
+    drop(first);
+    SqliteStore::open(&path).unwrap();
+}
+
+#[test]
+fn retention_rules_pick_what_they_should() {
+    let (dir, store) = temp_store();
+    for n in 1..=6 {
+        cab(&dir, &store, "many", &format!("m{n}.cab"), 1000, &day(n));
+    }
+    cab(&dir, &store, "few", "f1.cab", 1000, &day(10));
+    cab(&dir, &store, "few", "f2.cab", 1000, &day(11));
+    assert!(names(&store, &RetentionPolicy::default()).is_empty());
+
+    // The first and the last two of each bucket are kept.
+    let per_bucket = RetentionPolicy {
+        keep_first: Some(1),
+        keep_last: Some(2),
+        ..RetentionPolicy::default()
+    };
+    let picked = names(&store, &per_bucket);
+    assert_eq!(
+        picked,
+        [
+            ("m2.cab".to_owned(), PruneReason::PerBucket),
+            ("m3.cab".to_owned(), PruneReason::PerBucket),
+            ("m4.cab".to_owned(), PruneReason::PerBucket),
+        ]
+    );
+
+    // Age prunes whatever is older, kept or not.
+    let age = RetentionPolicy {
+        max_age_days: Some(30),
+        ..per_bucket
+    };
+    assert_eq!(
+        names(&store, &age).len(),
+        8,
+        "every cab is from January 2026"
+    );
+
+    // Total size: the oldest the per-bucket rule does not keep go first.
+    let size = RetentionPolicy {
+        max_cab_bytes: Some(4500),
+        ..per_bucket
+    };
+    let picked = names(&store, &size);
+    // After m2..m4 (per bucket), 5000 bytes stay, all kept by the per-bucket rule: nothing
+    // more can go.
+    assert_eq!(picked.len(), 3, "{picked:?}");
+    let size_only = RetentionPolicy {
+        max_cab_bytes: Some(2500),
+        ..RetentionPolicy::default()
+    };
+    let picked = names(&store, &size_only);
+    assert_eq!(picked.len(), 6, "{picked:?}");
+    assert!(picked.iter().all(|(_, r)| *r == PruneReason::TotalSize));
+    assert_eq!(picked[0].0, "m1.cab", "oldest first");
+
+    // Paging through the list gives the same cabs.
+    let first = store.prune_candidates(&size_only, None, 4).unwrap();
+    let rest = store
+        .prune_candidates(&size_only, Some(&first[3].cab), 10)
+        .unwrap();
+    assert_eq!(first.len() + rest.len(), 6);
+}
+
+#[test]
+fn a_pruned_cab_keeps_its_row_and_loses_its_bytes_and_a_deleted_one_loses_all() {
+    let (dir, store) = temp_store();
+    let ino = cab(&dir, &store, "blue", "r.cab", 300_000, &day(1));
+    assert!(store.remove_cab(ino, Removal::Pruned, None).unwrap());
+    assert!(
+        !store.remove_cab(ino, Removal::Pruned, None).unwrap(),
+        "once"
+    );
+    // Off the share at once: the name is free, the node says so.
+    let folder = store.lookup(CABS_INO, "blue").unwrap().unwrap().ino;
+    assert!(store.lookup(folder, "r.cab").unwrap().is_none());
+    assert_eq!(
+        store.node(ino).unwrap().unwrap().cab_state,
+        Some(cerfs_db::CabState::Removed)
+    );
+    sweep_all(&store);
+    let conn = raw(&dir);
+    let chunks: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM chunks WHERE ino = ?1",
+            [ino as i64],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(chunks, 0);
+    let (state, size, sha): (String, i64, String) = conn
+        .query_row(
+            "SELECT state, size, sha256 FROM cabs WHERE cab_id = ?1",
+            [ino as i64],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((state.as_str(), size), ("pruned", 300_000));
+    assert_eq!(sha.len(), 64);
+    let (_, removal) = store.find_cab("blue", "r.cab").unwrap().unwrap();
+    assert_eq!(removal, Some(Removal::Pruned));
+
+    // A deletion of the pruned cab takes its row too, and is recorded.
+    let audit = Audit {
+        by: "admin (uid 0)".into(),
+        reason: "PII request 1".into(),
+    };
+    assert!(store
+        .remove_cab(ino, Removal::Deleted, Some(&audit))
+        .unwrap());
+    sweep_all(&store);
+    let rows: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM cab_rows WHERE ino = ?1",
+            [ino as i64],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 0);
+    assert!(store.node(ino).unwrap().is_none());
+    let (kind, name, reason): (String, String, String) = conn
+        .query_row("SELECT kind, name, reason FROM deletions", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!((kind.as_str(), name.as_str()), ("cab", "r.cab"));
+    assert_eq!(reason, "PII request 1");
+}
+
+#[test]
+fn a_flipped_byte_in_a_stored_cab_is_found() {
+    let (dir, store) = temp_store();
+    let ino = cab(&dir, &store, "blue", "r.cab", 200_000, &day(1));
+    assert_eq!(store.check_cab(ino).unwrap(), CabCheck::Sound);
+    raw(&dir)
+        .execute(
+            "UPDATE chunks SET data = CAST(zeroblob(length(data)) AS BLOB) WHERE ino = ?1 AND idx = 1",
+            [ino as i64],
+        )
+        .unwrap();
+    let CabCheck::Corrupt(why) = store.check_cab(ino).unwrap() else {
+        panic!("a changed chunk went unnoticed");
+    };
+    assert!(why.contains("sha256"), "{why}");
+    let corrupt: Option<String> = raw(&dir)
+        .query_row(
+            "SELECT corrupt FROM cabs WHERE cab_id = ?1",
+            [ino as i64],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(corrupt.is_some());
+    raw(&dir)
+        .execute(
+            "DELETE FROM chunks WHERE ino = ?1 AND idx = 0",
+            [ino as i64],
+        )
+        .unwrap();
+    let CabCheck::Corrupt(why) = store.check_cab(ino).unwrap() else {
+        panic!("a missing chunk went unnoticed");
+    };
+    assert!(why.contains("missing"), "{why}");
+}
+
+fn line(item: &str, machine: &str) -> LogLine {
+    let text = format!("10:00:00  01-02-2026\t{machine}\tuser\t{item}\r\n");
+    LogLine {
+        bytes: text.into_bytes(),
+        fields: Some(LogFields {
+            time: "10:00:00".into(),
+            date: "01-02-2026".into(),
+            machine: machine.into(),
+            user: "user".into(),
+            item: item.into(),
+            client_time: "2026-01-02T10:00:00".into(),
+        }),
+    }
+}
+
+#[test]
+fn a_deleted_bucket_leaves_only_the_audit_and_blanked_crash_lines() {
+    let (dir, store) = temp_store();
+    let ino = cab(&dir, &store, "blue", "r.cab", 70_000, &day(1));
+    cab(&dir, &store, "other", "o.cab", 10, &day(1));
+    let bucket = store.find_bucket("blue").unwrap().unwrap();
+    store.add_counts(bucket, 1, 3).unwrap();
+    store
+        .append_log(LogId::Hits(bucket), &[line("r.cab", "PC1")])
+        .unwrap();
+    store
+        .append_log(
+            LogId::Crash,
+            &[line("other", "PC2"), line("blue", "SECRET-PC")],
+        )
+        .unwrap();
+    let before = store.log_len(LogId::Crash).unwrap();
+    store
+        .replace_settings(
+            SettingsScope::Status(bucket),
+            &[("Tracking".into(), "YES".into())],
+        )
+        .unwrap();
+    let audit = Audit {
+        by: "admin".into(),
+        reason: "ticket 7".into(),
+    };
+    let contents = store.bucket_contents("blue").unwrap().unwrap();
+    assert_eq!(
+        (contents.cabs, contents.hits_lines, contents.crash_lines),
+        (1, 1, 1)
+    );
+    store.delete_bucket("blue", &audit).unwrap().unwrap();
+    sweep_all(&store);
+    assert!(
+        store.find_bucket("blue").unwrap().is_none(),
+        "the bucket row went"
+    );
+    assert!(store.node(ino).unwrap().is_none());
+    assert!(store.find_bucket("other").unwrap().is_some(), "others stay");
+    // crash.log keeps its length; the line naming the bucket no longer names anyone.
+    assert_eq!(store.log_len(LogId::Crash).unwrap(), before);
+    let crash = store.read_log(LogId::Crash, 0, 4096).unwrap();
+    let text = String::from_utf8_lossy(&crash);
+    assert!(!text.contains("SECRET-PC"), "{text}");
+    assert!(text.contains("PC2"), "{text}");
+    assert!(text.contains("[deleted]"), "{text}");
+    let detail: String = raw(&dir)
+        .query_row(
+            "SELECT detail FROM deletions WHERE kind = 'bucket'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(detail.contains("1 cabs"), "{detail}");
+    assert!(store.bucket_contents("blue").unwrap().is_none());
+}
+
+#[test]
+fn a_backup_is_a_consistent_copy_and_never_overwrites() {
+    let (dir, store) = temp_store();
+    cab(&dir, &store, "blue", "r.cab", 100_000, &day(1));
+    let dest = dir.path().join("copy.db");
+    store.backup_to(&dest).unwrap();
+    assert!(!cerfs_db::backup_partial_path(&dest).exists());
+    let copy = SqliteStore::open(&dest).unwrap();
+    assert_eq!(copy.integrity_check().unwrap(), "ok");
+    let (entry, _) = copy.find_cab("blue", "r.cab").unwrap().unwrap();
+    assert_eq!(copy.check_cab(entry.ino).unwrap(), CabCheck::Sound);
+    assert!(matches!(
+        store.backup_to(&dest),
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+#[test]
+fn free_pages_go_back_to_the_filesystem_in_steps() {
+    let (dir, store) = temp_store();
+    let ino = cab(&dir, &store, "blue", "big.cab", 4 << 20, &day(1));
+    let path = dir.path().join("cer.db");
+    store.remove_cab(ino, Removal::Pruned, None).unwrap();
+    sweep_all(&store);
+    // Checkpoint so that the file reflects the freed pages.
+    raw(&dir)
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    let free = store.usage().unwrap().free_bytes;
+    assert!(free > 3 << 20, "{free} bytes free");
+    let mut freed = 0;
+    while let Some(n) = store.release_free_pages(100).unwrap() {
+        if n == 0 {
+            break;
+        }
+        assert!(n <= 100);
+        freed += n;
+    }
+    assert!(freed > 0);
+    raw(&dir)
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size < 1 << 20, "the file is {size} bytes after compaction");
+}
