@@ -90,8 +90,9 @@ fn fill(serve: &Serve, sub: &str) {
     }
 }
 
-/// Runs `args` and SIGKILLs it after `delay`; whether it was still running then.
-fn run_and_kill(db: &std::path::Path, args: &[String], delay: Duration) -> bool {
+/// Runs `args` and SIGKILLs it after `delay`; `None` if it was still running then (it was
+/// killed), else how long it took.
+fn run_and_kill(db: &std::path::Path, args: &[String], delay: Duration) -> Option<Duration> {
     let mut child = Command::new(CERFS)
         .args(args)
         .arg("--db")
@@ -104,14 +105,14 @@ fn run_and_kill(db: &std::path::Path, args: &[String], delay: Duration) -> bool 
     let start = Instant::now();
     while start.elapsed() < delay {
         if child.try_wait().expect("try_wait").is_some() {
-            return false;
+            return Some(start.elapsed());
         }
         thread::sleep(Duration::from_millis(1)); // the random moment, not a synchronisation
     }
     let running = child.try_wait().expect("try_wait").is_none();
     let _ = child.kill();
     let _ = child.wait();
-    running
+    (!running).then(|| start.elapsed())
 }
 
 /// integrity_check, and every complete cab on the share holds all its chunks.
@@ -171,6 +172,9 @@ fn kill_9_during_prune_delete_compact_and_backup_keeps_the_store_sound() {
     let kinds = ["prune", "delete", "compact", "backup"];
     let mut kills: HashMap<&str, usize> = HashMap::new();
     for kind in kinds {
+        // The moments are drawn within how long the command takes on this machine: the
+        // time of its last run that finished (every run is killed by then).
+        let mut takes = Duration::from_millis(60);
         let mut round = 0;
         while kills.get(kind).copied().unwrap_or(0) < KILLS {
             round += 1;
@@ -215,9 +219,11 @@ fn kill_9_during_prune_delete_compact_and_backup_keeps_the_store_sound() {
                     vec!["backup".into(), dest.to_string_lossy().into_owned()]
                 }
             };
-            let delay = Duration::from_millis(1 + rng.next() % 60);
-            if run_and_kill(&db, &args, delay) {
-                *kills.entry(kind).or_default() += 1;
+            let span = u64::try_from(takes.as_micros()).unwrap_or(60_000).max(1);
+            let delay = Duration::from_micros(rng.next() % span);
+            match run_and_kill(&db, &args, delay) {
+                None => *kills.entry(kind).or_default() += 1,
+                Some(took) => takes = took,
             }
             check_store(&db, &format!("after killing {kind} round {round}"));
         }
