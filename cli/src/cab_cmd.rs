@@ -182,6 +182,8 @@ fn get(db: &DbArg, path: &str, output: &Path) -> Result<()> {
     let written = if output.as_os_str() == "-" {
         let mut out = std::io::stdout().lock();
         copy_cab(&fs, &sub, &info, &mut out)?
+    } else if let Some(mut special) = open_special(output)? {
+        copy_cab(&fs, &sub, &info, &mut special)?
     } else {
         write_file(&fs, &sub, &info, output)?
     };
@@ -233,6 +235,32 @@ fn export(db: &DbArg, bucket: &str, to: &Path) -> Result<()> {
         }
     );
     Ok(())
+}
+
+/// Opens `target` for writing when it is a device or a pipe (`/dev/null`, a FIFO): those
+/// take the bytes in place, since renaming a file over them would replace them (and, as
+/// root, turn `/dev/null` into a regular file). `None` for a regular or new file.
+fn open_special(target: &Path) -> Result<Option<File>> {
+    let meta = match std::fs::metadata(target) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot inspect {}", target.display())),
+    };
+    if meta.is_dir() {
+        bail!(
+            "{} is a directory: give the file to write, for example {}",
+            target.display(),
+            target.join("report.cab").display()
+        );
+    }
+    if meta.is_file() {
+        return Ok(None);
+    }
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(target)
+        .with_context(|| format!("cannot open {} for writing", target.display()))?;
+    Ok(Some(file))
 }
 
 /// Writes the cab to `target` through a temporary file beside it, renamed at the end: a

@@ -139,13 +139,24 @@ fn retention_prunes_bytes_keeps_rows_and_the_share_forgets_them() {
     let mut listing = listing;
     listing.sort();
     assert_eq!(listing, ["c1.cab", "c4.cab", "c5.cab"]);
-    let got = cerfs(&serve.db, &["cab", "get", "blue/c2.cab", "-o", "/dev/null"]);
+    let copy = serve.root.join("c2-copy.cab");
+    let got = cerfs(
+        &serve.db,
+        &[
+            "cab",
+            "get",
+            "blue/c2.cab",
+            "-o",
+            copy.to_str().expect("UTF-8"),
+        ],
+    );
     assert_eq!(got.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&got.stderr).contains("was pruned by retention on"),
         "{}",
         String::from_utf8_lossy(&got.stderr)
     );
+    assert!(!copy.exists(), "a refused get writes nothing");
     // A new upload may take a pruned cab's name.
     store_cabs(&serve, "blue", &["c2.cab"], 10);
     assert_eq!(
@@ -300,8 +311,22 @@ fn backup_verify_and_compact_work_beside_a_server() {
     let stdout = String::from_utf8_lossy(&bad.stdout);
     assert!(stdout.contains("corrupt\tblue\tc.cab"), "{stdout}");
     // The copy still holds it whole.
-    let restored = cerfs(&dest, &["cab", "get", "blue/c.cab", "-o", "/dev/null"]);
+    let copy = serve.root.join("c-restored.cab");
+    let restored = cerfs(
+        &dest,
+        &[
+            "cab",
+            "get",
+            "blue/c.cab",
+            "-o",
+            copy.to_str().expect("UTF-8"),
+        ],
+    );
     ok(&restored, "the backup's copy of the cab");
+    assert_eq!(
+        std::fs::metadata(&copy).expect("restored copy").len(),
+        300_000
+    );
 }
 
 #[test]
