@@ -152,6 +152,12 @@ pub struct CabIndex {
     pub texts: Vec<TextRow>,
     /// Fields of known text members.
     pub facts: Vec<FactRow>,
+    /// Walked stacks and signatures of the minidump members.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub stacks: Vec<crate::StackRow>,
+    /// Problems the symbol sources gave while walking.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub symbol_fetches: Vec<crate::SymbolFetch>,
 }
 
 impl CabIndex {
@@ -205,6 +211,10 @@ pub struct ReindexFilter {
     pub bucket: Option<String>,
     /// Only the cabs whose last indexing failed or was partial.
     pub failed_only: bool,
+    /// Only the cabs holding a minidump (to walk and sign them again).
+    pub stacks: bool,
+    /// Only the cabs with a minidump of this signature.
+    pub signature: Option<String>,
 }
 
 /// The indexer's connections to one database: a writer of its own and a reader.
@@ -252,7 +262,7 @@ impl IndexDb {
             let mut stmt = self.writer.prepare_cached(
                 "SELECT c.ino, b.subpath, c.name, c.size FROM cab_rows c \
                  JOIN bucket_rows b ON b.bucket_id = c.bucket_id \
-                 WHERE c.state = 'complete' AND c.index_status IS NULL \
+                 WHERE c.state = 'complete' AND c.index_status IS NULL AND c.removal IS NULL \
                  ORDER BY c.ino LIMIT ?1",
             )?;
             let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
@@ -265,6 +275,11 @@ impl IndexDb {
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })())
+    }
+
+    /// A stored server setting (`server_setting_rows`), e.g. the symbol sources.
+    pub fn server_setting(&self, key: &str) -> Result<Option<String>> {
+        finish(crate::sqlite::retention_setting(&self.writer, key))
     }
 
     /// The complete cab `cab_id`, if it exists.
@@ -340,6 +355,8 @@ impl IndexDb {
             for f in &index.facts {
                 fact.execute(params![cab_id, f.member, f.key, f.value])?;
             }
+            crate::stack_rows::insert(tx, cab_id, &index.stacks)?;
+            crate::stack_rows::record_fetches(tx, &index.symbol_fetches)?;
             set_status(tx, cab_id, status, problem.as_deref())?;
             Ok(Some(status))
         }))
@@ -378,9 +395,18 @@ impl IndexDb {
                      WHERE state = 'complete' AND index_status IS NOT NULL \
                      AND (?1 IS NULL OR bucket_id = \
                           (SELECT bucket_id FROM bucket_rows WHERE subpath = ?1)) \
-                     AND (?2 = 0 OR index_status IN ('failed', 'partial'))",
+                     AND (?2 = 0 OR index_status IN ('failed', 'partial')) \
+                     AND (?3 = 0 OR EXISTS (SELECT 1 FROM minidump_rows m WHERE m.cab_id = ino)) \
+                     AND (?4 IS NULL OR EXISTS (SELECT 1 FROM stack_rows s \
+                                                WHERE s.cab_id = ino AND s.signature = ?4)) \
+                     AND removal IS NULL",
                 )?
-                .execute(params![filter.bucket, filter.failed_only])?;
+                .execute(params![
+                    filter.bucket,
+                    filter.failed_only,
+                    filter.stacks,
+                    filter.signature
+                ])?;
             Ok(n)
         }))
     }
@@ -416,6 +442,7 @@ fn is_complete(conn: &Connection, cab_id: i64) -> Result<bool> {
 }
 
 fn clear_rows(conn: &Connection, cab_id: i64) -> Result<()> {
+    crate::stack_rows::clear(conn, cab_id)?;
     for table in [
         "cab_member_rows",
         "minidump_rows",

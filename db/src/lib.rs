@@ -10,6 +10,7 @@ mod lifecycle;
 mod query;
 mod reports;
 mod sqlite;
+mod stack_rows;
 mod store;
 
 pub use error::{OpenError, QueryError, StoreError};
@@ -28,6 +29,7 @@ pub use reports::{
 };
 pub use sqlite::schema::SCHEMA_VERSION;
 pub use sqlite::{backup_partial_path, PurgedCab, SqliteStore, CHUNK_SIZE};
+pub use stack_rows::{FrameRow, MissingSymbol, StackRow, SymbolFetch};
 pub use store::*;
 
 /// The store's traits, for code that calls them on a concrete store (`SqliteStore`): bring

@@ -38,6 +38,7 @@ use self::file_identity::FileIdentity;
 pub use self::maintenance::partial_path as backup_partial_path;
 use self::pool::{lock, ReaderPool};
 pub use self::recovery::PurgedCab;
+pub(crate) use self::retention::setting as retention_setting;
 use self::server_lock::ServerLock;
 use crate::store::Result;
 use crate::{OpenError, StoreError};

@@ -256,6 +256,56 @@ fn views_have_the_documented_columns() {
                 "detail",
             ],
         ),
+        (
+            "frames",
+            &[
+                "cab_id",
+                "member",
+                "thread",
+                "crashed",
+                "frame",
+                "module",
+                "module_offset",
+                "function",
+                "function_offset",
+                "file",
+                "line",
+                "trust",
+            ],
+        ),
+        (
+            "stacks",
+            &[
+                "cab_id",
+                "bucket_id",
+                "subpath",
+                "cab",
+                "member",
+                "crash_reason",
+                "crash_address",
+                "crashing_thread",
+                "signature",
+                "error",
+                "walked_at",
+                "received_at",
+            ],
+        ),
+        (
+            "signatures",
+            &["signature", "crashes", "buckets", "first_seen", "last_seen"],
+        ),
+        (
+            "bucket_signatures",
+            &["bucket_id", "subpath", "signature", "crashes"],
+        ),
+        (
+            "missing_symbols",
+            &["module", "debug_file", "debug_id", "crashes", "last_seen"],
+        ),
+        (
+            "symbol_fetches",
+            &["url", "outcome", "detail", "at", "times"],
+        ),
     ];
     for (view, cols) in expect {
         assert_eq!(columns(&conn, view), *cols, "view {view}");
@@ -687,6 +737,7 @@ fn index_rows_replace_and_follow_the_cab() {
             key: "Architecture".into(),
             value: "X86".into(),
         }],
+        ..CabIndex::default()
     };
     assert_eq!(
         idx.store_index(id, &found).unwrap(),
@@ -738,7 +789,8 @@ fn index_rows_replace_and_follow_the_cab() {
     assert_eq!(
         idx.request_reindex(&ReindexFilter {
             bucket: None,
-            failed_only: true
+            failed_only: true,
+            ..ReindexFilter::default()
         })
         .unwrap(),
         1

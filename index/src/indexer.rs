@@ -52,6 +52,33 @@ pub struct IndexerConfig {
     /// Cabs fetched from the queue at a time, and indexed by one worker process (the
     /// bounds stay those of one cab: see [`Limits`]).
     pub batch: usize,
+    /// Whether and how minidumps' stacks are walked and signed.
+    pub analysis: Analysis,
+}
+
+/// Stack walking in the indexer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Analysis {
+    /// Minidumps are parsed for their facts only.
+    Off,
+    /// Walked and signed with these settings, completed before every batch from the
+    /// database's stored ones (`cerfs symbols`, `cerfs signature-rules`; see
+    /// [`cerfs_analysis::AnalysisSettings::completed_from`]): a change by the admin
+    /// applies to the next batch without a restart.
+    On(cerfs_analysis::AnalysisSettings),
+}
+
+impl Analysis {
+    /// The settings for the next batch over `db`.
+    fn resolve(&self, db: &IndexDb) -> Option<cerfs_analysis::AnalysisSettings> {
+        let Analysis::On(base) = self else {
+            return None;
+        };
+        let mut cache = db.path().as_os_str().to_owned();
+        cache.push(".symbols");
+        let get = |key: &str| db.server_setting(key).ok().flatten();
+        Some(base.completed_from(&get, cache.into()))
+    }
 }
 
 impl IndexerConfig {
@@ -62,6 +89,7 @@ impl IndexerConfig {
             limits: Limits::default(),
             poll_interval: Duration::from_secs(1),
             batch: 16,
+            analysis: Analysis::Off,
         }
     }
 }
@@ -120,6 +148,7 @@ pub fn index_pending(
         if fresh.is_empty() {
             return Ok(summary);
         }
+        let analysis = config.analysis.resolve(db);
         let mut rest = fresh.as_slice();
         while !rest.is_empty() {
             if stop.load(Ordering::Relaxed) {
@@ -130,6 +159,7 @@ pub fn index_pending(
                 db.path(),
                 rest,
                 &config.limits,
+                analysis.as_ref(),
                 stop,
                 &mut |cab, outcome| record(db, cab, outcome, &mut summary, each),
             )?;

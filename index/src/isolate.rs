@@ -29,7 +29,24 @@ use std::time::{Duration, Instant};
 use cerfs_db::{CabIndex, CabReader, CabRef, StoreError};
 use serde::{Deserialize, Serialize};
 
-use crate::{index_cab, Limits, Worker};
+use crate::{index_cab_with, Limits, Worker};
+
+/// A walker for `settings`; with rules that do not compile, the default rules (said once).
+pub(crate) fn walker_for(
+    settings: &cerfs_analysis::AnalysisSettings,
+) -> Option<cerfs_analysis::Walker> {
+    match cerfs_analysis::Walker::new(settings) {
+        Ok(walker) => Some(walker),
+        Err(e) => {
+            tracing::error!("signature rules: {e}; signing with the default rules");
+            let defaults = cerfs_analysis::AnalysisSettings {
+                rules: cerfs_analysis::SignatureRules::default(),
+                ..settings.clone()
+            };
+            cerfs_analysis::Walker::new(&defaults).ok()
+        }
+    }
+}
 
 mod child_watch;
 mod worker;
@@ -62,6 +79,8 @@ struct Job {
     /// The cabs, in the order they are to be indexed.
     cab_ids: Vec<i64>,
     limits: Limits,
+    /// Walk and sign minidumps with these settings (`None`: facts only).
+    analysis: Option<cerfs_analysis::AnalysisSettings>,
 }
 
 /// One line of the worker's stdout.
@@ -122,6 +141,7 @@ pub fn index_isolated(
         db,
         std::slice::from_ref(cab),
         limits,
+        None,
         stop,
         &mut |_, outcome| {
             answer = Some(outcome);
@@ -147,18 +167,20 @@ pub(crate) fn index_batch<E>(
     db: &Path,
     cabs: &[CabRef],
     limits: &Limits,
+    analysis: Option<&cerfs_analysis::AnalysisSettings>,
     stop: &AtomicBool,
     each: &mut dyn FnMut(&CabRef, Outcome) -> Result<(), E>,
 ) -> Result<BatchEnd, E> {
     match worker {
         Worker::InProcess => {
+            let walker = analysis.and_then(crate::isolate::walker_for);
             for (at, cab) in cabs.iter().enumerate() {
                 if stop.load(Ordering::Relaxed) {
                     let outcome = Outcome::Stopped;
                     return Ok(BatchEnd::Ended { at, outcome });
                 }
                 let outcome = match CabReader::open(db, cab.cab_id) {
-                    Ok(reader) => Outcome::Indexed(index_cab(reader, limits)),
+                    Ok(reader) => Outcome::Indexed(index_cab_with(reader, limits, walker.as_ref())),
                     Err(StoreError::NotFound(_)) => Outcome::Gone,
                     Err(e) => {
                         let outcome = Outcome::Unavailable(format!("cannot read the cab: {e}"));
@@ -172,7 +194,7 @@ pub(crate) fn index_batch<E>(
         Worker::Command { program, args } => {
             let mut command = Command::new(program);
             command.args(args);
-            run_child(command, db, cabs, limits, stop, each)
+            run_child(command, db, cabs, limits, analysis, stop, each)
         }
     }
 }
@@ -201,6 +223,7 @@ fn run_child<E>(
     db: &Path,
     cabs: &[CabRef],
     limits: &Limits,
+    analysis: Option<&cerfs_analysis::AnalysisSettings>,
     stop: &AtomicBool,
     each: &mut dyn FnMut(&CabRef, Outcome) -> Result<(), E>,
 ) -> Result<BatchEnd, E> {
@@ -212,6 +235,7 @@ fn run_child<E>(
         db: db.to_path_buf(),
         cab_ids: cabs.iter().map(|cab| cab.cab_id).collect(),
         limits: limits.clone(),
+        analysis: analysis.cloned(),
     };
     let job = match serde_json::to_vec(&job) {
         Ok(job) => job,

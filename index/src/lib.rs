@@ -29,13 +29,13 @@ use std::time::Duration;
 
 pub use dump::parse as parse_minidump;
 pub use indexer::{
-    index_pending, spawn_indexer, spawn_indexer_with, IndexError, IndexerConfig, IndexerHandle,
-    Summary, Worker,
+    index_pending, spawn_indexer, spawn_indexer_with, Analysis, IndexError, IndexerConfig,
+    IndexerHandle, Summary, Worker,
 };
 #[cfg(unix)]
 pub use isolate::WORKER_NICE;
 pub use isolate::{index_isolated, worker_main, Outcome, WORKER_ARG};
-pub use scan::index_cab;
+pub use scan::{index_cab, index_cab_with};
 pub use text::{decode as decode_text, facts as text_facts};
 
 /// Bounds on the work and memory one cab may cost.

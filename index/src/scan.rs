@@ -9,13 +9,24 @@ use cab::{Cabinet, CompressionType};
 use cerfs_db::{CabIndex, MemberRow, TextRow};
 
 use crate::{dump, text, Limits};
+use cerfs_analysis::Walker;
 
 /// Indexes the cab that `reader` holds. Never fails and never panics: a cab that cannot be
 /// read at all gets [`CabIndex::error`], a member that cannot be read or parsed gets its
 /// own `error`. Runs in the calling thread without a time bound: for cabs from clients use
 /// [`crate::index_pending`], which runs this in bounded child processes.
 pub fn index_cab<R: Read + Seek>(reader: R, limits: &Limits) -> CabIndex {
-    match catch_unwind(AssertUnwindSafe(|| scan(reader, limits))) {
+    index_cab_with(reader, limits, None)
+}
+
+/// [`index_cab`], and with `walker` every minidump's stacks are walked and signed too
+/// ([`CabIndex::stacks`]).
+pub fn index_cab_with<R: Read + Seek>(
+    reader: R,
+    limits: &Limits,
+    walker: Option<&Walker>,
+) -> CabIndex {
+    match catch_unwind(AssertUnwindSafe(|| scan(reader, limits, walker))) {
         Ok(index) => index,
         Err(panic) => CabIndex {
             error: Some(format!("the cab reader failed: {}", panic_text(&panic))),
@@ -33,7 +44,7 @@ pub(crate) fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "panic".to_owned())
 }
 
-fn scan<R: Read + Seek>(reader: R, limits: &Limits) -> CabIndex {
+fn scan<R: Read + Seek>(reader: R, limits: &Limits, walker: Option<&Walker>) -> CabIndex {
     let mut index = CabIndex::default();
     let mut cabinet = match Cabinet::new(reader) {
         Ok(c) => c,
@@ -106,7 +117,15 @@ fn scan<R: Read + Seek>(reader: R, limits: &Limits) -> CabIndex {
         }
         let (name, size, kind) = (member.name.clone(), member.size, member.kind.clone());
         let outcome = match kind.as_str() {
-            "minidump" => read_dump(&mut cabinet, &name, size, limits, &mut budget, &mut index),
+            "minidump" => read_dump(
+                &mut cabinet,
+                &name,
+                size,
+                limits,
+                &mut budget,
+                &mut index,
+                walker,
+            ),
             "text" => read_text(
                 &mut cabinet,
                 &name,
@@ -189,6 +208,7 @@ fn read_dump<R: Read + Seek>(
     limits: &Limits,
     budget: &mut u64,
     index: &mut CabIndex,
+    walker: Option<&Walker>,
 ) -> Result<(), String> {
     if size > limits.max_dump_bytes {
         return Err(format!(
@@ -200,6 +220,10 @@ fn read_dump<R: Read + Seek>(
     let row = dump::parse(name, &bytes);
     let failed = row.error.clone();
     index.minidumps.push(row);
+    if let Some(walker) = walker {
+        index.stacks.push(walker.walk(name, &bytes));
+        index.symbol_fetches.extend(walker.take_fetch_problems());
+    }
     match failed {
         // A dump that could not be read at all is the member's failure too.
         Some(e) if e.starts_with("not a readable minidump") => Err(e),

@@ -577,6 +577,7 @@ fn background_indexer_picks_up_new_cabs_and_reindex_redoes_them() {
         .request_reindex(&ReindexFilter {
             bucket: Some(SUB.to_owned()),
             failed_only: false,
+            ..ReindexFilter::default()
         })
         .unwrap();
     assert_eq!(n, 2);
@@ -601,6 +602,7 @@ fn background_indexer_picks_up_new_cabs_and_reindex_redoes_them() {
         .request_reindex(&ReindexFilter {
             bucket: Some("nope".into()),
             failed_only: false,
+            ..ReindexFilter::default()
         })
         .unwrap_err();
     assert!(err.to_string().contains("cerfs buckets"), "{err}");

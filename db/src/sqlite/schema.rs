@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_covering_received_index.sql"),
     include_str!("../migrations/0005_daily_hits.sql"),
     include_str!("../migrations/0006_lifecycle.sql"),
+    include_str!("../migrations/0007_stacks.sql"),
 ];
 
 /// The first schema version with the documented SQL views and the cab index tables.

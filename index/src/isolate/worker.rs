@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use cerfs_db::{CabReader, StoreError};
 
 use super::{Job, Progress, EXIT_UNAVAILABLE, MAX_JOB};
-use crate::{index_cab, Limits};
+use crate::{index_cab_with, Limits};
 
 /// The worker's side: reads a job from stdin, sets the resource limits, indexes the cabs
 /// and prints its progress. Returns the process exit status. Call it from the host binary
@@ -32,6 +32,8 @@ pub fn worker_main() -> i32 {
         return EXIT_UNAVAILABLE;
     }
     yield_to_clients();
+    // One walker for the batch: symbols parsed for one dump serve the next ones.
+    let walker = job.analysis.as_ref().and_then(super::walker_for);
     let mut out = std::io::stdout().lock();
     for &cab_id in &job.cab_ids {
         if let Err(e) = send(&mut out, &Progress::Start(cab_id)) {
@@ -41,7 +43,7 @@ pub fn worker_main() -> i32 {
         let answer = match CabReader::open(&job.db, cab_id) {
             Ok(reader) => Progress::Indexed {
                 cab_id,
-                index: index_cab(reader, &job.limits),
+                index: index_cab_with(reader, &job.limits, walker.as_ref()),
             },
             Err(StoreError::NotFound(_)) => Progress::Gone { cab_id },
             Err(e) => {
