@@ -43,6 +43,9 @@ pub struct HttpArgs {
     #[command(flatten)]
     pub limits: crate::mount_cmd::ShareLimits,
 
+    #[command(flatten)]
+    pub symbols: crate::symbols_cmd::SymbolArgs,
+
     /// Largest level-1 report accepted (bytes; K, M, G suffixes).
     #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
     pub max_report_size: u64,
@@ -102,7 +105,7 @@ pub fn run(args: &HttpArgs) -> Result<()> {
     let server =
         cerfs_http::spawn(fs, args.listen, config).context("cannot start the HTTP server")?;
     // Index what uploaded cabs hold, in the background, as `cerfs mount` does.
-    let indexer = cerfs_index::spawn_indexer(&args.db).context("cannot start the cab indexer")?;
+    let indexer = crate::mount_cmd::spawn_indexer(&args.db, &args.symbols)?;
     info!(
         "serving Corporate Error Reporting V2 on http://{}/stage2.htm into {}",
         server.local_addr(),

@@ -24,8 +24,11 @@ mod retention_cmd;
 #[cfg(unix)]
 mod serve_cmd;
 mod settings_cmd;
+mod signature_cmd;
+mod stack_cmd;
 mod stop;
 mod store_watch;
+mod symbols_cmd;
 
 /// Serve a Microsoft Corporate Error Reporting (CER) file share backed by SQLite.
 ///
@@ -75,8 +78,16 @@ enum Command {
     Cab(cab_cmd::CabArgs),
     /// Reset or set a bucket's counters (count.txt).
     Counts(counts_cmd::CountsArgs),
-    /// Index cabs again: members, minidumps, text files.
+    /// Index cabs again: members, minidumps, text files, stacks and signatures.
     Reindex(reindex_cmd::ReindexArgs),
+    /// Print a stored minidump's stack as minidump-stackwalk does.
+    Stack(stack_cmd::StackArgs),
+    /// Crashes grouped by signature, most crashes first.
+    Signatures(signature_cmd::SignaturesArgs),
+    /// Show or change the rules crash signatures are built with.
+    SignatureRules(signature_cmd::SignatureRulesArgs),
+    /// Show or change where symbols come from (local stores, symbol servers).
+    Symbols(symbols_cmd::SymbolsArgs),
     /// Show or change how long cabs are kept (the retention policy).
     Retention(retention_cmd::RetentionArgs),
     /// Apply the retention policy now (--dry-run: only list what it would prune).
@@ -114,6 +125,10 @@ fn main() -> ExitCode {
         Command::Cab(args) => cab_cmd::run(&args),
         Command::Counts(args) => counts_cmd::run(&args),
         Command::Reindex(args) => reindex_cmd::run(&args),
+        Command::Stack(args) => stack_cmd::run(&args),
+        Command::Signatures(args) => signature_cmd::run_signatures(&args),
+        Command::SignatureRules(args) => signature_cmd::run_rules(&args),
+        Command::Symbols(args) => symbols_cmd::run(&args),
         Command::Retention(args) => retention_cmd::run_retention(&args),
         Command::Prune(args) => retention_cmd::run_prune(&args),
         Command::Quota(args) => quota_cmd::run(&args),

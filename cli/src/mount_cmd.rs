@@ -68,6 +68,20 @@ pub struct ShareLimits {
     pub maintenance_interval: u64,
 }
 
+/// Starts the background cab indexer of `db`, walking and signing minidumps with the
+/// symbol sources of `symbols` (completed from the database before every batch).
+pub(crate) fn spawn_indexer(
+    db: &Path,
+    symbols: &crate::symbols_cmd::SymbolArgs,
+) -> Result<cerfs_index::IndexerHandle> {
+    let worker = cerfs_index::Worker::current_exe().context("cannot find the cerfs executable")?;
+    let config = cerfs_index::IndexerConfig {
+        analysis: cerfs_index::Analysis::On(symbols.settings()?),
+        ..cerfs_index::IndexerConfig::new(worker)
+    };
+    cerfs_index::spawn_indexer_with(db, config).context("cannot start the cab indexer")
+}
+
 /// A size that may be 0 (no scrub).
 fn parse_rate(text: &str) -> std::result::Result<u64, String> {
     if text.trim() == "0" {

@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{bail, Context, Result};
 use cerfs_db::{IndexDb, IndexStatus, ReindexFilter};
-use cerfs_index::{index_pending, IndexerConfig, Worker};
+use cerfs_index::{index_pending, Analysis, IndexerConfig, Worker};
 use clap::Args;
 
 use crate::output::DbArg;
@@ -23,7 +23,8 @@ Exit status: 0 ok (even if some cabs could not be indexed), 1 error, 2 usage err
 Examples:
   cerfs reindex
   cerfs reindex --bucket blue
-  cerfs reindex --failed")]
+  cerfs reindex --failed
+  cerfs reindex --stacks --symbols-url https://msdl.microsoft.com/download/symbols")]
 pub struct ReindexArgs {
     #[command(flatten)]
     pub db: DbArg,
@@ -36,9 +37,21 @@ pub struct ReindexArgs {
     #[arg(long)]
     pub failed: bool,
 
+    /// Only the cabs holding a minidump: walk their stacks and sign them again (after
+    /// symbols or signature rules changed).
+    #[arg(long)]
+    pub stacks: bool,
+
+    /// Only the cabs with a minidump of this signature (implies --stacks).
+    #[arg(long, value_name = "SIGNATURE")]
+    pub signature: Option<String>,
+
     /// Only queue them, for the running server's indexer.
     #[arg(long)]
     pub queue_only: bool,
+
+    #[command(flatten)]
+    pub symbols: crate::symbols_cmd::SymbolArgs,
 }
 
 /// Runs `cerfs reindex`.
@@ -46,6 +59,8 @@ pub fn run(args: &ReindexArgs) -> Result<()> {
     let filter = ReindexFilter {
         bucket: args.bucket.as_deref().map(normalize).transpose()?,
         failed_only: args.failed,
+        stacks: args.stacks || args.signature.is_some(),
+        signature: args.signature.clone(),
     };
     let db = IndexDb::open(&args.db.db)
         .with_context(|| format!("cannot open database {}", args.db.db.display()))?;
@@ -57,23 +72,29 @@ pub fn run(args: &ReindexArgs) -> Result<()> {
         return Ok(());
     }
     let worker = Worker::current_exe().context("cannot find the cerfs executable")?;
-    let config = IndexerConfig::new(worker);
+    let config = IndexerConfig {
+        analysis: Analysis::On(args.symbols.settings()?),
+        ..IndexerConfig::new(worker)
+    };
+    let bar = crate::progress::items("indexing", queued as u64);
     let summary = index_pending(
         &db,
         &config,
         &AtomicBool::new(false),
         &mut |cab, status, why| {
+            bar.inc(1);
             let status = match status {
                 IndexStatus::Indexed => "indexed",
                 IndexStatus::Partial => "partial",
                 IndexStatus::Failed => "failed",
             };
-            match why {
+            bar.suspend(|| match why {
                 Some(why) => println!("{status}\t{}\\{}\t{why}", cab.subpath, cab.name),
                 None => println!("{status}\t{}\\{}", cab.subpath, cab.name),
-            }
+            });
         },
     );
+    bar.finish_and_clear();
     let summary = match summary {
         Ok(s) => s,
         Err(e) => bail!("indexing stopped: {e}"),

@@ -129,6 +129,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub limits: crate::mount_cmd::ShareLimits,
 
+    #[command(flatten)]
+    pub symbols: crate::symbols_cmd::SymbolArgs,
+
     /// Samba's state: smb.conf, passdb, locks, pid files [default: /run/cerfs/SHARE/samba].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -306,7 +309,7 @@ fn serve(
     info!("mounted {} at {}", args.db.display(), mountpoint.display());
     // Index what committed cabs hold, in the background (stopped by its drop on every
     // early return, before the mount, which was created first).
-    let indexer = cerfs_index::spawn_indexer(&args.db).context("cannot start the cab indexer")?;
+    let indexer = crate::mount_cmd::spawn_indexer(&args.db, &args.symbols)?;
 
     // The HTTP server serves the same CerFs; dropped on early returns.
     let http = match args.http {

@@ -43,6 +43,9 @@ pub struct MountArgs {
     #[command(flatten)]
     pub limits: super::ShareLimits,
 
+    #[command(flatten)]
+    pub symbols: crate::symbols_cmd::SymbolArgs,
+
     /// A unix uid that may change policy.txt and status.txt besides root (repeat for
     /// several); they are presented as its files. For a Samba of your own, give the uid of
     /// the account your admin logs in as.
@@ -88,7 +91,7 @@ pub fn run(args: &MountArgs) -> Result<()> {
         args.mountpoint.display()
     );
     // Index what committed cabs hold, in the background (each cab in a bounded child).
-    let indexer = cerfs_index::spawn_indexer(&args.db).context("cannot start the cab indexer")?;
+    let indexer = super::spawn_indexer(&args.db, &args.symbols)?;
 
     // An external unmount ends the session: stop waiting for signals then.
     let end = mount.session_end();

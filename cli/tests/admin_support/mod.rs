@@ -2,7 +2,8 @@
 //! docs/sql.md): clients report through fs-core as the MS-CER 3.1.7 steps do (read the
 //! settings, count the hit, copy a cab while under the cap, append to crash.log and
 //! hits.log), with cabs that wrap real minidumps from testdata/, then the cabs are
-//! indexed by the real `cerfs index-one` worker.
+//! indexed by the real `cerfs index-one` worker, which walks the minidumps' stacks with
+//! testdata's symbols.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 use cerfs_db::{IndexDb, SqliteStore};
 use cerfs_fs_core::{Caller, CerFs, OpenFlags, SettingsTarget, ROOT_INO};
-use cerfs_index::{index_pending, IndexerConfig, Worker};
+use cerfs_index::{index_pending, Analysis, IndexerConfig, Worker};
 
 pub const CERFS: &str = env!("CARGO_BIN_EXE_cerfs");
 
@@ -227,6 +228,10 @@ pub fn index_all(db: &Path) {
         args: vec!["index-one".into()],
     });
     config.limits.wall_time = std::time::Duration::from_secs(30);
+    config.analysis = Analysis::On(cerfs_analysis::AnalysisSettings {
+        symbol_paths: vec![cerfs_testkit::testdata().join("symbols")],
+        ..cerfs_analysis::AnalysisSettings::default()
+    });
     index_pending(
         &index_db,
         &config,
