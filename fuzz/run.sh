@@ -30,7 +30,7 @@ seeds_for() {
   [ -d "seeds/$target" ] && echo "seeds/$target"
   case "$target" in
     cab_index) echo ../testdata/cabs ;;
-    minidump) echo ../testdata/minidumps ;;
+    minidump | stack_walk) echo ../testdata/minidumps ;;
   esac
   return 0
 }

@@ -7,6 +7,7 @@
 //! cargo build --release -p cerfs -p cerfs-bench
 //! sudo target/release/cerfs-bench [--quick] [--workdir DIR] all
 //! sudo target/release/cerfs-bench smb-cycles | fs-cycles | uploads | counter | scale | http
+//!     | lifecycle | analysis
 //! ```
 //!
 //! Every benchmark prints a Markdown table: each figure on cerfs, on the baseline, and
@@ -17,6 +18,7 @@
 //! and 14474 only; every process started is stopped by its pid and every mount unmounted
 //! before the program exits.
 
+mod analysis;
 mod counter;
 mod cycles;
 mod http;
@@ -78,6 +80,8 @@ enum Cmd {
     Http,
     /// 7. Running for years: prune under SMB load, backup against cp.
     Lifecycle,
+    /// 8. Crash analysis: dumps walked/s, SMB cycles while the indexer walks, peak RSS.
+    Analysis,
     /// (internal) one client process of `fs-cycles`.
     #[command(hide = true)]
     WorkerFs {
@@ -183,6 +187,7 @@ fn run(cli: Cli) -> Result<()> {
             ("scale", scale::run),
             ("http", http::run),
             ("lifecycle", lifecycle::run),
+            ("analysis", analysis::run),
         ],
         Cmd::SmbCycles => vec![("smb-cycles", cycles::smb)],
         Cmd::FsCycles => vec![("fs-cycles", cycles::fs)],
@@ -191,6 +196,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Scale => vec![("scale", scale::run)],
         Cmd::Http => vec![("http", http::run)],
         Cmd::Lifecycle => vec![("lifecycle", lifecycle::run)],
+        Cmd::Analysis => vec![("analysis", analysis::run)],
         Cmd::WorkerFs { .. } | Cmd::WorkerCount { .. } => unreachable!("handled above"),
     };
     println!("# cerfs-bench{}", if opts.quick { " --quick" } else { "" });

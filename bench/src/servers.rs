@@ -30,6 +30,24 @@ pub fn cerfs_bin() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// Runs `cerfs ARGS --db DB` (an admin command beside the server) and fails with its stderr
+/// unless it succeeds.
+pub fn cerfs_admin(db: &Path, args: &[&str]) -> Result<std::process::Output> {
+    let out = std::process::Command::new(cerfs_bin()?)
+        .args(args)
+        .arg("--db")
+        .arg(db)
+        .output()
+        .with_context(|| format!("cannot run cerfs {args:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "cerfs {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out)
+}
+
 /// Fails unless running as root (FUSE with allow_other and smbd need it).
 pub fn require_root() -> Result<()> {
     // SAFETY: geteuid has no preconditions.
