@@ -70,19 +70,7 @@ fn fill_cabs(db: &Path, cabs: u64) -> Result<()> {
 }
 
 fn cerfs(db: &Path, args: &[&str]) -> Result<std::process::Output> {
-    let out = Command::new(servers::cerfs_bin()?)
-        .args(args)
-        .arg("--db")
-        .arg(db)
-        .output()
-        .with_context(|| format!("cannot run cerfs {args:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "cerfs {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(out)
+    servers::cerfs_admin(db, args)
 }
 
 /// (a) prune under load.
@@ -137,8 +125,9 @@ fn prune_under_load(opts: &Opts, out: &mut String) -> Result<()> {
     let pruned = cabs - cabs / 100;
     out.push_str(&format!(
         "\n### Prune under load\n\n{CLIENTS} SMB clients × {cycles} report cycles against \
-         `cerfs serve`, first alone, then while `cerfs prune` removes {pruned} of {cabs} cabs \
-         (4 KiB each, filled by SQL; retention: keep each bucket's newest).\n\n\
+         `cerfs serve`, first alone, then while `cerfs prune` removes {pruned} of the {cabs} filled cabs \
+         (4 KiB each, filled by SQL; retention: keep each bucket's newest, so the clients' \
+         older cabs go too).\n\n\
          | | reports/s | errors |\n|---|---|---|\n\
          | without prune | {:.1} | {} |\n| during prune | {:.1} | {} |\n\n\
          Ratio during/without: **{:.2}** (target ≥ 0.8). Prune: {pruned} cabs in {prune_secs:.1} s \

@@ -172,6 +172,9 @@ pub trait LifecycleStore: Send + Sync {
     /// [`LifecycleStore::sweep`] steps. A deletion also records `audit`. Returns false if
     /// the cab was already removed or is not a complete cab.
     fn remove_cab(&self, ino: Ino, removal: Removal, audit: Option<&Audit>) -> Result<bool>;
+    /// Prunes the cabs `inos` in one transaction (as [`LifecycleStore::remove_cab`] each):
+    /// one writer turn for a batch instead of one per cab. Returns those it pruned.
+    fn prune_cabs(&self, inos: &[Ino]) -> Result<Vec<Ino>>;
     /// Deletes up to `max_chunks` chunks of removed cabs, and finishes the cabs that hold
     /// none any more.
     fn sweep(&self, max_chunks: usize) -> Result<SweepStep>;

@@ -375,6 +375,26 @@ fn a_backup_is_a_consistent_copy_and_never_overwrites() {
     ));
 }
 
+/// A TRUNCATE checkpoint that ran to the end: it reports busy (and leaves the file as it
+/// was) while the store's own background checkpointer holds the checkpoint lock.
+fn full_checkpoint(dir: &tempfile::TempDir) {
+    let conn = raw(dir);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let busy: i64 = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .unwrap();
+        if busy == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no full checkpoint in 30 s"
+        );
+        std::thread::yield_now();
+    }
+}
+
 #[test]
 fn free_pages_go_back_to_the_filesystem_in_steps() {
     let (dir, store) = temp_store();
@@ -383,9 +403,7 @@ fn free_pages_go_back_to_the_filesystem_in_steps() {
     store.remove_cab(ino, Removal::Pruned, None).unwrap();
     sweep_all(&store);
     // Checkpoint so that the file reflects the freed pages.
-    raw(&dir)
-        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
-        .unwrap();
+    full_checkpoint(&dir);
     let free = store.usage().unwrap().free_bytes;
     assert!(free > 3 << 20, "{free} bytes free");
     let mut freed = 0;
@@ -397,9 +415,7 @@ fn free_pages_go_back_to_the_filesystem_in_steps() {
         freed += n;
     }
     assert!(freed > 0);
-    raw(&dir)
-        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
-        .unwrap();
+    full_checkpoint(&dir);
     let size = std::fs::metadata(&path).unwrap().len();
     assert!(size < 1 << 20, "the file is {size} bytes after compaction");
 }

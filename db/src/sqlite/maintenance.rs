@@ -46,6 +46,18 @@ impl LifecycleStore for SqliteStore {
         self.write(|tx| removal::remove_cab(tx, ino, removal, audit))
     }
 
+    fn prune_cabs(&self, inos: &[Ino]) -> Result<Vec<Ino>> {
+        self.write(|tx| {
+            let mut pruned = Vec::with_capacity(inos.len());
+            for &ino in inos {
+                if removal::remove_cab(tx, ino, Removal::Pruned, None)? {
+                    pruned.push(ino);
+                }
+            }
+            Ok(pruned)
+        })
+    }
+
     fn sweep(&self, max_chunks: usize) -> Result<SweepStep> {
         self.write(|tx| {
             let mut step = removal::sweep(tx, max_chunks)?;
