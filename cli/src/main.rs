@@ -29,6 +29,7 @@ mod stack_cmd;
 mod stop;
 mod store_watch;
 mod symbols_cmd;
+mod web_cmd;
 
 /// Serve a Microsoft Corporate Error Reporting (CER) file share backed by SQLite.
 ///
@@ -63,6 +64,9 @@ enum Command {
     /// Serve the Corporate Error Reporting V2 HTTP protocol (Windows Vista and later) into
     /// the database until SIGINT or SIGTERM.
     Http(http_cmd::HttpArgs),
+    /// Serve the web console (pages and a JSON API) over a database, beside any running
+    /// server, until SIGINT or SIGTERM.
+    Web(web_cmd::WebArgs),
     /// Print the smb.conf share stanza of a cerfs share, for your own Samba.
     #[cfg(unix)]
     SambaConfig(serve_cmd::SambaConfigArgs),
@@ -116,6 +120,7 @@ fn main() -> ExitCode {
         #[cfg(unix)]
         Command::Serve(args) => serve_cmd::run(&args),
         Command::Http(args) => http_cmd::run(&args),
+        Command::Web(args) => web_cmd::run(&args),
         #[cfg(unix)]
         Command::SambaConfig(args) => serve_cmd::print_samba_config(&args),
         Command::Query(args) => query_cmd::run_query(&args),

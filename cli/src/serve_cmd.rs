@@ -126,6 +126,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub http: Option<std::net::SocketAddr>,
 
+    /// Also serve the web console on this address (loopback only, e.g. 127.0.0.1:8091):
+    /// see `cerfs web --help`.
+    #[arg(long, value_name = "ADDR")]
+    pub web: Option<std::net::SocketAddr>,
+
     #[command(flatten)]
     pub limits: crate::mount_cmd::ShareLimits,
 
@@ -334,6 +339,19 @@ fn serve(
             }
         }
     };
+    // The console too reads and changes the share through the same CerFs.
+    let web = match args.web {
+        None => None,
+        Some(addr) => match crate::web_cmd::start(Arc::clone(&share), &args.db, addr) {
+            Ok(web) => Some(web),
+            Err(e) => {
+                indexer.stop();
+                drop(http);
+                drop(share);
+                return Err(unmount_after(mount, config, e));
+            }
+        },
+    };
     // From here the mount and the HTTP server hold the core: the store closes with the
     // last of them.
     drop(share);
@@ -398,6 +416,11 @@ fn serve(
     if let Some(http) = http {
         if let Err(e) = http.shutdown() {
             warn!("stopping the HTTP server: {e}");
+        }
+    }
+    if let Some(web) = web {
+        if let Err(e) = web.shutdown() {
+            warn!("stopping the web console: {e}");
         }
     }
     let outcome = outcome.and(store_watch.outcome());

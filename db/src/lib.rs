@@ -1,9 +1,11 @@
 //! The cerfs SQLite store: schema, versioned migrations and queries behind the narrow
 //! [`Store`] trait that fs-core talks to. One writer connection, a pool of WAL readers.
 //!
-//! Beside it: [`QueryDb`], read-only SQL for people (`cerfs query`), and [`IndexDb`] /
-//! [`CabReader`], what the cab indexer reads and writes.
+//! Beside it: [`QueryDb`], read-only SQL for people (`cerfs query`), [`ConsoleDb`], what
+//! the web console shows, and [`IndexDb`] / [`CabReader`], what the cab indexer reads and
+//! writes.
 
+mod console;
 mod error;
 mod index_rows;
 mod lifecycle;
@@ -13,6 +15,10 @@ mod sqlite;
 mod stack_rows;
 mod store;
 
+pub use console::{
+    BucketFilter, BucketSort, BucketSummary, ConsoleDb, DayReports, Page, SignatureSummary,
+    StoreFacts, KINDS,
+};
 pub use error::{OpenError, QueryError, StoreError};
 pub use index_rows::{
     CabIndex, CabReader, CabRef, FactRow, IndexDb, IndexStatus, MemberRow, MinidumpRow,

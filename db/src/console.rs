@@ -1,0 +1,471 @@
+//! What the web console shows, as typed read-only queries: reports per day by kind and
+//! protocol, top and new buckets and signatures with their daily trend, the bucket list
+//! (filtered, sorted, paged), one bucket's page, the store's size and the indexer's
+//! backlog. A WAL reader like [`crate::QueryDb`]: never blocks the server's writer.
+//!
+//! Lists read the tables with their indexes and compute per-row details (cabs stored, the
+//! cab limit) only for the rows of the page, so a page costs the same with 100 buckets or
+//! 100,000.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::sqlite::connection::open_read_only;
+use crate::{OpenError, QueryError, SCHEMA_VERSION};
+
+type Result<T> = std::result::Result<T, QueryError>;
+
+/// Kinds of report, as the console groups them (buckets' `kind`).
+pub const KINDS: [&str; 4] = ["application", "kernel", "shutdown", "other"];
+
+/// SQL mapping `bucket_rows.kind` to [`KINDS`].
+const KIND_SQL: &str = "CASE b.kind WHEN 'app' THEN 'application' WHEN 'blue' THEN 'kernel' \
+                        WHEN 'shutdown' THEN 'shutdown' ELSE 'other' END";
+
+/// Reports received on one UTC day.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct DayReports {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    /// Per kind, in the order of [`KINDS`]: CER 1.0 (hits.log lines) and CER2 reports.
+    pub application: u64,
+    /// Kernel faults (blue screens).
+    pub kernel: u64,
+    /// Unexpected shutdowns.
+    pub shutdown: u64,
+    /// Everything else.
+    pub other: u64,
+    /// Of all of them, how many came over CER2 (HTTP).
+    pub cer2: u64,
+}
+
+impl DayReports {
+    /// All reports of the day.
+    pub fn total(&self) -> u64 {
+        self.application + self.kernel + self.shutdown + self.other
+    }
+
+    fn add(&mut self, kind: &str, n: u64) {
+        match kind {
+            "application" => self.application += n,
+            "kernel" => self.kernel += n,
+            "shutdown" => self.shutdown += n,
+            _ => self.other += n,
+        }
+    }
+}
+
+/// A bucket as lists show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct BucketSummary {
+    /// Its id (`buckets.bucket_id`).
+    pub bucket_id: i64,
+    /// Its error subpath.
+    pub subpath: String,
+    /// One of [`KINDS`].
+    pub kind: String,
+    /// The application and faulting module of an application bucket.
+    pub app: Option<String>,
+    /// The faulting module.
+    pub module: Option<String>,
+    /// count.txt's Total Hits.
+    pub total_hits: u64,
+    /// count.txt's Cabs Gathered.
+    pub cabs_gathered: u64,
+    /// Hits in the window asked for (the whole history when none was).
+    pub hits: u64,
+    /// Hits per day over the window (oldest first), for a trend line; empty in lists
+    /// that do not ask for it.
+    pub trend: Vec<u64>,
+    /// First and latest report (UTC).
+    pub first_seen: Option<String>,
+    /// The latest report (UTC).
+    pub last_seen: Option<String>,
+}
+
+/// A signature as lists show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct SignatureSummary {
+    /// The signature.
+    pub signature: String,
+    /// Walked dumps with it in the window (all time when none was).
+    pub crashes: u64,
+    /// Buckets holding it.
+    pub buckets: u64,
+    /// Dumps per day over the window, oldest first (empty when not asked for).
+    pub trend: Vec<u64>,
+    /// When its first and latest cab arrived (UTC).
+    pub first_seen: Option<String>,
+    /// When its latest cab arrived (UTC).
+    pub last_seen: Option<String>,
+}
+
+/// The store at a glance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct StoreFacts {
+    /// Buckets.
+    pub buckets: u64,
+    /// Cabs on the share.
+    pub cabs: u64,
+    /// Their bytes.
+    pub cab_bytes: u64,
+    /// Complete cabs the indexer has not read yet.
+    pub index_backlog: u64,
+    /// Cabs whose indexing failed.
+    pub index_failed: u64,
+    /// Bytes the database file holds (pages in use).
+    pub used_bytes: u64,
+    /// Free pages inside the file, in bytes.
+    pub free_bytes: u64,
+}
+
+/// Which buckets a list shows, in which order, which page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BucketFilter {
+    /// Part of the subpath (application, module, offset ...), case-insensitive.
+    pub text: Option<String>,
+    /// One of [`KINDS`].
+    pub kind: Option<String>,
+    /// Only buckets reported on or after this UTC date or time (`last_seen`).
+    pub since: Option<String>,
+    /// Only buckets first reported before this UTC date or time.
+    pub until: Option<String>,
+    /// Sort order.
+    pub sort: BucketSort,
+    /// Rows per page (at least 1, at most 500).
+    pub limit: u32,
+    /// Rows skipped.
+    pub offset: u64,
+}
+
+/// Orders of the bucket list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BucketSort {
+    /// Most hits first.
+    #[default]
+    Hits,
+    /// Latest report first.
+    LastSeen,
+    /// Newest bucket first.
+    FirstSeen,
+    /// By subpath.
+    Subpath,
+}
+
+/// One page of a list and how many rows the whole list has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct Page<T> {
+    /// Rows matching the filter.
+    pub total: u64,
+    /// This page's rows.
+    pub items: Vec<T>,
+}
+
+/// A read-only connection for the console.
+pub struct ConsoleDb {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for ConsoleDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleDb").finish_non_exhaustive()
+    }
+}
+
+fn count(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// The first day of a window of `days` days ending today (UTC), as SQLite computes it.
+fn window_start(conn: &Connection, days: u32) -> Result<String> {
+    let back = format!("-{} days", days.saturating_sub(1));
+    Ok(conn.query_row("SELECT date('now', ?1)", [back], |r| r.get(0))?)
+}
+
+/// The `days` dates of the window, oldest first.
+fn window_days(conn: &Connection, days: u32) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "WITH RECURSIVE d(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM d WHERE n + 1 < ?1) \
+         SELECT date('now', '-' || (?1 - 1 - n) || ' days') FROM d",
+    )?;
+    let rows = stmt.query_map([days.max(1)], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+impl ConsoleDb {
+    /// Opens the database at `path` read-only; it must have this version's schema (a
+    /// server of this version migrates it when it opens it).
+    pub fn open(path: &Path) -> std::result::Result<ConsoleDb, OpenError> {
+        Ok(ConsoleDb {
+            conn: open_read_only(path, SCHEMA_VERSION)?,
+        })
+    }
+
+    /// Reports per UTC day over the last `days` days (today included), by kind: hits.log
+    /// lines (CER 1.0) and CER2 reports. Every day of the window has its row.
+    pub fn reports_per_day(&self, days: u32) -> Result<Vec<DayReports>> {
+        let dates = window_days(&self.conn, days)?;
+        let mut out: Vec<DayReports> = dates
+            .iter()
+            .map(|d| DayReports {
+                day: d.clone(),
+                ..DayReports::default()
+            })
+            .collect();
+        let start = dates.first().cloned().unwrap_or_default();
+        let at = |day: &str| dates.iter().position(|d| d == day);
+        let cer1 = self.day_kind_counts(
+            "SELECT d.day, {KIND}, sum(d.hits) FROM daily_hit_rows d \
+             JOIN bucket_rows b ON b.bucket_id = d.bucket_id WHERE d.day >= ?1 GROUP BY 1, 2",
+            &start,
+        )?;
+        for (day, kind, n) in cer1 {
+            if let Some(i) = at(&day) {
+                out[i].add(&kind, n);
+            }
+        }
+        let cer2 = self.day_kind_counts(
+            "SELECT substr(r.received_at, 1, 10), {KIND}, count(*) FROM cer2_report_rows r \
+             JOIN bucket_rows b ON b.bucket_id = r.bucket_id WHERE r.received_at >= ?1 \
+             GROUP BY 1, 2",
+            &start,
+        )?;
+        for (day, kind, n) in cer2 {
+            if let Some(i) = at(&day) {
+                out[i].add(&kind, n);
+                out[i].cer2 += n;
+            }
+        }
+        Ok(out)
+    }
+
+    /// (day, kind, count) rows of `sql` (`{KIND}` stands for the kind's expression) from
+    /// the window's first day `start`.
+    fn day_kind_counts(&self, sql: &str, start: &str) -> Result<Vec<(String, String, u64)>> {
+        let mut stmt = self.conn.prepare_cached(&sql.replace("{KIND}", KIND_SQL))?;
+        let rows = stmt.query_map([start], |r| Ok((r.get(0)?, r.get(1)?, count(r.get(2)?))))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The `limit` buckets with most hits over the last `days` days, each with its daily
+    /// trend.
+    pub fn top_buckets(&self, days: u32, limit: u32) -> Result<Vec<BucketSummary>> {
+        let start = window_start(&self.conn, days)?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "WITH w AS (SELECT bucket_id, sum(hits) AS hits FROM daily_hit_rows WHERE day >= ?1 \
+                        GROUP BY bucket_id ORDER BY hits DESC, bucket_id LIMIT ?2) \
+             SELECT b.bucket_id, b.subpath, {KIND_SQL}, b.app, b.module, b.total_hits, \
+                    b.cabs_gathered, w.hits, b.first_seen, b.last_seen \
+             FROM w JOIN bucket_rows b ON b.bucket_id = w.bucket_id \
+             ORDER BY w.hits DESC, b.bucket_id"
+        ))?;
+        let mut found = stmt
+            .query_map(params![start, limit], summary_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for bucket in &mut found {
+            bucket.trend = self.bucket_hits_per_day(bucket.bucket_id, days)?;
+        }
+        Ok(found)
+    }
+
+    /// Buckets first reported in the last `days` days, newest first.
+    pub fn new_buckets(&self, days: u32, limit: u32) -> Result<Vec<BucketSummary>> {
+        let start = window_start(&self.conn, days)?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT b.bucket_id, b.subpath, {KIND_SQL}, b.app, b.module, b.total_hits, \
+                    b.cabs_gathered, b.total_hits, b.first_seen, b.last_seen \
+             FROM bucket_rows b WHERE b.first_seen >= ?1 \
+             ORDER BY b.first_seen DESC, b.bucket_id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![start, limit], summary_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Hits of bucket `id` per day over the last `days` days, oldest first.
+    pub fn bucket_hits_per_day(&self, id: i64, days: u32) -> Result<Vec<u64>> {
+        self.series(
+            "SELECT day, hits FROM daily_hit_rows WHERE bucket_id = ?1 AND day >= ?2",
+            &id,
+            days,
+        )
+    }
+
+    /// The signatures with most walked dumps among the cabs of the last `days` days
+    /// (`None`: all time), each with its daily trend when a window is given.
+    pub fn top_signatures(&self, days: Option<u32>, limit: u32) -> Result<Vec<SignatureSummary>> {
+        let start = match days {
+            Some(d) => Some(window_start(&self.conn, d)?),
+            None => None,
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT s.signature, count(*), count(DISTINCT c.bucket_id), min(c.created_at), \
+                    max(c.created_at) \
+             FROM stack_rows s JOIN cab_rows c ON c.ino = s.cab_id \
+             WHERE ?1 IS NULL OR c.created_at >= ?1 \
+             GROUP BY s.signature ORDER BY 2 DESC, 1 LIMIT ?2",
+        )?;
+        let mut found = stmt
+            .query_map(params![start, limit], |r| {
+                Ok(SignatureSummary {
+                    signature: r.get(0)?,
+                    crashes: count(r.get(1)?),
+                    buckets: count(r.get(2)?),
+                    trend: Vec::new(),
+                    first_seen: r.get(3)?,
+                    last_seen: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        if let Some(days) = days {
+            for sig in &mut found {
+                sig.trend = self.signature_per_day(&sig.signature, days)?;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Walked dumps with `signature` per day over the last `days` days, oldest first.
+    pub fn signature_per_day(&self, signature: &str, days: u32) -> Result<Vec<u64>> {
+        self.series(
+            "SELECT substr(c.created_at, 1, 10), count(*) FROM stack_rows s \
+             JOIN cab_rows c ON c.ino = s.cab_id \
+             WHERE s.signature = ?1 AND c.created_at >= ?2 GROUP BY 1",
+            &signature,
+            days,
+        )
+    }
+
+    /// A value per day of the last `days` days (oldest first) from `sql`, which takes the
+    /// key and the window's first day and returns (day, count) rows.
+    fn series(&self, sql: &str, key: &dyn rusqlite::ToSql, days: u32) -> Result<Vec<u64>> {
+        let dates = window_days(&self.conn, days)?;
+        let start = dates.first().cloned().unwrap_or_default();
+        let mut values = vec![0; dates.len()];
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params![key, start], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        for row in rows {
+            let (day, n) = row?;
+            if let Some(i) = dates.iter().position(|d| *d == day) {
+                values[i] += count(n);
+            }
+        }
+        Ok(values)
+    }
+
+    /// The bucket list: filtered, sorted, one page.
+    pub fn buckets(&self, filter: &BucketFilter) -> Result<Page<BucketSummary>> {
+        let order = match filter.sort {
+            BucketSort::Hits => "b.total_hits DESC, b.bucket_id",
+            BucketSort::LastSeen => "b.last_seen DESC, b.bucket_id",
+            BucketSort::FirstSeen => "b.first_seen DESC, b.bucket_id",
+            BucketSort::Subpath => "b.subpath, b.bucket_id",
+        };
+        let text = filter.text.as_deref().map(|t| {
+            format!(
+                "%{}%",
+                t.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            )
+        });
+        let conditions = format!(
+            "(?1 IS NULL OR b.subpath LIKE ?1 ESCAPE '\\') AND (?2 IS NULL OR {KIND_SQL} = ?2) \
+             AND (?3 IS NULL OR b.last_seen >= ?3) AND (?4 IS NULL OR b.first_seen < ?4)"
+        );
+        let total: i64 = self.conn.query_row(
+            &format!("SELECT count(*) FROM bucket_rows b WHERE {conditions}"),
+            params![text, filter.kind, filter.since, filter.until],
+            |r| r.get(0),
+        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT b.bucket_id, b.subpath, {KIND_SQL}, b.app, b.module, b.total_hits, \
+                    b.cabs_gathered, b.total_hits, b.first_seen, b.last_seen \
+             FROM bucket_rows b WHERE {conditions} ORDER BY {order} LIMIT ?5 OFFSET ?6"
+        ))?;
+        let limit = filter.limit.clamp(1, 500);
+        let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
+        let items = stmt
+            .query_map(
+                params![text, filter.kind, filter.since, filter.until, limit, offset],
+                summary_row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(Page {
+            total: count(total),
+            items,
+        })
+    }
+
+    /// One bucket, or `None`.
+    pub fn bucket(&self, id: i64) -> Result<Option<BucketSummary>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT b.bucket_id, b.subpath, {KIND_SQL}, b.app, b.module, b.total_hits, \
+                    b.cabs_gathered, b.total_hits, b.first_seen, b.last_seen \
+             FROM bucket_rows b WHERE b.bucket_id = ?1"
+        ))?;
+        Ok(stmt.query_row([id], summary_row).optional()?)
+    }
+
+    /// The store's counts and size.
+    pub fn store_facts(&self) -> Result<StoreFacts> {
+        let (buckets, cabs, cab_bytes, backlog, failed) = self.conn.query_row(
+            "SELECT (SELECT count(*) FROM bucket_rows), \
+                    count(*) FILTER (WHERE removal IS NULL), \
+                    coalesce(sum(size) FILTER (WHERE removal IS NULL), 0), \
+                    count(*) FILTER (WHERE removal IS NULL AND index_status IS NULL), \
+                    count(*) FILTER (WHERE removal IS NULL AND index_status = 'failed') \
+             FROM cab_rows WHERE state = 'complete'",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            },
+        )?;
+        let pragma = |name: &str| -> Result<i64> {
+            Ok(self.conn.pragma_query_value(None, name, |r| r.get(0))?)
+        };
+        let (pages, free, size) = (
+            pragma("page_count")?,
+            pragma("freelist_count")?,
+            pragma("page_size")?,
+        );
+        Ok(StoreFacts {
+            buckets: count(buckets),
+            cabs: count(cabs),
+            cab_bytes: count(cab_bytes),
+            index_backlog: count(backlog),
+            index_failed: count(failed),
+            used_bytes: count((pages - free) * size),
+            free_bytes: count(free * size),
+        })
+    }
+}
+
+fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BucketSummary> {
+    Ok(BucketSummary {
+        bucket_id: r.get(0)?,
+        subpath: r.get(1)?,
+        kind: r.get(2)?,
+        app: r.get(3)?,
+        module: r.get(4)?,
+        total_hits: count(r.get(5)?),
+        cabs_gathered: count(r.get(6)?),
+        hits: count(r.get(7)?),
+        trend: Vec::new(),
+        first_seen: r.get(8)?,
+        last_seen: r.get(9)?,
+    })
+}

@@ -1,0 +1,154 @@
+//! The cerfs web console: HTML pages (overview, buckets, a bucket, signatures) and the
+//! JSON API they are made from (`/api/v1/…`, described by `/api/v1/openapi.json`), served
+//! by the binary itself: no CDN, no JavaScript needed, charts drawn as inline SVG.
+//!
+//! Reads go through [`cerfs_db::ConsoleDb`] (read-only WAL readers: the console never
+//! blocks a client's write); what it changes will go through fs-core's admin API, the
+//! same validated path as the CLI. Until accounts exist the console listens on loopback
+//! only, and refuses any other address ([`WebError::NotLoopback`]).
+
+mod api;
+mod chart;
+mod pages;
+mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cerfs_fs_core::CerFs;
+
+pub use state::ConsoleState;
+
+/// Where `cerfs web` listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8091";
+
+/// Why the console could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// A non-loopback address without accounts.
+    #[error(
+        "the web console listens on loopback only until accounts are configured: {0} is not \
+         a loopback address (use 127.0.0.1 or ::1, and a reverse proxy or SSH tunnel for \
+         other machines)"
+    )]
+    NotLoopback(SocketAddr),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The runtime or its thread could not start.
+    #[error("cannot start the web console: {0}")]
+    Runtime(std::io::Error),
+    /// The console's thread panicked.
+    #[error("the web console's thread panicked")]
+    Panicked,
+}
+
+/// The console's settings.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// The database the pages read.
+    pub db: PathBuf,
+}
+
+/// The console's routes, for a server of one's own (tests, or another listener).
+pub fn router(state: Arc<ConsoleState>) -> axum::Router {
+    pages::routes().merge(api::routes()).with_state(state)
+}
+
+/// A console running on its own thread (its own tokio runtime). Stops on
+/// [`WebHandle::shutdown`] or when dropped.
+#[derive(Debug)]
+pub struct WebHandle {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WebHandle {
+    /// The address it listens on (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets requests in progress finish, and waits for the thread.
+    pub fn shutdown(mut self) -> Result<(), WebError> {
+        self.stop_and_join()
+    }
+
+    fn stop_and_join(&mut self) -> Result<(), WebError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| WebError::Panicked),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for WebHandle {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop_and_join() {
+            tracing::warn!("stopping the web console: {e}");
+        }
+    }
+}
+
+/// Binds `addr` (loopback only) and serves the console on a thread of its own. Returns
+/// once the socket is bound, so an address in use is reported here.
+pub fn spawn(fs: Arc<CerFs>, addr: SocketAddr, config: WebConfig) -> Result<WebHandle, WebError> {
+    if !addr.ip().is_loopback() {
+        return Err(WebError::NotLoopback(addr));
+    }
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| WebError::Bind { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| WebError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| WebError::Bind { addr, source })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("cerfs-web")
+        .enable_all()
+        .build()
+        .map_err(WebError::Runtime)?;
+    let state = Arc::new(ConsoleState::new(fs, config.db));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("cerfs-web-main".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!("web console: {e}");
+                        return;
+                    }
+                };
+                let app = router(state);
+                let served = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop_rx.await;
+                    })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!("web console: {e}");
+                }
+            });
+        })
+        .map_err(WebError::Runtime)?;
+    tracing::info!(%local, "web console listening");
+    Ok(WebHandle {
+        addr: local,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
+}

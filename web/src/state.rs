@@ -1,0 +1,112 @@
+//! What every request shares: the share (for settings and downloads, through fs-core) and
+//! a small pool of read-only console connections, used off the async threads.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use cerfs_db::ConsoleDb;
+use cerfs_fs_core::CerFs;
+
+/// Connections kept for later requests; more are opened when requests overlap.
+const POOL: usize = 4;
+
+/// The console's shared state.
+pub struct ConsoleState {
+    /// The share, for what fs-core decides (effective settings).
+    pub fs: Arc<CerFs>,
+    db: PathBuf,
+    pool: Mutex<Vec<ConsoleDb>>,
+}
+
+impl std::fmt::Debug for ConsoleState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleState")
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request the console could not answer, with its HTTP status.
+#[derive(Debug)]
+pub struct Failure {
+    /// 4xx for the caller's mistakes, 5xx for ours.
+    pub status: StatusCode,
+    /// What to tell the caller.
+    pub message: String,
+}
+
+impl Failure {
+    /// A 404 with `what` named.
+    pub fn not_found(what: impl Into<String>) -> Failure {
+        Failure {
+            status: StatusCode::NOT_FOUND,
+            message: what.into(),
+        }
+    }
+
+    /// A 400 saying what is wrong with the request.
+    pub fn bad_request(why: impl Into<String>) -> Failure {
+        Failure {
+            status: StatusCode::BAD_REQUEST,
+            message: why.into(),
+        }
+    }
+
+    /// A 500: logged with `why`, the caller told to look at the log.
+    pub fn internal(why: impl std::fmt::Display) -> Failure {
+        tracing::error!("web console: {why}");
+        Failure {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "the console could not read the database (see the server's log)".into(),
+        }
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.message, "status": self.status.as_u16() });
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl ConsoleState {
+    /// State for the database at `db`, served by `fs`.
+    pub fn new(fs: Arc<CerFs>, db: PathBuf) -> ConsoleState {
+        ConsoleState {
+            fs,
+            db,
+            pool: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `read` on a console connection, on tokio's blocking pool.
+    pub async fn read<T, F>(self: &Arc<Self>, read: F) -> Result<T, Failure>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ConsoleDb) -> Result<T, Failure> + Send + 'static,
+    {
+        let state = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let taken = state.pool.lock().map_err(Failure::internal)?.pop();
+            let conn = match taken {
+                Some(conn) => conn,
+                None => ConsoleDb::open(&state.db).map_err(Failure::internal)?,
+            };
+            let result = read(&conn);
+            let mut pool = state.pool.lock().map_err(Failure::internal)?;
+            if pool.len() < POOL {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(Failure::internal)?
+    }
+}
+
+/// A database error as a 500 (logged).
+pub fn db_failure(e: cerfs_db::QueryError) -> Failure {
+    Failure::internal(e)
+}
