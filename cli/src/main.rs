@@ -60,13 +60,15 @@ enum Command {
     /// Serve the share over SMB: mount it and run Samba (smbd) in front of it until SIGINT
     /// or SIGTERM.
     #[cfg(unix)]
-    Serve(serve_cmd::ServeArgs),
+    Serve(Box<serve_cmd::ServeArgs>),
     /// Serve the Corporate Error Reporting V2 HTTP protocol (Windows Vista and later) into
     /// the database until SIGINT or SIGTERM.
     Http(http_cmd::HttpArgs),
     /// Serve the web console (pages and a JSON API) over a database, beside any running
     /// server, until SIGINT or SIGTERM.
     Web(web_cmd::WebArgs),
+    /// Add, remove or list the web console's accounts (viewer, admin).
+    WebUser(web_cmd::WebUserArgs),
     /// Print the smb.conf share stanza of a cerfs share, for your own Samba.
     #[cfg(unix)]
     SambaConfig(serve_cmd::SambaConfigArgs),
@@ -121,6 +123,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve_cmd::run(&args),
         Command::Http(args) => http_cmd::run(&args),
         Command::Web(args) => web_cmd::run(&args),
+        Command::WebUser(args) => web_cmd::run_user(&args),
         #[cfg(unix)]
         Command::SambaConfig(args) => serve_cmd::print_samba_config(&args),
         Command::Query(args) => query_cmd::run_query(&args),

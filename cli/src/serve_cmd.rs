@@ -131,6 +131,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub web: Option<std::net::SocketAddr>,
 
+    /// The web console's accounts (see `cerfs web-user`); without it the console is
+    /// read-only and loopback only.
+    #[arg(long, value_name = "FILE", requires = "web")]
+    pub web_users: Option<PathBuf>,
+
     #[command(flatten)]
     pub limits: crate::mount_cmd::ShareLimits,
 
@@ -342,15 +347,18 @@ fn serve(
     // The console too reads and changes the share through the same CerFs.
     let web = match args.web {
         None => None,
-        Some(addr) => match crate::web_cmd::start(Arc::clone(&share), &args.db, addr) {
-            Ok(web) => Some(web),
-            Err(e) => {
-                indexer.stop();
-                drop(http);
-                drop(share);
-                return Err(unmount_after(mount, config, e));
+        Some(addr) => {
+            match crate::web_cmd::start(Arc::clone(&share), &args.db, addr, args.web_users.clone())
+            {
+                Ok(web) => Some(web),
+                Err(e) => {
+                    indexer.stop();
+                    drop(http);
+                    drop(share);
+                    return Err(unmount_after(mount, config, e));
+                }
             }
-        },
+        }
     };
     // From here the mount and the HTTP server hold the core: the store closes with the
     // last of them.

@@ -1,11 +1,14 @@
 //! `cerfs web`: the web console over a database, beside any running server (it opens the
-//! database as the admin commands do: no lock, no recovery), until SIGINT/SIGTERM.
+//! database as the admin commands do: no lock, no recovery), until SIGINT/SIGTERM; and
+//! `cerfs web-user`, the console's accounts.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use clap::Args;
+use anyhow::{bail, Context, Result};
+use cerfs_web::accounts::{self, Role};
+use clap::{Args, Subcommand, ValueEnum};
 use tracing::info;
 
 use crate::output::DbArg;
@@ -20,9 +23,13 @@ signatures of the week, the store's size and the indexer's backlog), the bucket 
 clients obey) and the signatures; the same data as JSON under /api/v1/ (described by
 /api/v1/openapi.json). Everything is served by cerfs itself; no internet needed.
 
-The console has no accounts yet, so it listens on loopback only: reach it from another
-machine through an SSH tunnel (ssh -L 8091:127.0.0.1:8091 HOST) or a reverse proxy that
-authenticates. `cerfs serve --web ADDR` runs it inside the server instead.
+Without --users the console is read-only and listens on loopback only: reach it from
+another machine through an SSH tunnel (ssh -L 8091:127.0.0.1:8091 HOST) or a reverse
+proxy that authenticates. With --users FILE (accounts from `cerfs web-user add`) every
+page needs a login; viewers read everything, admins also change policy.txt and
+status.txt and download cabs (dumps can hold secrets). Use TLS in front (a reverse proxy)
+when it listens beyond loopback. `cerfs serve --web ADDR [--web-users FILE]` runs it
+inside the server instead.
 
 Runs until SIGINT (Ctrl-C) or SIGTERM. Exit status: 0 ok, 1 error, 2 usage error.
 
@@ -32,16 +39,110 @@ pub struct WebArgs {
     #[command(flatten)]
     pub db: DbArg,
 
-    /// Address and port to listen on (loopback only).
+    /// Address and port to listen on (loopback only without --users).
     #[arg(long, value_name = "ADDR", default_value = cerfs_web::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
+
+    /// The console's accounts (see `cerfs web-user`); without it: read-only, loopback only.
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<PathBuf>,
+}
+
+/// Arguments of `cerfs web-user`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The users file holds one account per line, NAME:ROLE:HASH, the password hashed with
+Argon2id; it is written 0600. Roles: viewer (every page and the API) and admin (also
+changes settings and downloads cabs). A running console reads the file when it starts.
+
+Examples:
+  printf '%s\\n' \"$PASSWORD\" | cerfs web-user add ann --role admin --users /etc/cerfs/web-users
+  cerfs web-user list --users /etc/cerfs/web-users
+  cerfs web-user remove bob --users /etc/cerfs/web-users")]
+pub struct WebUserArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: WebUserAction,
+}
+
+/// `cerfs web-user` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WebUserAction {
+    /// Add an account, or set its role and password; the password is read from stdin
+    /// (one line).
+    Add {
+        /// The account's name (letters, digits, '.', '_', '-').
+        name: String,
+        /// viewer or admin.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// The users file (created if missing).
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+    },
+    /// Remove an account.
+    Remove {
+        /// The account's name.
+        name: String,
+        /// The users file.
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+    },
+    /// List the accounts and their roles.
+    List {
+        /// The users file.
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+    },
+}
+
+/// An account's role.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    /// Reads every page and the API.
+    Viewer,
+    /// Also changes settings and downloads cabs.
+    Admin,
+}
+
+/// Runs `cerfs web-user`.
+pub fn run_user(args: &WebUserArgs) -> Result<()> {
+    match &args.action {
+        WebUserAction::Add { name, role, users } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("cannot read the password from stdin")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let role = match role {
+                RoleArg::Viewer => Role::Viewer,
+                RoleArg::Admin => Role::Admin,
+            };
+            accounts::set_user(users, name, role, password)?;
+            eprintln!("{name} is a {} in {}", role.as_str(), users.display());
+            Ok(())
+        }
+        WebUserAction::Remove { name, users } => {
+            if !accounts::remove_user(users, name)? {
+                bail!("no account {name:?} in {}", users.display());
+            }
+            eprintln!("removed {name} from {}", users.display());
+            Ok(())
+        }
+        WebUserAction::List { users } => {
+            for (name, role) in accounts::Users::load(users)?.list() {
+                println!("{name}\t{}", role.as_str());
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Serves until told to stop.
 pub fn run(args: &WebArgs) -> Result<()> {
     let stop = StopSignals::install()?;
     let fs = Arc::new(args.db.admin_fs()?);
-    let console = start(fs, &args.db.db, args.listen)?;
+    let console = start(fs, &args.db.db, args.listen, args.users.clone())?;
     if let Some(signal) = stop.wait() {
         info!("received {signal}, stopping");
     }
@@ -54,6 +155,7 @@ pub fn start(
     fs: Arc<cerfs_fs_core::CerFs>,
     db: &std::path::Path,
     listen: SocketAddr,
+    users: Option<PathBuf>,
 ) -> Result<cerfs_web::WebHandle> {
     // The console's read connections need the current schema: the open above migrated it.
     let console = cerfs_web::spawn(
@@ -61,6 +163,7 @@ pub fn start(
         listen,
         cerfs_web::WebConfig {
             db: db.to_path_buf(),
+            users,
         },
     )
     .context("cannot start the web console")?;

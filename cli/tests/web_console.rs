@@ -4,6 +4,7 @@
 
 mod admin_support;
 
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -20,11 +21,16 @@ struct Web {
 
 impl Web {
     fn start(db: &std::path::Path) -> Web {
+        Web::start_with(db, &[])
+    }
+
+    fn start_with(db: &std::path::Path, extra: &[&str]) -> Web {
         let port = reserve_port();
         let child = Command::new(CERFS)
             .args(["web", "--db"])
             .arg(db)
             .args(["--listen", &port.addr().to_string()])
+            .args(extra)
             .stdin(Stdio::null())
             .spawn()
             .expect("run cerfs web");
@@ -209,8 +215,16 @@ fn serve_runs_the_console_over_its_own_share() {
         return;
     }
     let web_port = reserve_port();
+    let accounts = tempfile::tempdir().expect("temp dir");
+    let users = accounts.path().join("web-users");
+    add_users(&users, &[("ann", "admin", "ann pw")]);
     let mut opts = smb_support::ServeOptions::new();
-    opts.extra = vec!["--web".into(), web_port.addr().to_string()];
+    opts.extra = vec![
+        "--web".into(),
+        web_port.addr().to_string(),
+        "--web-users".into(),
+        users.to_str().expect("UTF-8").into(),
+    ];
     let Some(serve) = smb_support::Serve::start_or_skip(&opts) else {
         return;
     };
@@ -228,15 +242,295 @@ fn serve_runs_the_console_over_its_own_share() {
         "the console of cerfs serve",
         || std::net::TcpStream::connect(addr).ok(),
     );
-    let page: Value = reqwest::blocking::get(format!("http://{addr}/api/v1/buckets"))
-        .expect("GET")
-        .json()
-        .expect("JSON");
+    let base = format!("http://{addr}");
+    let cookie = session_cookie(&login(&base, "ann", "ann pw"));
+    let get = |path: &str| {
+        client()
+            .get(format!("{base}{path}"))
+            .header("cookie", &cookie)
+            .send()
+            .expect(path)
+    };
+    let page: Value = get("/api/v1/buckets").json().expect("JSON");
     assert_eq!(page["total"], 1);
     assert_eq!(page["items"][0]["subpath"], "blue");
-    let o: Value = reqwest::blocking::get(format!("http://{addr}/api/v1/overview?days=1"))
-        .expect("GET")
-        .json()
-        .expect("JSON");
+    let o: Value = get("/api/v1/overview?days=1").json().expect("JSON");
     assert_eq!(o["reports_per_day"][0]["kernel"], 1);
+    // An admin's change is what the next client reads: status.txt on the mount.
+    let id = page["items"][0]["bucket_id"].as_i64().expect("id");
+    let token = csrf_of(&get(&format!("/buckets/{id}")).text().expect("page"));
+    let changed = client()
+        .post(format!("{base}/buckets/{id}/status"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", token.as_str()), ("key", "iData"), ("value", "YES")])
+        .send()
+        .expect("POST");
+    assert_eq!(changed.status().as_u16(), 303);
+    let status = std::fs::read_to_string(
+        serve
+            .mountpoint
+            .join("status")
+            .join("blue")
+            .join("status.txt"),
+    )
+    .expect("status.txt on the mount");
+    assert_eq!(status, "iData=YES\r\n");
+}
+
+/// Adds console accounts with `cerfs web-user add`, the password on stdin.
+fn add_users(users: &std::path::Path, accounts: &[(&str, &str, &str)]) {
+    for (name, role, password) in accounts {
+        let mut child = Command::new(CERFS)
+            .args(["web-user", "add", name, "--role", role, "--users"])
+            .arg(users)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run cerfs web-user");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{password}\n").as_bytes())
+            .expect("password");
+        let out = child.wait_with_output().expect("wait");
+        assert_code(&out, 0);
+    }
+}
+
+/// A client that shows redirects instead of following them.
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Logs in; returns the Cookie header value of the session.
+fn login(base: &str, user: &str, password: &str) -> reqwest::blocking::Response {
+    client()
+        .post(format!("{base}/login"))
+        .form(&[("user", user), ("password", password)])
+        .send()
+        .expect("POST /login")
+}
+
+fn session_cookie(response: &reqwest::blocking::Response) -> String {
+    assert_eq!(response.status().as_u16(), 303, "a good login redirects");
+    let set = response
+        .headers()
+        .get("set-cookie")
+        .expect("a session cookie")
+        .to_str()
+        .expect("ASCII");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    set.split(';').next().expect("name=value").to_owned()
+}
+
+/// The CSRF token of the forms on a page.
+fn csrf_of(page: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let at = page.find(marker).expect("a form with a token") + marker.len();
+    page[at..at + 64].to_owned()
+}
+
+#[test]
+fn accounts_decide_who_reads_changes_and_downloads() {
+    let store = generate();
+    let users = store.dir.path().join("web-users");
+    add_users(
+        &users,
+        &[("ann", "admin", "ann pw"), ("bob", "viewer", "bob pw")],
+    );
+    let listed = cerfs(&[
+        "web-user",
+        "list",
+        "--users",
+        users.to_str().expect("UTF-8"),
+    ]);
+    assert_eq!(stdout(&listed), "ann\tadmin\nbob\tviewer\n");
+    let web = Web::start_with(&store.db, &["--users", users.to_str().expect("UTF-8")]);
+    let base = web.base.clone();
+    let http = client();
+
+    // Nothing without a session: the API says 401, a page sends to the login form.
+    assert_eq!(web.get("/api/v1/buckets").0, 401);
+    let page = http.get(format!("{base}/")).send().expect("GET /");
+    assert_eq!(page.status().as_u16(), 303);
+    assert_eq!(page.headers()["location"], "/login");
+    assert_eq!(login(&base, "ann", "wrong").status().as_u16(), 401);
+
+    let admin = session_cookie(&login(&base, "ann", "ann pw"));
+    let viewer = session_cookie(&login(&base, "bob", "bob pw"));
+    let get = |cookie: &str, path: &str| {
+        http.get(format!("{base}{path}"))
+            .header("cookie", cookie)
+            .send()
+            .expect(path)
+    };
+    let post = |cookie: &str, path: &str, form: &[(&str, &str)]| {
+        http.post(format!("{base}{path}"))
+            .header("cookie", cookie)
+            .form(form)
+            .send()
+            .expect(path)
+            .status()
+            .as_u16()
+    };
+    let id = get(&viewer, "/api/v1/buckets?q=crashtest")
+        .json::<Value>()
+        .expect("JSON")["items"][0]["bucket_id"]
+        .as_i64()
+        .expect("id");
+    let limit = |cookie: &str| -> String {
+        get(cookie, &format!("/api/v1/buckets/{id}"))
+            .json::<Value>()
+            .expect("JSON")["settings"]
+            .as_array()
+            .expect("settings")
+            .iter()
+            .find(|s| s["key"] == "Crashes per bucket")
+            .expect("the cap")["value"]
+            .as_str()
+            .expect("text")
+            .to_owned()
+    };
+    assert_eq!(limit(&viewer), "10");
+
+    // A viewer reads, cannot change or download.
+    let page = get(&viewer, &format!("/buckets/{id}"))
+        .text()
+        .expect("page");
+    assert!(page.contains("Changing settings needs an admin account"));
+    assert!(!page.contains("/download"));
+    let viewer_token = csrf_of(&page);
+    let change = [
+        ("csrf", viewer_token.as_str()),
+        ("key", "Crashes per bucket"),
+        ("value", "3"),
+    ];
+    assert_eq!(
+        post(&viewer, &format!("/buckets/{id}/status"), &change),
+        403
+    );
+    assert_eq!(limit(&viewer), "10");
+
+    // An admin changes the bucket's status.txt with the page's token; forged requests fail.
+    let page = get(&admin, &format!("/buckets/{id}")).text().expect("page");
+    let token = csrf_of(&page);
+    let set = |csrf: &str, value: &str| {
+        post(
+            &admin,
+            &format!("/buckets/{id}/status"),
+            &[
+                ("csrf", csrf),
+                ("key", "Crashes per bucket"),
+                ("value", value),
+            ],
+        )
+    };
+    assert_eq!(set("", "3"), 403, "no token");
+    assert_eq!(set(&"0".repeat(64), "3"), 403, "a wrong token");
+    assert_eq!(set(&token, "lots"), 400, "validated like the share");
+    assert_eq!(limit(&admin), "10");
+    assert_eq!(set(&token, "7"), 303);
+    assert_eq!(limit(&admin), "7");
+    let status = cerfs_db(&store.db, &["status", "show", CRASH_TEST]);
+    assert!(
+        stdout(&status).contains("Crashes per bucket=7"),
+        "{}",
+        stdout(&status)
+    );
+    assert_eq!(
+        post(
+            &admin,
+            "/settings/policy",
+            &[("csrf", &token), ("key", "Tracking"), ("value", "NO")]
+        ),
+        303
+    );
+    assert!(stdout(&cerfs_db(&store.db, &["policy", "show"])).contains("Tracking=NO"));
+
+    // Downloads: admins only, the recorded bytes.
+    let cab = cerfs_db(
+        &store.db,
+        &[
+            "query",
+            "--format",
+            "csv",
+            &format!(
+            "SELECT cab_id, sha256 FROM cabs WHERE bucket_id = {id} AND state = 'complete' LIMIT 1"
+        ),
+        ],
+    );
+    let row = stdout(&cab).lines().nth(1).expect("a cab").to_owned();
+    let (cab_id, sha) = row.split_once(',').expect("two columns");
+    let download = format!("/cabs/{cab_id}/download");
+    assert!(
+        page.contains(&download),
+        "the admin's page links the download"
+    );
+    assert_eq!(get(&viewer, &download).status().as_u16(), 403);
+    let got = get(&admin, &download);
+    assert_eq!(got.status().as_u16(), 200);
+    assert_eq!(got.headers()["x-cerfs-sha256"], sha);
+    let bytes = got.bytes().expect("cab bytes");
+    assert_eq!(cerfs_testkit::sha256_hex(&bytes), sha);
+
+    // Logging out ends the session.
+    assert_eq!(post(&admin, "/logout", &[("csrf", &token)]), 303);
+    assert_eq!(get(&admin, "/api/v1/buckets").status().as_u16(), 401);
+
+    // Five wrong passwords from one address, then it waits.
+    for _ in 0..5 {
+        assert_eq!(login(&base, "ann", "guess").status().as_u16(), 401);
+    }
+    let refused = login(&base, "ann", "ann pw");
+    assert_eq!(
+        refused.status().as_u16(),
+        429,
+        "the right password waits too"
+    );
+    assert!(refused.headers().contains_key("retry-after"));
+}
+
+#[test]
+fn the_served_openapi_document_is_valid() {
+    if !cerfs_testkit::skip::python_module_usable(
+        "openapi_spec_validator",
+        "openapi-spec-validator==0.9.0",
+    ) {
+        return;
+    }
+    let store = generate();
+    let web = Web::start(&store.db);
+    let (status, doc) = web.get("/api/v1/openapi.json");
+    assert_eq!(status, 200);
+    let mut check = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys; from openapi_spec_validator import validate; \
+             validate(json.load(sys.stdin)); print('valid')",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    check
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(doc.as_bytes())
+        .expect("write");
+    let out = check.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "valid");
 }

@@ -124,6 +124,30 @@ pub struct StoreFacts {
     pub free_bytes: u64,
 }
 
+/// A cab as the console lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct CabSummary {
+    /// Its id (`cabs.cab_id`).
+    pub cab_id: i64,
+    /// Its bucket.
+    pub bucket_id: i64,
+    /// The bucket's subpath.
+    pub subpath: String,
+    /// File name under `cabs\<subpath>\`.
+    pub name: String,
+    /// Bytes.
+    pub size: u64,
+    /// Lowercase hex SHA-256 recorded when the upload completed.
+    pub sha256: Option<String>,
+    /// When the upload completed (UTC).
+    pub created_at: Option<String>,
+    /// pending, indexed, partial or failed.
+    pub index_status: Option<String>,
+    /// The signature of its first walked minidump.
+    pub signature: Option<String>,
+}
+
 /// Which buckets a list shows, in which order, which page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BucketFilter {
@@ -414,6 +438,24 @@ impl ConsoleDb {
         Ok(stmt.query_row([id], summary_row).optional()?)
     }
 
+    /// The newest `limit` cabs of bucket `id` on the share, newest first.
+    pub fn bucket_cabs(&self, id: i64, limit: u32) -> Result<Vec<CabSummary>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{CAB_SELECT} WHERE c.bucket_id = ?1 AND c.state = 'complete' AND c.removal IS NULL \
+             ORDER BY c.created_at DESC, c.ino DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![id, limit], cab_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The complete cab `cab_id` on the share, or `None`.
+    pub fn cab(&self, cab_id: i64) -> Result<Option<CabSummary>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{CAB_SELECT} WHERE c.ino = ?1 AND c.state = 'complete' AND c.removal IS NULL"
+        ))?;
+        Ok(stmt.query_row([cab_id], cab_row).optional()?)
+    }
+
     /// The store's counts and size.
     pub fn store_facts(&self) -> Result<StoreFacts> {
         let (buckets, cabs, cab_bytes, backlog, failed) = self.conn.query_row(
@@ -467,5 +509,24 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BucketSummary> {
         trend: Vec::new(),
         first_seen: r.get(8)?,
         last_seen: r.get(9)?,
+    })
+}
+
+const CAB_SELECT: &str = "SELECT c.ino, c.bucket_id, b.subpath, c.name, c.size, c.sha256, \
+     c.created_at, coalesce(c.index_status, 'pending'), \
+     (SELECT s.signature FROM stack_rows s WHERE s.cab_id = c.ino ORDER BY s.member LIMIT 1) \
+     FROM cab_rows c JOIN bucket_rows b ON b.bucket_id = c.bucket_id";
+
+fn cab_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CabSummary> {
+    Ok(CabSummary {
+        cab_id: r.get(0)?,
+        bucket_id: r.get(1)?,
+        subpath: r.get(2)?,
+        name: r.get(3)?,
+        size: count(r.get::<_, Option<i64>>(4)?.unwrap_or(0)),
+        sha256: r.get(5)?,
+        created_at: r.get(6)?,
+        index_status: r.get(7)?,
+        signature: r.get(8)?,
     })
 }

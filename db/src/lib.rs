@@ -16,8 +16,8 @@ mod stack_rows;
 mod store;
 
 pub use console::{
-    BucketFilter, BucketSort, BucketSummary, ConsoleDb, DayReports, Page, SignatureSummary,
-    StoreFacts, KINDS,
+    BucketFilter, BucketSort, BucketSummary, CabSummary, ConsoleDb, DayReports, Page,
+    SignatureSummary, StoreFacts, KINDS,
 };
 pub use error::{OpenError, QueryError, StoreError};
 pub use index_rows::{

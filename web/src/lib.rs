@@ -3,11 +3,15 @@
 //! by the binary itself: no CDN, no JavaScript needed, charts drawn as inline SVG.
 //!
 //! Reads go through [`cerfs_db::ConsoleDb`] (read-only WAL readers: the console never
-//! blocks a client's write); what it changes will go through fs-core's admin API, the
-//! same validated path as the CLI. Until accounts exist the console listens on loopback
-//! only, and refuses any other address ([`WebError::NotLoopback`]).
+//! blocks a client's write); changes (policy.txt, status.txt) and cab downloads go through
+//! fs-core, the same validated path as the CLI. Accounts come from a users file
+//! ([`accounts`]); without one the console is read-only and listens on loopback only
+//! ([`WebError::NotLoopback`]).
 
+pub mod accounts;
+mod admin;
 mod api;
+mod auth;
 mod chart;
 mod pages;
 mod state;
@@ -28,11 +32,19 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8091";
 pub enum WebError {
     /// A non-loopback address without accounts.
     #[error(
-        "the web console listens on loopback only until accounts are configured: {0} is not \
-         a loopback address (use 127.0.0.1 or ::1, and a reverse proxy or SSH tunnel for \
-         other machines)"
+        "without accounts the web console listens on loopback only: {0} is not a loopback \
+         address (give --users FILE with accounts from `cerfs web-user add`, or use \
+         127.0.0.1 behind an SSH tunnel or an authenticating reverse proxy)"
     )]
     NotLoopback(SocketAddr),
+    /// The users file is unusable.
+    #[error(transparent)]
+    Accounts(#[from] accounts::AccountsError),
+    /// A users file without accounts.
+    #[error(
+        "{0} holds no accounts: add one with `cerfs web-user add NAME --role admin --users {0}`"
+    )]
+    NoAccounts(String),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -54,11 +66,22 @@ pub enum WebError {
 pub struct WebConfig {
     /// The database the pages read.
     pub db: PathBuf,
+    /// The users file (`None`: no accounts, read-only, loopback only).
+    pub users: Option<PathBuf>,
 }
 
-/// The console's routes, for a server of one's own (tests, or another listener).
+/// The console's routes, for a server of one's own (tests, or another listener); the
+/// server must give each request its peer address (`ConnectInfo<SocketAddr>`).
 pub fn router(state: Arc<ConsoleState>) -> axum::Router {
-    pages::routes().merge(api::routes()).with_state(state)
+    pages::routes()
+        .merge(api::routes())
+        .merge(admin::routes())
+        .merge(auth::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            auth::require,
+        ))
+        .with_state(state)
 }
 
 /// A console running on its own thread (its own tokio runtime). Stops on
@@ -103,7 +126,17 @@ impl Drop for WebHandle {
 /// Binds `addr` (loopback only) and serves the console on a thread of its own. Returns
 /// once the socket is bound, so an address in use is reported here.
 pub fn spawn(fs: Arc<CerFs>, addr: SocketAddr, config: WebConfig) -> Result<WebHandle, WebError> {
-    if !addr.ip().is_loopback() {
+    let users = match &config.users {
+        Some(path) => {
+            let users = accounts::Users::load(path)?;
+            if users.is_empty() {
+                return Err(WebError::NoAccounts(path.display().to_string()));
+            }
+            Some(users)
+        }
+        None => None,
+    };
+    if users.is_none() && !addr.ip().is_loopback() {
         return Err(WebError::NotLoopback(addr));
     }
     let listener =
@@ -120,7 +153,7 @@ pub fn spawn(fs: Arc<CerFs>, addr: SocketAddr, config: WebConfig) -> Result<WebH
         .enable_all()
         .build()
         .map_err(WebError::Runtime)?;
-    let state = Arc::new(ConsoleState::new(fs, config.db));
+    let state = Arc::new(ConsoleState::new(fs, config.db, users));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("cerfs-web-main".into())
@@ -134,6 +167,7 @@ pub fn spawn(fs: Arc<CerFs>, addr: SocketAddr, config: WebConfig) -> Result<WebH
                     }
                 };
                 let app = router(state);
+                let app = app.into_make_service_with_connect_info::<SocketAddr>();
                 let served = axum::serve(listener, app)
                     .with_graceful_shutdown(async move {
                         let _ = stop_rx.await;

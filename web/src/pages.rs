@@ -13,7 +13,10 @@ use axum::Router;
 use cerfs_db::{BucketSummary, SignatureSummary, KINDS};
 use maud::{html, Markup, DOCTYPE};
 
+use axum::Extension;
+
 use crate::api::{chart_days, load_bucket, load_overview, BucketQuery, OverviewQuery};
+use crate::auth::Who;
 use crate::chart::{sparkline, stacked_bars, Series};
 use crate::state::{db_failure, ConsoleState, Failure};
 
@@ -26,6 +29,7 @@ pub(crate) fn routes() -> Router<Arc<ConsoleState>> {
         .route("/buckets", get(buckets))
         .route("/buckets/{id}", get(bucket))
         .route("/signatures", get(signatures))
+        .route("/settings", get(settings))
         .route(
             "/static/console.css",
             get(|| async { ([(header::CONTENT_TYPE, "text/css")], CSS) }),
@@ -37,7 +41,7 @@ pub(crate) fn routes() -> Router<Arc<ConsoleState>> {
 }
 
 /// An error as a page (the API answers JSON instead).
-struct PageFailure(Failure);
+pub(crate) struct PageFailure(pub(crate) Failure);
 
 impl From<Failure> for PageFailure {
     fn from(f: Failure) -> Self {
@@ -49,6 +53,7 @@ impl IntoResponse for PageFailure {
     fn into_response(self) -> Response {
         let body = layout(
             "Error",
+            None,
             html! {
                 h1 { "Error " (self.0.status.as_u16()) }
                 p.error { (self.0.message) }
@@ -58,7 +63,7 @@ impl IntoResponse for PageFailure {
     }
 }
 
-fn layout(title: &str, body: Markup) -> Markup {
+pub(crate) fn layout(title: &str, who: Option<&Who>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -75,7 +80,15 @@ fn layout(title: &str, body: Markup) -> Markup {
                     a href="/" { "Overview" }
                     a href="/buckets" { "Buckets" }
                     a href="/signatures" { "Signatures" }
+                    a href="/settings" { "Settings" }
                     a href="/api/v1/openapi.json" { "API" }
+                    @if let Some(Who::User(s)) = who {
+                        form.logout method="post" action="/logout" {
+                            span.user { (s.user) " (" (s.role.as_str()) ")" }
+                            input type="hidden" name="csrf" value=(s.csrf);
+                            button type="submit" { "Log out" }
+                        }
+                    }
                 }
                 main { (body) }
             }
@@ -84,7 +97,7 @@ fn layout(title: &str, body: Markup) -> Markup {
 }
 
 /// A UTC time, shown as such without script and in the viewer's zone with it.
-fn time(utc: Option<&str>) -> Markup {
+pub(crate) fn time(utc: Option<&str>) -> Markup {
     match utc {
         Some(t) => {
             html! { time datetime=(t) title=(format!("{t} UTC")) { (t.replace('T', " ").trim_end_matches('Z')) } }
@@ -93,7 +106,7 @@ fn time(utc: Option<&str>) -> Markup {
     }
 }
 
-fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut unit = 0;
@@ -152,6 +165,7 @@ fn signature_rows(list: &[SignatureSummary]) -> Markup {
 
 async fn overview(
     State(state): State<Arc<ConsoleState>>,
+    Extension(who): Extension<Who>,
     Query(q): Query<OverviewQuery>,
 ) -> Result<Markup, PageFailure> {
     let days = chart_days(q.days)?;
@@ -180,6 +194,7 @@ async fn overview(
     let cer2: u64 = o.reports_per_day.iter().map(|d| d.cer2).sum();
     Ok(layout(
         "Overview",
+        Some(&who),
         html! {
             h1 { "Overview" }
             p.range {
@@ -224,6 +239,7 @@ fn page_link(q: &BucketQuery, offset: u64) -> String {
 
 async fn buckets(
     State(state): State<Arc<ConsoleState>>,
+    Extension(who): Extension<Who>,
     Query(q): Query<BucketQuery>,
 ) -> Result<Markup, PageFailure> {
     let filter = q.filter()?;
@@ -238,6 +254,7 @@ async fn buckets(
     let kind = q.kind.clone().unwrap_or_default();
     Ok(layout(
         "Buckets",
+        Some(&who),
         html! {
             h1 { "Buckets" }
             form.filters method="get" action="/buckets" {
@@ -285,9 +302,18 @@ async fn buckets(
 
 async fn bucket(
     State(state): State<Arc<ConsoleState>>,
+    Extension(who): Extension<Who>,
     Path(id): Path<i64>,
 ) -> Result<Markup, PageFailure> {
     let p = load_bucket(&state, id).await?;
+    let cabs = state
+        .read(move |db| db.bucket_cabs(id, 100).map_err(db_failure))
+        .await?;
+    let status = crate::admin::stored_settings(
+        &state,
+        cerfs_fs_core::SettingsTarget::Status(p.bucket.subpath.clone()),
+    )
+    .await?;
     let b = &p.bucket;
     let labels: Vec<String> = {
         let days = p.hits_per_day.len();
@@ -297,6 +323,7 @@ async fn bucket(
     };
     Ok(layout(
         &b.subpath,
+        Some(&who),
         html! {
             h1 { (b.subpath) }
             dl.facts {
@@ -308,20 +335,66 @@ async fn bucket(
             }
             (stacked_bars("Hits per day, last 30 days", &labels, &[Series { name: "hits", values: p.hits_per_day.clone() }]))
             h2 { "What its clients are asked (status.txt over policy.txt)" }
-            table.list {
+            table.list.effective {
                 thead { tr { th { "Setting" } th { "Value" } } }
                 tbody { @for s in &p.settings { tr { td { (s.key) } td { (s.value) } } } }
+            }
+            h2 { "This bucket's status.txt" }
+            (crate::admin::settings_editor(&who, &format!("/buckets/{id}/status"), &status))
+            h2 { "Cabs (newest 100)" }
+            table.list.cabs {
+                thead { tr { th { "Cab" } th.num { "Size" } th { "Received" } th { "Index" } th { "Signature" } } }
+                tbody {
+                    @for c in &cabs {
+                        tr {
+                            td {
+                                @if who.is_admin() {
+                                    a.download href=(format!("/cabs/{}/download", c.cab_id)) download=(c.name) { (c.name) }
+                                } @else { (c.name) }
+                            }
+                            td.num { (bytes(c.size)) }
+                            td { (time(c.created_at.as_deref())) }
+                            td { (c.index_status.as_deref().unwrap_or("")) }
+                            td.sig { (c.signature.as_deref().unwrap_or("")) }
+                        }
+                    }
+                    @if cabs.is_empty() { tr { td colspan="5" { "No cab on the share." } } }
+                }
+            }
+            @if !who.is_admin() && !cabs.is_empty() {
+                p.note { "Downloading cabs needs an admin account: dumps can hold secrets." }
             }
         },
     ))
 }
 
-async fn signatures(State(state): State<Arc<ConsoleState>>) -> Result<Markup, PageFailure> {
+async fn settings(
+    State(state): State<Arc<ConsoleState>>,
+    Extension(who): Extension<Who>,
+) -> Result<Markup, PageFailure> {
+    let policy =
+        crate::admin::stored_settings(&state, cerfs_fs_core::SettingsTarget::Policy).await?;
+    Ok(layout(
+        "Settings",
+        Some(&who),
+        html! {
+            h1 { "policy.txt" }
+            p { "What every client is asked by default; a bucket's status.txt overrides it (edit it on the bucket's page). A change is what the next client reads." }
+            (crate::admin::settings_editor(&who, "/settings/policy", &policy))
+        },
+    ))
+}
+
+async fn signatures(
+    State(state): State<Arc<ConsoleState>>,
+    Extension(who): Extension<Who>,
+) -> Result<Markup, PageFailure> {
     let list = state
         .read(|db| db.top_signatures(None, 200).map_err(db_failure))
         .await?;
     Ok(layout(
         "Signatures",
+        Some(&who),
         html! {
             h1 { "Signatures" }
             p { "Crashes grouped by the signature of their crashing thread, most first (all time)." }

@@ -12,10 +12,23 @@ use cerfs_fs_core::CerFs;
 /// Connections kept for later requests; more are opened when requests overlap.
 const POOL: usize = 4;
 
+/// The console's accounts and who is logged in.
+#[derive(Debug)]
+pub struct Accounts {
+    /// The users file's accounts.
+    pub users: crate::accounts::Users,
+    /// Live sessions.
+    pub sessions: crate::accounts::Sessions,
+    /// Failed logins per address.
+    pub throttle: crate::accounts::Throttle,
+}
+
 /// The console's shared state.
 pub struct ConsoleState {
-    /// The share, for what fs-core decides (effective settings).
+    /// The share, for what fs-core decides (effective settings, changes, cab bytes).
     pub fs: Arc<CerFs>,
+    /// `None`: no accounts, loopback only, read-only.
+    pub accounts: Option<Arc<Accounts>>,
     db: PathBuf,
     pool: Mutex<Vec<ConsoleDb>>,
 }
@@ -72,10 +85,17 @@ impl IntoResponse for Failure {
 }
 
 impl ConsoleState {
-    /// State for the database at `db`, served by `fs`.
-    pub fn new(fs: Arc<CerFs>, db: PathBuf) -> ConsoleState {
+    /// State for the database at `db`, served by `fs`, with these accounts.
+    pub fn new(fs: Arc<CerFs>, db: PathBuf, users: Option<crate::accounts::Users>) -> ConsoleState {
         ConsoleState {
             fs,
+            accounts: users.map(|users| {
+                Arc::new(Accounts {
+                    users,
+                    sessions: Default::default(),
+                    throttle: Default::default(),
+                })
+            }),
             db,
             pool: Mutex::new(Vec::new()),
         }
