@@ -275,6 +275,35 @@ fn serve_runs_the_console_over_its_own_share() {
     )
     .expect("status.txt on the mount");
     assert_eq!(status, "iData=YES\r\n");
+
+    // /metrics: the mount's requests, timed, and a refused count.txt write, counted.
+    let counts = serve.mountpoint.join("counts").join("blue");
+    std::fs::create_dir_all(&counts).expect("counts folder");
+    // The refusal comes at close (std::fs::write would not say).
+    let mut count = std::fs::File::create(counts.join("count.txt")).expect("count.txt");
+    let refused = count
+        .write_all(b"Cabs Gathered=0\r\nTotal Hits=50\r\n")
+        .and_then(|()| cerfs_testkit::close_checked(count));
+    assert!(refused.is_err(), "50 hits in one write are refused");
+    let text = get("/metrics").text().expect("metrics");
+    assert!(
+        text.contains(
+            "cerfs_request_duration_seconds_bucket{adapter=\"fuse\",op=\"write\",le=\"+Inf\"}"
+        ),
+        "{text}"
+    );
+    let invalid = text
+        .lines()
+        .find(|l| {
+            l.starts_with("cerfs_refusals_total{adapter=\"fuse\",reason=\"invalid_content\"}")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .expect("the refusal counter");
+    assert!(invalid >= 1, "{text}");
+    if cerfs_testkit::skip::tool_usable("promtool", "prometheus") {
+        assert_eq!(promtool_check(&text), "");
+    }
 }
 
 /// Adds console accounts with `cerfs web-user add`, the password on stdin.
@@ -533,4 +562,55 @@ fn the_served_openapi_document_is_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "valid");
+}
+
+/// `promtool check metrics` on `text`: its complaints, empty when clean.
+fn promtool_check(text: &str) -> String {
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    check
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = check.wait_with_output().expect("wait");
+    if out.status.success() {
+        String::new()
+    } else {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+}
+
+#[test]
+fn metrics_count_the_store_and_pass_promtool() {
+    if !cerfs_testkit::skip::tool_usable("promtool", "prometheus") {
+        return;
+    }
+    let store = generate();
+    let web = Web::start(&store.db);
+    let (status, text) = web.get("/metrics");
+    assert_eq!(status, 200);
+    for line in [
+        "cerfs_reports_total{protocol=\"cer1\",kind=\"application\"} 76",
+        "cerfs_reports_total{protocol=\"cer1\",kind=\"kernel\"} 12",
+        "cerfs_reports_total{protocol=\"cer2\",kind=\"other\"} 0",
+        "cerfs_buckets 6",
+        "cerfs_index_backlog_cabs 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from:\n{text}"
+        );
+    }
+    assert_eq!(promtool_check(&text), "");
 }

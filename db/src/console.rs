@@ -456,6 +456,40 @@ impl ConsoleDb {
         Ok(stmt.query_row([cab_id], cab_row).optional()?)
     }
 
+    /// Reports received in all: `(protocol, kind, count)` with protocol `cer1` (hits.log
+    /// lines) or `cer2`, and kind one of [`KINDS`]; every pair, zeros included.
+    pub fn report_totals(&self) -> Result<Vec<(&'static str, &'static str, u64)>> {
+        let mut out: Vec<(&'static str, &'static str, u64)> = ["cer1", "cer2"]
+            .iter()
+            .flat_map(|p| KINDS.iter().map(move |k| (*p, *k, 0)))
+            .collect();
+        for (protocol, sql) in [
+            (
+                "cer1",
+                "SELECT {KIND}, sum(d.hits) FROM daily_hit_rows d \
+                 JOIN bucket_rows b ON b.bucket_id = d.bucket_id GROUP BY 1",
+            ),
+            (
+                "cer2",
+                "SELECT {KIND}, count(*) FROM cer2_report_rows r \
+                 JOIN bucket_rows b ON b.bucket_id = r.bucket_id GROUP BY 1",
+            ),
+        ] {
+            let mut stmt = self.conn.prepare_cached(&sql.replace("{KIND}", KIND_SQL))?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (kind, n) = row?;
+                if let Some(slot) = out
+                    .iter_mut()
+                    .find(|(p, k, _)| *p == protocol && *k == kind)
+                {
+                    slot.2 = count(n);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The store's counts and size.
     pub fn store_facts(&self) -> Result<StoreFacts> {
         let (buckets, cabs, cab_bytes, backlog, failed) = self.conn.query_row(

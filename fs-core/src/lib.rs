@@ -20,6 +20,7 @@ mod served;
 pub mod settings_file;
 pub mod share_path;
 mod space;
+pub mod stats;
 mod sync;
 mod types;
 

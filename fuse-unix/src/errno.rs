@@ -35,6 +35,7 @@ pub(crate) fn errno(e: &FsError) -> Errno {
 /// are errors, a full store a warning, a missed lookup a trace (it is very frequent),
 /// every other refusal of client input is info.
 pub(crate) fn refuse(op: &'static str, what: fmt::Arguments<'_>, e: &FsError) -> Errno {
+    cerfs_fs_core::stats::STATS.refused(cerfs_fs_core::stats::Adapter::Fuse, e);
     let errno = errno(e);
     let code = errno.code();
     match e {

@@ -7,6 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use cerfs_fs_core::stats::{Adapter, STATS};
 use cerfs_fs_core::{CerFs, OpenFlags, SetAttr, SpecialNode};
 use fuser::{
     AccessFlags, BsdFileFlags, Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation,
@@ -95,6 +96,7 @@ impl Filesystem for CerFsFuse {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _timed = STATS.time(Adapter::Fuse, "lookup");
         match self.fs.lookup(&caller(req), parent.0, name.as_bytes()) {
             // fuser's order: attribute TTL, then entry (name) TTL.
             Ok(attr) => reply.entry_with_ttls(&ttl(&attr), &TTL, &file_attr(&attr), GENERATION),
@@ -103,6 +105,7 @@ impl Filesystem for CerFsFuse {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _timed = STATS.time(Adapter::Fuse, "getattr");
         match self.fs.getattr(ino.0, fh.map(|fh| fh.0)) {
             Ok(attr) => reply.attr(&ttl(&attr), &file_attr(&attr)),
             Err(e) => reply.error(refuse("getattr", format_args!("inode {ino}"), &e)),
@@ -127,6 +130,7 @@ impl Filesystem for CerFsFuse {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let _timed = STATS.time(Adapter::Fuse, "setattr");
         let set = SetAttr {
             size,
             mode: mode.map(|mode| mode & 0o7777),
@@ -152,6 +156,7 @@ impl Filesystem for CerFsFuse {
         _umask: u32,
         reply: ReplyEntry,
     ) {
+        let _timed = STATS.time(Adapter::Fuse, "mkdir");
         match self
             .fs
             .mkdir(&caller(req), parent.0, name.as_bytes(), mode & 0o7777)
@@ -172,6 +177,7 @@ impl Filesystem for CerFsFuse {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        let _timed = STATS.time(Adapter::Fuse, "create");
         let exclusive = flags & libc::O_EXCL != 0;
         match self.fs.create(
             &caller(req),
@@ -197,6 +203,7 @@ impl Filesystem for CerFsFuse {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: fuser::OpenFlags, reply: ReplyOpen) {
+        let _timed = STATS.time(Adapter::Fuse, "open");
         match self.fs.open(&caller(req), ino.0, open_flags(flags.0)) {
             Ok(opened) => reply.opened(FileHandle(opened.fh), fopen_flags(&opened)),
             Err(e) => reply.error(refuse(
@@ -218,6 +225,7 @@ impl Filesystem for CerFsFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let _timed = STATS.time(Adapter::Fuse, "read");
         match self.fs.read(fh.0, offset, size) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(refuse(
@@ -240,6 +248,7 @@ impl Filesystem for CerFsFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let _timed = STATS.time(Adapter::Fuse, "write");
         match self.fs.write(fh.0, offset, data) {
             Ok(written) => reply.written(written),
             Err(e) => reply.error(refuse(
@@ -258,6 +267,7 @@ impl Filesystem for CerFsFuse {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        let _timed = STATS.time(Adapter::Fuse, "flush");
         match self.fs.flush(fh.0, Some(req.pid())) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(refuse("flush", format_args!("inode {ino} handle {fh}"), &e)),
@@ -274,6 +284,7 @@ impl Filesystem for CerFsFuse {
         flush: bool,
         reply: ReplyEmpty,
     ) {
+        let _timed = STATS.time(Adapter::Fuse, "release");
         // Nobody receives an error from release: refuse() logs it, the kernel gets ok.
         if flush {
             if let Err(e) = self.fs.flush(fh.0, None) {
@@ -298,6 +309,7 @@ impl Filesystem for CerFsFuse {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _timed = STATS.time(Adapter::Fuse, "other");
         match self.fs.fsync(fh.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(refuse("fsync", format_args!("inode {ino} handle {fh}"), &e)),
@@ -305,6 +317,7 @@ impl Filesystem for CerFsFuse {
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _timed = STATS.time(Adapter::Fuse, "unlink");
         match self.fs.unlink(&caller(req), parent.0, name.as_bytes()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(refuse("unlink", format_args!("{name:?} in {parent}"), &e)),
@@ -321,6 +334,7 @@ impl Filesystem for CerFsFuse {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
+        let _timed = STATS.time(Adapter::Fuse, "other");
         let caller = caller(req);
         let made = if mode & libc::S_IFMT == libc::S_IFREG {
             // mknod(2) of a regular file: a create whose handle is closed at once.
@@ -361,6 +375,7 @@ impl Filesystem for CerFsFuse {
         _target: &std::path::Path,
         reply: ReplyEntry,
     ) {
+        let _timed = STATS.time(Adapter::Fuse, "other");
         let e = self
             .fs
             .refuse_special(&caller(req), SpecialNode::SymbolicLink);
@@ -379,6 +394,7 @@ impl Filesystem for CerFsFuse {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        let _timed = STATS.time(Adapter::Fuse, "other");
         let e = self.fs.refuse_special(&caller(req), SpecialNode::HardLink);
         reply.error(refuse(
             "link",
@@ -388,6 +404,7 @@ impl Filesystem for CerFsFuse {
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _timed = STATS.time(Adapter::Fuse, "unlink");
         match self.fs.rmdir(&caller(req), parent.0, name.as_bytes()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(refuse("rmdir", format_args!("{name:?} in {parent}"), &e)),
@@ -404,6 +421,7 @@ impl Filesystem for CerFsFuse {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let _timed = STATS.time(Adapter::Fuse, "rename");
         if flags.intersects(RenameFlags::RENAME_EXCHANGE | RenameFlags::RENAME_WHITEOUT) {
             info!(
                 op = "rename",
@@ -430,6 +448,7 @@ impl Filesystem for CerFsFuse {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: fuser::OpenFlags, reply: ReplyOpen) {
+        let _timed = STATS.time(Adapter::Fuse, "readdir");
         match self.fs.opendir(ino.0) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(refuse("opendir", format_args!("inode {ino}"), &e)),
@@ -444,6 +463,7 @@ impl Filesystem for CerFsFuse {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        let _timed = STATS.time(Adapter::Fuse, "readdir");
         // Offsets are indices into [".", "..", fs-core's entries...]; each entry carries
         // the offset of the one after it. fs-core does not know ".." (the kernel ignores
         // its inode number), so both dot entries carry this directory's inode.
@@ -489,6 +509,7 @@ impl Filesystem for CerFsFuse {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        let _timed = STATS.time(Adapter::Fuse, "readdir");
         // The same offsets as readdir. The kernel makes no dentries of the dot entries,
         // so their attributes (this directory's) only fill the format.
         let Ok(start) = usize::try_from(offset) else {
@@ -554,6 +575,7 @@ impl Filesystem for CerFsFuse {
         _flags: fuser::OpenFlags,
         reply: ReplyEmpty,
     ) {
+        let _timed = STATS.time(Adapter::Fuse, "readdir");
         self.fs.releasedir(fh.0);
         reply.ok();
     }
@@ -566,6 +588,7 @@ impl Filesystem for CerFsFuse {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _timed = STATS.time(Adapter::Fuse, "other");
         // Every directory change is committed before its reply: syncing the store makes
         // them all durable.
         match self.fs.sync_all() {
@@ -575,6 +598,7 @@ impl Filesystem for CerFsFuse {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let _timed = STATS.time(Adapter::Fuse, "statfs");
         reply.statfs(
             STATFS_BLOCKS,
             STATFS_BLOCKS,
@@ -603,6 +627,7 @@ impl Filesystem for CerFsFuse {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        let _timed = STATS.time(Adapter::Fuse, "other");
         reply.error(Errno::ENOSYS);
     }
 
@@ -614,18 +639,22 @@ impl Filesystem for CerFsFuse {
         _size: u32,
         reply: ReplyXattr,
     ) {
+        let _timed = STATS.time(Adapter::Fuse, "other");
         reply.error(Errno::ENOSYS);
     }
 
     fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
+        let _timed = STATS.time(Adapter::Fuse, "other");
         reply.error(Errno::ENOSYS);
     }
 
     fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        let _timed = STATS.time(Adapter::Fuse, "other");
         reply.error(Errno::ENOSYS);
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        let _timed = STATS.time(Adapter::Fuse, "other");
         reply.error(Errno::ENOSYS);
     }
 }

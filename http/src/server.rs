@@ -287,7 +287,11 @@ where
             let _counted = counted;
             let service = service_fn(move |req| {
                 let app = Arc::clone(&app);
-                async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
+                async move {
+                    let _timed = cerfs_fs_core::stats::STATS
+                        .time(cerfs_fs_core::stats::Adapter::Http, "report");
+                    Ok::<_, Infallible>(app.handle(req, peer).await)
+                }
             });
             let mut builder = http1::Builder::new();
             builder

@@ -98,7 +98,8 @@ pub async fn require(
         return next.run(req).await;
     };
     let path = req.uri().path();
-    if path == "/login" || path.starts_with("/static/") {
+    // /metrics holds counts only, and scrapers do not log in.
+    if path == "/login" || path == "/metrics" || path.starts_with("/static/") {
         return next.run(req).await;
     }
     let session = cookie_value(req.headers()).and_then(|id| accounts.sessions.get(&id));

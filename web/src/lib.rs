@@ -13,6 +13,7 @@ mod admin;
 mod api;
 mod auth;
 mod chart;
+mod metrics;
 mod pages;
 mod state;
 
@@ -77,6 +78,7 @@ pub fn router(state: Arc<ConsoleState>) -> axum::Router {
         .merge(api::routes())
         .merge(admin::routes())
         .merge(auth::routes())
+        .merge(metrics::routes())
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             auth::require,

@@ -101,6 +101,11 @@ impl ConsoleState {
         }
     }
 
+    /// The database's path.
+    pub fn db_path(&self) -> &std::path::Path {
+        &self.db
+    }
+
     /// Runs `read` on a console connection, on tokio's blocking pool.
     pub async fn read<T, F>(self: &Arc<Self>, read: F) -> Result<T, Failure>
     where

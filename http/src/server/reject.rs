@@ -51,6 +51,7 @@ impl Reject {
     /// for a refusal of the client's input, or only "internal error" for a server fault
     /// (its details go to the log, not to the client).
     pub(crate) fn from_fs(what: &str, e: FsError) -> Self {
+        cerfs_fs_core::stats::STATS.refused(cerfs_fs_core::stats::Adapter::Http, &e);
         let status = status_of(&e);
         let retry_later = matches!(
             status,
