@@ -95,7 +95,7 @@ pub fn run(args: &HttpArgs) -> Result<()> {
     check_db_dir(&args.db)?;
     let stop = StopSignals::install()?;
     let share = open_share(&args.db, &args.limits, &[])?;
-    let (fs, maintenance) = (share.fs, share.maintenance);
+    let (fs, maintenance, alerts) = (share.fs, share.maintenance, share.alerts);
     let store_watch = crate::store_watch::StoreWatch::spawn(&fs)?;
     let config = cerfs_http::Config {
         max_report_size: usize::try_from(args.max_report_size).unwrap_or(usize::MAX),
@@ -116,6 +116,7 @@ pub fn run(args: &HttpArgs) -> Result<()> {
     }
     indexer.stop();
     maintenance.stop();
+    alerts.stop();
     server.shutdown().context("stopping the HTTP server")?;
     info!("stopped, closed {}", args.db.display());
     store_watch.outcome()

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+mod alerts_cmd;
 mod cab_cmd;
 mod counts_cmd;
 mod deletion_cmd;
@@ -69,6 +70,9 @@ enum Command {
     Web(web_cmd::WebArgs),
     /// Add, remove or list the web console's accounts (viewer, admin).
     WebUser(web_cmd::WebUserArgs),
+    /// Show or change who is told about new buckets, new signatures, spikes and a store
+    /// near its quota (webhooks), or send a test alert.
+    Alerts(alerts_cmd::AlertsArgs),
     /// Print the smb.conf share stanza of a cerfs share, for your own Samba.
     #[cfg(unix)]
     SambaConfig(serve_cmd::SambaConfigArgs),
@@ -124,6 +128,7 @@ fn main() -> ExitCode {
         Command::Http(args) => http_cmd::run(&args),
         Command::Web(args) => web_cmd::run(&args),
         Command::WebUser(args) => web_cmd::run_user(&args),
+        Command::Alerts(args) => alerts_cmd::run(&args),
         #[cfg(unix)]
         Command::SambaConfig(args) => serve_cmd::print_samba_config(&args),
         Command::Query(args) => query_cmd::run_query(&args),

@@ -66,6 +66,12 @@ pub struct ShareLimits {
     #[arg(long, value_name = "SECS", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub maintenance_interval: u64,
+
+    /// Seconds between looks for new buckets, signatures, spikes and a full store, and
+    /// deliveries of due alerts (`cerfs alerts`).
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub alert_interval: u64,
 }
 
 /// Starts the background cab indexer of `db`, walking and signing minidumps with the
@@ -95,6 +101,8 @@ fn parse_rate(text: &str) -> std::result::Result<u64, String> {
 pub(crate) struct Share {
     pub fs: Arc<CerFs>,
     pub maintenance: cerfs_lifecycle::Maintenance,
+    /// Stopped when dropped (after its current round).
+    pub alerts: cerfs_alerts::AlertWorker,
 }
 
 /// Opens the database (created if missing) and the share's logic over it: the one `CerFs`
@@ -112,6 +120,12 @@ pub(crate) fn open_share(db: &Path, limits: &ShareLimits, admin_uids: &[u32]) ->
         },
     )
     .context("cannot start the background maintenance")?;
+    let alerts = cerfs_alerts::AlertWorker::spawn(
+        Arc::clone(&store) as Arc<dyn cerfs_alerts::AlertBackend>,
+        std::time::Duration::from_secs(limits.alert_interval),
+        limits.max_store,
+    )
+    .context("cannot start the alert worker")?;
     let fs = CerFs::new(store)
         .with_max_cab_size(limits.max_cab_size)
         .with_space_limits(cerfs_fs_core::SpaceLimits {
@@ -125,5 +139,6 @@ pub(crate) fn open_share(db: &Path, limits: &ShareLimits, admin_uids: &[u32]) ->
     Ok(Share {
         fs: Arc::new(fs),
         maintenance,
+        alerts,
     })
 }

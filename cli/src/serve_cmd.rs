@@ -307,7 +307,7 @@ fn serve(
     let mountpoint = &config.path;
     // One CerFs serves the mount and the HTTP server: one set of handles, one store.
     let opened = open_share(&args.db, &args.limits, &[admin_uid])?;
-    let (share, maintenance) = (opened.fs, opened.maintenance);
+    let (share, maintenance, alerts) = (opened.fs, opened.maintenance, opened.alerts);
     let store_watch = crate::store_watch::StoreWatch::spawn(&share)?;
     let opts = MountOptions {
         threads: args.threads,
@@ -433,6 +433,7 @@ fn serve(
     }
     let outcome = outcome.and(store_watch.outcome());
     maintenance.stop();
+    alerts.stop();
     stop_and_unmount(samba, indexer, mount, config, outcome)
 }
 

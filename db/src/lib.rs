@@ -5,6 +5,7 @@
 //! the web console shows, and [`IndexDb`] / [`CabReader`], what the cab indexer reads and
 //! writes.
 
+mod alerts;
 mod console;
 mod error;
 mod index_rows;
@@ -15,6 +16,7 @@ mod sqlite;
 mod stack_rows;
 mod store;
 
+pub use alerts::{Alert, AlertStore, Delivery, NewAlert, SpikeRule};
 pub use console::{
     BucketFilter, BucketSort, BucketSummary, CabSummary, ConsoleDb, DayReports, Page,
     SignatureSummary, StoreFacts, KINDS,
@@ -41,6 +43,7 @@ pub use store::*;
 /// The store's traits, for code that calls them on a concrete store (`SqliteStore`): bring
 /// them all into scope with `use cerfs_db::prelude::*`.
 pub mod prelude {
+    pub use crate::alerts::AlertStore;
     pub use crate::lifecycle::LifecycleStore;
     pub use crate::reports::ReportStore;
     pub use crate::store::{

@@ -11,6 +11,7 @@
 //! file of its own (`namespace.rs`, `content.rs`, `counters.rs`, `settings.rs`, `logs.rs`),
 //! over the row helpers of `rows.rs`.
 
+mod alerts;
 mod checkpointer;
 pub(crate) mod connection;
 mod content;

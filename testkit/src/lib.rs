@@ -1,7 +1,7 @@
 //! What cerfs's tests share, once: the skip rule ([`skip`]), the vendored test data and
 //! synthetic inputs ([`data`]), count.txt as a client bumps it ([`counts`]), child processes and mounts ([`process`]), checked closes and
-//! hashes ([`files`]), test ports ([`ports`]), and a loopback symbol server
-//! ([`symbol_server`]). A dev-dependency of every crate whose
+//! hashes ([`files`]), test ports ([`ports`]), a loopback symbol server
+//! ([`symbol_server`]) and a loopback webhook receiver ([`webhook_receiver`]). A dev-dependency of every crate whose
 //! tests need one of these; nothing here is part of cerfs itself.
 
 pub mod counts;
@@ -11,6 +11,7 @@ pub mod ports;
 pub mod process;
 pub mod skip;
 pub mod symbol_server;
+pub mod webhook_receiver;
 
 pub use counts::bumped;
 pub use data::{build_cab, read_testdata, testdata, utf16le_bom};
@@ -19,3 +20,4 @@ pub use ports::{reserve_port, Port};
 pub use process::{is_alive, is_mounted, live_group_members, poll_until, send_signal};
 pub use skip::{required, unavailable};
 pub use symbol_server::{mini_dmp_symbol_server, SymbolServer};
+pub use webhook_receiver::WebhookReceiver;

@@ -77,7 +77,7 @@ pub fn run(args: &MountArgs) -> Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
 
     let share = open_share(&args.db, &args.limits, &args.admin_uids)?;
-    let (fs, maintenance) = (share.fs, share.maintenance);
+    let (fs, maintenance, alerts) = (share.fs, share.maintenance, share.alerts);
     let store_watch = crate::store_watch::StoreWatch::spawn(&fs)?;
     let opts = MountOptions {
         threads: args.threads,
@@ -118,6 +118,7 @@ pub fn run(args: &MountArgs) -> Result<()> {
 
     indexer.stop();
     maintenance.stop();
+    alerts.stop();
     // A second signal while open files keep a detached mount alive: stop at once.
     thread::Builder::new()
         .name("cerfs-second-signal".to_owned())

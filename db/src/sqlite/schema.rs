@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_daily_hits.sql"),
     include_str!("../migrations/0006_lifecycle.sql"),
     include_str!("../migrations/0007_stacks.sql"),
+    include_str!("../migrations/0008_alerts.sql"),
 ];
 
 /// The first schema version with the documented SQL views and the cab index tables.

@@ -1,0 +1,152 @@
+//! Alerts on a real store: raised once each, delivered to a webhook receiver on loopback,
+//! retried after a failure (also across a reopen of the store), in each body format.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cerfs_alerts::{round, AlertSettings, Format, Receiver};
+use cerfs_db::{LifecycleStore, SqliteStore};
+use cerfs_fs_core::{Caller, CerFs, OpenFlags};
+use cerfs_testkit::{poll_until, WebhookReceiver};
+
+fn settings(receivers: Vec<Receiver>) -> AlertSettings {
+    AlertSettings {
+        receivers,
+        retry: Duration::from_secs(1),
+        ..AlertSettings::default()
+    }
+}
+
+fn json(url: &str) -> Receiver {
+    Receiver {
+        format: Format::Json,
+        url: url.to_owned(),
+    }
+}
+
+/// Reports `n` hits to bucket `sub` (count.txt and hits.log lines), as clients do.
+fn hits(fs: &CerFs, sub: &str, n: usize) {
+    let caller = Caller {
+        pid: 4242,
+        uid: 1000,
+        gid: 1000,
+    };
+    fs.count_report(sub, 0, n as u64).unwrap();
+    let parts = cerfs_fs_core::subpath_parts(sub).unwrap();
+    let dir = fs.ensure_dirs(cerfs_db::CABS_INO, &parts).unwrap();
+    let flags = OpenFlags {
+        read: true,
+        write: true,
+        truncate: false,
+        append: true,
+    };
+    for i in 0..n {
+        let (attr, opened) = fs
+            .create(&caller, dir, b"hits.log", 0o666, flags, false)
+            .unwrap();
+        let line = format!("10:00:{:02}  12-01-2026\tPC{i}\tuser\tNo CAB\r\n", i % 60);
+        fs.write(opened.fh, attr.size, line.as_bytes()).unwrap();
+        fs.flush(opened.fh, Some(caller.pid)).unwrap();
+        fs.release(opened.fh).unwrap();
+    }
+}
+
+fn kinds(receiver: &WebhookReceiver) -> Vec<(String, String)> {
+    receiver
+        .received()
+        .iter()
+        .map(|b| {
+            (
+                b["kind"].as_str().unwrap_or("").to_owned(),
+                b["subject"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn news_is_raised_once_and_delivered_and_old_news_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cer.db");
+    let store = Arc::new(SqliteStore::open(&db).unwrap());
+    let fs = CerFs::new(Arc::clone(&store) as Arc<_>);
+    hits(&fs, "before", 1);
+    let receiver = WebhookReceiver::start(&[]);
+    let slack = WebhookReceiver::start(&[]);
+    settings(vec![
+        json(&receiver.url),
+        Receiver {
+            format: Format::Slack,
+            url: slack.url.clone(),
+        },
+    ])
+    .store(&*store)
+    .unwrap();
+    let client = cerfs_alerts::client().unwrap();
+
+    // The first look is the baseline: what was there is not news.
+    assert!(round(&*store, &client, "test", None).unwrap().is_empty());
+    hits(&fs, "blue", 25);
+    let raised = round(&*store, &client, "test", None).unwrap();
+    let raised: Vec<&str> = raised.iter().map(|a| a.kind.as_str()).collect();
+    // 25 hits in the hour against no history: a spike too.
+    assert_eq!(raised, ["new_bucket", "spike"]);
+    assert_eq!(
+        kinds(&receiver),
+        [
+            ("new_bucket".to_owned(), "blue".to_owned()),
+            ("spike".to_owned(), "blue".to_owned())
+        ]
+    );
+    let text = slack.received()[0]["text"].as_str().unwrap().to_owned();
+    assert!(
+        text.contains("a new kernel bucket") || text.contains("a new blue bucket"),
+        "{text}"
+    );
+    // Nothing twice.
+    assert!(round(&*store, &client, "test", None).unwrap().is_empty());
+    assert_eq!(receiver.received().len(), 2);
+
+    // The store near its quota: once.
+    store
+        .set_server_setting(cerfs_fs_core::MAX_STORE_SETTING, Some("1000"))
+        .unwrap();
+    let raised = round(&*store, &client, "test", None).unwrap();
+    assert_eq!(raised.len(), 1);
+    assert_eq!(raised[0].kind, "store_near_quota");
+    assert!(round(&*store, &client, "test", None).unwrap().is_empty());
+}
+
+#[test]
+fn a_failed_delivery_is_retried_also_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cer.db");
+    let receiver = WebhookReceiver::start(&[500]);
+    {
+        let store = Arc::new(SqliteStore::open(&db).unwrap());
+        settings(vec![json(&receiver.url)]).store(&*store).unwrap();
+        let client = cerfs_alerts::client().unwrap();
+        round(&*store, &client, "test", None).unwrap();
+        let fs = CerFs::new(Arc::clone(&store) as Arc<_>);
+        hits(&fs, "App\\1.0\\app.exe\\1.0\\0000abcd", 1);
+        let raised = round(&*store, &client, "test", None).unwrap();
+        assert_eq!(raised.len(), 1);
+        assert!(receiver.received().is_empty(), "the receiver failed");
+    }
+    // A new process: the outbox is in the database.
+    let store = Arc::new(SqliteStore::open(&db).unwrap());
+    let client = cerfs_alerts::client().unwrap();
+    poll_until(Duration::from_secs(30), "the retried delivery", || {
+        round(&*store, &client, "test", None).unwrap();
+        (!receiver.received().is_empty()).then_some(())
+    });
+    assert_eq!(
+        kinds(&receiver),
+        [(
+            "new_bucket".to_owned(),
+            "App\\1.0\\app.exe\\1.0\\0000abcd".to_owned()
+        )]
+    );
+}
