@@ -43,6 +43,8 @@ pub const PORT_PLAIN_SMB: u16 = 14471;
 pub const PORT_BINDFS_SMB: u16 = 14472;
 /// Port of `cerfs http`.
 pub const PORT_HTTP: u16 = 14474;
+/// `cerfs web` (benchmark 5: the console at scale).
+pub const PORT_WEB: u16 = 14475;
 
 /// Command line.
 #[derive(Debug, Parser)]

@@ -308,6 +308,65 @@ pub fn run(opts: &Opts) -> Result<String> {
         ));
     }
     drop(cerfs);
+    console(&db, &mut out)?;
     remove(&base);
     Ok(out)
+}
+
+/// The web console over the filled store: each page and API call, first and second time.
+fn console(db: &Path, out: &mut String) -> Result<()> {
+    let addr = format!("127.0.0.1:{}", crate::PORT_WEB);
+    let mut child = std::process::Command::new(servers::cerfs_bin()?)
+        .args(["web", "--db"])
+        .arg(db)
+        .args(["--listen", &addr])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("cannot run cerfs web")?;
+    let result = (|| -> Result<()> {
+        let start = Instant::now();
+        while std::net::TcpStream::connect(&addr).is_err() {
+            if start.elapsed() > std::time::Duration::from_secs(30) {
+                anyhow::bail!("cerfs web did not listen on {addr} within 30 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50)); // a bench's start poll
+        }
+        let client = reqwest::blocking::Client::new();
+        let get = |path: &str| -> Result<(f64, usize)> {
+            let t = Instant::now();
+            let response = client
+                .get(format!("http://{addr}{path}"))
+                .send()
+                .with_context(|| format!("GET {path}"))?;
+            if !response.status().is_success() {
+                anyhow::bail!("GET {path}: {}", response.status());
+            }
+            let n = response.bytes()?.len();
+            Ok((t.elapsed().as_secs_f64() * 1000.0, n))
+        };
+        out.push_str(
+            "\n| the web console (`cerfs web`, same store) | bytes | first ms | second ms |\n|---|---:|---:|---:|\n",
+        );
+        for path in [
+            "/",
+            "/api/v1/overview?days=90",
+            "/buckets",
+            "/api/v1/buckets?sort=last_seen&limit=50",
+            "/api/v1/buckets?q=ScaleApp00042&kind=application",
+            "/api/v1/buckets?offset=99950",
+            "/buckets/2",
+            "/signatures",
+            "/metrics",
+        ] {
+            let (first, n) = get(path)?;
+            let (second, _) = get(path)?;
+            out.push_str(&format!("| `{path}` | {n} | {first:.1} | {second:.1} |\n"));
+        }
+        Ok(())
+    })();
+    // Stopped by its pid; it holds nothing a kill could damage (read-only).
+    let _ = child.kill();
+    let _ = child.wait();
+    result
 }
