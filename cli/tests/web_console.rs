@@ -156,9 +156,25 @@ fn the_console_shows_the_store_in_pages_and_json() {
     assert_eq!(setting("Crashes per bucket").as_deref(), Some("10"));
     assert_eq!(setting("iData").as_deref(), Some("YES"));
     assert_eq!(setting("Tracking").as_deref(), Some("YES"));
+    // Who reported it: every hits.log line is some machine's.
+    let machines = b["machines"].as_array().expect("machines");
+    let by_machine: u64 = machines
+        .iter()
+        .map(|m| m["hits"].as_u64().expect("hits"))
+        .sum();
+    assert_eq!(by_machine, 25);
+    assert_eq!(b["machine_count"].as_u64(), Some(machines.len() as u64));
+    assert!(b["user_count"].as_u64().expect("users") >= 1);
+    let recent = b["recent_hits"].as_array().expect("recent hits");
+    assert_eq!(recent.len(), 20);
+    assert!(recent
+        .iter()
+        .all(|h| h["item"].is_string() && h["line"].is_string()));
     let (status, page) = web.get(&format!("/buckets/{id}"));
     assert_eq!(status, 200);
     assert!(page.contains("Crashes per bucket"));
+    assert!(page.contains("hits.log (newest 20)"));
+    assert!(page.contains(machines[0]["machine"].as_str().expect("a machine")));
     let (status, body) = web.get("/api/v1/buckets/999999");
     assert_eq!(status, 404);
     assert!(body.contains("no bucket 999999"));

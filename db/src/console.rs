@@ -148,6 +148,38 @@ pub struct CabSummary {
     pub signature: Option<String>,
 }
 
+/// A machine that reported to a bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct MachineCount {
+    /// As the client wrote it.
+    pub machine: String,
+    /// Its hits.log lines in the bucket.
+    pub hits: u64,
+    /// Users seen on it.
+    pub users: u64,
+    /// Its latest line (UTC).
+    pub last_seen: String,
+}
+
+/// A hits.log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct HitLine {
+    /// When cerfs stored it (UTC).
+    pub received_at: String,
+    /// The client's machine, user and item (NULL for a line that did not parse).
+    pub machine: Option<String>,
+    /// The user.
+    pub user: Option<String>,
+    /// The cab copied, or `No CAB`.
+    pub item: Option<String>,
+    /// The client's local time, `YYYY-MM-DDTHH:MM:SS`.
+    pub client_time: Option<String>,
+    /// The line as written (without its CRLF).
+    pub line: String,
+}
+
 /// Which buckets a list shows, in which order, which page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BucketFilter {
@@ -488,6 +520,52 @@ impl ConsoleDb {
             }
         }
         Ok(out)
+    }
+
+    /// The machines behind bucket `id`, most hits first, at most `limit`; and how many
+    /// machines and users there are in all.
+    pub fn bucket_machines(&self, id: i64, limit: u32) -> Result<(Vec<MachineCount>, u64, u64)> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT machine, count(*), count(DISTINCT user), max(received_at) FROM log_lines \
+             WHERE log_id = ?1 AND machine IS NOT NULL \
+             GROUP BY machine ORDER BY 2 DESC, machine LIMIT ?2",
+        )?;
+        let machines = stmt
+            .query_map(params![id, limit], |r| {
+                Ok(MachineCount {
+                    machine: r.get(0)?,
+                    hits: count(r.get(1)?),
+                    users: count(r.get(2)?),
+                    last_seen: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let (all_machines, all_users): (i64, i64) = self.conn.query_row(
+            "SELECT count(DISTINCT machine), count(DISTINCT user) FROM log_lines WHERE log_id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((machines, count(all_machines), count(all_users)))
+    }
+
+    /// The newest `limit` hits.log lines of bucket `id`, newest first.
+    pub fn bucket_hits(&self, id: i64, limit: u32) -> Result<Vec<HitLine>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT received_at, machine, user, item, client_time, \
+                    rtrim(CAST(bytes AS TEXT), char(13, 10)) \
+             FROM log_lines WHERE log_id = ?1 ORDER BY start_offset DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![id, limit], |r| {
+            Ok(HitLine {
+                received_at: r.get(0)?,
+                machine: r.get(1)?,
+                user: r.get(2)?,
+                item: r.get(3)?,
+                client_time: r.get(4)?,
+                line: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The store's counts and size.

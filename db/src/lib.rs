@@ -18,8 +18,8 @@ mod store;
 
 pub use alerts::{Alert, AlertStore, Delivery, NewAlert, SpikeRule};
 pub use console::{
-    BucketFilter, BucketSort, BucketSummary, CabSummary, ConsoleDb, DayReports, Page,
-    SignatureSummary, StoreFacts, KINDS,
+    BucketFilter, BucketSort, BucketSummary, CabSummary, ConsoleDb, DayReports, HitLine,
+    MachineCount, Page, SignatureSummary, StoreFacts, KINDS,
 };
 pub use error::{OpenError, QueryError, StoreError};
 pub use index_rows::{

@@ -9,7 +9,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use cerfs_db::{
-    BucketFilter, BucketSort, BucketSummary, DayReports, Page, SignatureSummary, StoreFacts, KINDS,
+    BucketFilter, BucketSort, BucketSummary, DayReports, HitLine, MachineCount, Page,
+    SignatureSummary, StoreFacts, KINDS,
 };
 use serde::{Deserialize, Serialize};
 
@@ -200,6 +201,14 @@ pub struct BucketPage {
     /// What its clients are asked: status.txt over policy.txt (`Crashes per bucket`
     /// defaults to 5 when neither sets it).
     pub settings: Vec<Setting>,
+    /// The machines behind it, most hits first (at most 20).
+    pub machines: Vec<MachineCount>,
+    /// Machines and users in all.
+    pub machine_count: u64,
+    /// Users in all.
+    pub user_count: u64,
+    /// Its newest hits.log lines (at most 20), newest first.
+    pub recent_hits: Vec<HitLine>,
 }
 
 /// One setting as a client reads it.
@@ -212,14 +221,16 @@ pub struct Setting {
 }
 
 pub(crate) async fn load_bucket(state: &Arc<ConsoleState>, id: i64) -> Result<BucketPage, Failure> {
-    let (bucket, hits_per_day) = state
+    let (bucket, hits_per_day, (machines, machine_count, user_count), recent_hits) = state
         .read(move |db| {
             let bucket = db
                 .bucket(id)
                 .map_err(db_failure)?
                 .ok_or_else(|| Failure::not_found(format!("no bucket {id}")))?;
             let days = db.bucket_hits_per_day(id, 30).map_err(db_failure)?;
-            Ok((bucket, days))
+            let machines = db.bucket_machines(id, 20).map_err(db_failure)?;
+            let hits = db.bucket_hits(id, 20).map_err(db_failure)?;
+            Ok((bucket, days, machines, hits))
         })
         .await?;
     let fs = Arc::clone(&state.fs);
@@ -242,6 +253,10 @@ pub(crate) async fn load_bucket(state: &Arc<ConsoleState>, id: i64) -> Result<Bu
         bucket,
         hits_per_day,
         settings,
+        machines,
+        machine_count,
+        user_count,
+        recent_hits,
     })
 }
 

@@ -339,6 +339,35 @@ async fn bucket(
                 thead { tr { th { "Setting" } th { "Value" } } }
                 tbody { @for s in &p.settings { tr { td { (s.key) } td { (s.value) } } } }
             }
+            h2 { "Machines and users (" (p.machine_count) " machines, " (p.user_count) " users)" }
+            table.list.machines {
+                thead { tr { th { "Machine" } th.num { "Hits" } th.num { "Users" } th { "Latest" } } }
+                tbody {
+                    @for m in &p.machines {
+                        tr { td { (m.machine) } td.num { (m.hits) } td.num { (m.users) } td { (time(Some(&m.last_seen))) } }
+                    }
+                    @if p.machines.is_empty() { tr { td colspan="4" { "No hits.log line yet." } } }
+                }
+            }
+            h2 { "hits.log (newest 20)" }
+            table.list.hits {
+                thead { tr { th { "Received" } th { "Machine" } th { "User" } th { "Cab" } th { "Client time" } } }
+                tbody {
+                    @for h in &p.recent_hits {
+                        tr {
+                            td { (time(Some(&h.received_at))) }
+                            @if h.machine.is_none() {
+                                td colspan="4" { "(not in the MS-CER grammar) " code { (h.line) } }
+                            } @else {
+                                td { (h.machine.as_deref().unwrap_or("")) }
+                                td { (h.user.as_deref().unwrap_or("")) }
+                                td { (h.item.as_deref().unwrap_or("")) }
+                                td { (h.client_time.as_deref().unwrap_or("")) }
+                            }
+                        }
+                    }
+                }
+            }
             h2 { "This bucket's status.txt" }
             (crate::admin::settings_editor(&who, &format!("/buckets/{id}/status"), &status))
             h2 { "Cabs (newest 100)" }
