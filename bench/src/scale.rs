@@ -55,6 +55,11 @@ fn fill(db: &Path, s: &Scale) -> Result<(u64, u64)> {
     // hits.log's `logs` row is written after its lines (its length is their sum).
     tx.pragma_update(None, "defer_foreign_keys", "ON")?;
     let now_ns: i64 = 1_763_700_000_000_000_000;
+    // Dated relative to the run, so that "this week" and "the last 30 days" hold data: bucket
+    // b was seen (b % 20) days ago.
+    let days: Vec<String> = (0..20)
+        .map(|d| tx.query_row("SELECT date('now', ?1)", [format!("-{d} days")], |r| r.get(0)))
+        .collect::<rusqlite::Result<_>>()?;
     let mut dirs: HashMap<(i64, String), i64> = HashMap::new();
     let (mut hits, mut cabs) = (0u64, 0u64);
     {
@@ -81,6 +86,11 @@ fn fill(db: &Path, s: &Scale) -> Result<(u64, u64)> {
              VALUES (?1, ?2, ?3, 16, ?4, 'complete', ?5, ?5, 'indexed', ?5)",
         )?;
         let mut chunk = tx.prepare("INSERT INTO chunks (ino, idx, data) VALUES (?1, 0, ?2)")?;
+        // Every cab walked: one signature per application (1,000 of them).
+        let mut stack = tx.prepare(
+            "INSERT INTO stack_rows (cab_id, member, signature, walked_at) \
+             VALUES (?1, 'crash.dmp', ?2, ?3)",
+        )?;
         let mut dir_node = tx.prepare(
             "INSERT INTO nodes (parent, name, role, size, mode, uid, gid, mtime_ns, ctime_ns, \
              crtime_ns) VALUES (?1, ?2, 'dir', 0, ?3, 0, 0, ?4, ?4, ?4)",
@@ -105,8 +115,10 @@ fn fill(db: &Path, s: &Scale) -> Result<(u64, u64)> {
                         .saturating_sub(s.big_bucket_cabs + (b - 2) * s.cabs_per_bucket),
                 )
             };
-            let day = format!("2026-11-{:02}", 1 + b % 20);
+            let day = &days[(b % 20) as usize];
             let seen = format!("{day}T12:00:00.000Z");
+            // The client's MM-DD-YYYY.
+            let client_date = format!("{}-{}-{}", &day[5..7], &day[8..10], &day[0..4]);
             bucket.execute(params![
                 b as i64,
                 subpath(b),
@@ -128,7 +140,7 @@ fn fill(db: &Path, s: &Scale) -> Result<(u64, u64)> {
             // hits.log: hits_per_bucket lines.
             let mut offset = 0i64;
             for h in 0..s.hits_per_bucket {
-                let (time, date) = (format!("12:{:02}:{:02}", h % 60, b % 60), "11-20-2026");
+                let (time, date) = (format!("12:{:02}:{:02}", h % 60, b % 60), &client_date);
                 let machine = format!("PC-{:05}", (b * 7 + h) % 50_000);
                 let item = if h < ncabs {
                     format!("{h:08x}.cab")
@@ -145,7 +157,7 @@ fn fill(db: &Path, s: &Scale) -> Result<(u64, u64)> {
                     machine,
                     format!("user{}", h % 10),
                     item,
-                    format!("2026-11-20T{time}"),
+                    format!("{day}T{time}"),
                     seen
                 ])?;
                 offset += text.len() as i64;
@@ -179,6 +191,11 @@ fn fill(db: &Path, s: &Scale) -> Result<(u64, u64)> {
                     seen
                 ])?;
                 chunk.execute(params![ino, b"MSCF\0\0\0\0bench-cab".as_slice()])?;
+                stack.execute(params![
+                    ino,
+                    format!("scale.dll!Crash{:04}", b / 100),
+                    seen
+                ])?;
                 cabs += 1;
             }
         }
@@ -201,7 +218,7 @@ fn queries() -> Vec<(&'static str, String)> {
         ("3. hits per day for a bucket", format!("SELECT substr(client_time, 1, 10) AS day, count(*) AS hits, sum(item <> 'No CAB') AS with_cab FROM hits WHERE subpath = '{one}' GROUP BY day ORDER BY day")),
         ("4. buckets that reached their cab cap", "SELECT subpath, cabs_gathered, cab_limit, cabs_stored, total_hits FROM buckets WHERE cabs_gathered >= cab_limit ORDER BY total_hits DESC".to_owned()),
         ("5. cabs by faulting module", "SELECT crash_module, crash_offset, exception_code, crash_reason, count(*) AS dumps, count(DISTINCT subpath) AS buckets FROM minidumps WHERE crash_module IS NOT NULL GROUP BY crash_module, crash_offset, exception_code ORDER BY dumps DESC".to_owned()),
-        ("6. new buckets since a date", "SELECT subpath, kind, first_seen, total_hits FROM buckets WHERE first_seen >= '2026-11-19' ORDER BY first_seen".to_owned()),
+        ("6. new buckets since a date", "SELECT subpath, kind, first_seen, total_hits FROM buckets WHERE first_seen >= date('now', '-1 days') ORDER BY first_seen".to_owned()),
         ("7. reports the indexer could not read", "SELECT subpath, name, index_status, index_error FROM cabs WHERE index_status IN ('failed', 'partial')".to_owned()),
         ("8. full-text search", "SELECT t.subpath, t.cab, t.member, snippet(cab_text_search, 0, '[', ']', '…', 6) AS context FROM cab_text_search s JOIN cab_texts t ON t.text_id = s.rowid WHERE cab_text_search MATCH 'keyboard' ORDER BY t.text_id LIMIT 3".to_owned()),
         ("9. fields of the cabs' text files", "SELECT value AS os_version, count(DISTINCT cab_id) AS cabs FROM cab_facts WHERE key = 'SYSTEMINFO/SYSTEM/OSVER' GROUP BY value".to_owned()),
@@ -333,7 +350,9 @@ fn console(db: &Path, out: &mut String) -> Result<()> {
             std::thread::sleep(std::time::Duration::from_millis(50)); // a bench's start poll
         }
         let client = reqwest::blocking::Client::new();
-        let get = |path: &str| -> Result<(f64, usize)> {
+        // (ms, bytes, rows): rows = the API answer's `items` (or top buckets), so that a
+        // fast figure from an empty answer shows.
+        let get = |path: &str| -> Result<(f64, usize, String)> {
             let t = Instant::now();
             let response = client
                 .get(format!("http://{addr}{path}"))
@@ -342,11 +361,22 @@ fn console(db: &Path, out: &mut String) -> Result<()> {
             if !response.status().is_success() {
                 anyhow::bail!("GET {path}: {}", response.status());
             }
-            let n = response.bytes()?.len();
-            Ok((t.elapsed().as_secs_f64() * 1000.0, n))
+            let body = response.bytes()?;
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            let rows = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| {
+                    v.as_array().map(Vec::len).or_else(|| {
+                        ["items", "top_buckets"]
+                            .iter()
+                            .find_map(|k| v.get(k).and_then(|a| a.as_array()).map(Vec::len))
+                    })
+                })
+                .map_or_else(|| "page".to_owned(), |n| n.to_string());
+            Ok((ms, body.len(), rows))
         };
         out.push_str(
-            "\n| the web console (`cerfs web`, same store) | bytes | first ms | second ms |\n|---|---:|---:|---:|\n",
+            "\n| the web console (`cerfs web`, same store) | rows | bytes | first ms | second ms |\n|---|---:|---:|---:|---:|\n",
         );
         for path in [
             "/",
@@ -355,13 +385,20 @@ fn console(db: &Path, out: &mut String) -> Result<()> {
             "/api/v1/buckets?sort=last_seen&limit=50",
             "/api/v1/buckets?q=ScaleApp00042&kind=application",
             "/api/v1/buckets?offset=99950",
+            "/api/v1/buckets?sort=last_seen&offset=99950",
+            "/buckets/1",
             "/buckets/2",
+            "/api/v1/buckets/1",
             "/signatures",
+            "/api/v1/signatures?days=7",
+            "/api/v1/signatures",
             "/metrics",
         ] {
-            let (first, n) = get(path)?;
-            let (second, _) = get(path)?;
-            out.push_str(&format!("| `{path}` | {n} | {first:.1} | {second:.1} |\n"));
+            let (first, n, rows) = get(path)?;
+            let (second, _, _) = get(path)?;
+            out.push_str(&format!(
+                "| `{path}` | {rows} | {n} | {first:.1} | {second:.1} |\n"
+            ));
         }
         Ok(())
     })();

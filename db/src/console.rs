@@ -276,36 +276,33 @@ impl ConsoleDb {
             .collect();
         let start = dates.first().cloned().unwrap_or_default();
         let at = |day: &str| dates.iter().position(|d| d == day);
-        let cer1 = self.day_kind_counts(
-            "SELECT d.day, {KIND}, sum(d.hits) FROM daily_hit_rows d \
-             JOIN bucket_rows b ON b.bucket_id = d.bucket_id WHERE d.day >= ?1 GROUP BY 1, 2",
+        let rows = self.day_kind_counts(
+            "SELECT day, {KIND}, protocol, sum(reports) FROM daily_report_rows b \
+             WHERE day >= ?1 GROUP BY 1, 2, 3",
             &start,
         )?;
-        for (day, kind, n) in cer1 {
+        for (day, kind, protocol, n) in rows {
             if let Some(i) = at(&day) {
                 out[i].add(&kind, n);
-            }
-        }
-        let cer2 = self.day_kind_counts(
-            "SELECT substr(r.received_at, 1, 10), {KIND}, count(*) FROM cer2_report_rows r \
-             JOIN bucket_rows b ON b.bucket_id = r.bucket_id WHERE r.received_at >= ?1 \
-             GROUP BY 1, 2",
-            &start,
-        )?;
-        for (day, kind, n) in cer2 {
-            if let Some(i) = at(&day) {
-                out[i].add(&kind, n);
-                out[i].cer2 += n;
+                if protocol == "cer2" {
+                    out[i].cer2 += n;
+                }
             }
         }
         Ok(out)
     }
 
-    /// (day, kind, count) rows of `sql` (`{KIND}` stands for the kind's expression) from
-    /// the window's first day `start`.
-    fn day_kind_counts(&self, sql: &str, start: &str) -> Result<Vec<(String, String, u64)>> {
+    /// (day, kind, protocol, count) rows of `sql` (`{KIND}` stands for the kind's
+    /// expression) from the window's first day `start`.
+    fn day_kind_counts(
+        &self,
+        sql: &str,
+        start: &str,
+    ) -> Result<Vec<(String, String, String, u64)>> {
         let mut stmt = self.conn.prepare_cached(&sql.replace("{KIND}", KIND_SQL))?;
-        let rows = stmt.query_map([start], |r| Ok((r.get(0)?, r.get(1)?, count(r.get(2)?))))?;
+        let rows = stmt.query_map([start], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, count(r.get(3)?)))
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -360,11 +357,11 @@ impl ConsoleDb {
             None => None,
         };
         let mut stmt = self.conn.prepare_cached(
-            "SELECT s.signature, count(*), count(DISTINCT c.bucket_id), min(c.created_at), \
-                    max(c.created_at) \
-             FROM stack_rows s JOIN cab_rows c ON c.ino = s.cab_id \
-             WHERE ?1 IS NULL OR c.created_at >= ?1 \
-             GROUP BY s.signature ORDER BY 2 DESC, 1 LIMIT ?2",
+            "SELECT signature, sum(crashes), count(DISTINCT bucket_id) FILTER (WHERE crashes > 0), \
+                    min(first_at) FILTER (WHERE crashes > 0), \
+                    max(last_at) FILTER (WHERE crashes > 0) \
+             FROM daily_signature_rows WHERE ?1 IS NULL OR day >= substr(?1, 1, 10) \
+             GROUP BY signature HAVING sum(crashes) > 0 ORDER BY 2 DESC, 1 LIMIT ?2",
         )?;
         let mut found = stmt
             .query_map(params![start, limit], |r| {
@@ -389,9 +386,8 @@ impl ConsoleDb {
     /// Walked dumps with `signature` per day over the last `days` days, oldest first.
     pub fn signature_per_day(&self, signature: &str, days: u32) -> Result<Vec<u64>> {
         self.series(
-            "SELECT substr(c.created_at, 1, 10), count(*) FROM stack_rows s \
-             JOIN cab_rows c ON c.ino = s.cab_id \
-             WHERE s.signature = ?1 AND c.created_at >= ?2 GROUP BY 1",
+            "SELECT day, sum(crashes) FROM daily_signature_rows \
+             WHERE signature = ?1 AND day >= ?2 GROUP BY 1",
             &signature,
             days,
         )
@@ -416,43 +412,69 @@ impl ConsoleDb {
         Ok(values)
     }
 
-    /// The bucket list: filtered, sorted, one page.
+    /// The bucket list: filtered, sorted, one page. Only the conditions asked for are in
+    /// the SQL, and the page's ids are found first (from the sort column's index alone when
+    /// nothing filters), so a deep page skips index entries, not rows.
     pub fn buckets(&self, filter: &BucketFilter) -> Result<Page<BucketSummary>> {
+        // Ties newest id first: the sort indexes hold the id, read backwards.
         let order = match filter.sort {
-            BucketSort::Hits => "b.total_hits DESC, b.bucket_id",
-            BucketSort::LastSeen => "b.last_seen DESC, b.bucket_id",
-            BucketSort::FirstSeen => "b.first_seen DESC, b.bucket_id",
+            BucketSort::Hits => "b.total_hits DESC, b.bucket_id DESC",
+            BucketSort::LastSeen => "b.last_seen DESC, b.bucket_id DESC",
+            BucketSort::FirstSeen => "b.first_seen DESC, b.bucket_id DESC",
             BucketSort::Subpath => "b.subpath, b.bucket_id",
         };
-        let text = filter.text.as_deref().map(|t| {
-            format!(
+        let mut conditions: Vec<String> = Vec::new();
+        let mut values: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+        if let Some(t) = &filter.text {
+            let pattern = format!(
                 "%{}%",
                 t.replace('\\', "\\\\")
                     .replace('%', "\\%")
                     .replace('_', "\\_")
-            )
-        });
-        let conditions = format!(
-            "(?1 IS NULL OR b.subpath LIKE ?1 ESCAPE '\\') AND (?2 IS NULL OR {KIND_SQL} = ?2) \
-             AND (?3 IS NULL OR b.last_seen >= ?3) AND (?4 IS NULL OR b.first_seen < ?4)"
-        );
-        let total: i64 = self.conn.query_row(
-            &format!("SELECT count(*) FROM bucket_rows b WHERE {conditions}"),
-            params![text, filter.kind, filter.since, filter.until],
-            |r| r.get(0),
-        )?;
+            );
+            values.push(Box::new(pattern));
+            conditions.push(format!("b.subpath LIKE ?{} ESCAPE '\\'", values.len()));
+        }
+        if let Some(kind) = &filter.kind {
+            values.push(Box::new(kind.clone()));
+            conditions.push(format!("{KIND_SQL} = ?{}", values.len()));
+        }
+        if let Some(since) = &filter.since {
+            values.push(Box::new(since.clone()));
+            conditions.push(format!("b.last_seen >= ?{}", values.len()));
+        }
+        if let Some(until) = &filter.until {
+            values.push(Box::new(until.clone()));
+            conditions.push(format!("b.first_seen < ?{}", values.len()));
+        }
+        let filter_sql = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let args: Vec<&dyn rusqlite::ToSql> = values.iter().map(|v| v.as_ref()).collect();
+        let total: i64 = self.conn.prepare_cached(&format!(
+            "SELECT count(*) FROM bucket_rows b {filter_sql}"
+        ))?
+        .query_row(args.as_slice(), |r| r.get(0))?;
+        let limit = i64::from(filter.limit.clamp(1, 500));
+        let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
+        let n = args.len();
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT b.bucket_id, b.subpath, {KIND_SQL}, b.app, b.module, b.total_hits, \
                     b.cabs_gathered, b.total_hits, b.first_seen, b.last_seen \
-             FROM bucket_rows b WHERE {conditions} ORDER BY {order} LIMIT ?5 OFFSET ?6"
+             FROM bucket_rows b WHERE b.bucket_id IN \
+                 (SELECT b.bucket_id FROM bucket_rows b {filter_sql} ORDER BY {order} \
+                  LIMIT ?{} OFFSET ?{}) \
+             ORDER BY {order}",
+            n + 1,
+            n + 2
         ))?;
-        let limit = filter.limit.clamp(1, 500);
-        let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
+        let mut page_args = args.clone();
+        page_args.push(&limit);
+        page_args.push(&offset);
         let items = stmt
-            .query_map(
-                params![text, filter.kind, filter.since, filter.until, limit, offset],
-                summary_row,
-            )?
+            .query_map(page_args.as_slice(), summary_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(Page {
             total: count(total),
@@ -495,28 +517,19 @@ impl ConsoleDb {
             .iter()
             .flat_map(|p| KINDS.iter().map(move |k| (*p, *k, 0)))
             .collect();
-        for (protocol, sql) in [
-            (
-                "cer1",
-                "SELECT {KIND}, sum(d.hits) FROM daily_hit_rows d \
-                 JOIN bucket_rows b ON b.bucket_id = d.bucket_id GROUP BY 1",
-            ),
-            (
-                "cer2",
-                "SELECT {KIND}, count(*) FROM cer2_report_rows r \
-                 JOIN bucket_rows b ON b.bucket_id = r.bucket_id GROUP BY 1",
-            ),
-        ] {
-            let mut stmt = self.conn.prepare_cached(&sql.replace("{KIND}", KIND_SQL))?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-            for row in rows {
-                let (kind, n) = row?;
-                if let Some(slot) = out
-                    .iter_mut()
-                    .find(|(p, k, _)| *p == protocol && *k == kind)
-                {
-                    slot.2 = count(n);
-                }
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT protocol, {KIND_SQL}, sum(reports) FROM daily_report_rows b GROUP BY 1, 2"
+        ))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+        })?;
+        for row in rows {
+            let (protocol, kind, n) = row?;
+            if let Some(slot) = out
+                .iter_mut()
+                .find(|(p, k, _)| *p == protocol && *k == kind)
+            {
+                slot.2 += count(n);
             }
         }
         Ok(out)
@@ -571,12 +584,8 @@ impl ConsoleDb {
     /// The store's counts and size.
     pub fn store_facts(&self) -> Result<StoreFacts> {
         let (buckets, cabs, cab_bytes, backlog, failed) = self.conn.query_row(
-            "SELECT (SELECT count(*) FROM bucket_rows), \
-                    count(*) FILTER (WHERE removal IS NULL), \
-                    coalesce(sum(size) FILTER (WHERE removal IS NULL), 0), \
-                    count(*) FILTER (WHERE removal IS NULL AND index_status IS NULL), \
-                    count(*) FILTER (WHERE removal IS NULL AND index_status = 'failed') \
-             FROM cab_rows WHERE state = 'complete'",
+            "SELECT (SELECT count(*) FROM bucket_rows), cabs, bytes, backlog, failed \
+             FROM cab_total_rows",
             [],
             |r| {
                 Ok((

@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_lifecycle.sql"),
     include_str!("../migrations/0007_stacks.sql"),
     include_str!("../migrations/0008_alerts.sql"),
+    include_str!("../migrations/0009_console_totals.sql"),
 ];
 
 /// The first schema version with the documented SQL views and the cab index tables.

@@ -1,0 +1,237 @@
+//! The totals the console reads (schema 9: reports per day and kind, the cab totals, the
+//! signatures per day) against the same figures recomputed from the rows they summarise,
+//! after each step of a store's life: hits, CER2 reports, cabs, walks, index failures, a
+//! re-walk, a prune, a sweep and a bucket's deletion.
+
+#![allow(clippy::unwrap_used)]
+
+use cerfs_db::prelude::*;
+use cerfs_db::{
+    Audit, BucketKey, ConsoleDb, IndexDb, LogFields, LogId, LogLine, NewNode, NodeRole, Removal,
+    SqliteStore, CABS_INO,
+};
+
+fn key(subpath: &str) -> BucketKey {
+    BucketKey {
+        subpath: subpath.into(),
+        kind: if subpath.contains('\\') { "app" } else { subpath }.into(),
+        app: None,
+    }
+}
+
+fn raw(path: &std::path::Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    conn
+}
+
+/// A complete cab in bucket `subpath` (a one-level bucket such as `blue`).
+fn cab(store: &SqliteStore, subpath: &str, name: &str, size: usize) -> u64 {
+    let folder = match store.lookup(CABS_INO, subpath).unwrap() {
+        Some(node) => node.ino,
+        None => {
+            store
+                .create_node(&NewNode {
+                    parent: CABS_INO,
+                    name: subpath,
+                    role: NodeRole::Dir,
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                    bucket: None,
+                })
+                .unwrap()
+                .ino
+        }
+    };
+    let k = key(subpath);
+    let node = store
+        .create_node(&NewNode {
+            parent: folder,
+            name,
+            role: NodeRole::Cab,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            bucket: Some(&k),
+        })
+        .unwrap();
+    store.write_at(node.ino, 0, &vec![7u8; size]).unwrap();
+    store.commit_cab(node.ino, size as u64, &"0".repeat(64)).unwrap();
+    node.ino
+}
+
+fn line(machine: &str) -> LogLine {
+    let text = format!("10:00:00  01-02-2026\t{machine}\tuser\tNo CAB\r\n");
+    LogLine {
+        bytes: text.into_bytes(),
+        fields: Some(LogFields {
+            time: "10:00:00".into(),
+            date: "01-02-2026".into(),
+            machine: machine.into(),
+            user: "user".into(),
+            item: "No CAB".into(),
+            client_time: "2026-01-02T10:00:00".into(),
+        }),
+    }
+}
+
+fn rows(conn: &rusqlite::Connection, sql: &str) -> Vec<Vec<String>> {
+    let mut stmt = conn.prepare(sql).unwrap();
+    let n = stmt.column_count();
+    stmt.query_map([], |r| {
+        (0..n)
+            .map(|i| {
+                r.get::<_, rusqlite::types::Value>(i)
+                    .map(|v| format!("{v:?}"))
+            })
+            .collect()
+    })
+    .unwrap()
+    .collect::<rusqlite::Result<_>>()
+    .unwrap()
+}
+
+/// Every summary equals its recomputation.
+fn assert_totals(conn: &rusqlite::Connection, step: &str) {
+    let reports = rows(
+        conn,
+        "SELECT day, protocol, kind, reports FROM daily_report_rows WHERE reports > 0 \
+         ORDER BY 1, 2, 3",
+    );
+    let recomputed = rows(
+        conn,
+        "SELECT day, protocol, kind, count(*) FROM ( \
+             SELECT substr(l.received_at, 1, 10) AS day, 'cer1' AS protocol, b.kind AS kind \
+             FROM log_lines l JOIN bucket_rows b ON b.bucket_id = l.log_id WHERE l.log_id > 0 \
+             UNION ALL \
+             SELECT substr(r.received_at, 1, 10), 'cer2', b.kind \
+             FROM cer2_report_rows r JOIN bucket_rows b ON b.bucket_id = r.bucket_id) \
+         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    );
+    assert_eq!(reports, recomputed, "reports per day after {step}");
+    let cabs = rows(
+        conn,
+        "SELECT cabs, bytes, backlog, failed FROM cab_total_rows",
+    );
+    let recomputed = rows(
+        conn,
+        "SELECT count(*), coalesce(sum(size), 0), count(*) FILTER (WHERE index_status IS NULL), \
+                count(*) FILTER (WHERE index_status = 'failed') \
+         FROM cab_rows WHERE state = 'complete' AND removal IS NULL",
+    );
+    assert_eq!(cabs, recomputed, "cab totals after {step}");
+    let signatures = rows(
+        conn,
+        "SELECT day, signature, bucket_id, crashes FROM daily_signature_rows WHERE crashes > 0 \
+         ORDER BY 1, 2, 3",
+    );
+    let recomputed = rows(
+        conn,
+        "SELECT substr(c.created_at, 1, 10), s.signature, c.bucket_id, count(*) \
+         FROM stack_rows s JOIN cab_rows c ON c.ino = s.cab_id GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    );
+    assert_eq!(signatures, recomputed, "signatures after {step}");
+}
+
+fn walk(conn: &rusqlite::Connection, cab: u64, signature: &str) {
+    conn.execute(
+        "INSERT INTO stack_rows (cab_id, member, signature, walked_at) \
+         VALUES (?1, 'crash.dmp', ?2, '2026-01-02T00:00:00.000Z')",
+        rusqlite::params![cab as i64, signature],
+    )
+    .unwrap();
+}
+
+fn cer2_report(conn: &rusqlite::Connection, bucket: i64, day: &str) {
+    conn.execute(
+        "INSERT INTO cer2_report_rows (bucket_id, received_at, machine, os_version, lcid, user, \
+         app_name, app_path, report_type, event_type, event_time, event_filetime, dump_state) \
+         VALUES (?1, ?2, 'PC', '6.1', 1033, 'u', 'a.exe', 'C:\\a.exe', 1, 'APPCRASH', ?2, 0, \
+         'none')",
+        rusqlite::params![bucket, format!("{day}T08:00:00.000Z")],
+    )
+    .unwrap();
+}
+
+#[test]
+fn console_totals_follow_every_change_of_the_rows_they_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cer.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let conn = raw(&path);
+    assert_totals(&conn, "a new store");
+
+    let a = cab(&store, "blue", "a.cab", 1000);
+    let b = cab(&store, "blue", "b.cab", 2000);
+    let c = cab(&store, "shutdown", "c.cab", 30);
+    let blue = store.find_bucket("blue").unwrap().unwrap();
+    let shutdown = store.find_bucket("shutdown").unwrap().unwrap();
+    store
+        .append_log(LogId::Hits(blue), &[line("PC1"), line("PC2")])
+        .unwrap();
+    store
+        .append_log(LogId::Hits(shutdown), &[line("PC3")])
+        .unwrap();
+    store.append_log(LogId::Crash, &[line("PC4")]).unwrap();
+    // Reports of other days (lines a server received earlier).
+    conn.execute(
+        "UPDATE log_lines SET received_at = '2026-01-01T09:00:00.000Z' WHERE machine = 'PC2'",
+        [],
+    )
+    .unwrap();
+    cer2_report(&conn, blue as i64, "2026-01-01");
+    cer2_report(&conn, shutdown as i64, "2026-01-03");
+    cer2_report(&conn, shutdown as i64, "2026-01-03");
+    conn.execute(
+        "UPDATE cer2_report_rows SET received_at = '2026-01-04T00:00:00.000Z' \
+         WHERE report_id = (SELECT max(report_id) FROM cer2_report_rows)",
+        [],
+    )
+    .unwrap();
+    assert_totals(&conn, "cabs, hits and CER2 reports");
+
+    walk(&conn, a, "ntoskrnl.exe!KeBugCheckEx");
+    walk(&conn, b, "ntoskrnl.exe!KeBugCheckEx");
+    walk(&conn, c, "EMPTY: no crashing thread");
+    let index = IndexDb::open(&path).unwrap();
+    index.store_failure(c as i64, "not a cab").unwrap();
+    assert_totals(&conn, "walks and an index failure");
+    let console = ConsoleDb::open(&path).unwrap();
+    let facts = console.store_facts().unwrap();
+    assert_eq!((facts.cabs, facts.cab_bytes, facts.index_failed), (3, 3030, 1));
+    let all = console.top_signatures(None, 10).unwrap();
+    assert_eq!(all[0].signature, "ntoskrnl.exe!KeBugCheckEx");
+    assert_eq!((all[0].crashes, all[0].buckets), (2, 1));
+
+    // A re-walk replaces a cab's stack rows.
+    conn.execute("DELETE FROM stack_rows WHERE cab_id = ?1", [b as i64])
+        .unwrap();
+    walk(&conn, b, "other!Function");
+    assert_totals(&conn, "a re-walk");
+
+    assert!(store.remove_cab(a, Removal::Pruned, None).unwrap());
+    assert_totals(&conn, "a prune");
+    while store.sweep(3).unwrap().more {}
+    assert_totals(&conn, "a sweep");
+
+    let audit = Audit {
+        by: "admin".into(),
+        reason: "test".into(),
+    };
+    store.delete_bucket("blue", &audit).unwrap().unwrap();
+    assert_totals(&conn, "a bucket's deletion");
+    while store.sweep(3).unwrap().more {}
+    assert_totals(&conn, "the deletion's sweep");
+    let totals = console.report_totals().unwrap();
+    let of = |p: &str, k: &str| {
+        totals
+            .iter()
+            .find(|(pp, kk, _)| *pp == p && *kk == k)
+            .unwrap()
+            .2
+    };
+    assert_eq!((of("cer1", "kernel"), of("cer2", "kernel")), (0, 0));
+    assert_eq!((of("cer1", "shutdown"), of("cer2", "shutdown")), (1, 2));
+}
