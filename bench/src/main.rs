@@ -19,6 +19,7 @@
 //! before the program exits.
 
 mod analysis;
+mod console_load;
 mod counter;
 mod cycles;
 mod http;

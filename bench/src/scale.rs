@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection};
+use sha2::Digest;
 
 use crate::cycles::remove;
 use crate::servers::{self, Cerfs};
@@ -20,6 +21,8 @@ const COUNTS_INO: i64 = 4;
 const DIR_MODE: i64 = 0o777;
 const FILE_MODE: i64 = 0o666;
 const CAB_MODE: i64 = 0o444;
+/// Every filled cab's 16 bytes.
+const CAB_BYTES: &[u8; 16] = b"MSCF\0\0\0\0bench-ca";
 
 /// The size of a run.
 struct Scale {
@@ -58,9 +61,15 @@ fn fill(db: &Path, s: &Scale) -> Result<(u64, u64)> {
     // Dated relative to the run, so that "this week" and "the last 30 days" hold data: bucket
     // b was seen (b % 20) days ago.
     let days: Vec<String> = (0..20)
-        .map(|d| tx.query_row("SELECT date('now', ?1)", [format!("-{d} days")], |r| r.get(0)))
+        .map(|d| {
+            tx.query_row("SELECT date('now', ?1)", [format!("-{d} days")], |r| {
+                r.get(0)
+            })
+        })
         .collect::<rusqlite::Result<_>>()?;
     let mut dirs: HashMap<(i64, String), i64> = HashMap::new();
+    // Right sizes and digests, so that the server's scrub finds the cabs sound.
+    let cab_sha = format!("{:x}", sha2::Sha256::digest(CAB_BYTES));
     let (mut hits, mut cabs) = (0u64, 0u64);
     {
         let mut node = tx.prepare(
@@ -187,15 +196,11 @@ fn fill(db: &Path, s: &Scale) -> Result<(u64, u64)> {
                     ino,
                     b as i64,
                     format!("{c:08x}.cab"),
-                    "0".repeat(64),
+                    &cab_sha,
                     seen
                 ])?;
-                chunk.execute(params![ino, b"MSCF\0\0\0\0bench-cab".as_slice()])?;
-                stack.execute(params![
-                    ino,
-                    format!("scale.dll!Crash{:04}", b / 100),
-                    seen
-                ])?;
+                chunk.execute(params![ino, CAB_BYTES.as_slice()])?;
+                stack.execute(params![ino, format!("scale.dll!Crash{:04}", b / 100), seen])?;
                 cabs += 1;
             }
         }
@@ -326,6 +331,7 @@ pub fn run(opts: &Opts) -> Result<String> {
     }
     drop(cerfs);
     console(&db, &mut out)?;
+    crate::console_load::run(opts, &base.join("cerfs"), &mut out)?;
     remove(&base);
     Ok(out)
 }

@@ -182,6 +182,11 @@ impl Cerfs {
     /// Runs `cerfs serve` on 127.0.0.1:`port` with its files under `dir`, and waits for
     /// its "ready:" line.
     pub fn serve(dir: &Path, port: u16) -> Result<Cerfs> {
+        Cerfs::serve_with(dir, port, &[])
+    }
+
+    /// [`Cerfs::serve`] with more arguments (`--web ADDR`, ...).
+    pub fn serve_with(dir: &Path, port: u16, extra: &[&str]) -> Result<Cerfs> {
         open_dir(dir)?;
         let db = dir.join("cer.db");
         let mountpoint = dir.join("mnt");
@@ -199,6 +204,7 @@ impl Cerfs {
             .arg(state.path().join("samba"))
             .args(["--listen", "127.0.0.1", "--port", &port.to_string()])
             .args(["--samba-log-level", "0"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .env_remove("CERFS_ADMIN_PASSWORD")
             .stdin(Stdio::null())

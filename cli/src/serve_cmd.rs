@@ -136,6 +136,15 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", requires = "web")]
     pub web_users: Option<PathBuf>,
 
+    /// Serve the web console over HTTPS with this PEM certificate chain (with
+    /// --web-tls-key)
+    #[arg(long, value_name = "FILE", requires_all = ["web", "web_tls_key"])]
+    pub web_tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --web-tls-cert
+    #[arg(long, value_name = "FILE", requires = "web_tls_cert")]
+    pub web_tls_key: Option<PathBuf>,
+
     #[command(flatten)]
     pub limits: crate::mount_cmd::ShareLimits,
 
@@ -348,8 +357,12 @@ fn serve(
     let web = match args.web {
         None => None,
         Some(addr) => {
-            match crate::web_cmd::start(Arc::clone(&share), &args.db, addr, args.web_users.clone())
-            {
+            let console = crate::web_cmd::Console {
+                listen: addr,
+                users: args.web_users.clone(),
+                tls: crate::web_cmd::tls_files(&args.web_tls_cert, &args.web_tls_key),
+            };
+            match crate::web_cmd::start(Arc::clone(&share), &args.db, console) {
                 Ok(web) => Some(web),
                 Err(e) => {
                     indexer.stop();

@@ -27,14 +27,17 @@ Without --users the console is read-only and listens on loopback only: reach it 
 another machine through an SSH tunnel (ssh -L 8091:127.0.0.1:8091 HOST) or a reverse
 proxy that authenticates. With --users FILE (accounts from `cerfs web-user add`) every
 page needs a login; viewers read everything, admins also change policy.txt and
-status.txt and download cabs (dumps can hold secrets). Use TLS in front (a reverse proxy)
-when it listens beyond loopback. `cerfs serve --web ADDR [--web-users FILE]` runs it
-inside the server instead.
+status.txt and download cabs (dumps can hold secrets). Beyond loopback, serve HTTPS:
+--tls-cert and --tls-key (PEM files; session cookies are then marked Secure), or a TLS
+reverse proxy in front. `cerfs serve --web ADDR [--web-users FILE] [--web-tls-cert FILE
+--web-tls-key FILE]` runs it inside the server instead.
 
 Runs until SIGINT (Ctrl-C) or SIGTERM. Exit status: 0 ok, 1 error, 2 usage error.
 
-Example:
-  cerfs web --db /var/lib/cerfs/cer.db --listen 127.0.0.1:8091")]
+Examples:
+  cerfs web --db /var/lib/cerfs/cer.db --listen 127.0.0.1:8091
+  cerfs web --db /var/lib/cerfs/cer.db --listen 0.0.0.0:8443 --users /etc/cerfs/web-users \\
+      --tls-cert /etc/cerfs/console.crt --tls-key /etc/cerfs/console.key")]
 pub struct WebArgs {
     #[command(flatten)]
     pub db: DbArg,
@@ -46,6 +49,37 @@ pub struct WebArgs {
     /// The console's accounts (see `cerfs web-user`); without it: read-only, loopback only.
     #[arg(long, value_name = "FILE")]
     pub users: Option<PathBuf>,
+
+    /// Serve HTTPS with this PEM certificate chain (server certificate first; with
+    /// --tls-key)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// Where and how the console serves.
+#[derive(Debug, Clone)]
+pub struct Console {
+    /// Address and port.
+    pub listen: SocketAddr,
+    /// The users file.
+    pub users: Option<PathBuf>,
+    /// HTTPS.
+    pub tls: Option<cerfs_web::TlsFiles>,
+}
+
+/// The TLS files when both were given (clap makes each require the other).
+pub fn tls_files(cert: &Option<PathBuf>, key: &Option<PathBuf>) -> Option<cerfs_web::TlsFiles> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Some(cerfs_web::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    }
 }
 
 /// Arguments of `cerfs web-user`.
@@ -142,7 +176,15 @@ pub fn run_user(args: &WebUserArgs) -> Result<()> {
 pub fn run(args: &WebArgs) -> Result<()> {
     let stop = StopSignals::install()?;
     let fs = Arc::new(args.db.admin_fs()?);
-    let console = start(fs, &args.db.db, args.listen, args.users.clone())?;
+    let console = start(
+        fs,
+        &args.db.db,
+        Console {
+            listen: args.listen,
+            users: args.users.clone(),
+            tls: tls_files(&args.tls_cert, &args.tls_key),
+        },
+    )?;
     if let Some(signal) = stop.wait() {
         info!("received {signal}, stopping");
     }
@@ -150,25 +192,26 @@ pub fn run(args: &WebArgs) -> Result<()> {
     Ok(())
 }
 
-/// Starts the console over `fs` (the database at `db`) on `listen`.
+/// Starts the console over `fs` (the database at `db`).
 pub fn start(
     fs: Arc<cerfs_fs_core::CerFs>,
     db: &std::path::Path,
-    listen: SocketAddr,
-    users: Option<PathBuf>,
+    how: Console,
 ) -> Result<cerfs_web::WebHandle> {
+    let scheme = if how.tls.is_some() { "https" } else { "http" };
     // The console's read connections need the current schema: the open above migrated it.
     let console = cerfs_web::spawn(
         fs,
-        listen,
+        how.listen,
         cerfs_web::WebConfig {
             db: db.to_path_buf(),
-            users,
+            users: how.users,
+            tls: how.tls,
         },
     )
     .context("cannot start the web console")?;
     info!(
-        "web console on http://{}/ for {}",
+        "web console on {scheme}://{}/ for {}",
         console.local_addr(),
         db.display()
     );

@@ -181,36 +181,115 @@ fn the_console_shows_the_store_in_pages_and_json() {
     assert_eq!(web.get("/buckets/999999").0, 404);
 
     // Signatures: as many crashes as walked dumps.
-    let sigs = web.json("/api/v1/signatures");
-    let crashes: u64 = sigs
+    let sigs = web.json("/api/v1/signatures?limit=500");
+    let crashes: u64 = sigs["items"]
         .as_array()
         .expect("list")
         .iter()
         .map(|s| s["crashes"].as_u64().expect("crashes"))
         .sum();
-    let walked = cerfs_db(
-        &store.db,
-        &["query", "--format", "csv", "SELECT count(*) FROM stacks"],
-    );
+    let sql = |q: &str| -> String {
+        let out = cerfs_db(&store.db, &["query", "--format", "csv", q]);
+        stdout(&out).lines().nth(1).unwrap_or_default().to_owned()
+    };
+    assert_eq!(sql("SELECT count(*) FROM stacks"), crashes.to_string());
     assert_eq!(
-        stdout(&walked).lines().nth(1),
-        Some(crashes.to_string().as_str())
+        sigs["total"].as_u64(),
+        Some(sigs["items"].as_array().expect("list").len() as u64)
     );
     let (status, page) = web.get("/signatures");
     assert_eq!(status, 200);
-    let top = sigs[0]["signature"].as_str().expect("signature");
-    assert!(page.contains(
-        &top.replace('&', "&amp;")
+    let top = sigs["items"][0]["signature"].as_str().expect("signature");
+    let html_of = |t: &str| {
+        t.replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;")
+    };
+    assert!(page.contains(&html_of(top)));
+
+    // A signature's page: its dumps, buckets, cabs and the newest one's stack.
+    let query = |k: &str, v: &str| serde_urlencoded::to_string([(k, v)]).expect("query");
+    let one = web.json(&format!("/api/v1/signature?{}", query("signature", top)));
+    assert_eq!(one["crashes"], sigs["items"][0]["crashes"]);
+    assert_eq!(one["trend"].as_array().expect("trend").len(), 30);
+    assert!(!one["buckets"].as_array().expect("buckets").is_empty());
+    assert!(!one["stack"].as_array().expect("stack").is_empty(), "{one}");
+    let (status, page) = web.get(&format!("/signature?{}", query("signature", top)));
+    assert_eq!(status, 200);
+    assert!(page.contains(&html_of(top)));
+    assert_eq!(web.get("/api/v1/signature?signature=nothing!such").0, 404);
+    assert_eq!(web.get("/api/v1/signature").0, 400);
+
+    // A cab's page: members, minidump facts, the crashing thread, its text files.
+    let cab_id = sql(&format!(
+        "SELECT c.cab_id FROM cabs c JOIN stacks s ON s.cab_id = c.cab_id \
+         WHERE c.subpath = '{TEST_APP}' ORDER BY c.cab_id LIMIT 1"
     ));
+    let cab = web.json(&format!("/api/v1/cabs/{cab_id}"));
+    let members: Vec<&str> = cab["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| m["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(members, ["test.dmp", "version.txt", "sysdata.xml"]);
+    assert_eq!(cab["dumps"][0]["member"], "test.dmp");
+    assert!(cab["dumps"][0]["signature"].is_string(), "{cab}");
+    assert!(!cab["stack"].as_array().expect("stack").is_empty());
+    assert!(cab["texts"][0]["text"]
+        .as_str()
+        .expect("text")
+        .contains("Windows NT Version"));
+    let (status, page) = web.get(&format!("/cabs/{cab_id}"));
+    assert_eq!(status, 200);
+    assert!(page.contains("Crashing thread") && page.contains("sysdata.xml"));
+    assert_eq!(web.get("/api/v1/cabs/999999").0, 404);
+
+    // Search: words of text files (full-text), exception codes, crashing modules.
+    let found = web.json("/api/v1/search?q=Keyboard");
+    assert_eq!(
+        found["texts"]["total"].as_u64().map(|n| n.to_string()),
+        Some(sql(
+            "SELECT count(*) FROM cab_text_search WHERE cab_text_search MATCH 'keyboard'"
+        ))
+    );
+    assert!(found["texts"]["items"][0]["excerpt"]
+        .as_str()
+        .expect("excerpt")
+        .contains("[Keyboard]"));
+    let code = sql("SELECT exception_code FROM minidumps WHERE exception_code IS NOT NULL LIMIT 1");
+    let by_code = web.json(&format!(
+        "/api/v1/search?q={}",
+        code.trim_start_matches("0x").to_uppercase()
+    ));
+    assert_eq!(
+        by_code["dumps"]["total"].as_u64().map(|n| n.to_string()),
+        Some(sql(&format!(
+            "SELECT count(*) FROM minidumps WHERE exception_code = '{code}'"
+        )))
+    );
+    let module = sql("SELECT crash_module FROM minidumps WHERE crash_module IS NOT NULL LIMIT 1");
+    let by_module = web.json(&format!("/api/v1/search?{}", query("q", &module)));
+    assert!(by_module["dumps"]["total"].as_u64().expect("total") > 0);
+    assert_eq!(by_module["dumps"]["items"][0]["found_in"], "module");
+    assert_eq!(web.get("/api/v1/search?q=").0, 400);
+    // FTS syntax in the query is taken as words, not an error.
+    assert_eq!(web.get("/api/v1/search?q=%22AND%20OR%20(").0, 200);
+    let (status, page) = web.get("/search?q=keyboard");
+    assert_eq!(status, 200);
+    assert!(page.contains("sysdata.xml"));
 
     // The OpenAPI document names every route, and every route it names answers.
     let doc = web.json("/api/v1/openapi.json");
     let paths = doc["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 5);
+    assert_eq!(paths.len(), 8);
     for path in paths.keys() {
-        let concrete = path.replace("{id}", &id.to_string());
+        let concrete = match path.as_str() {
+            "/api/v1/cabs/{id}" => format!("/api/v1/cabs/{cab_id}"),
+            "/api/v1/signature" => format!("{path}?{}", query("signature", top)),
+            "/api/v1/search" => format!("{path}?q=keyboard"),
+            _ => path.replace("{id}", &id.to_string()),
+        };
         assert_eq!(web.get(&concrete).0, 200, "{concrete}");
     }
 }
@@ -629,4 +708,146 @@ fn metrics_count_the_store_and_pass_promtool() {
         );
     }
     assert_eq!(promtool_check(&text), "");
+}
+
+/// Runs openssl with `args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA and a certificate it signed for 127.0.0.1 (openssl): (CA certificate, server
+/// certificate, server key) files.
+fn test_certificates(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let ca = [
+        &["req", "-x509"][..],
+        &ec,
+        &["-days", "2", "-subj", "/CN=cerfs test CA"],
+    ];
+    let ca: Vec<&str> = ca.concat();
+    openssl(
+        dir,
+        &[&ca[..], &["-keyout", "ca.key", "-out", "ca.crt"]].concat(),
+    );
+    let csr = [&["req"][..], &ec, &["-subj", "/CN=127.0.0.1"]].concat();
+    openssl(
+        dir,
+        &[&csr[..], &["-keyout", "console.key", "-out", "console.csr"]].concat(),
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "console.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "console.crt",
+        ],
+    );
+    (
+        dir.join("ca.crt"),
+        dir.join("console.crt"),
+        dir.join("console.key"),
+    )
+}
+
+#[test]
+fn the_console_serves_https_with_secure_cookies_and_names_a_bad_key() {
+    if !cerfs_testkit::skip::tool_usable("openssl", "openssl") {
+        return;
+    }
+    let store = generate();
+    let (ca, cert, key) = test_certificates(store.dir.path());
+    let users = store.dir.path().join("web-users");
+    add_users(&users, &[("ann", "admin", "ann pw")]);
+    let path = |p: &std::path::Path| p.to_str().expect("UTF-8").to_owned();
+    let web = Web::start_with(
+        &store.db,
+        &[
+            "--users",
+            &path(&users),
+            "--tls-cert",
+            &path(&cert),
+            "--tls-key",
+            &path(&key),
+        ],
+    );
+    let https = web.base.replace("http://", "https://");
+    let trusted = reqwest::Certificate::from_pem(&std::fs::read(&ca).expect("CA")).expect("PEM");
+    let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(trusted)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let page = client
+        .get(format!("{https}/login"))
+        .send()
+        .expect("GET /login");
+    assert_eq!(page.status().as_u16(), 200);
+    let login = client
+        .post(format!("{https}/login"))
+        .form(&[("user", "ann"), ("password", "ann pw")])
+        .send()
+        .expect("POST /login");
+    assert_eq!(login.status().as_u16(), 303);
+    let set = login.headers()["set-cookie"].to_str().expect("ASCII");
+    assert!(set.contains("; Secure"), "{set}");
+    let cookie = set.split(';').next().expect("name=value").to_owned();
+    let overview = client
+        .get(format!("{https}/api/v1/overview"))
+        .header("cookie", cookie)
+        .send()
+        .expect("GET overview");
+    assert_eq!(overview.status().as_u16(), 200);
+    // Plain HTTP on the HTTPS port gets no page.
+    assert!(reqwest::blocking::get(format!("{}/login", web.base)).is_err());
+    drop(web);
+
+    // Key and certificate swapped: refused at start, naming the file and what it must hold.
+    let port = reserve_port();
+    let out = cerfs(&[
+        "web",
+        "--db",
+        &path(&store.db),
+        "--listen",
+        &port.addr().to_string(),
+        "--tls-cert",
+        &path(&key),
+        "--tls-key",
+        &path(&cert),
+    ]);
+    assert_code(&out, 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("console.key") && err.contains("BEGIN CERTIFICATE"),
+        "{err}"
+    );
 }

@@ -225,7 +225,7 @@ pub struct Page<T> {
 
 /// A read-only connection for the console.
 pub struct ConsoleDb {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
 impl std::fmt::Debug for ConsoleDb {
@@ -234,12 +234,12 @@ impl std::fmt::Debug for ConsoleDb {
     }
 }
 
-fn count(v: i64) -> u64 {
+pub(crate) fn count(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
 /// The first day of a window of `days` days ending today (UTC), as SQLite computes it.
-fn window_start(conn: &Connection, days: u32) -> Result<String> {
+pub(crate) fn window_start(conn: &Connection, days: u32) -> Result<String> {
     let back = format!("-{} days", days.saturating_sub(1));
     Ok(conn.query_row("SELECT date('now', ?1)", [back], |r| r.get(0))?)
 }
@@ -352,6 +352,17 @@ impl ConsoleDb {
     /// The signatures with most walked dumps among the cabs of the last `days` days
     /// (`None`: all time), each with its daily trend when a window is given.
     pub fn top_signatures(&self, days: Option<u32>, limit: u32) -> Result<Vec<SignatureSummary>> {
+        self.signature_list(days, limit, 0)
+    }
+
+    /// [`ConsoleDb::top_signatures`] from row `offset` on.
+    pub fn signature_list(
+        &self,
+        days: Option<u32>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<SignatureSummary>> {
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
         let start = match days {
             Some(d) => Some(window_start(&self.conn, d)?),
             None => None,
@@ -361,10 +372,10 @@ impl ConsoleDb {
                     min(first_at) FILTER (WHERE crashes > 0), \
                     max(last_at) FILTER (WHERE crashes > 0) \
              FROM daily_signature_rows WHERE ?1 IS NULL OR day >= substr(?1, 1, 10) \
-             GROUP BY signature HAVING sum(crashes) > 0 ORDER BY 2 DESC, 1 LIMIT ?2",
+             GROUP BY signature HAVING sum(crashes) > 0 ORDER BY 2 DESC, 1 LIMIT ?2 OFFSET ?3",
         )?;
         let mut found = stmt
-            .query_map(params![start, limit], |r| {
+            .query_map(params![start, limit, offset], |r| {
                 Ok(SignatureSummary {
                     signature: r.get(0)?,
                     crashes: count(r.get(1)?),
@@ -453,10 +464,10 @@ impl ConsoleDb {
             format!("WHERE {}", conditions.join(" AND "))
         };
         let args: Vec<&dyn rusqlite::ToSql> = values.iter().map(|v| v.as_ref()).collect();
-        let total: i64 = self.conn.prepare_cached(&format!(
-            "SELECT count(*) FROM bucket_rows b {filter_sql}"
-        ))?
-        .query_row(args.as_slice(), |r| r.get(0))?;
+        let total: i64 = self
+            .conn
+            .prepare_cached(&format!("SELECT count(*) FROM bucket_rows b {filter_sql}"))?
+            .query_row(args.as_slice(), |r| r.get(0))?;
         let limit = i64::from(filter.limit.clamp(1, 500));
         let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
         let n = args.len();
@@ -521,7 +532,11 @@ impl ConsoleDb {
             "SELECT protocol, {KIND_SQL}, sum(reports) FROM daily_report_rows b GROUP BY 1, 2"
         ))?;
         let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })?;
         for row in rows {
             let (protocol, kind, n) = row?;
@@ -633,12 +648,13 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BucketSummary> {
     })
 }
 
-const CAB_SELECT: &str = "SELECT c.ino, c.bucket_id, b.subpath, c.name, c.size, c.sha256, \
+pub(crate) const CAB_SELECT: &str =
+    "SELECT c.ino, c.bucket_id, b.subpath, c.name, c.size, c.sha256, \
      c.created_at, coalesce(c.index_status, 'pending'), \
      (SELECT s.signature FROM stack_rows s WHERE s.cab_id = c.ino ORDER BY s.member LIMIT 1) \
      FROM cab_rows c JOIN bucket_rows b ON b.bucket_id = c.bucket_id";
 
-fn cab_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CabSummary> {
+pub(crate) fn cab_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CabSummary> {
     Ok(CabSummary {
         cab_id: r.get(0)?,
         bucket_id: r.get(1)?,

@@ -7,6 +7,7 @@
 
 mod alerts;
 mod console;
+mod console_detail;
 mod error;
 mod index_rows;
 mod lifecycle;
@@ -20,6 +21,10 @@ pub use alerts::{Alert, AlertStore, Delivery, NewAlert, SpikeRule};
 pub use console::{
     BucketFilter, BucketSort, BucketSummary, CabSummary, ConsoleDb, DayReports, HitLine,
     MachineCount, Page, SignatureSummary, StoreFacts, KINDS,
+};
+pub use console_detail::{
+    CabDetail, CabMember, DumpFacts, SearchHit, SearchResults, SignatureBucket, SignatureDetail,
+    StackFrame, TextExcerpt, STACK_FRAMES,
 };
 pub use error::{OpenError, QueryError, StoreError};
 pub use index_rows::{

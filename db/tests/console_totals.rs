@@ -14,7 +14,12 @@ use cerfs_db::{
 fn key(subpath: &str) -> BucketKey {
     BucketKey {
         subpath: subpath.into(),
-        kind: if subpath.contains('\\') { "app" } else { subpath }.into(),
+        kind: if subpath.contains('\\') {
+            "app"
+        } else {
+            subpath
+        }
+        .into(),
         app: None,
     }
 }
@@ -58,7 +63,9 @@ fn cab(store: &SqliteStore, subpath: &str, name: &str, size: usize) -> u64 {
         })
         .unwrap();
     store.write_at(node.ino, 0, &vec![7u8; size]).unwrap();
-    store.commit_cab(node.ino, size as u64, &"0".repeat(64)).unwrap();
+    store
+        .commit_cab(node.ino, size as u64, &"0".repeat(64))
+        .unwrap();
     node.ino
 }
 
@@ -200,7 +207,10 @@ fn console_totals_follow_every_change_of_the_rows_they_count() {
     assert_totals(&conn, "walks and an index failure");
     let console = ConsoleDb::open(&path).unwrap();
     let facts = console.store_facts().unwrap();
-    assert_eq!((facts.cabs, facts.cab_bytes, facts.index_failed), (3, 3030, 1));
+    assert_eq!(
+        (facts.cabs, facts.cab_bytes, facts.index_failed),
+        (3, 3030, 1)
+    );
     let all = console.top_signatures(None, 10).unwrap();
     assert_eq!(all[0].signature, "ntoskrnl.exe!KeBugCheckEx");
     assert_eq!((all[0].crashes, all[0].buckets), (2, 1));

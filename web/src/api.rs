@@ -267,23 +267,53 @@ async fn bucket(
     Ok(Json(load_bucket(&state, id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+/// `?days=…&limit=…&offset=…` of the signature list.
+#[derive(Debug, Default, Deserialize, Serialize, Clone)]
 pub(crate) struct SignatureQuery {
     /// Only crashes of the last N days (default: all time).
+    #[serde(default)]
     pub(crate) days: Option<u32>,
     /// How many (1-500, default 50).
-    limit: Option<u32>,
+    #[serde(default)]
+    pub(crate) limit: Option<u32>,
+    /// Rows skipped.
+    #[serde(default)]
+    pub(crate) offset: Option<u64>,
+}
+
+impl SignatureQuery {
+    /// (days, limit, offset), checked.
+    pub(crate) fn window(&self) -> Result<(Option<u32>, u32, u64), Failure> {
+        let days = self.days.map(|d| chart_days(Some(d))).transpose()?;
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=500).contains(&limit) {
+            return Err(Failure::bad_request(format!(
+                "limit={limit}: give 1 to 500"
+            )));
+        }
+        Ok((days, limit, self.offset.unwrap_or(0)))
+    }
+}
+
+pub(crate) async fn load_signatures(
+    state: &Arc<ConsoleState>,
+    days: Option<u32>,
+    limit: u32,
+    offset: u64,
+) -> Result<Page<SignatureSummary>, Failure> {
+    state
+        .read(move |db| {
+            let total = db.signature_count(days).map_err(db_failure)?;
+            let items = db.signature_list(days, limit, offset).map_err(db_failure)?;
+            Ok(Page { total, items })
+        })
+        .await
 }
 
 async fn signatures(
     State(state): State<Arc<ConsoleState>>,
     Query(q): Query<SignatureQuery>,
-) -> Result<Json<Vec<SignatureSummary>>, Failure> {
-    let days = q.days.map(|d| chart_days(Some(d))).transpose()?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    Ok(Json(
-        state
-            .read(move |db| db.top_signatures(days, limit).map_err(db_failure))
-            .await?,
-    ))
+) -> Result<Json<Page<SignatureSummary>>, Failure> {
+    let (days, limit, offset) = q.window()?;
+    Ok(Json(load_signatures(&state, days, limit, offset).await?))
 }

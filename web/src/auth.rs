@@ -3,7 +3,6 @@
 //! session goes to the login form and an API call gets 401. Changes need an admin and the
 //! session's CSRF token.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -155,7 +154,7 @@ pub struct LoginForm {
 
 async fn login(
     State(state): State<Arc<ConsoleState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(crate::listener::Peer(peer)): ConnectInfo<crate::listener::Peer>,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let Some(accounts) = state.accounts.clone() else {
@@ -187,8 +186,9 @@ async fn login(
             let id = accounts.sessions.create(&user, role);
             tracing::info!(%user, role = role.as_str(), %peer, "console login");
             let cookie = format!(
-                "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-                crate::accounts::SESSION_TIME.as_secs()
+                "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+                crate::accounts::SESSION_TIME.as_secs(),
+                if state.secure { "; Secure" } else { "" }
             );
             ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
         }

@@ -13,6 +13,8 @@ mod admin;
 mod api;
 mod auth;
 mod chart;
+mod detail;
+mod listener;
 mod metrics;
 mod pages;
 mod state;
@@ -23,6 +25,7 @@ use std::sync::Arc;
 
 use cerfs_fs_core::CerFs;
 
+pub use listener::{TlsError, TlsFiles};
 pub use state::ConsoleState;
 
 /// Where `cerfs web` listens unless told otherwise.
@@ -46,6 +49,9 @@ pub enum WebError {
         "{0} holds no accounts: add one with `cerfs web-user add NAME --role admin --users {0}`"
     )]
     NoAccounts(String),
+    /// The TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -69,13 +75,15 @@ pub struct WebConfig {
     pub db: PathBuf,
     /// The users file (`None`: no accounts, read-only, loopback only).
     pub users: Option<PathBuf>,
+    /// Serve HTTPS with this certificate and key (`None`: plain HTTP).
+    pub tls: Option<TlsFiles>,
 }
 
-/// The console's routes, for a server of one's own (tests, or another listener); the
-/// server must give each request its peer address (`ConnectInfo<SocketAddr>`).
-pub fn router(state: Arc<ConsoleState>) -> axum::Router {
+/// The console's routes; the server gives each request its peer (`ConnectInfo<Peer>`).
+fn router(state: Arc<ConsoleState>) -> axum::Router {
     pages::routes()
         .merge(api::routes())
+        .merge(detail::routes())
         .merge(admin::routes())
         .merge(auth::routes())
         .merge(metrics::routes())
@@ -141,6 +149,20 @@ pub fn spawn(fs: Arc<CerFs>, addr: SocketAddr, config: WebConfig) -> Result<WebH
     if users.is_none() && !addr.ip().is_loopback() {
         return Err(WebError::NotLoopback(addr));
     }
+    let tls = config
+        .tls
+        .as_ref()
+        .map(listener::server_config)
+        .transpose()?;
+    if tls.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "the web console serves plain HTTP beyond loopback: passwords and session cookies \
+             cross the network in clear text (give --tls-cert and --tls-key, or put a TLS \
+             reverse proxy in front)"
+        );
+    }
+    let secure = tls.is_some();
     let listener =
         std::net::TcpListener::bind(addr).map_err(|source| WebError::Bind { addr, source })?;
     listener
@@ -155,13 +177,15 @@ pub fn spawn(fs: Arc<CerFs>, addr: SocketAddr, config: WebConfig) -> Result<WebH
         .enable_all()
         .build()
         .map_err(WebError::Runtime)?;
-    let state = Arc::new(ConsoleState::new(fs, config.db, users));
+    let state = Arc::new(ConsoleState::new(fs, config.db, users, secure));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("cerfs-web-main".into())
         .spawn(move || {
             runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
+                let listener = match tokio::net::TcpListener::from_std(listener)
+                    .and_then(|l| listener::ConsoleListener::start(l, tls))
+                {
                     Ok(l) => l,
                     Err(e) => {
                         tracing::error!("web console: {e}");
@@ -169,7 +193,7 @@ pub fn spawn(fs: Arc<CerFs>, addr: SocketAddr, config: WebConfig) -> Result<WebH
                     }
                 };
                 let app = router(state);
-                let app = app.into_make_service_with_connect_info::<SocketAddr>();
+                let app = app.into_make_service_with_connect_info::<listener::Peer>();
                 let served = axum::serve(listener, app)
                     .with_graceful_shutdown(async move {
                         let _ = stop_rx.await;
@@ -181,7 +205,7 @@ pub fn spawn(fs: Arc<CerFs>, addr: SocketAddr, config: WebConfig) -> Result<WebH
             });
         })
         .map_err(WebError::Runtime)?;
-    tracing::info!(%local, "web console listening");
+    tracing::info!(%local, https = secure, "web console listening");
     Ok(WebHandle {
         addr: local,
         stop: Some(stop_tx),

@@ -80,6 +80,7 @@ pub(crate) fn layout(title: &str, who: Option<&Who>, body: Markup) -> Markup {
                     a href="/" { "Overview" }
                     a href="/buckets" { "Buckets" }
                     a href="/signatures" { "Signatures" }
+                    a href="/search" { "Search" }
                     a href="/settings" { "Settings" }
                     a href="/api/v1/openapi.json" { "API" }
                     @if let Some(Who::User(s)) = who {
@@ -148,7 +149,7 @@ fn signature_rows(list: &[SignatureSummary]) -> Markup {
             tbody {
                 @for s in list {
                     tr {
-                        td.sig { (s.signature) }
+                        td.sig { a href=(crate::detail::signature_link(&s.signature)) { (s.signature) } }
                         td.num { (s.crashes) }
                         td.num { (s.buckets) }
                         td { @if !s.trend.is_empty() { (sparkline(&s.trend)) } }
@@ -371,28 +372,7 @@ async fn bucket(
             h2 { "This bucket's status.txt" }
             (crate::admin::settings_editor(&who, &format!("/buckets/{id}/status"), &status))
             h2 { "Cabs (newest 100)" }
-            table.list.cabs {
-                thead { tr { th { "Cab" } th.num { "Size" } th { "Received" } th { "Index" } th { "Signature" } } }
-                tbody {
-                    @for c in &cabs {
-                        tr {
-                            td {
-                                @if who.is_admin() {
-                                    a.download href=(format!("/cabs/{}/download", c.cab_id)) download=(c.name) { (c.name) }
-                                } @else { (c.name) }
-                            }
-                            td.num { (bytes(c.size)) }
-                            td { (time(c.created_at.as_deref())) }
-                            td { (c.index_status.as_deref().unwrap_or("")) }
-                            td.sig { (c.signature.as_deref().unwrap_or("")) }
-                        }
-                    }
-                    @if cabs.is_empty() { tr { td colspan="5" { "No cab on the share." } } }
-                }
-            }
-            @if !who.is_admin() && !cabs.is_empty() {
-                p.note { "Downloading cabs needs an admin account: dumps can hold secrets." }
-            }
+            (crate::detail::cab_table(&cabs, &who))
         },
     ))
 }
@@ -417,17 +397,35 @@ async fn settings(
 async fn signatures(
     State(state): State<Arc<ConsoleState>>,
     Extension(who): Extension<Who>,
+    Query(q): Query<crate::api::SignatureQuery>,
 ) -> Result<Markup, PageFailure> {
-    let list = state
-        .read(|db| db.top_signatures(None, 200).map_err(db_failure))
-        .await?;
+    let (days, limit, offset) = q.window()?;
+    let page = crate::api::load_signatures(&state, days, limit, offset).await?;
+    let link = |offset: u64| {
+        let mut q = q.clone();
+        q.offset = Some(offset);
+        format!(
+            "/signatures?{}",
+            serde_urlencoded::to_string(&q).unwrap_or_default()
+        )
+    };
+    let to = offset + page.items.len() as u64;
     Ok(layout(
         "Signatures",
         Some(&who),
         html! {
             h1 { "Signatures" }
-            p { "Crashes grouped by the signature of their crashing thread, most first (all time)." }
-            (signature_rows(&list))
+            p {
+                "Crashes grouped by the signature of their crashing thread, most first ("
+                @match days { Some(d) => { "last " (d) " days" }, None => { "all time" } }
+                "): " (page.total) " signatures. "
+                a href="/signatures?days=7" { "7 days" } " · " a href="/signatures?days=30" { "30 days" } " · " a href="/signatures" { "all time" }
+            }
+            (signature_rows(&page.items))
+            nav.pages {
+                @if offset > 0 { a rel="prev" href=(link(offset.saturating_sub(u64::from(limit)))) { "← previous" } }
+                @if to < page.total { a rel="next" href=(link(to)) { "next →" } }
+            }
         },
     ))
 }

@@ -31,6 +31,8 @@ pub struct ConsoleState {
     pub accounts: Option<Arc<Accounts>>,
     db: PathBuf,
     pool: Mutex<Vec<ConsoleDb>>,
+    /// Served over TLS: session cookies are marked Secure.
+    pub secure: bool,
 }
 
 impl std::fmt::Debug for ConsoleState {
@@ -86,7 +88,12 @@ impl IntoResponse for Failure {
 
 impl ConsoleState {
     /// State for the database at `db`, served by `fs`, with these accounts.
-    pub fn new(fs: Arc<CerFs>, db: PathBuf, users: Option<crate::accounts::Users>) -> ConsoleState {
+    pub fn new(
+        fs: Arc<CerFs>,
+        db: PathBuf,
+        users: Option<crate::accounts::Users>,
+        secure: bool,
+    ) -> ConsoleState {
         ConsoleState {
             fs,
             accounts: users.map(|users| {
@@ -98,6 +105,7 @@ impl ConsoleState {
             }),
             db,
             pool: Mutex::new(Vec::new()),
+            secure,
         }
     }
 
