@@ -401,27 +401,6 @@ fn serve_runs_the_console_over_its_own_share() {
     }
 }
 
-/// Adds console accounts with `cerfs web-user add`, the password on stdin.
-fn add_users(users: &std::path::Path, accounts: &[(&str, &str, &str)]) {
-    for (name, role, password) in accounts {
-        let mut child = Command::new(CERFS)
-            .args(["web-user", "add", name, "--role", role, "--users"])
-            .arg(users)
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run cerfs web-user");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(format!("{password}\n").as_bytes())
-            .expect("password");
-        let out = child.wait_with_output().expect("wait");
-        assert_code(&out, 0);
-    }
-}
-
 /// A client that shows redirects instead of following them.
 fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()

@@ -71,6 +71,8 @@ pub(crate) fn layout(title: &str, who: Option<&Who>, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " — cerfs" }
+                // No favicon request (a 404 in every browser's console).
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href="/static/console.css";
                 script src="/static/console.js" defer {}
             }

@@ -277,3 +277,26 @@ pub fn assert_code(out: &Output, code: i32) {
         stderr(out)
     );
 }
+
+/// Adds console accounts with `cerfs web-user add`, the password on stdin.
+#[allow(dead_code)] // not every test file that shares this module uses it
+pub fn add_users(users: &std::path::Path, accounts: &[(&str, &str, &str)]) {
+    use std::io::Write;
+    for (name, role, password) in accounts {
+        let mut child = Command::new(CERFS)
+            .args(["web-user", "add", name, "--role", role, "--users"])
+            .arg(users)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run cerfs web-user");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{password}\n").as_bytes())
+            .expect("password");
+        let out = child.wait_with_output().expect("wait");
+        assert_code(&out, 0);
+    }
+}
