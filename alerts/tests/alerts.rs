@@ -150,3 +150,28 @@ fn a_failed_delivery_is_retried_also_after_a_restart() {
         )]
     );
 }
+
+#[test]
+fn a_round_with_nothing_new_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cer.db");
+    let store = Arc::new(SqliteStore::open(&db).unwrap());
+    let fs = CerFs::new(Arc::clone(&store) as Arc<_>);
+    hits(&fs, "blue", 1);
+    let client = cerfs_alerts::client().unwrap();
+    assert!(round(&*store, &client, "test", None).unwrap().is_empty());
+    hits(&fs, "shutdown", 1);
+    assert_eq!(round(&*store, &client, "test", None).unwrap().len(), 1);
+    // PRAGMA data_version changes when another connection commits a change.
+    let watcher = rusqlite::Connection::open(&db).unwrap();
+    let version = || -> i64 {
+        watcher
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = version();
+    for _ in 0..3 {
+        assert!(round(&*store, &client, "test", None).unwrap().is_empty());
+    }
+    assert_eq!(version(), before, "quiet rounds wrote to the database");
+}

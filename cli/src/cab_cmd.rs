@@ -1,23 +1,21 @@
 //! `cerfs cab get` and `cerfs cab export`: copy stored cabs out of the database, streamed
-//! through fs-core in 1 MiB pieces (memory stays bounded whatever the size) and checked
+//! through fs-core in pieces (memory stays bounded whatever the size) and checked
 //! against the sha256 recorded when the upload completed. `cerfs cab delete` is in
 //! `deletion_cmd.rs`.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use cerfs_db::{LifecycleStore, RowSink, Value};
-use cerfs_fs_core::{Caller, CerFs, OpenFlags};
+use cerfs_fs_core::{CerFs, StoredCab};
 use clap::{Args, Subcommand};
 use sha2::{Digest, Sha256};
 
 use crate::output::DbArg;
 use crate::settings_cmd::{normalize, require_bucket};
-
-/// Bytes read from the store at a time.
-const PIECE: u32 = 1 << 20;
 
 /// Arguments of `cerfs cab`.
 #[derive(Debug, Args)]
@@ -178,7 +176,7 @@ fn get(db: &DbArg, path: &str, output: &Path) -> Result<()> {
             sub.replace('\'', "''")
         );
     };
-    let fs = db.admin_fs()?;
+    let fs = Arc::new(db.admin_fs()?);
     let written = if output.as_os_str() == "-" {
         let mut out = std::io::stdout().lock();
         copy_cab(&fs, &sub, &info, &mut out)?
@@ -203,7 +201,7 @@ fn export(db: &DbArg, bucket: &str, to: &Path) -> Result<()> {
         .collect();
     std::fs::create_dir_all(to)
         .with_context(|| format!("cannot create directory {}", to.display()))?;
-    let fs = db.admin_fs()?;
+    let fs = Arc::new(db.admin_fs()?);
     let (mut copied, mut kept, mut bytes) = (0usize, 0usize, 0u64);
     for info in &cabs {
         if info.name.is_empty() || info.name == "." || info.name == ".." || info.name.contains('/')
@@ -265,7 +263,7 @@ fn open_special(target: &Path) -> Result<Option<File>> {
 
 /// Writes the cab to `target` through a temporary file beside it, renamed at the end: a
 /// failed copy leaves nothing behind.
-fn write_file(fs: &CerFs, sub: &str, info: &CabInfo, target: &Path) -> Result<u64> {
+fn write_file(fs: &Arc<CerFs>, sub: &str, info: &CabInfo, target: &Path) -> Result<u64> {
     let file_name = target
         .file_name()
         .ok_or_else(|| anyhow!("{} is not a file name", target.display()))?;
@@ -290,45 +288,18 @@ fn write_file(fs: &CerFs, sub: &str, info: &CabInfo, target: &Path) -> Result<u6
 }
 
 /// Streams the cab into `out` and checks its sha256; returns the byte count.
-fn copy_cab(fs: &CerFs, sub: &str, info: &CabInfo, out: &mut dyn Write) -> Result<u64> {
-    let caller = Caller {
-        pid: std::process::id(),
-        uid: 0,
-        gid: 0,
-    };
-    let path = format!("cabs\\{sub}\\{}", info.name);
-    let attr = fs
-        .resolve(&caller, &path)
-        .map_err(|e| anyhow!("cannot find {path}: {e}"))?;
-    let flags = OpenFlags {
-        read: true,
-        write: false,
-        truncate: false,
-        append: false,
-    };
-    let fh = fs
-        .open(&caller, attr.ino, flags)
-        .map_err(|e| anyhow!("cannot open {path}: {e}"))?
-        .fh;
-    let copied = (|| {
-        let mut hasher = Sha256::new();
-        let mut at = 0u64;
-        loop {
-            let piece = fs
-                .read(fh, at, PIECE)
-                .map_err(|e| anyhow!("cannot read {path} at {at}: {e}"))?;
-            if piece.is_empty() {
-                break;
-            }
-            hasher.update(&piece);
-            out.write_all(&piece).context("cannot write the copy")?;
-            at += piece.len() as u64;
-        }
-        out.flush().context("cannot write the copy")?;
-        Ok::<_, anyhow::Error>((at, hex::encode(hasher.finalize())))
-    })();
-    let _released = fs.release(fh);
-    let (n, sha) = copied?;
+fn copy_cab(fs: &Arc<CerFs>, sub: &str, info: &CabInfo, out: &mut dyn Write) -> Result<u64> {
+    let mut cab = StoredCab::open(Arc::clone(fs), sub, &info.name)
+        .map_err(|e| anyhow!("cannot open cabs\\{sub}\\{}: {e}", info.name))?;
+    let path = cab.path().to_owned();
+    while let Some(piece) = cab
+        .next_piece()
+        .map_err(|e| anyhow!("cannot read {path}: {e}"))?
+    {
+        out.write_all(&piece).context("cannot write the copy")?;
+    }
+    out.flush().context("cannot write the copy")?;
+    let (n, sha) = cab.finish();
     if n != info.size || info.sha256.as_deref() != Some(sha.as_str()) {
         bail!(
             "the copy of {path} does not match what was recorded at upload ({n} bytes, sha256 \

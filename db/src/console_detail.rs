@@ -5,59 +5,20 @@
 use rusqlite::{params, OptionalExtension};
 
 use crate::console::{cab_row, count, window_start, CabSummary, ConsoleDb, Page, CAB_SELECT};
-use crate::QueryError;
+use crate::{MemberRow, MinidumpRow, QueryError};
 
 type Result<T> = std::result::Result<T, QueryError>;
 
 /// Frames of a stack the console shows at most.
 pub const STACK_FRAMES: u32 = 40;
 
-/// A member (file) of a cab.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub struct CabMember {
-    /// Its name in the cab.
-    pub name: String,
-    /// Bytes, uncompressed.
-    pub size: u64,
-    /// minidump, text or other.
-    pub kind: String,
-    /// none, mszip, lzx or quantum.
-    pub compression: String,
-    /// Why it could not be read, if it could not.
-    pub error: Option<String>,
-}
-
-/// What the indexer read in a minidump member.
+/// What the indexer read in a minidump member, and its signature once walked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct DumpFacts {
-    /// The member.
-    pub member: String,
-    /// The dump's header time (UTC).
-    pub dump_time: Option<String>,
-    /// `0xc0000005`.
-    pub exception_code: Option<String>,
-    /// `EXCEPTION_ACCESS_VIOLATION_READ` and the like.
-    pub crash_reason: Option<String>,
-    /// The crash address, hex.
-    pub crash_address: Option<String>,
-    /// The module holding it, its version and the offset inside it.
-    pub crash_module: Option<String>,
-    /// The module's version.
-    pub crash_module_version: Option<String>,
-    /// The offset inside the module, written like a bucket's offset.
-    pub crash_offset: Option<String>,
-    /// Operating system, its version and the CPU.
-    pub os: Option<String>,
-    /// The OS version.
-    pub os_version: Option<String>,
-    /// The CPU.
-    pub cpu: Option<String>,
-    /// The crashed process.
-    pub process_name: Option<String>,
-    /// Why (part of) it could not be parsed.
-    pub error: Option<String>,
+    /// The indexer's row.
+    #[cfg_attr(feature = "serde", serde(flatten))]
+    pub facts: MinidumpRow,
     /// Its signature, once walked.
     pub signature: Option<String>,
 }
@@ -103,7 +64,7 @@ pub struct CabDetail {
     /// Why indexing failed or was partial.
     pub index_error: Option<String>,
     /// Its members, in directory order.
-    pub members: Vec<CabMember>,
+    pub members: Vec<MemberRow>,
     /// Its minidumps.
     pub dumps: Vec<DumpFacts>,
     /// The crashing thread of its first walked dump, innermost first.
@@ -209,44 +170,52 @@ impl ConsoleDb {
             .flatten();
         let members = conn
             .prepare_cached(
-                "SELECT name, size, kind, compression, error FROM cab_member_rows \
-                 WHERE cab_id = ?1 ORDER BY position",
+                "SELECT name, size, compression, folder, modified, kind, error \
+                 FROM cab_member_rows WHERE cab_id = ?1 ORDER BY position",
             )?
             .query_map([cab_id], |r| {
-                Ok(CabMember {
+                Ok(MemberRow {
                     name: r.get(0)?,
                     size: count(r.get(1)?),
-                    kind: r.get(2)?,
-                    compression: r.get(3)?,
-                    error: r.get(4)?,
+                    compression: r.get(2)?,
+                    folder: r.get(3)?,
+                    modified: r.get(4)?,
+                    kind: r.get(5)?,
+                    error: r.get(6)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let dumps = conn
             .prepare_cached(
                 "SELECT d.member, d.dump_time, d.exception_code, d.crash_reason, d.crash_address, \
-                        d.crash_module, d.crash_module_version, d.crash_offset, d.os, d.os_version, \
-                        d.cpu, d.process_name, d.error, s.signature \
+                        d.crash_thread, d.crash_module, d.crash_module_version, d.crash_offset, \
+                        d.os, d.os_version, d.cpu, d.process_name, d.thread_count, \
+                        d.module_count, d.error, s.signature \
                  FROM minidump_rows d LEFT JOIN stack_rows s \
                       ON s.cab_id = d.cab_id AND s.member = d.member \
                  WHERE d.cab_id = ?1 ORDER BY d.member",
             )?
             .query_map([cab_id], |r| {
                 Ok(DumpFacts {
-                    member: r.get(0)?,
-                    dump_time: r.get(1)?,
-                    exception_code: r.get(2)?,
-                    crash_reason: r.get(3)?,
-                    crash_address: r.get(4)?,
-                    crash_module: r.get(5)?,
-                    crash_module_version: r.get(6)?,
-                    crash_offset: r.get(7)?,
-                    os: r.get(8)?,
-                    os_version: r.get(9)?,
-                    cpu: r.get(10)?,
-                    process_name: r.get(11)?,
-                    error: r.get(12)?,
-                    signature: r.get(13)?,
+                    facts: MinidumpRow {
+                        member: r.get(0)?,
+                        dump_time: r.get(1)?,
+                        exception_code: r.get(2)?,
+                        crash_reason: r.get(3)?,
+                        crash_address: r.get(4)?,
+                        crash_thread: r.get(5)?,
+                        crash_module: r.get(6)?,
+                        crash_module_version: r.get(7)?,
+                        crash_offset: r.get(8)?,
+                        os: r.get(9)?,
+                        os_version: r.get(10)?,
+                        cpu: r.get(11)?,
+                        process_name: r.get(12)?,
+                        thread_count: r.get(13)?,
+                        module_count: r.get(14)?,
+                        error: r.get(15)?,
+                    },
+                    signature: r.get(16)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;

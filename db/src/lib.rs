@@ -23,8 +23,8 @@ pub use console::{
     MachineCount, Page, SignatureSummary, StoreFacts, KINDS,
 };
 pub use console_detail::{
-    CabDetail, CabMember, DumpFacts, SearchHit, SearchResults, SignatureBucket, SignatureDetail,
-    StackFrame, TextExcerpt, STACK_FRAMES,
+    CabDetail, DumpFacts, SearchHit, SearchResults, SignatureBucket, SignatureDetail, StackFrame,
+    TextExcerpt, STACK_FRAMES,
 };
 pub use error::{OpenError, QueryError, StoreError};
 pub use index_rows::{

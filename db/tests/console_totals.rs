@@ -5,69 +5,12 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use cerfs_db::prelude::*;
-use cerfs_db::{
-    Audit, BucketKey, ConsoleDb, IndexDb, LogFields, LogId, LogLine, NewNode, NodeRole, Removal,
-    SqliteStore, CABS_INO,
-};
+use cerfs_db::{Audit, ConsoleDb, IndexDb, LogFields, LogId, LogLine, Removal, SqliteStore};
 
-fn key(subpath: &str) -> BucketKey {
-    BucketKey {
-        subpath: subpath.into(),
-        kind: if subpath.contains('\\') {
-            "app"
-        } else {
-            subpath
-        }
-        .into(),
-        app: None,
-    }
-}
-
-fn raw(path: &std::path::Path) -> rusqlite::Connection {
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .unwrap();
-    conn
-}
-
-/// A complete cab in bucket `subpath` (a one-level bucket such as `blue`).
-fn cab(store: &SqliteStore, subpath: &str, name: &str, size: usize) -> u64 {
-    let folder = match store.lookup(CABS_INO, subpath).unwrap() {
-        Some(node) => node.ino,
-        None => {
-            store
-                .create_node(&NewNode {
-                    parent: CABS_INO,
-                    name: subpath,
-                    role: NodeRole::Dir,
-                    mode: 0o755,
-                    uid: 0,
-                    gid: 0,
-                    bucket: None,
-                })
-                .unwrap()
-                .ino
-        }
-    };
-    let k = key(subpath);
-    let node = store
-        .create_node(&NewNode {
-            parent: folder,
-            name,
-            role: NodeRole::Cab,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            bucket: Some(&k),
-        })
-        .unwrap();
-    store.write_at(node.ino, 0, &vec![7u8; size]).unwrap();
-    store
-        .commit_cab(node.ino, size as u64, &"0".repeat(64))
-        .unwrap();
-    node.ino
-}
+use common::{raw, store_cab as cab};
 
 fn line(machine: &str) -> LogLine {
     let text = format!("10:00:00  01-02-2026\t{machine}\tuser\tNo CAB\r\n");

@@ -3,12 +3,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use cerfs_db::prelude::*;
 use cerfs_db::{
-    Audit, BucketKey, CabCheck, LogFields, LogId, LogLine, NewNode, NodeRole, OpenError,
-    PruneReason, Removal, RetentionPolicy, SettingsScope, SqliteStore, StoreError, CABS_INO,
+    Audit, CabCheck, LogFields, LogId, LogLine, OpenError, PruneReason, Removal, RetentionPolicy,
+    SettingsScope, SqliteStore, StoreError, CABS_INO,
 };
-use sha2::{Digest, Sha256};
 
 fn temp_store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -17,18 +18,7 @@ fn temp_store() -> (tempfile::TempDir, SqliteStore) {
 }
 
 fn raw(dir: &tempfile::TempDir) -> rusqlite::Connection {
-    let conn = rusqlite::Connection::open(dir.path().join("cer.db")).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .unwrap();
-    conn
-}
-
-fn key(subpath: &str) -> BucketKey {
-    BucketKey {
-        subpath: subpath.into(),
-        kind: "blue".into(),
-        app: None,
-    }
+    common::raw(&dir.path().join("cer.db"))
 }
 
 /// A complete cab `name` of `size` bytes in bucket `subpath`, completed at `created_at`.
@@ -40,46 +30,14 @@ fn cab(
     size: usize,
     created_at: &str,
 ) -> u64 {
-    let folder = match store.lookup(CABS_INO, subpath).unwrap() {
-        Some(node) => node.ino,
-        None => {
-            store
-                .create_node(&NewNode {
-                    parent: CABS_INO,
-                    name: subpath,
-                    role: NodeRole::Dir,
-                    mode: 0o755,
-                    uid: 0,
-                    gid: 0,
-                    bucket: None,
-                })
-                .unwrap()
-                .ino
-        }
-    };
-    let k = key(subpath);
-    let node = store
-        .create_node(&NewNode {
-            parent: folder,
-            name,
-            role: NodeRole::Cab,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            bucket: Some(&k),
-        })
-        .unwrap();
-    let bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-    store.write_at(node.ino, 0, &bytes).unwrap();
-    let sha = hex::encode(Sha256::digest(&bytes));
-    store.commit_cab(node.ino, size as u64, &sha).unwrap();
+    let ino = common::store_cab(store, subpath, name, size);
     raw(dir)
         .execute(
             "UPDATE cab_rows SET created_at = ?2 WHERE ino = ?1",
-            rusqlite::params![node.ino as i64, created_at],
+            rusqlite::params![ino as i64, created_at],
         )
         .unwrap();
-    node.ino
+    ino
 }
 
 fn day(n: u32) -> String {

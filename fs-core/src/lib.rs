@@ -21,6 +21,7 @@ pub mod settings_file;
 pub mod share_path;
 mod space;
 pub mod stats;
+mod stored_cab;
 mod sync;
 mod types;
 
@@ -33,6 +34,7 @@ pub use error::FsError;
 pub use filesystem::CerFs;
 pub use log_handle::{LogBudget, DEFAULT_LOG_BUDGET};
 pub use space::{SpaceLimits, SpaceStatus, MAX_STORE_SETTING, MIN_FREE_SETTING};
+pub use stored_cab::StoredCab;
 pub use types::{Attr, Caller, DirEntry, FileKind, OpenFlags, Opened, ProcessOf, SetAttr};
 
 /// Result type of fs-core.

@@ -11,17 +11,13 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
-use cerfs_fs_core::{Caller, OpenFlags, SettingsTarget};
+use cerfs_fs_core::{SettingsTarget, StoredCab};
 use maud::{html, Markup};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::auth::Who;
 use crate::pages::PageFailure;
 use crate::state::{db_failure, ConsoleState, Failure};
-
-/// Bytes read from the store per step of a download.
-const PIECE: u32 = 256 * 1024;
 
 pub(crate) fn routes() -> Router<Arc<ConsoleState>> {
     Router::new()
@@ -168,29 +164,19 @@ async fn download(
         .read(move |db| db.cab(id).map_err(db_failure))
         .await?
         .ok_or_else(|| Failure::not_found(format!("no cab {id} on the share")))?;
-    let fs = Arc::clone(&state.fs);
-    let path = format!("cabs\\{}\\{}", cab.subpath, cab.name);
-    let caller = Caller {
-        pid: std::process::id(),
-        uid: 0,
-        gid: 0,
-    };
     let opened = {
-        let (fs, path) = (Arc::clone(&fs), path.clone());
-        tokio::task::spawn_blocking(move || {
-            let attr = fs.resolve(&caller, &path)?;
-            let flags = OpenFlags {
-                read: true,
-                write: false,
-                truncate: false,
-                append: false,
-            };
-            fs.open(&caller, attr.ino, flags).map(|o| o.fh)
-        })
-        .await
-        .map_err(Failure::internal)?
+        let (fs, subpath, name) = (Arc::clone(&state.fs), cab.subpath.clone(), cab.name.clone());
+        tokio::task::spawn_blocking(move || StoredCab::open(fs, &subpath, &name))
+            .await
+            .map_err(Failure::internal)?
     };
-    let fh = opened.map_err(|e| Failure::not_found(format!("cannot open {path}: {e}")))?;
+    let mut reader = opened.map_err(|e| {
+        Failure::not_found(format!(
+            "cannot open cabs\\{}\\{}: {e}",
+            cab.subpath, cab.name
+        ))
+    })?;
+    let path = reader.path().to_owned();
     if let Who::User(s) = &who {
         tracing::info!(user = %s.user, cab = %path, "cab downloaded from the web console");
     }
@@ -198,31 +184,22 @@ async fn download(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     let expected = cab.sha256.clone();
     tokio::task::spawn_blocking(move || {
-        let mut hasher = Sha256::new();
-        let mut at = 0u64;
         loop {
-            match fs.read(fh, at, PIECE) {
-                Ok(piece) if piece.is_empty() => break,
-                Ok(piece) => {
-                    hasher.update(&piece);
-                    at += piece.len() as u64;
+            match reader.next_piece() {
+                Ok(None) => break,
+                Ok(Some(piece)) => {
                     if tx.blocking_send(Ok(piece)).is_err() {
-                        break; // the client went away
+                        return; // the client went away
                     }
                 }
                 Err(e) => {
                     let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-                    break;
+                    return;
                 }
             }
         }
-        let _ = fs.release(fh);
-        let got: String = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        if expected.as_deref().is_some_and(|e| e != got) && !tx.is_closed() {
+        let (_, got) = reader.finish();
+        if expected.as_deref().is_some_and(|e| e != got) {
             tracing::error!(cab = %path, %got, "a downloaded cab does not match its recorded sha256");
             // Cut the transfer: the client must not take a damaged cab for a whole one.
             let _ = tx.blocking_send(Err(std::io::Error::other("sha256 mismatch")));

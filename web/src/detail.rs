@@ -212,16 +212,17 @@ async fn cab_page(
                 }
             }
             @for dump in &d.dumps {
-                h2 { "Minidump " (dump.member) }
+                @let f = &dump.facts;
+                h2 { "Minidump " (f.member) }
                 dl.facts.dump {
                     dt { "Signature" } dd.sig { @if let Some(s) = &dump.signature { a href=(signature_link(s)) { (s) } } @else { "not walked yet" } }
-                    dt { "Exception" } dd { (dump.exception_code.as_deref().unwrap_or("")) " " (dump.crash_reason.as_deref().unwrap_or("")) }
-                    dt { "Address" } dd { code { (dump.crash_address.as_deref().unwrap_or("")) } }
-                    dt { "Module" } dd { (dump.crash_module.as_deref().unwrap_or("")) " " (dump.crash_module_version.as_deref().unwrap_or("")) @if let Some(o) = &dump.crash_offset { " + " code { (o) } } }
-                    dt { "Process" } dd { (dump.process_name.as_deref().unwrap_or("")) }
-                    dt { "System" } dd { (dump.os.as_deref().unwrap_or("")) " " (dump.os_version.as_deref().unwrap_or("")) " " (dump.cpu.as_deref().unwrap_or("")) }
-                    dt { "Written" } dd { (time(dump.dump_time.as_deref())) }
-                    @if let Some(e) = &dump.error { dt { "Problem" } dd { (e) } }
+                    dt { "Exception" } dd { (f.exception_code.as_deref().unwrap_or("")) " " (f.crash_reason.as_deref().unwrap_or("")) }
+                    dt { "Address" } dd { code { (f.crash_address.as_deref().unwrap_or("")) } }
+                    dt { "Module" } dd { (f.crash_module.as_deref().unwrap_or("")) " " (f.crash_module_version.as_deref().unwrap_or("")) @if let Some(o) = &f.crash_offset { " + " code { (o) } } }
+                    dt { "Process" } dd { (f.process_name.as_deref().unwrap_or("")) }
+                    dt { "System" } dd { (f.os.as_deref().unwrap_or("")) " " (f.os_version.as_deref().unwrap_or("")) " " (f.cpu.as_deref().unwrap_or("")) }
+                    dt { "Written" } dd { (time(f.dump_time.as_deref())) }
+                    @if let Some(e) = &f.error { dt { "Problem" } dd { (e) } }
                 }
             }
             h2 { "Crashing thread" }
@@ -267,6 +268,25 @@ async fn signature_page(
     ))
 }
 
+/// Search hits: the cab, its bucket, the member and what was found there.
+fn hits_table(class: &str, member: &str, hits: &[cerfs_db::SearchHit]) -> Markup {
+    html! {
+        table class=(format!("list {class}")) {
+            thead { tr { th { "Cab" } th { "Bucket" } th { (member) } th { "Found" } } }
+            tbody {
+                @for h in hits {
+                    tr {
+                        td { a href=(format!("/cabs/{}", h.cab.cab_id)) { (h.cab.name) } }
+                        td { a href=(format!("/buckets/{}", h.cab.bucket_id)) { (h.cab.subpath) } }
+                        td { (h.member) }
+                        td.excerpt { @if h.found_in != "text" { (h.found_in) ": " } (h.excerpt) }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn search_link(q: &SearchQuery, offset: u64) -> String {
     let mut q = q.clone();
     q.offset = Some(offset);
@@ -300,33 +320,9 @@ async fn search_page(
             }
             @if let Some(r) = &results {
                 h2 { "In text files (" (r.texts.total) ")" }
-                table.list.texts {
-                    thead { tr { th { "Cab" } th { "Bucket" } th { "File" } th { "Where" } } }
-                    tbody {
-                        @for h in &r.texts.items {
-                            tr {
-                                td { a href=(format!("/cabs/{}", h.cab.cab_id)) { (h.cab.name) } }
-                                td { a href=(format!("/buckets/{}", h.cab.bucket_id)) { (h.cab.subpath) } }
-                                td { (h.member) }
-                                td.excerpt { (h.excerpt) }
-                            }
-                        }
-                    }
-                }
+                (hits_table("texts", "File", &r.texts.items))
                 h2 { "Minidumps by crashing module or exception code (" (r.dumps.total) ")" }
-                table.list.dumps {
-                    thead { tr { th { "Cab" } th { "Bucket" } th { "Dump" } th { "Found" } } }
-                    tbody {
-                        @for h in &r.dumps.items {
-                            tr {
-                                td { a href=(format!("/cabs/{}", h.cab.cab_id)) { (h.cab.name) } }
-                                td { a href=(format!("/buckets/{}", h.cab.bucket_id)) { (h.cab.subpath) } }
-                                td { (h.member) }
-                                td { (h.found_in) ": " (h.excerpt) }
-                            }
-                        }
-                    }
-                }
+                (hits_table("dumps", "Dump", &r.dumps.items))
                 h2 { "Signatures" }
                 ul.signatures {
                     @for s in &r.signatures { li.sig { a href=(signature_link(s)) { (s) } } }

@@ -98,7 +98,9 @@ fn detect_in(conn: &Connection, spike: &SpikeRule, receivers: &[String]) -> Resu
         };
         raised.extend(raise_in(conn, &alert, receivers)?);
     }
-    set_setting(conn, BUCKET_MARK, Some(&top_bucket.to_string()))?;
+    if top_bucket > bucket_mark {
+        set_setting(conn, BUCKET_MARK, Some(&top_bucket.to_string()))?;
+    }
 
     let stack_mark = mark(conn, STACK_MARK)?;
     let top_stack: i64 = conn.query_row(
@@ -131,7 +133,9 @@ fn detect_in(conn: &Connection, spike: &SpikeRule, receivers: &[String]) -> Resu
         };
         raised.extend(raise_in(conn, &alert, receivers)?);
     }
-    set_setting(conn, STACK_MARK, Some(&top_stack.to_string()))?;
+    if top_stack > stack_mark {
+        set_setting(conn, STACK_MARK, Some(&top_stack.to_string()))?;
+    }
 
     let spikes: Vec<(i64, String, i64, i64, String)> = conn
         .prepare_cached(

@@ -1,0 +1,68 @@
+//! What the store's integration tests share: a raw connection beside the store, bucket
+//! keys, and a complete cab made through the store's own calls.
+
+#![allow(clippy::unwrap_used, dead_code)]
+
+use cerfs_db::prelude::*;
+use cerfs_db::{BucketKey, NewNode, NodeRole, SqliteStore, CABS_INO};
+use sha2::{Digest, Sha256};
+
+/// A connection of its own to the database at `path` (waits for the store's writer).
+pub fn raw(path: &std::path::Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    conn
+}
+
+/// The key of a one-level bucket (`blue`, `shutdown`, or any other name: generic).
+pub fn key(subpath: &str) -> BucketKey {
+    let kind = match subpath {
+        "blue" | "shutdown" => subpath,
+        _ => "generic",
+    };
+    BucketKey {
+        subpath: subpath.into(),
+        kind: kind.into(),
+        app: None,
+    }
+}
+
+/// A complete cab `name` of `size` bytes in the one-level bucket `subpath` (folder and
+/// bucket made when missing); returns its inode.
+pub fn store_cab(store: &SqliteStore, subpath: &str, name: &str, size: usize) -> u64 {
+    let folder = match store.lookup(CABS_INO, subpath).unwrap() {
+        Some(node) => node.ino,
+        None => {
+            store
+                .create_node(&NewNode {
+                    parent: CABS_INO,
+                    name: subpath,
+                    role: NodeRole::Dir,
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                    bucket: None,
+                })
+                .unwrap()
+                .ino
+        }
+    };
+    let k = key(subpath);
+    let node = store
+        .create_node(&NewNode {
+            parent: folder,
+            name,
+            role: NodeRole::Cab,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            bucket: Some(&k),
+        })
+        .unwrap();
+    let bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    store.write_at(node.ino, 0, &bytes).unwrap();
+    let sha = hex::encode(Sha256::digest(&bytes));
+    store.commit_cab(node.ino, size as u64, &sha).unwrap();
+    node.ino
+}
