@@ -96,6 +96,29 @@ fn the_console_shows_the_store_in_pages_and_json() {
     assert_eq!(o["store"]["buckets"], 6);
     assert_eq!(o["new_buckets"].as_array().expect("new").len(), 6);
     assert!(!o["top_signatures"].as_array().expect("sigs").is_empty());
+    // Every signature of the store is this week's: its cabs arrived today.
+    let all_signatures = cerfs_db(
+        &store.db,
+        &[
+            "query",
+            "--format",
+            "csv",
+            "SELECT count(DISTINCT signature) FROM stacks",
+        ],
+    );
+    assert_eq!(
+        Some(
+            o["new_signatures"]
+                .as_array()
+                .expect("new")
+                .len()
+                .to_string()
+                .as_str()
+        ),
+        stdout(&all_signatures).lines().nth(1)
+    );
+    assert!(o["store"]["disk_free_bytes"].as_u64().expect("disk free") > 0);
+    assert!(o["quota_bytes"].is_null());
 
     // The page draws the same data: one bar group per day.
     let (status, html) = web.get("/");

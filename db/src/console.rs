@@ -122,6 +122,8 @@ pub struct StoreFacts {
     pub used_bytes: u64,
     /// Free pages inside the file, in bytes.
     pub free_bytes: u64,
+    /// Free space on the database's filesystem, when it can be read.
+    pub disk_free_bytes: Option<u64>,
 }
 
 /// A cab as the console lists it.
@@ -226,6 +228,8 @@ pub struct Page<T> {
 /// A read-only connection for the console.
 pub struct ConsoleDb {
     pub(crate) conn: Connection,
+    /// The database file's folder (for its filesystem's free space).
+    dir: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for ConsoleDb {
@@ -260,6 +264,11 @@ impl ConsoleDb {
     pub fn open(path: &Path) -> std::result::Result<ConsoleDb, OpenError> {
         Ok(ConsoleDb {
             conn: open_read_only(path, SCHEMA_VERSION)?,
+            dir: path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf(),
         })
     }
 
@@ -325,6 +334,47 @@ impl ConsoleDb {
             bucket.trend = self.bucket_hits_per_day(bucket.bucket_id, days)?;
         }
         Ok(found)
+    }
+
+    /// Signatures first seen in the last `days` days (their earliest cab), newest first,
+    /// with their dumps so far.
+    pub fn new_signatures(&self, days: u32, limit: u32) -> Result<Vec<SignatureSummary>> {
+        let start = window_start(&self.conn, days)?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT f.signature, f.first_at, \
+                    (SELECT coalesce(sum(crashes), 0) FROM daily_signature_rows d \
+                      WHERE d.signature = f.signature), \
+                    (SELECT count(DISTINCT bucket_id) FROM daily_signature_rows d \
+                      WHERE d.signature = f.signature AND d.crashes > 0), \
+                    (SELECT max(last_at) FROM daily_signature_rows d \
+                      WHERE d.signature = f.signature AND d.crashes > 0) \
+             FROM signature_first_rows f WHERE f.first_at >= ?1 \
+             ORDER BY f.first_at DESC, f.signature LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![start, limit], |r| {
+            Ok(SignatureSummary {
+                signature: r.get(0)?,
+                first_seen: r.get(1)?,
+                crashes: count(r.get(2)?),
+                buckets: count(r.get(3)?),
+                last_seen: r.get(4)?,
+                trend: Vec::new(),
+            })
+        })?;
+        Ok(rows
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .into_iter()
+            .filter(|s| s.crashes > 0)
+            .collect())
+    }
+
+    /// A server setting (`cerfs quota`, `cerfs retention` ...), as stored.
+    pub fn server_setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM server_setting_rows WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?)
     }
 
     /// Buckets first reported in the last `days` days, newest first.
@@ -628,6 +678,7 @@ impl ConsoleDb {
             index_failed: count(failed),
             used_bytes: count((pages - free) * size),
             free_bytes: count(free * size),
+            disk_free_bytes: fs4::available_space(&self.dir).ok(),
         })
     }
 }

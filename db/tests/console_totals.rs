@@ -83,6 +83,16 @@ fn assert_totals(conn: &rusqlite::Connection, step: &str) {
          FROM stack_rows s JOIN cab_rows c ON c.ino = s.cab_id GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
     );
     assert_eq!(signatures, recomputed, "signatures after {step}");
+    let later = rows(
+        conn,
+        "SELECT s.signature FROM stack_rows s JOIN cab_rows c ON c.ino = s.cab_id \
+         LEFT JOIN signature_first_rows f ON f.signature = s.signature \
+         WHERE f.first_at IS NULL OR f.first_at > c.created_at",
+    );
+    assert!(
+        later.is_empty(),
+        "first seen after a cab has it, after {step}: {later:?}"
+    );
 }
 
 fn walk(conn: &rusqlite::Connection, cab: u64, signature: &str) {

@@ -43,8 +43,12 @@ pub struct Overview {
     pub new_buckets: Vec<BucketSummary>,
     /// The signatures with most crashes in the last 7 days, with their trend.
     pub top_signatures: Vec<SignatureSummary>,
+    /// Signatures first seen in the last 7 days.
+    pub new_signatures: Vec<SignatureSummary>,
     /// Sizes, counts and the indexer's backlog.
     pub store: StoreFacts,
+    /// The store's size limit (`cerfs quota`), when one is set.
+    pub quota_bytes: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,7 +77,13 @@ pub(crate) async fn load_overview(
                 top_buckets: db.top_buckets(7, 10).map_err(db_failure)?,
                 new_buckets: db.new_buckets(7, 10).map_err(db_failure)?,
                 top_signatures: db.top_signatures(Some(7), 10).map_err(db_failure)?,
+                new_signatures: db.new_signatures(7, 10).map_err(db_failure)?,
                 store: db.store_facts().map_err(db_failure)?,
+                quota_bytes: db
+                    .server_setting(cerfs_fs_core::MAX_STORE_SETTING)
+                    .map_err(db_failure)?
+                    .and_then(|v| v.parse().ok())
+                    .filter(|q| *q > 0),
             })
         })
         .await

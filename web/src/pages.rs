@@ -213,6 +213,12 @@ async fn overview(
                     dt { "Indexer backlog" } dd { (o.store.index_backlog) " cabs" }
                     dt { "Indexing failed" } dd { (o.store.index_failed) " cabs" }
                     dt { "Database" } dd { (bytes(o.store.used_bytes)) " used, " (bytes(o.store.free_bytes)) " free inside the file" }
+                    @if let Some(q) = o.quota_bytes {
+                        dt { "Quota" } dd { (bytes(q)) " (" (o.store.used_bytes.saturating_mul(100) / q.max(1)) " % used)" }
+                    }
+                    @if let Some(free) = o.store.disk_free_bytes {
+                        dt { "Disk" } dd { (bytes(free)) " free on the database's filesystem" }
+                    }
                 }
             }
             section {
@@ -226,6 +232,10 @@ async fn overview(
             section {
                 h2 { "New buckets this week" }
                 (bucket_rows(&o.new_buckets, "Hits"))
+            }
+            section {
+                h2 { "New signatures this week" }
+                (signature_rows(&o.new_signatures))
             }
         },
     ))
