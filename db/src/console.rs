@@ -412,6 +412,17 @@ impl ConsoleDb {
         limit: u32,
         offset: u64,
     ) -> Result<Vec<SignatureSummary>> {
+        Ok(self.signature_page(days, limit, offset)?.items)
+    }
+
+    /// One page of the signatures of the last `days` days (all time: `None`), most
+    /// crashes first, and how many there are: one pass over the summary rows.
+    pub fn signature_page(
+        &self,
+        days: Option<u32>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Page<SignatureSummary>> {
         let offset = i64::try_from(offset).unwrap_or(i64::MAX);
         let start = match days {
             Some(d) => Some(window_start(&self.conn, d)?),
@@ -420,28 +431,43 @@ impl ConsoleDb {
         let mut stmt = self.conn.prepare_cached(
             "SELECT signature, sum(crashes), count(DISTINCT bucket_id) FILTER (WHERE crashes > 0), \
                     min(first_at) FILTER (WHERE crashes > 0), \
-                    max(last_at) FILTER (WHERE crashes > 0) \
+                    max(last_at) FILTER (WHERE crashes > 0), count(*) OVER () \
              FROM daily_signature_rows WHERE ?1 IS NULL OR day >= substr(?1, 1, 10) \
              GROUP BY signature HAVING sum(crashes) > 0 ORDER BY 2 DESC, 1 LIMIT ?2 OFFSET ?3",
         )?;
-        let mut found = stmt
+        let mut total = None;
+        let mut items = stmt
             .query_map(params![start, limit, offset], |r| {
-                Ok(SignatureSummary {
-                    signature: r.get(0)?,
-                    crashes: count(r.get(1)?),
-                    buckets: count(r.get(2)?),
-                    trend: Vec::new(),
-                    first_seen: r.get(3)?,
-                    last_seen: r.get(4)?,
-                })
+                Ok((
+                    SignatureSummary {
+                        signature: r.get(0)?,
+                        crashes: count(r.get(1)?),
+                        buckets: count(r.get(2)?),
+                        trend: Vec::new(),
+                        first_seen: r.get(3)?,
+                        last_seen: r.get(4)?,
+                    },
+                    count(r.get(5)?),
+                ))
             })?
+            .map(|row| {
+                row.map(|(summary, n)| {
+                    total = Some(n);
+                    summary
+                })
+            })
             .collect::<rusqlite::Result<Vec<_>>>()?;
         if let Some(days) = days {
-            for sig in &mut found {
+            for sig in &mut items {
                 sig.trend = self.signature_per_day(&sig.signature, days)?;
             }
         }
-        Ok(found)
+        let total = match total {
+            Some(n) => n,
+            // A page past the end: count them on their own.
+            None => self.signature_count(days)?,
+        };
+        Ok(Page { total, items })
     }
 
     /// Walked dumps with `signature` per day over the last `days` days, oldest first.

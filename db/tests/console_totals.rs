@@ -167,6 +167,13 @@ fn console_totals_follow_every_change_of_the_rows_they_count() {
     let all = console.top_signatures(None, 10).unwrap();
     assert_eq!(all[0].signature, "ntoskrnl.exe!KeBugCheckEx");
     assert_eq!((all[0].crashes, all[0].buckets), (2, 1));
+    // The failed cab's index rows (its walk too) are gone: one signature is left.
+    assert_eq!(all.len(), 1);
+    walk(&conn, c, "EMPTY: no crashing thread");
+    let first = console.signature_page(None, 1, 0).unwrap();
+    assert_eq!((first.total, first.items.len()), (2, 1));
+    let beyond = console.signature_page(None, 1, 5).unwrap();
+    assert_eq!((beyond.total, beyond.items.len()), (2, 0));
 
     // A re-walk replaces a cab's stack rows.
     conn.execute("DELETE FROM stack_rows WHERE cab_id = ?1", [b as i64])
