@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_alerts.sql"),
     include_str!("../migrations/0009_console_totals.sql"),
     include_str!("../migrations/0010_signature_first_seen.sql"),
+    include_str!("../migrations/0011_covering_signature_index.sql"),
 ];
 
 /// The first schema version with the documented SQL views and the cab index tables.
