@@ -853,3 +853,47 @@ fn the_console_serves_https_with_secure_cookies_and_names_a_bad_key() {
         "{err}"
     );
 }
+
+/// Thread names and nice values of process `pid` (/proc/PID/task/*/stat: comm is field 2,
+/// nice field 19).
+fn thread_nice(pid: u32) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks") {
+        let stat =
+            std::fs::read_to_string(task.expect("task").path().join("stat")).unwrap_or_default();
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_owned();
+        // Fields after comm start with field 3 (state): nice is the 17th of them.
+        let nice = stat[close + 2..]
+            .split(' ')
+            .nth(16)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        out.push((name, nice));
+    }
+    out
+}
+
+#[test]
+fn the_console_yields_the_cpu_to_the_share() {
+    let store = generate();
+    let web = Web::start(&store.db);
+    // A page makes the runtime's threads (the blocking pool too) exist.
+    assert_eq!(web.get("/").0, 200);
+    let threads = thread_nice(web.child.id());
+    let console: Vec<&(String, i64)> = threads
+        .iter()
+        .filter(|(name, _)| name.starts_with("cerfs-web"))
+        .collect();
+    assert!(!console.is_empty(), "{threads:?}");
+    assert!(console.iter().all(|(_, nice)| *nice == 10), "{threads:?}");
+    // The rest of the process keeps the default priority.
+    assert!(
+        threads
+            .iter()
+            .any(|(name, nice)| name == "cerfs" && *nice == 0),
+        "{threads:?}"
+    );
+}
