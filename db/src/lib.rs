@@ -8,6 +8,7 @@
 mod alerts;
 mod console;
 mod console_detail;
+mod console_signatures;
 mod error;
 mod index_rows;
 mod lifecycle;
