@@ -12,6 +12,7 @@
 //! over the row helpers of `rows.rs`.
 
 mod alerts;
+pub(crate) mod cab_db;
 mod checkpointer;
 pub(crate) mod connection;
 mod content;
@@ -83,6 +84,8 @@ pub struct SqliteStore {
     checkpointer: Option<Checkpointer>,
     writer: Mutex<Connection>,
     readers: ReaderPool,
+    /// The bytes of cabs past `cab_db::CAB_DB_FROM` (PROTOTYPE).
+    pub(crate) cab_db: cab_db::CabDb,
     purged: Vec<PurgedCab>,
     /// A server's hold on the database (declared last: released after the writer closed).
     _lock: Option<ServerLock>,
@@ -172,7 +175,9 @@ impl SqliteStore {
             }
             OpenMode::Admin | OpenMode::Exclusive => None,
         };
+        let cab_db = cab_db::CabDb::open(&path).map_err(|e| OpenError::Unusable(e.to_string()))?;
         Ok(SqliteStore {
+            cab_db,
             readers: ReaderPool::new(path.clone(), identity),
             checkpointer,
             path,

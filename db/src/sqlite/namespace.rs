@@ -73,9 +73,14 @@ impl NamespaceStore for SqliteStore {
             let mut cab_state = None;
             if let (NodeRole::Cab, Some(bucket)) = (new.role, bucket) {
                 tx.prepare_cached(
-                    "INSERT INTO cab_rows (ino, bucket_id, name) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO cab_rows (ino, bucket_id, name, bytes_from) VALUES (?1, ?2, ?3, ?4)",
                 )?
-                .execute(params![ino, bucket, new.name])?;
+                .execute(params![
+                    ino,
+                    bucket,
+                    new.name,
+                    super::cab_db::CAB_DB_FROM as i64
+                ])?;
                 cab_state = Some(CabState::Writing);
             }
             touch_dir(tx, new.parent, now)?;

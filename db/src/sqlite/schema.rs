@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_console_totals.sql"),
     include_str!("../migrations/0010_signature_first_seen.sql"),
     include_str!("../migrations/0011_covering_signature_index.sql"),
+    include_str!("../migrations/0012_cab_bytes_from.sql"),
 ];
 
 /// The first schema version with the documented SQL views and the cab index tables.

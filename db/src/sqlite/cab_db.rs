@@ -1,0 +1,207 @@
+//! The cab-bytes database (PROTOTYPE, issue 17): `<db>-cabs` beside the metadata database,
+//! a rollback-journal SQLite file with 64 KiB pages holding the bytes of cabs past
+//! [`CAB_DB_FROM`] in 1 MiB chunks. Pages appended past the end of a rollback-journal file
+//! are not journaled, so appended cab bytes are written once (the metadata database's WAL
+//! writes every byte twice). Writes gather in one open transaction ("group"), committed
+//! every [`GROUP_BYTES`] and, synced, before a cab's row turns complete.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::store::Result;
+use crate::StoreError;
+
+/// Cab bytes at offsets from here on live in the cab database; below, in `chunks`.
+pub(crate) const CAB_DB_FROM: u64 = 4 << 20;
+/// Chunk size of the cab database.
+pub(crate) const CAB_CHUNK: u64 = 1 << 20;
+/// A group is committed once it holds this many bytes.
+const GROUP_BYTES: u64 = 16 << 20;
+
+/// The cab database's path for the metadata database at `meta`.
+pub fn cab_db_path(meta: &Path) -> PathBuf {
+    let mut p = meta.as_os_str().to_owned();
+    p.push("-cabs");
+    PathBuf::from(p)
+}
+
+struct Writer {
+    conn: Connection,
+    /// A transaction is open.
+    open: bool,
+    /// Bytes written in it.
+    pending: u64,
+}
+
+/// The cab database's one connection.
+pub(crate) struct CabDb {
+    writer: Mutex<Writer>,
+}
+
+impl std::fmt::Debug for CabDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CabDb").finish_non_exhaustive()
+    }
+}
+
+fn sqlite(e: rusqlite::Error) -> StoreError {
+    StoreError::from(e)
+}
+
+impl CabDb {
+    /// Opens (creating) the cab database beside `meta`.
+    pub(crate) fn open(meta: &Path) -> Result<CabDb> {
+        let path = cab_db_path(meta);
+        let conn = Connection::open(&path).map_err(sqlite)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sqlite)?;
+        // Before the first table: the page size and vacuum mode are fixed by then.
+        conn.pragma_update(None, "page_size", 65536).map_err(sqlite)?;
+        conn.pragma_update(None, "journal_mode", "TRUNCATE")
+            .map_err(sqlite)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sqlite)?;
+        // A group stays in the page cache until its commit.
+        conn.pragma_update(None, "cache_size", -(32 * 1024))
+            .map_err(sqlite)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS cab_chunks (
+                 ino  INTEGER NOT NULL,
+                 idx  INTEGER NOT NULL CHECK (idx >= 0),
+                 data BLOB    NOT NULL CHECK (length(data) <= 1048576),
+                 PRIMARY KEY (ino, idx)
+             )",
+        )
+        .map_err(sqlite)?;
+        Ok(CabDb {
+            writer: Mutex::new(Writer {
+                conn,
+                open: false,
+                pending: 0,
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Writer> {
+        self.writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Writes `data` at `offset` (counted from [`CAB_DB_FROM`]) of cab `ino`, in the group.
+    pub(crate) fn write(&self, ino: u64, offset: u64, data: &[u8]) -> Result<()> {
+        let mut w = self.lock();
+        if !w.open {
+            w.conn.execute_batch("BEGIN IMMEDIATE").map_err(sqlite)?;
+            w.open = true;
+        }
+        let key = i64::try_from(ino).unwrap_or(i64::MAX);
+        let end = offset + data.len() as u64;
+        let mut pos = offset;
+        while pos < end {
+            let idx = pos / CAB_CHUNK;
+            let in_chunk = (pos - idx * CAB_CHUNK) as usize;
+            let take = ((CAB_CHUNK - (pos - idx * CAB_CHUNK)).min(end - pos)) as usize;
+            let src = &data[(pos - offset) as usize..(pos - offset) as usize + take];
+            let idx_sql = i64::try_from(idx).unwrap_or(i64::MAX);
+            if in_chunk == 0 && take == CAB_CHUNK as usize {
+                w.conn
+                    .prepare_cached(
+                        "INSERT INTO cab_chunks (ino, idx, data) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT (ino, idx) DO UPDATE SET data = excluded.data",
+                    )
+                    .and_then(|mut s| s.execute(params![key, idx_sql, src]))
+                    .map_err(sqlite)?;
+            } else {
+                let mut buf: Vec<u8> = w
+                    .conn
+                    .prepare_cached("SELECT data FROM cab_chunks WHERE ino = ?1 AND idx = ?2")
+                    .and_then(|mut s| {
+                        s.query_row(params![key, idx_sql], |r| r.get(0)).optional()
+                    })
+                    .map_err(sqlite)?
+                    .unwrap_or_default();
+                if buf.len() < in_chunk + take {
+                    buf.resize(in_chunk + take, 0);
+                }
+                buf[in_chunk..in_chunk + take].copy_from_slice(src);
+                w.conn
+                    .prepare_cached(
+                        "INSERT INTO cab_chunks (ino, idx, data) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT (ino, idx) DO UPDATE SET data = excluded.data",
+                    )
+                    .and_then(|mut s| s.execute(params![key, idx_sql, buf]))
+                    .map_err(sqlite)?;
+            }
+            pos += take as u64;
+        }
+        w.pending += data.len() as u64;
+        if w.pending >= GROUP_BYTES {
+            w.conn.execute_batch("COMMIT").map_err(sqlite)?;
+            w.open = false;
+            w.pending = 0;
+        }
+        Ok(())
+    }
+
+    /// Reads up to `len` bytes at `offset` (from [`CAB_DB_FROM`]) of cab `ino` into `out`
+    /// (zeros where nothing is stored), through the writer (it sees its open group).
+    pub(crate) fn read_into(&self, ino: u64, offset: u64, out: &mut [u8]) -> Result<()> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        let w = self.lock();
+        let key = i64::try_from(ino).unwrap_or(i64::MAX);
+        let end = offset + out.len() as u64;
+        let mut stmt = w
+            .conn
+            .prepare_cached(
+                "SELECT idx, data FROM cab_chunks WHERE ino = ?1 AND idx BETWEEN ?2 AND ?3 \
+                 ORDER BY idx",
+            )
+            .map_err(sqlite)?;
+        let mut rows = stmt
+            .query(params![
+                key,
+                i64::try_from(offset / CAB_CHUNK).unwrap_or(i64::MAX),
+                i64::try_from((end - 1) / CAB_CHUNK).unwrap_or(i64::MAX)
+            ])
+            .map_err(sqlite)?;
+        while let Some(row) = rows.next().map_err(sqlite)? {
+            let idx = u64::try_from(row.get::<_, i64>(0).map_err(sqlite)?).unwrap_or(0);
+            let data = row
+                .get_ref(1)
+                .and_then(|v| v.as_blob().map_err(rusqlite::Error::from))
+                .map_err(sqlite)?;
+            super::rows::copy_overlap(out, offset, data, idx * CAB_CHUNK);
+        }
+        Ok(())
+    }
+
+    /// Commits the open group (synchronous=FULL: durable when it returns).
+    pub(crate) fn commit(&self) -> Result<()> {
+        let mut w = self.lock();
+        if w.open {
+            w.conn.execute_batch("COMMIT").map_err(sqlite)?;
+            w.open = false;
+            w.pending = 0;
+        }
+        Ok(())
+    }
+
+    /// Drops cab `ino`'s bytes (in the group).
+    pub(crate) fn delete(&self, ino: u64) -> Result<()> {
+        let mut w = self.lock();
+        if !w.open {
+            w.conn.execute_batch("BEGIN IMMEDIATE").map_err(sqlite)?;
+            w.open = true;
+        }
+        w.conn
+            .prepare_cached("DELETE FROM cab_chunks WHERE ino = ?1")
+            .and_then(|mut s| s.execute([i64::try_from(ino).unwrap_or(i64::MAX)]))
+            .map_err(sqlite)?;
+        Ok(())
+    }
+}
