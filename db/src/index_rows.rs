@@ -475,8 +475,21 @@ pub struct CabReader {
     conn: Connection,
     cab: CabRef,
     pos: u64,
-    /// Index and bytes of the chunk in memory.
-    chunk: Option<(u64, Vec<u8>)>,
+    /// Index and bytes of the chunk in memory (`chunks`, or the cab database's from
+    /// `split`).
+    chunk: Option<(Piece, Vec<u8>)>,
+    /// Where the cab's bytes continue in the cab database, and that database (opened
+    /// when first needed).
+    split: Option<u64>,
+    cab_db: Option<Connection>,
+    path: std::path::PathBuf,
+}
+
+/// A stored piece of a cab: a 64 KiB chunk, or a 1 MiB chunk of the cab database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Piece {
+    Chunk(u64),
+    CabDb(u64),
 }
 
 impl std::fmt::Debug for CabReader {
@@ -496,11 +509,17 @@ impl CabReader {
             let conn = open_read_only(path, VIEWS_VERSION)?;
             let cab = cab_ref(&conn, cab_id)?
                 .ok_or_else(|| StoreError::NotFound(u64::try_from(cab_id).unwrap_or(0)))?;
+            let split: Option<i64> = conn
+                .prepare_cached("SELECT bytes_from FROM cab_rows WHERE ino = ?1")?
+                .query_row([cab_id], |r| r.get(0))?;
             Ok(CabReader {
                 conn,
                 cab,
                 pos: 0,
                 chunk: None,
+                split: split.and_then(|b| u64::try_from(b).ok()),
+                cab_db: None,
+                path: path.to_path_buf(),
             })
         })())
     }
@@ -510,11 +529,39 @@ impl CabReader {
         &self.cab
     }
 
-    fn load(&mut self, idx: u64) -> io::Result<&[u8]> {
-        if self.chunk.as_ref().map(|(i, _)| *i) != Some(idx) {
-            let data: Option<Vec<u8>> = self
-                .conn
-                .prepare_cached("SELECT data FROM chunks WHERE ino = ?1 AND idx = ?2")
+    fn load(&mut self, piece: Piece) -> io::Result<&[u8]> {
+        if self.chunk.as_ref().map(|(p, _)| *p) != Some(piece) {
+            let (conn, sql, idx) = match piece {
+                Piece::Chunk(idx) => (
+                    &self.conn,
+                    "SELECT data FROM chunks WHERE ino = ?1 AND idx = ?2",
+                    idx,
+                ),
+                Piece::CabDb(idx) => {
+                    if self.cab_db.is_none() {
+                        let path = crate::sqlite::cab_db::cab_db_path(&self.path);
+                        let conn = Connection::open_with_flags(
+                            &path,
+                            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                        )
+                        .map_err(io::Error::other)?;
+                        conn.busy_timeout(std::time::Duration::from_secs(10))
+                            .map_err(io::Error::other)?;
+                        self.cab_db = Some(conn);
+                    }
+                    let Some(conn) = self.cab_db.as_ref() else {
+                        return Err(io::Error::other("the cab database is not open"));
+                    };
+                    (
+                        conn,
+                        "SELECT data FROM cab_chunks WHERE ino = ?1 AND idx = ?2",
+                        idx,
+                    )
+                }
+            };
+            let data: Option<Vec<u8>> = conn
+                .prepare_cached(sql)
                 .and_then(|mut stmt| {
                     stmt.query_row(
                         params![self.cab.cab_id, i64::try_from(idx).unwrap_or(i64::MAX)],
@@ -524,7 +571,7 @@ impl CabReader {
                 })
                 .map_err(io::Error::other)?;
             // A missing chunk (a sparse gap) reads as zeros.
-            self.chunk = Some((idx, data.unwrap_or_default()));
+            self.chunk = Some((piece, data.unwrap_or_default()));
         }
         Ok(self
             .chunk
@@ -539,12 +586,23 @@ impl Read for CabReader {
         if self.pos >= self.cab.size || buf.is_empty() {
             return Ok(0);
         }
-        let chunk = CHUNK_SIZE as u64;
-        let idx = self.pos / chunk;
-        let at = (self.pos % chunk) as usize;
+        // Where the piece holding `pos` starts, its size, and which it is.
+        let (start, chunk, piece) = match self.split {
+            Some(split) if self.pos >= split => {
+                let size = crate::sqlite::cab_db::CAB_CHUNK;
+                let idx = (self.pos - split) / size;
+                (split + idx * size, size, Piece::CabDb(idx))
+            }
+            _ => {
+                let size = CHUNK_SIZE as u64;
+                let idx = self.pos / size;
+                (idx * size, size, Piece::Chunk(idx))
+            }
+        };
+        let at = (self.pos - start) as usize;
         let left_in_chunk = (chunk - at as u64).min(self.cab.size - self.pos);
         let n = (buf.len() as u64).min(left_in_chunk) as usize;
-        let data = self.load(idx)?;
+        let data = self.load(piece)?;
         let out = buf.get_mut(..n).unwrap_or_default();
         // Bytes past the end of a short chunk are zeros.
         for (i, b) in out.iter_mut().enumerate() {

@@ -154,8 +154,14 @@ impl SqliteStore {
             }
         }
         let mut conn = connection::open_writer(path, flags, mode == OpenMode::Server)?;
+        let cab_db = cab_db::CabDb::open(path).map_err(|e| OpenError::Unusable(e.to_string()))?;
         let purged = match mode {
-            OpenMode::Server => recovery::purge_incomplete_cabs(&mut conn)?,
+            OpenMode::Server => {
+                let purged = recovery::purge_incomplete_cabs(&mut conn)?;
+                recovery::drop_orphan_cab_bytes(&conn, &cab_db)
+                    .map_err(|e| OpenError::Unusable(e.to_string()))?;
+                purged
+            }
             OpenMode::Admin | OpenMode::Exclusive => Vec::new(),
         };
         // Absolute, so that readers opened later still find it if the process changes its
@@ -175,7 +181,6 @@ impl SqliteStore {
             }
             OpenMode::Admin | OpenMode::Exclusive => None,
         };
-        let cab_db = cab_db::CabDb::open(&path).map_err(|e| OpenError::Unusable(e.to_string()))?;
         Ok(SqliteStore {
             cab_db,
             readers: ReaderPool::new(path.clone(), identity),

@@ -242,9 +242,12 @@ pub trait ContentStore: Send + Sync {
     fn read_at(&self, ino: Ino, offset: u64, len: u32) -> Result<Vec<u8>>;
     /// Writes `data` at `offset`, extending (with zeros in any gap); sets mtime. Returns the new size.
     fn write_at(&self, ino: Ino, offset: u64, data: &[u8]) -> Result<u64>;
-    /// Writes that start and end on a multiple of this many bytes are the cheapest: they
-    /// replace whole storage units instead of rewriting part of one (1: no such unit).
-    fn write_alignment(&self) -> u64 {
+    /// Writes at `offset` that start and end on a multiple of this many bytes are the
+    /// cheapest: they replace whole storage units instead of rewriting part of one (1: no
+    /// such unit). Units are powers of two, grow with the offset, and change only at
+    /// offsets that are multiples of every unit.
+    fn write_alignment(&self, offset: u64) -> u64 {
+        let _ = offset;
         1
     }
     /// Sets the size, dropping or zero-extending content; sets mtime.

@@ -99,35 +99,41 @@ impl CabWriter {
         offset: u64,
         data: &[u8],
     ) -> std::result::Result<(), StoreError> {
-        let unit = store.write_alignment().max(1);
-        if !(self.buffering && unit > 1 && offset == self.size) {
+        let largest = store.write_alignment(u64::MAX).max(1);
+        if !(self.buffering && largest > 1 && offset == self.size) {
             self.flush_tail(store, ino)?;
             self.buffering = false;
             self.size = store.write_at(ino, offset, data)?;
             return Ok(());
         }
-        let unit = usize::try_from(unit).unwrap_or(usize::MAX);
         // Stored bytes end at a unit boundary; the tail follows them.
         let mut at = self.size - self.tail.len() as u64;
         let mut rest = data;
-        if !self.tail.is_empty() {
-            let take = (unit - self.tail.len()).min(rest.len());
-            let (head, after) = rest.split_at(take);
-            self.tail.extend_from_slice(head);
+        while !rest.is_empty() {
+            let unit = usize::try_from(store.write_alignment(at).max(1)).unwrap_or(usize::MAX);
+            if !self.tail.is_empty() || rest.len() < unit {
+                let take = (unit - self.tail.len()).min(rest.len());
+                let (head, after) = rest.split_at(take);
+                self.tail.extend_from_slice(head);
+                rest = after;
+                if self.tail.len() == unit {
+                    store.write_at(ino, at, &self.tail)?;
+                    at += unit as u64;
+                    self.tail.clear();
+                }
+                continue;
+            }
+            // Whole units, but a smaller unit only up to the next multiple of the largest
+            // (where the unit may change).
+            let mut whole = rest.len() / unit * unit;
+            if (unit as u64) < largest {
+                let to_boundary = (largest - at % largest) as usize;
+                whole = whole.min(to_boundary);
+            }
+            let (units, after) = rest.split_at(whole);
+            store.write_at(ino, at, units)?;
+            at += whole as u64;
             rest = after;
-            if self.tail.len() == unit {
-                store.write_at(ino, at, &self.tail)?;
-                at += unit as u64;
-                self.tail.clear();
-            }
-        }
-        if self.tail.is_empty() {
-            let whole = rest.len() / unit * unit;
-            let (units, left) = rest.split_at(whole);
-            if !units.is_empty() {
-                store.write_at(ino, at, units)?;
-            }
-            self.tail.extend_from_slice(left);
         }
         self.size += data.len() as u64;
         Ok(())

@@ -54,11 +54,17 @@ impl CabDb {
     /// Opens (creating) the cab database beside `meta`.
     pub(crate) fn open(meta: &Path) -> Result<CabDb> {
         let path = cab_db_path(meta);
+        // Cab dumps can hold secrets: the server's alone, like the metadata database.
+        super::file_identity::make_private(&path, true)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let path = std::fs::canonicalize(&path)
+            .map_err(|e| StoreError::Invalid(format!("cannot resolve {}: {e}", path.display())))?;
         let conn = Connection::open(&path).map_err(sqlite)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sqlite)?;
         // Before the first table: the page size and vacuum mode are fixed by then.
-        conn.pragma_update(None, "page_size", 65536).map_err(sqlite)?;
+        conn.pragma_update(None, "page_size", 65536)
+            .map_err(sqlite)?;
         conn.pragma_update(None, "journal_mode", "TRUNCATE")
             .map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "FULL")
@@ -118,9 +124,7 @@ impl CabDb {
                 let mut buf: Vec<u8> = w
                     .conn
                     .prepare_cached("SELECT data FROM cab_chunks WHERE ino = ?1 AND idx = ?2")
-                    .and_then(|mut s| {
-                        s.query_row(params![key, idx_sql], |r| r.get(0)).optional()
-                    })
+                    .and_then(|mut s| s.query_row(params![key, idx_sql], |r| r.get(0)).optional())
                     .map_err(sqlite)?
                     .unwrap_or_default();
                 if buf.len() < in_chunk + take {
@@ -191,17 +195,120 @@ impl CabDb {
         Ok(())
     }
 
-    /// Drops cab `ino`'s bytes (in the group).
-    pub(crate) fn delete(&self, ino: u64) -> Result<()> {
+    /// Runs `f` in the open group (opening one if none is).
+    fn in_group<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let mut w = self.lock();
         if !w.open {
             w.conn.execute_batch("BEGIN IMMEDIATE").map_err(sqlite)?;
             w.open = true;
         }
-        w.conn
-            .prepare_cached("DELETE FROM cab_chunks WHERE ino = ?1")
-            .and_then(|mut s| s.execute([i64::try_from(ino).unwrap_or(i64::MAX)]))
+        f(&w.conn).map_err(sqlite)
+    }
+
+    /// Drops the bytes of cabs `inos` (in the group: gone for good at its commit).
+    pub(crate) fn delete(&self, inos: &[u64]) -> Result<()> {
+        if inos.is_empty() {
+            return Ok(());
+        }
+        self.in_group(|conn| {
+            let mut stmt = conn.prepare_cached("DELETE FROM cab_chunks WHERE ino = ?1")?;
+            for ino in inos {
+                stmt.execute([i64::try_from(*ino).unwrap_or(i64::MAX)])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Keeps cab `ino`'s first `len` bytes (counted from [`CAB_DB_FROM`]), in the group.
+    pub(crate) fn truncate(&self, ino: u64, len: u64) -> Result<()> {
+        let key = i64::try_from(ino).unwrap_or(i64::MAX);
+        let keep = i64::try_from(len.div_ceil(CAB_CHUNK)).unwrap_or(i64::MAX);
+        let tail = len % CAB_CHUNK;
+        self.in_group(|conn| {
+            conn.prepare_cached("DELETE FROM cab_chunks WHERE ino = ?1 AND idx >= ?2")?
+                .execute(params![key, keep])?;
+            if tail != 0 {
+                conn.prepare_cached(
+                    "UPDATE cab_chunks SET data = substr(data, 1, ?3) \
+                     WHERE ino = ?1 AND idx = ?2 AND length(data) > ?3",
+                )?
+                .execute(params![
+                    key,
+                    i64::try_from(len / CAB_CHUNK).unwrap_or(i64::MAX),
+                    tail as i64
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The cabs that have bytes here.
+    pub(crate) fn inos(&self) -> Result<Vec<u64>> {
+        let w = self.lock();
+        let mut stmt = w
+            .conn
+            .prepare_cached("SELECT DISTINCT ino FROM cab_chunks ORDER BY ino")
             .map_err(sqlite)?;
-        Ok(())
+        let rows = stmt.query_map([], |r| r.get::<_, i64>(0)).map_err(sqlite)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(u64::try_from(row.map_err(sqlite)?).unwrap_or(0));
+        }
+        Ok(out)
+    }
+
+    /// Calls `each` with cab `ino`'s chunks in order (`idx`, bytes), reading `BATCH` chunks
+    /// per turn of the lock so that a long cab does not hold up the writers.
+    pub(crate) fn for_each_chunk(
+        &self,
+        ino: u64,
+        each: &mut dyn FnMut(u64, &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        const BATCH: i64 = 16;
+        let key = i64::try_from(ino).unwrap_or(i64::MAX);
+        let mut next = 0i64;
+        loop {
+            let batch: Vec<(i64, Vec<u8>)> = {
+                let w = self.lock();
+                let mut stmt = w
+                    .conn
+                    .prepare_cached(
+                        "SELECT idx, data FROM cab_chunks WHERE ino = ?1 AND idx >= ?2 \
+                         ORDER BY idx LIMIT ?3",
+                    )
+                    .map_err(sqlite)?;
+                let rows = stmt
+                    .query_map(params![key, next, BATCH], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(sqlite)?;
+                rows.collect::<rusqlite::Result<_>>().map_err(sqlite)?
+            };
+            let Some(last) = batch.last().map(|(i, _)| *i) else {
+                return Ok(());
+            };
+            for (idx, data) in &batch {
+                if !each(u64::try_from(*idx).unwrap_or(0), data)? {
+                    return Ok(());
+                }
+            }
+            next = last + 1;
+        }
+    }
+
+    /// Bytes in use and free inside the file (its pages).
+    pub(crate) fn usage(&self) -> Result<(u64, u64)> {
+        let w = self.lock();
+        let get = |pragma: &str| -> Result<u64> {
+            let v: i64 = w
+                .conn
+                .pragma_query_value(None, pragma, |r| r.get(0))
+                .map_err(sqlite)?;
+            Ok(u64::try_from(v).unwrap_or(0))
+        };
+        let (pages, free, size) = (
+            get("page_count")?,
+            get("freelist_count")?,
+            get("page_size")?,
+        );
+        Ok((pages.saturating_sub(free) * size, free * size))
     }
 }

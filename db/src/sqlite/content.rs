@@ -27,7 +27,7 @@ impl ContentStore for SqliteStore {
             Ok((self.read_chunks(tx, ino, offset, len)?, split, node.size))
         }))?;
         if let Some(split) = split {
-            let end = size.min(offset + u64::from(len));
+            let end = size.min(offset.saturating_add(u64::from(len)));
             if end > split && !out.is_empty() {
                 let from = offset.max(split);
                 let at = (from - offset) as usize;
@@ -38,9 +38,13 @@ impl ContentStore for SqliteStore {
         Ok(out)
     }
 
-    fn write_alignment(&self) -> u64 {
-        // PROTOTYPE: whole cab-database chunks (a multiple of the chunks' 64 KiB).
-        super::cab_db::CAB_CHUNK
+    fn write_alignment(&self, offset: u64) -> u64 {
+        // Cabs' bytes from CAB_DB_FROM on (a multiple of CAB_CHUNK) are in the cab database.
+        if offset >= super::cab_db::CAB_DB_FROM {
+            super::cab_db::CAB_CHUNK
+        } else {
+            CHUNK
+        }
     }
 
     fn check_identity(&self) -> Result<()> {
@@ -57,7 +61,12 @@ impl ContentStore for SqliteStore {
             writable_node(tx, ino)?;
             cab_split(tx, ino)
         }))?;
-        let end = offset + data.len() as u64;
+        let Some(end) = offset
+            .checked_add(data.len() as u64)
+            .filter(|end| *end <= MAX_FILE_SIZE)
+        else {
+            return self.write_chunks(ino, offset, data); // refuses it, saying why
+        };
         match split {
             Some(split) if end > split && !data.is_empty() => {
                 if offset < split {
@@ -78,6 +87,12 @@ impl ContentStore for SqliteStore {
     }
 
     fn truncate(&self, ino: Ino, size: u64) -> Result<()> {
+        let split = finish(self.read(|tx| cab_split(tx, ino)))?;
+        if let Some(split) = split {
+            // Bytes past the new size go from the cab database first: a crash in between
+            // leaves a size that still counts them, never bytes the size does not cover.
+            self.cab_db.truncate(ino, size.saturating_sub(split))?;
+        }
         self.truncate_chunks(ino, size)
     }
 

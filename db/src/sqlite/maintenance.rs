@@ -59,6 +59,20 @@ impl LifecycleStore for SqliteStore {
     }
 
     fn sweep(&self, max_chunks: usize) -> Result<SweepStep> {
+        // The cab database's bytes of removed cabs first (they are off the share already);
+        // then their chunks and rows below, as before.
+        let removed: Vec<Ino> = finish(self.read(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT ino FROM cab_rows WHERE removal IS NOT NULL AND swept_at IS NULL \
+                 AND bytes_from IS NOT NULL ORDER BY ino LIMIT 64",
+            )?;
+            let rows = stmt.query_map([], |r| get_u64(r, 0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        }))?;
+        if !removed.is_empty() {
+            self.cab_db.delete(&removed)?;
+            self.cab_db.commit()?;
+        }
         self.write(|tx| {
             let mut step = removal::sweep(tx, max_chunks)?;
             if !step.more {
@@ -106,7 +120,7 @@ impl LifecycleStore for SqliteStore {
     }
 
     fn check_cab(&self, ino: Ino) -> Result<CabCheck> {
-        let check = finish(self.read(|tx| hash_cab(tx, ino)))?;
+        let check = finish(self.read(|tx| hash_cab(tx, ino, &self.cab_db)))?;
         let Some(check) = check else {
             return Ok(CabCheck::Sound); // removed meanwhile: nothing to check
         };
@@ -143,9 +157,11 @@ impl LifecycleStore for SqliteStore {
         }))?;
         let bytes = |n: i64| u64::try_from(n.max(0)).unwrap_or(0);
         let dir = self.path.parent().unwrap_or(Path::new("."));
+        // The cab database's pages count too: the store is both files.
+        let (cab_used, cab_free) = self.cab_db.usage()?;
         Ok(StoreUsage {
-            used_bytes: bytes((pages - free) * page_size),
-            free_bytes: bytes(free * page_size),
+            used_bytes: bytes((pages - free) * page_size) + cab_used,
+            free_bytes: bytes(free * page_size) + cab_free,
             fs_available: fs4::available_space(dir).ok(),
             fs_total: fs4::total_space(dir).ok(),
         })
@@ -203,6 +219,14 @@ impl LifecycleStore for SqliteStore {
                 |e| StoreError::Invalid(format!("cannot chmod {}: {e}", partial.display())),
             )?;
         }
+        // The cab database's bytes of the cabs in the snapshot, then the snapshot itself
+        // into place: a backup is complete once `dest` exists.
+        let copied = self.backup_cab_bytes(&partial, dest);
+        if let Err(e) = copied {
+            let _ = std::fs::remove_file(&partial);
+            let _ = std::fs::remove_file(super::cab_db::cab_db_path(&partial));
+            return Err(e);
+        }
         std::fs::File::open(&partial)
             .and_then(|f| f.sync_all())
             .and_then(|()| std::fs::rename(&partial, dest))
@@ -210,6 +234,62 @@ impl LifecycleStore for SqliteStore {
                 path: dest.to_path_buf(),
                 source,
             })
+    }
+}
+
+impl SqliteStore {
+    /// Copies into `<dest>-cabs` the cab database's bytes of every cab on the share in the
+    /// metadata snapshot at `snapshot`, a cab at a time (short reads: the writer is never
+    /// held up for long). A cab removed since the snapshot is marked pruned in it.
+    fn backup_cab_bytes(&self, snapshot: &Path, dest: &Path) -> Result<()> {
+        let snap = Connection::open(snapshot)?;
+        let cabs: Vec<(Ino, u64)> = {
+            let mut stmt = snap.prepare(
+                "SELECT ino, size - bytes_from FROM cab_rows WHERE state = 'complete' \
+                 AND removal IS NULL AND bytes_from IS NOT NULL AND size > bytes_from",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((get_u64(r, 0)?, get_u64(r, 1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let partial_cabs = super::cab_db::cab_db_path(snapshot);
+        let _ = std::fs::remove_file(&partial_cabs);
+        let out = super::cab_db::CabDb::open(snapshot)?;
+        for (ino, high) in cabs {
+            let mut copied = 0u64;
+            self.cab_db.for_each_chunk(ino, &mut |idx, data| {
+                out.write(ino, idx * super::cab_db::CAB_CHUNK, data)?;
+                copied += data.len() as u64;
+                Ok(true)
+            })?;
+            if copied != high {
+                tracing::warn!(
+                    ino,
+                    "a cab removed while it was backed up: marked pruned in the backup"
+                );
+                out.delete(&[ino])?;
+                snap.execute(
+                    concat!(
+                        "UPDATE cab_rows SET removal = 'pruned', removed_at = ",
+                        sql_now!(),
+                        ", swept_at = ",
+                        sql_now!(),
+                        " WHERE ino = ?1"
+                    ),
+                    [ino_param(ino)],
+                )?;
+                snap.execute("DELETE FROM chunks WHERE ino = ?1", [ino_param(ino)])?;
+                snap.execute("UPDATE nodes SET size = 0 WHERE ino = ?1", [ino_param(ino)])?;
+            }
+        }
+        out.commit()?;
+        drop(out);
+        drop(snap);
+        std::fs::rename(&partial_cabs, super::cab_db::cab_db_path(dest)).map_err(|source| {
+            StoreError::Sync {
+                path: super::cab_db::cab_db_path(dest),
+                source,
+            }
+        })
     }
 }
 
@@ -221,19 +301,22 @@ pub fn partial_path(dest: &Path) -> PathBuf {
 }
 
 /// Hashes the stored bytes of a complete cab on the share; `None` if it is not one.
-fn hash_cab(tx: &Connection, ino: Ino) -> Result<Option<CabCheck>> {
+fn hash_cab(tx: &Connection, ino: Ino, cab_db: &super::cab_db::CabDb) -> Result<Option<CabCheck>> {
     let key = ino_param(ino);
-    let Some((size, sha256)): Option<(i64, String)> = tx
+    let Some((size, sha256, split)): Option<(i64, String, Option<i64>)> = tx
         .prepare_cached(
-            "SELECT size, sha256 FROM cab_rows \
+            "SELECT size, sha256, bytes_from FROM cab_rows \
              WHERE ino = ?1 AND state = 'complete' AND removal IS NULL",
         )?
-        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?
     else {
         return Ok(None);
     };
-    let size = u64::try_from(size).unwrap_or(0);
+    let total = u64::try_from(size).unwrap_or(0);
+    // Bytes below `split` are in chunks, the rest in the cab database.
+    let split = split.and_then(|b| u64::try_from(b).ok());
+    let size = split.map_or(total, |b| total.min(b));
     let mut hasher = Sha256::new();
     let mut expected_idx = 0u64;
     let mut seen = 0u64;
@@ -263,6 +346,41 @@ fn hash_cab(tx: &Connection, ino: Ino) -> Result<Option<CabCheck>> {
         return Ok(Some(CabCheck::Corrupt(format!(
             "{seen} bytes stored, {size} recorded"
         ))));
+    }
+    if let Some(split) = split.filter(|b| total > *b) {
+        let high = total - split;
+        let mut expected = 0u64;
+        let mut problem = None;
+        cab_db.for_each_chunk(ino, &mut |idx, data| {
+            if idx != expected {
+                problem = Some(format!(
+                    "cab database chunk {expected} (bytes from {}) is missing",
+                    split + expected * super::cab_db::CAB_CHUNK
+                ));
+                return Ok(false);
+            }
+            let wanted = (high - (idx * super::cab_db::CAB_CHUNK).min(high))
+                .min(super::cab_db::CAB_CHUNK) as usize;
+            if data.len() != wanted {
+                problem = Some(format!(
+                    "cab database chunk {idx} holds {} bytes, {wanted} expected",
+                    data.len()
+                ));
+                return Ok(false);
+            }
+            hasher.update(data);
+            seen += data.len() as u64;
+            expected += 1;
+            Ok(true)
+        })?;
+        if let Some(problem) = problem {
+            return Ok(Some(CabCheck::Corrupt(problem)));
+        }
+        if seen != total {
+            return Ok(Some(CabCheck::Corrupt(format!(
+                "{seen} bytes stored, {total} recorded"
+            ))));
+        }
     }
     let got = hex(&hasher.finalize());
     Ok(Some(if got == sha256 {

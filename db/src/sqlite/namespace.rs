@@ -105,11 +105,17 @@ impl NamespaceStore for SqliteStore {
     }
 
     fn remove_node(&self, ino: Ino) -> Result<()> {
-        finish(self.write(|tx| {
+        let role = finish(self.write(|tx| {
             let node = require_node(tx, ino)?;
             remove_in(tx, &node)?;
-            touch_dir(tx, node.parent, now_ns())
-        }))
+            touch_dir(tx, node.parent, now_ns())?;
+            Ok(node.role)
+        }))?;
+        if role == NodeRole::Cab {
+            // After the row: a crash in between leaves bytes the next start drops.
+            self.cab_db.delete(&[ino])?;
+        }
+        Ok(())
     }
 
     fn rename_node(&self, ino: Ino, new_parent: Ino, new_name: &str, replace: bool) -> Result<()> {

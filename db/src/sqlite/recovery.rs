@@ -55,3 +55,30 @@ pub(crate) fn purge_incomplete_cabs(conn: &mut Connection) -> Result<Vec<PurgedC
     tx.commit()?;
     Ok(purged)
 }
+
+/// Deletes the cab database's bytes of cabs that are not on the share (no row, or removed):
+/// those of the uploads purged above, and any a crash left between a removal and its
+/// bytes' deletion, or between bytes and a row that a power cut lost.
+pub(crate) fn drop_orphan_cab_bytes(
+    conn: &Connection,
+    cab_db: &super::cab_db::CabDb,
+) -> crate::store::Result<()> {
+    let mut live = conn.prepare(
+        "SELECT EXISTS (SELECT 1 FROM cab_rows WHERE ino = ?1 AND removal IS NULL \
+         AND bytes_from IS NOT NULL)",
+    )?;
+    let mut orphans = Vec::new();
+    for ino in cab_db.inos()? {
+        if !live.query_row([ino_param(ino)], |r| r.get::<_, bool>(0))? {
+            orphans.push(ino);
+        }
+    }
+    if !orphans.is_empty() {
+        tracing::info!(
+            cabs = orphans.len(),
+            "dropping the bytes of cabs no longer on the share"
+        );
+        cab_db.delete(&orphans)?;
+    }
+    cab_db.commit()
+}

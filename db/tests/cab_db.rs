@@ -1,0 +1,203 @@
+//! Cabs larger than 4 MiB: their bytes past 4 MiB live in the cab database (`<db>-cabs`),
+//! and every path that reads, checks, removes, recovers or backs up a cab's bytes finds
+//! them there.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Read;
+
+use cerfs_db::prelude::*;
+use cerfs_db::{CabCheck, CabReader, NewNode, NodeRole, Removal, SqliteStore, CABS_INO};
+use sha2::{Digest, Sha256};
+
+const MIB: usize = 1 << 20;
+
+fn bytes(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn cab_db(dir: &tempfile::TempDir) -> rusqlite::Connection {
+    common::raw(&dir.path().join("cer.db-cabs"))
+}
+
+fn high_chunks(dir: &tempfile::TempDir, ino: u64) -> i64 {
+    cab_db(dir)
+        .query_row(
+            "SELECT count(*) FROM cab_chunks WHERE ino = ?1",
+            [ino as i64],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+fn low_chunks(dir: &tempfile::TempDir, ino: u64) -> i64 {
+    common::raw(&dir.path().join("cer.db"))
+        .query_row(
+            "SELECT count(*) FROM chunks WHERE ino = ?1",
+            [ino as i64],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// A cab upload in bucket `blue`, written in `piece`-byte writes; committed when asked.
+fn upload(store: &SqliteStore, name: &str, data: &[u8], piece: usize, commit: bool) -> u64 {
+    let folder = match store.lookup(CABS_INO, "blue").unwrap() {
+        Some(node) => node.ino,
+        None => {
+            store
+                .create_node(&NewNode {
+                    parent: CABS_INO,
+                    name: "blue",
+                    role: NodeRole::Dir,
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                    bucket: None,
+                })
+                .unwrap()
+                .ino
+        }
+    };
+    let key = common::key("blue");
+    let node = store
+        .create_node(&NewNode {
+            parent: folder,
+            name,
+            role: NodeRole::Cab,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            bucket: Some(&key),
+        })
+        .unwrap();
+    for (i, part) in data.chunks(piece).enumerate() {
+        store.write_at(node.ino, (i * piece) as u64, part).unwrap();
+    }
+    if commit {
+        let sha = hex::encode(Sha256::digest(data));
+        store.commit_cab(node.ino, data.len() as u64, &sha).unwrap();
+    }
+    node.ino
+}
+
+fn read_back(store: &SqliteStore, ino: u64, len: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < len {
+        let piece = store.read_at(ino, out.len() as u64, 300_000).unwrap();
+        assert!(!piece.is_empty(), "short read at {}", out.len());
+        out.extend(piece);
+    }
+    out
+}
+
+#[test]
+fn a_big_cab_is_split_between_the_files_and_reads_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("cer.db")).unwrap();
+    // 6.5 MiB in writes that do not line up with either file's chunks.
+    let data = bytes(6 * MIB + MIB / 2, 7);
+    let ino = upload(&store, "big.cab", &data, 61_440, true);
+    assert_eq!(low_chunks(&dir, ino), 64, "4 MiB in 64 KiB chunks");
+    assert_eq!(high_chunks(&dir, ino), 3, "2.5 MiB in 1 MiB chunks");
+    assert_eq!(read_back(&store, ino, data.len()), data);
+    // A read across the line between the files.
+    let across = store.read_at(ino, 4 * MIB as u64 - 10, 20).unwrap();
+    assert_eq!(across, data[4 * MIB - 10..4 * MIB + 10]);
+    assert_eq!(store.check_cab(ino).unwrap(), CabCheck::Sound);
+    // The indexer's reader sees the same bytes.
+    let mut reader = CabReader::open(&dir.path().join("cer.db"), ino as i64).unwrap();
+    let mut all = Vec::new();
+    reader.read_to_end(&mut all).unwrap();
+    assert_eq!(all, data);
+    drop(store);
+    // After a restart too, and a damaged byte in the cab database is found.
+    let store = SqliteStore::open(&dir.path().join("cer.db")).unwrap();
+    assert_eq!(read_back(&store, ino, data.len()), data);
+    cab_db(&dir)
+        .execute(
+            "UPDATE cab_chunks SET data = CAST(zeroblob(length(data)) AS BLOB) \
+             WHERE ino = ?1 AND idx = 1",
+            [ino as i64],
+        )
+        .unwrap();
+    assert!(matches!(
+        store.check_cab(ino).unwrap(),
+        CabCheck::Corrupt(_)
+    ));
+    // The file is the server's alone, like the database.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("cer.db-cabs"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+}
+
+#[test]
+fn removed_purged_and_orphaned_bytes_leave_the_cab_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cer.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let pruned = upload(&store, "pruned.cab", &bytes(5 * MIB, 1), MIB, true);
+    let unlinked = upload(&store, "unlinked.cab", &bytes(5 * MIB, 2), MIB, false);
+    let kept = upload(&store, "kept.cab", &bytes(5 * MIB, 3), MIB, true);
+    let unfinished = upload(&store, "unfinished.cab", &bytes(6 * MIB, 4), MIB, false);
+    store.sync().unwrap();
+    assert!(store.remove_cab(pruned, Removal::Pruned, None).unwrap());
+    while store.sweep(1000).unwrap().more {}
+    store.remove_node(unlinked).unwrap();
+    store.sync().unwrap();
+    assert_eq!(high_chunks(&dir, pruned), 0);
+    assert_eq!(high_chunks(&dir, unlinked), 0);
+    assert_eq!(high_chunks(&dir, unfinished), 2);
+    // A truncation drops what lies past the new size.
+    let cut = upload(&store, "cut.cab", &bytes(7 * MIB, 5), MIB, false);
+    store.truncate(cut, 5 * MIB as u64 + 100).unwrap();
+    store.sync().unwrap();
+    assert_eq!(high_chunks(&dir, cut), 2);
+    assert_eq!(
+        read_back(&store, cut, 5 * MIB + 100),
+        bytes(7 * MIB, 5)[..5 * MIB + 100]
+    );
+    drop(store);
+    // Bytes whose cab row a crash lost.
+    cab_db(&dir)
+        .execute(
+            "INSERT INTO cab_chunks (ino, idx, data) VALUES (999999, 0, x'00')",
+            [],
+        )
+        .unwrap();
+    // The restart purges the unfinished uploads and drops their bytes and the orphan's.
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.purged_at_open(), 2);
+    assert_eq!(high_chunks(&dir, unfinished), 0);
+    assert_eq!(high_chunks(&dir, cut), 0);
+    assert_eq!(high_chunks(&dir, 999999), 0);
+    assert_eq!(high_chunks(&dir, kept), 1);
+    assert_eq!(store.check_cab(kept).unwrap(), CabCheck::Sound);
+}
+
+#[test]
+fn a_backup_holds_the_cab_database_bytes_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("cer.db")).unwrap();
+    let data = bytes(5 * MIB + 12_345, 9);
+    let ino = upload(&store, "big.cab", &data, MIB, true);
+    let dest = dir.path().join("copy.db");
+    store.backup_to(&dest).unwrap();
+    assert!(dir.path().join("copy.db-cabs").is_file());
+    drop(store);
+    let copy = SqliteStore::open_for_admin(&dest).unwrap();
+    assert_eq!(copy.check_cab(ino).unwrap(), CabCheck::Sound);
+    assert_eq!(read_back(&copy, ino, data.len()), data);
+    // The store counts both files.
+    assert!(copy.usage().unwrap().used_bytes >= data.len() as u64);
+}
