@@ -201,3 +201,20 @@ fn a_backup_holds_the_cab_database_bytes_too() {
     // The store counts both files.
     assert!(copy.usage().unwrap().used_bytes >= data.len() as u64);
 }
+
+#[test]
+fn an_upload_that_stalls_does_not_hold_the_cab_database_for_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("cer.db")).unwrap();
+    // 5 MiB written and then nothing: a client that stalls mid-upload.
+    let ino = upload(&store, "stalled.cab", &bytes(5 * MIB, 6), MIB, false);
+    // An admin's command writing to the cab database (a prune's sweep) gets the file's
+    // write lock: the store commits a group left open within a fraction of a second.
+    let other = cab_db(&dir);
+    other
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    other.execute_batch("BEGIN IMMEDIATE; COMMIT").unwrap();
+    // And what the upload wrote is there for anyone to read.
+    assert_eq!(high_chunks(&dir, ino), 1);
+}

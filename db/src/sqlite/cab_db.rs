@@ -6,7 +6,8 @@
 //! every [`GROUP_BYTES`] and, synced, before a cab's row turns complete.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -19,6 +20,9 @@ pub(crate) const CAB_DB_FROM: u64 = 4 << 20;
 pub(crate) const CAB_CHUNK: u64 = 1 << 20;
 /// A group is committed once it holds this many bytes.
 const GROUP_BYTES: u64 = 16 << 20;
+/// ... or once it has been open this long: an open group holds the file's write lock, which
+/// an admin's command (a prune's sweep) may be waiting for.
+const GROUP_TIME: Duration = Duration::from_millis(200);
 
 /// The cab database's path for the metadata database at `meta`.
 pub fn cab_db_path(meta: &Path) -> PathBuf {
@@ -33,11 +37,96 @@ struct Writer {
     open: bool,
     /// Bytes written in it.
     pending: u64,
+    /// When it was opened.
+    opened_at: Instant,
+    /// The cabs with bytes in it.
+    in_group: std::collections::HashSet<u64>,
+    /// Cabs whose bytes a failed commit lost: their writes and their commit fail.
+    broken: std::collections::HashSet<u64>,
 }
 
-/// The cab database's one connection.
+impl Writer {
+    fn begin(&mut self) -> Result<()> {
+        if !self.open {
+            self.conn.execute_batch("BEGIN IMMEDIATE").map_err(sqlite)?;
+            self.open = true;
+            self.opened_at = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        if !self.open {
+            return Ok(());
+        }
+        let done = self.conn.execute_batch("COMMIT");
+        if done.is_err() && !self.conn.is_autocommit() {
+            // Disk full and the like: the group is lost, and so are its cabs.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.open = !self.conn.is_autocommit();
+        self.pending = 0;
+        let in_group = std::mem::take(&mut self.in_group);
+        if let Err(e) = done {
+            tracing::error!(
+                cabs = in_group.len(),
+                "a group of cab bytes was not stored: {e}"
+            );
+            self.broken.extend(in_group);
+            return Err(sqlite(e));
+        }
+        Ok(())
+    }
+
+    fn check(&self, ino: u64) -> Result<()> {
+        if self.broken.contains(&ino) {
+            return Err(StoreError::Invalid(format!(
+                "cab inode {ino} lost bytes in a failed commit of the cab database"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The cab database's one connection, and the thread that closes groups left open.
 pub(crate) struct CabDb {
-    writer: Mutex<Writer>,
+    writer: Arc<Mutex<Writer>>,
+    closer: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
+}
+
+impl Drop for CabDb {
+    fn drop(&mut self) {
+        if let Some((stop, thread)) = self.closer.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
+        if let Err(e) = self.commit() {
+            tracing::error!("committing the last group of the cab database: {e}");
+        }
+    }
+}
+
+/// Commits the group of `writer` once it is older than [`GROUP_TIME`], until stopped.
+fn close_groups(writer: Weak<Mutex<Writer>>, stop: std::sync::mpsc::Receiver<()>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    loop {
+        match stop.recv_timeout(GROUP_TIME / 2) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let Some(writer) = writer.upgrade() else {
+            return;
+        };
+        let mut w = writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if w.open && w.opened_at.elapsed() >= GROUP_TIME {
+            if let Err(e) = w.commit() {
+                // The next write or the cab's commit reports it to its client.
+                tracing::warn!("committing a group of the cab database: {e}");
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for CabDb {
@@ -81,12 +170,23 @@ impl CabDb {
              )",
         )
         .map_err(sqlite)?;
+        let writer = Arc::new(Mutex::new(Writer {
+            conn,
+            open: false,
+            pending: 0,
+            opened_at: Instant::now(),
+            in_group: Default::default(),
+            broken: Default::default(),
+        }));
+        let (stop, stopped) = std::sync::mpsc::channel();
+        let weak = Arc::downgrade(&writer);
+        let thread = std::thread::Builder::new()
+            .name("cerfs-cab-groups".into())
+            .spawn(move || close_groups(weak, stopped))
+            .map_err(|e| StoreError::Invalid(format!("cannot start a thread: {e}")))?;
         Ok(CabDb {
-            writer: Mutex::new(Writer {
-                conn,
-                open: false,
-                pending: 0,
-            }),
+            writer,
+            closer: Some((stop, thread)),
         })
     }
 
@@ -99,10 +199,9 @@ impl CabDb {
     /// Writes `data` at `offset` (counted from [`CAB_DB_FROM`]) of cab `ino`, in the group.
     pub(crate) fn write(&self, ino: u64, offset: u64, data: &[u8]) -> Result<()> {
         let mut w = self.lock();
-        if !w.open {
-            w.conn.execute_batch("BEGIN IMMEDIATE").map_err(sqlite)?;
-            w.open = true;
-        }
+        w.check(ino)?;
+        w.begin()?;
+        w.in_group.insert(ino);
         let key = i64::try_from(ino).unwrap_or(i64::MAX);
         let end = offset + data.len() as u64;
         let mut pos = offset;
@@ -143,9 +242,7 @@ impl CabDb {
         }
         w.pending += data.len() as u64;
         if w.pending >= GROUP_BYTES {
-            w.conn.execute_batch("COMMIT").map_err(sqlite)?;
-            w.open = false;
-            w.pending = 0;
+            w.commit()?;
         }
         Ok(())
     }
@@ -186,22 +283,21 @@ impl CabDb {
 
     /// Commits the open group (synchronous=FULL: durable when it returns).
     pub(crate) fn commit(&self) -> Result<()> {
+        self.lock().commit()
+    }
+
+    /// Makes cab `ino`'s bytes durable: commits the group, or says the cab lost bytes.
+    pub(crate) fn commit_cab(&self, ino: u64) -> Result<()> {
         let mut w = self.lock();
-        if w.open {
-            w.conn.execute_batch("COMMIT").map_err(sqlite)?;
-            w.open = false;
-            w.pending = 0;
-        }
-        Ok(())
+        w.check(ino)?;
+        w.commit()?;
+        w.check(ino)
     }
 
     /// Runs `f` in the open group (opening one if none is).
     fn in_group<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let mut w = self.lock();
-        if !w.open {
-            w.conn.execute_batch("BEGIN IMMEDIATE").map_err(sqlite)?;
-            w.open = true;
-        }
+        w.begin()?;
         f(&w.conn).map_err(sqlite)
     }
 
@@ -216,7 +312,12 @@ impl CabDb {
                 stmt.execute([i64::try_from(*ino).unwrap_or(i64::MAX)])?;
             }
             Ok(())
-        })
+        })?;
+        let mut w = self.lock();
+        for ino in inos {
+            w.broken.remove(ino);
+        }
+        Ok(())
     }
 
     /// Keeps cab `ino`'s first `len` bytes (counted from [`CAB_DB_FROM`]), in the group.

@@ -98,7 +98,7 @@ impl ContentStore for SqliteStore {
 
     fn commit_cab(&self, ino: Ino, size: u64, sha256_hex: &str) -> Result<()> {
         // The cab's bytes durable in the cab database before its row says complete.
-        self.cab_db.commit()?;
+        self.cab_db.commit_cab(ino)?;
         self.commit_cab_row(ino, size, sha256_hex)
     }
 }
