@@ -96,10 +96,10 @@ fn render(title: &str, floor: Option<&str>, baseline: &str, figures: &[Figure]) 
     }
     out.push_str(&format!(" {baseline} | cerfs / {baseline} |"));
     if let Some(floor) = floor {
-        out.push_str(&format!(" {floor} / {baseline} |"));
+        out.push_str(&format!(" {floor} / {baseline} | cerfs / {floor} |"));
     }
     out.push_str(if floor.is_some() {
-        "\n|---|---:|---:|---:|---:|---:|\n"
+        "\n|---|---:|---:|---:|---:|---:|---:|\n"
     } else {
         "\n|---|---:|---:|---:|\n"
     });
@@ -122,12 +122,14 @@ fn render(title: &str, floor: Option<&str>, baseline: &str, figures: &[Figure]) 
             ratio_of(f.cerfs, f)
         ));
         if floor.is_some() {
-            let r = if f.floor.is_some() {
-                ratio_of(floor_value, f)
-            } else {
-                String::new()
+            let (r, to_floor) = match (f.floor, f.with_ratio) {
+                (Some(_), true) => (
+                    ratio_of(floor_value, f),
+                    format!("{:.2}", ratio(f.cerfs, floor_value)),
+                ),
+                _ => (String::new(), String::new()),
             };
-            out.push_str(&format!(" {r} |"));
+            out.push_str(&format!(" {r} | {to_floor} |"));
         }
         out.push('\n');
     }
