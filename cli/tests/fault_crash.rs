@@ -112,14 +112,21 @@ fn report(
     rng: &mut Rng,
     ledger: &Mutex<Ledger>,
 ) -> io::Result<()> {
-    // 1. The cab: 1 byte to 400 KiB, written in pieces of up to 48 KiB.
+    // 1. The cab: 1 byte to 400 KiB, written in pieces of up to 48 KiB; one in eight
+    // past 4 MiB (up to 6 MiB, pieces up to 256 KiB): its bytes from 4 MiB on go to the
+    // cab database, gathered with other uploads' and committed by the close.
     let name = format!("c{id}r{round}n{n}.cab");
-    let len = rng.range(1, 400 << 10) as usize;
+    let big = rng.range(0, 8) == 0;
+    let (len, max_piece) = if big {
+        (rng.range((4 << 20) + 1, 6 << 20) as usize, 256 << 10)
+    } else {
+        (rng.range(1, 400 << 10) as usize, 48 << 10)
+    };
     let data = rng.bytes(len);
     let mut f = File::create(mnt.join("cabs").join(sub).join(&name))?;
     let mut at = 0;
     while at < len {
-        let piece = (rng.range(1, 48 << 10) as usize).min(len - at);
+        let piece = (rng.range(1, max_piece) as usize).min(len - at);
         f.write_all(&data[at..at + piece])?;
         at += piece;
     }
