@@ -74,7 +74,8 @@ enum OpenMode {
     Exclusive,
 }
 
-/// The SQLite store: one database file in WAL mode.
+/// The SQLite store: one database file in WAL mode, and beside it the cab database
+/// (`<db>-cabs`, [`cab_db`]) for the bytes of cabs past 4 MiB.
 pub struct SqliteStore {
     path: PathBuf,
     /// The file opened: writes and new readers check that `path` still names it.
@@ -84,7 +85,7 @@ pub struct SqliteStore {
     checkpointer: Option<Checkpointer>,
     writer: Mutex<Connection>,
     readers: ReaderPool,
-    /// The bytes of cabs past `cab_db::CAB_DB_FROM` (PROTOTYPE).
+    /// The bytes of cabs past `cab_db::CAB_DB_FROM`.
     pub(crate) cab_db: cab_db::CabDb,
     purged: Vec<PurgedCab>,
     /// A server's hold on the database (declared last: released after the writer closed).

@@ -1,4 +1,4 @@
-//! The cab-bytes database (PROTOTYPE, issue 17): `<db>-cabs` beside the metadata database,
+//! The cab-bytes database: `<db>-cabs` beside the metadata database,
 //! a rollback-journal SQLite file with 64 KiB pages holding the bytes of cabs past
 //! [`CAB_DB_FROM`] in 1 MiB chunks. Pages appended past the end of a rollback-journal file
 //! are not journaled, so appended cab bytes are written once (the metadata database's WAL

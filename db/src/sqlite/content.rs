@@ -10,7 +10,7 @@ use super::{finish, sql_now, SqliteStore, CHUNK, CHUNK_SIZE, MAX_FILE_SIZE};
 use crate::store::{CabState, ContentStore, Ino, Node, NodeRole, Result};
 use crate::StoreError;
 
-/// Where cab `ino`'s bytes move to the cab database, if they do (PROTOTYPE).
+/// Where cab `ino`'s bytes move to the cab database, if they do.
 fn cab_split(conn: &Connection, ino: Ino) -> Result<Option<u64>> {
     let v: Option<Option<i64>> = conn
         .prepare_cached("SELECT bytes_from FROM cab_rows WHERE ino = ?1")?
