@@ -40,6 +40,17 @@ pub enum OpenError {
         /// Who holds it: pid and command line, from the lock file.
         holder: String,
     },
+    /// The cab database beside the database is missing, or belongs to another store (a
+    /// restore that copied one of the two files).
+    #[error("{} does not belong with {}: {reason}; a store is two files, `cer.db` and `cer.db-cabs`: restore both from the same backup (docs/operations.md, Restore)", cabs.display(), db.display())]
+    CabFileMismatch {
+        /// The database.
+        db: PathBuf,
+        /// Its cab database.
+        cabs: PathBuf,
+        /// What does not match.
+        reason: String,
+    },
     /// The disk is full (the migration or the start-up recovery could not write).
     #[error("the disk holding the database is full")]
     Full,

@@ -156,6 +156,7 @@ impl SqliteStore {
         }
         let mut conn = connection::open_writer(path, flags, mode == OpenMode::Server)?;
         let cab_db = cab_db::CabDb::open(path).map_err(|e| OpenError::Unusable(e.to_string()))?;
+        recovery::pair_cab_db(&conn, path, &cab_db, mode == OpenMode::Server)?;
         let purged = match mode {
             OpenMode::Server => {
                 let purged = recovery::purge_incomplete_cabs(&mut conn)?;

@@ -218,3 +218,41 @@ fn an_upload_that_stalls_does_not_hold_the_cab_database_for_others() {
     // And what the upload wrote is there for anyone to read.
     assert_eq!(high_chunks(&dir, ino), 1);
 }
+
+#[test]
+fn a_half_restore_is_refused_and_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cer.db");
+    let store = SqliteStore::open(&db).unwrap();
+    upload(&store, "big.cab", &bytes(5 * MIB, 8), MIB, true);
+    let backup = dir.path().join("backup.db");
+    store.backup_to(&backup).unwrap();
+    drop(store);
+    // Another store's cab database beside this database.
+    let other = dir.path().join("other.db");
+    drop(SqliteStore::open(&other).unwrap());
+    std::fs::rename(
+        dir.path().join("other.db-cabs"),
+        dir.path().join("cer.db-cabs"),
+    )
+    .unwrap();
+    let refused = SqliteStore::open(&db).unwrap_err().to_string();
+    assert!(
+        refused.contains("does not belong") && refused.contains("restore both"),
+        "{refused}"
+    );
+    // The database of a backup without its cab database.
+    std::fs::remove_file(dir.path().join("cer.db-cabs")).unwrap();
+    std::fs::copy(&backup, &db).unwrap();
+    let refused = SqliteStore::open_for_admin(&db).unwrap_err().to_string();
+    assert!(refused.contains("1 cabs"), "{refused}");
+    // Both files of the backup: served as they were.
+    std::fs::copy(
+        dir.path().join("backup.db-cabs"),
+        dir.path().join("cer.db-cabs"),
+    )
+    .unwrap();
+    let store = SqliteStore::open(&db).unwrap();
+    let (entry, _) = store.find_cab("blue", "big.cab").unwrap().unwrap();
+    assert_eq!(store.check_cab(entry.ino).unwrap(), CabCheck::Sound);
+}

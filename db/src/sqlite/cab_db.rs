@@ -167,7 +167,12 @@ impl CabDb {
                  idx  INTEGER NOT NULL CHECK (idx >= 0),
                  data BLOB    NOT NULL CHECK (length(data) <= 1048576),
                  PRIMARY KEY (ino, idx)
-             )",
+             );
+             -- The store this file belongs to (server_setting_rows 'store.id' of the database).
+             CREATE TABLE IF NOT EXISTS cab_store (
+                 key   TEXT PRIMARY KEY,
+                 value TEXT NOT NULL
+             );",
         )
         .map_err(sqlite)?;
         let writer = Arc::new(Mutex::new(Writer {
@@ -393,6 +398,28 @@ impl CabDb {
             }
             next = last + 1;
         }
+    }
+
+    /// The id of the store this file belongs to, if it has one.
+    pub(crate) fn store_id(&self) -> Result<Option<String>> {
+        let w = self.lock();
+        w.conn
+            .prepare_cached("SELECT value FROM cab_store WHERE key = 'store.id'")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())
+            .map_err(sqlite)
+    }
+
+    /// Marks the file as `id`'s (committed at once).
+    pub(crate) fn set_store_id(&self, id: &str) -> Result<()> {
+        self.in_group(|conn| {
+            conn.execute(
+                "INSERT INTO cab_store (key, value) VALUES ('store.id', ?1) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [id],
+            )?;
+            Ok(())
+        })?;
+        self.commit()
     }
 
     /// Bytes in use and free inside the file (its pages).

@@ -254,6 +254,17 @@ impl SqliteStore {
         let partial_cabs = super::cab_db::cab_db_path(snapshot);
         let _ = std::fs::remove_file(&partial_cabs);
         let out = super::cab_db::CabDb::open(snapshot)?;
+        // The copy is the same store as the snapshot: the pair opens together.
+        let id: Option<String> = snap
+            .query_row(
+                "SELECT value FROM server_setting_rows WHERE key = 'store.id'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = id {
+            out.set_store_id(&id)?;
+        }
         for (ino, high) in cabs {
             let mut copied = 0u64;
             self.cab_db.for_each_chunk(ino, &mut |idx, data| {

@@ -2,7 +2,7 @@
 //! (it died before their writer closed them) are deleted, so that a cab is either complete
 //! or gone.
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::rows::{get_u64, ino_param};
 use crate::store::Ino;
@@ -81,4 +81,70 @@ pub(crate) fn drop_orphan_cab_bytes(
         cab_db.delete(&orphans)?;
     }
     cab_db.commit()
+}
+
+/// Checks that the cab database beside `db` is this store's (both carry the same
+/// `store.id`), giving both one when neither has one yet. A cab database that is missing
+/// (made empty just now) while the database counts cabs with bytes in it, or that carries
+/// another store's id, is refused: a half restore would otherwise serve those cabs broken.
+pub(crate) fn pair_cab_db(
+    conn: &Connection,
+    db: &std::path::Path,
+    cab_db: &super::cab_db::CabDb,
+    may_write: bool,
+) -> Result<(), OpenError> {
+    let fail = |reason: String| OpenError::CabFileMismatch {
+        db: db.to_path_buf(),
+        cabs: super::cab_db::cab_db_path(db),
+        reason,
+    };
+    let unusable = |e: crate::StoreError| OpenError::Unusable(e.to_string());
+    let ours: Option<String> = conn
+        .query_row(
+            "SELECT value FROM server_setting_rows WHERE key = 'store.id'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let theirs = cab_db.store_id().map_err(unusable)?;
+    match (ours, theirs) {
+        (Some(a), Some(b)) if a == b => Ok(()),
+        (Some(a), Some(b)) => Err(fail(format!(
+            "it is store {b}'s, the database is store {a}'s"
+        ))),
+        (ours, None) => {
+            let big: i64 = conn.query_row(
+                "SELECT count(*) FROM cab_rows WHERE bytes_from IS NOT NULL \
+                 AND size > bytes_from AND removal IS NULL",
+                [],
+                |r| r.get(0),
+            )?;
+            if big > 0 {
+                return Err(fail(format!(
+                    "it holds no store's bytes, and {big} cabs of the database have bytes past \
+                     4 MiB there"
+                )));
+            }
+            if !may_write {
+                return Ok(());
+            }
+            let id = match ours {
+                Some(id) => id,
+                None => {
+                    let id: String =
+                        conn.query_row("SELECT lower(hex(randomblob(16)))", [], |r| r.get(0))?;
+                    conn.execute(
+                        "INSERT INTO server_setting_rows (key, value) VALUES ('store.id', ?1)",
+                        [&id],
+                    )?;
+                    id
+                }
+            };
+            cab_db.set_store_id(&id).map_err(unusable)
+        }
+        (None, Some(b)) => Err(fail(format!(
+            "it is store {b}'s, and the database has no store id (a database from before it \
+             was paired)"
+        ))),
+    }
 }
