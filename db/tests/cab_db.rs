@@ -9,7 +9,7 @@ mod common;
 use std::io::Read;
 
 use cerfs_db::prelude::*;
-use cerfs_db::{CabCheck, CabReader, NewNode, NodeRole, Removal, SqliteStore, CABS_INO};
+use cerfs_db::{CabCheck, CabReader, Removal, SqliteStore};
 use sha2::{Digest, Sha256};
 
 const MIB: usize = 1 << 20;
@@ -46,43 +46,15 @@ fn low_chunks(dir: &tempfile::TempDir, ino: u64) -> i64 {
 
 /// A cab upload in bucket `blue`, written in `piece`-byte writes; committed when asked.
 fn upload(store: &SqliteStore, name: &str, data: &[u8], piece: usize, commit: bool) -> u64 {
-    let folder = match store.lookup(CABS_INO, "blue").unwrap() {
-        Some(node) => node.ino,
-        None => {
-            store
-                .create_node(&NewNode {
-                    parent: CABS_INO,
-                    name: "blue",
-                    role: NodeRole::Dir,
-                    mode: 0o755,
-                    uid: 0,
-                    gid: 0,
-                    bucket: None,
-                })
-                .unwrap()
-                .ino
-        }
-    };
-    let key = common::key("blue");
-    let node = store
-        .create_node(&NewNode {
-            parent: folder,
-            name,
-            role: NodeRole::Cab,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            bucket: Some(&key),
-        })
-        .unwrap();
+    let ino = common::new_cab(store, "blue", name);
     for (i, part) in data.chunks(piece).enumerate() {
-        store.write_at(node.ino, (i * piece) as u64, part).unwrap();
+        store.write_at(ino, (i * piece) as u64, part).unwrap();
     }
     if commit {
         let sha = hex::encode(Sha256::digest(data));
-        store.commit_cab(node.ino, data.len() as u64, &sha).unwrap();
+        store.commit_cab(ino, data.len() as u64, &sha).unwrap();
     }
-    node.ino
+    ino
 }
 
 fn read_back(store: &SqliteStore, ino: u64, len: usize) -> Vec<u8> {

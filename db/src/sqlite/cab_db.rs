@@ -216,14 +216,9 @@ impl CabDb {
             let take = ((CAB_CHUNK - (pos - idx * CAB_CHUNK)).min(end - pos)) as usize;
             let src = &data[(pos - offset) as usize..(pos - offset) as usize + take];
             let idx_sql = i64::try_from(idx).unwrap_or(i64::MAX);
-            if in_chunk == 0 && take == CAB_CHUNK as usize {
-                w.conn
-                    .prepare_cached(
-                        "INSERT INTO cab_chunks (ino, idx, data) VALUES (?1, ?2, ?3) \
-                         ON CONFLICT (ino, idx) DO UPDATE SET data = excluded.data",
-                    )
-                    .and_then(|mut s| s.execute(params![key, idx_sql, src]))
-                    .map_err(sqlite)?;
+            // A whole chunk is written as it comes; part of one over what is stored.
+            let row: std::borrow::Cow<'_, [u8]> = if in_chunk == 0 && take == CAB_CHUNK as usize {
+                std::borrow::Cow::Borrowed(src)
             } else {
                 let mut buf: Vec<u8> = w
                     .conn
@@ -235,14 +230,15 @@ impl CabDb {
                     buf.resize(in_chunk + take, 0);
                 }
                 buf[in_chunk..in_chunk + take].copy_from_slice(src);
-                w.conn
-                    .prepare_cached(
-                        "INSERT INTO cab_chunks (ino, idx, data) VALUES (?1, ?2, ?3) \
-                         ON CONFLICT (ino, idx) DO UPDATE SET data = excluded.data",
-                    )
-                    .and_then(|mut s| s.execute(params![key, idx_sql, buf]))
-                    .map_err(sqlite)?;
-            }
+                std::borrow::Cow::Owned(buf)
+            };
+            w.conn
+                .prepare_cached(
+                    "INSERT INTO cab_chunks (ino, idx, data) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (ino, idx) DO UPDATE SET data = excluded.data",
+                )
+                .and_then(|mut s| s.execute(params![key, idx_sql, row.as_ref()]))
+                .map_err(sqlite)?;
             pos += take as u64;
         }
         w.pending += data.len() as u64;

@@ -28,9 +28,9 @@ pub fn key(subpath: &str) -> BucketKey {
     }
 }
 
-/// A complete cab `name` of `size` bytes in the one-level bucket `subpath` (folder and
-/// bucket made when missing); returns its inode.
-pub fn store_cab(store: &SqliteStore, subpath: &str, name: &str, size: usize) -> u64 {
+/// A new cab upload `name` in the one-level bucket `subpath` (folder and bucket made
+/// when missing), nothing written yet; returns its inode.
+pub fn new_cab(store: &SqliteStore, subpath: &str, name: &str) -> u64 {
     let folder = match store.lookup(CABS_INO, subpath).unwrap() {
         Some(node) => node.ino,
         None => {
@@ -49,7 +49,7 @@ pub fn store_cab(store: &SqliteStore, subpath: &str, name: &str, size: usize) ->
         }
     };
     let k = key(subpath);
-    let node = store
+    store
         .create_node(&NewNode {
             parent: folder,
             name,
@@ -59,10 +59,17 @@ pub fn store_cab(store: &SqliteStore, subpath: &str, name: &str, size: usize) ->
             gid: 0,
             bucket: Some(&k),
         })
-        .unwrap();
+        .unwrap()
+        .ino
+}
+
+/// A complete cab `name` of `size` bytes in the one-level bucket `subpath`; returns its
+/// inode.
+pub fn store_cab(store: &SqliteStore, subpath: &str, name: &str, size: usize) -> u64 {
+    let ino = new_cab(store, subpath, name);
     let bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-    store.write_at(node.ino, 0, &bytes).unwrap();
+    store.write_at(ino, 0, &bytes).unwrap();
     let sha = hex::encode(Sha256::digest(&bytes));
-    store.commit_cab(node.ino, size as u64, &sha).unwrap();
-    node.ino
+    store.commit_cab(ino, size as u64, &sha).unwrap();
+    ino
 }
