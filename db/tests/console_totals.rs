@@ -8,24 +8,9 @@
 mod common;
 
 use cerfs_db::prelude::*;
-use cerfs_db::{Audit, ConsoleDb, IndexDb, LogFields, LogId, LogLine, Removal, SqliteStore};
+use cerfs_db::{Audit, ConsoleDb, IndexDb, LogId, Removal, SqliteStore};
 
-use common::{raw, store_cab as cab};
-
-fn line(machine: &str) -> LogLine {
-    let text = format!("10:00:00  01-02-2026\t{machine}\tuser\tNo CAB\r\n");
-    LogLine {
-        bytes: text.into_bytes(),
-        fields: Some(LogFields {
-            time: "10:00:00".into(),
-            date: "01-02-2026".into(),
-            machine: machine.into(),
-            user: "user".into(),
-            item: "No CAB".into(),
-            client_time: "2026-01-02T10:00:00".into(),
-        }),
-    }
-}
+use common::{line, raw, store_cab as cab};
 
 fn rows(conn: &rusqlite::Connection, sql: &str) -> Vec<Vec<String>> {
     let mut stmt = conn.prepare(sql).unwrap();
@@ -129,12 +114,17 @@ fn console_totals_follow_every_change_of_the_rows_they_count() {
     let blue = store.find_bucket("blue").unwrap().unwrap();
     let shutdown = store.find_bucket("shutdown").unwrap().unwrap();
     store
-        .append_log(LogId::Hits(blue), &[line("PC1"), line("PC2")])
+        .append_log(
+            LogId::Hits(blue),
+            &[line("No CAB", "PC1"), line("No CAB", "PC2")],
+        )
         .unwrap();
     store
-        .append_log(LogId::Hits(shutdown), &[line("PC3")])
+        .append_log(LogId::Hits(shutdown), &[line("No CAB", "PC3")])
         .unwrap();
-    store.append_log(LogId::Crash, &[line("PC4")]).unwrap();
+    store
+        .append_log(LogId::Crash, &[line("No CAB", "PC4")])
+        .unwrap();
     // Reports of other days (lines a server received earlier).
     conn.execute(
         "UPDATE log_lines SET received_at = '2026-01-01T09:00:00.000Z' WHERE machine = 'PC2'",

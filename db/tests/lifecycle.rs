@@ -7,8 +7,8 @@ mod common;
 
 use cerfs_db::prelude::*;
 use cerfs_db::{
-    Audit, CabCheck, LogFields, LogId, LogLine, OpenError, PruneReason, Removal, RetentionPolicy,
-    SettingsScope, SqliteStore, StoreError, CABS_INO,
+    Audit, CabCheck, LogId, OpenError, PruneReason, Removal, RetentionPolicy, SettingsScope,
+    SqliteStore, StoreError, CABS_INO,
 };
 
 fn temp_store() -> (tempfile::TempDir, SqliteStore) {
@@ -243,20 +243,7 @@ fn a_flipped_byte_in_a_stored_cab_is_found() {
     assert!(why.contains("missing"), "{why}");
 }
 
-fn line(item: &str, machine: &str) -> LogLine {
-    let text = format!("10:00:00  01-02-2026\t{machine}\tuser\t{item}\r\n");
-    LogLine {
-        bytes: text.into_bytes(),
-        fields: Some(LogFields {
-            time: "10:00:00".into(),
-            date: "01-02-2026".into(),
-            machine: machine.into(),
-            user: "user".into(),
-            item: item.into(),
-            client_time: "2026-01-02T10:00:00".into(),
-        }),
-    }
-}
+use common::line;
 
 #[test]
 fn a_deleted_bucket_leaves_only_the_audit_and_blanked_crash_lines() {

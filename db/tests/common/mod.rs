@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use cerfs_db::prelude::*;
-use cerfs_db::{BucketKey, NewNode, NodeRole, SqliteStore, CABS_INO};
+use cerfs_db::{BucketKey, LogFields, LogLine, NewNode, NodeRole, SqliteStore, CABS_INO};
 use sha2::{Digest, Sha256};
 
 /// A connection of its own to the database at `path` (waits for the store's writer).
@@ -72,4 +72,20 @@ pub fn store_cab(store: &SqliteStore, subpath: &str, name: &str, size: usize) ->
     let sha = hex::encode(Sha256::digest(&bytes));
     store.commit_cab(ino, size as u64, &sha).unwrap();
     ino
+}
+
+/// A hits.log / crash.log line of `machine` naming `item`, as a client writes it.
+pub fn line(item: &str, machine: &str) -> LogLine {
+    let text = format!("10:00:00  01-02-2026\t{machine}\tuser\t{item}\r\n");
+    LogLine {
+        bytes: text.into_bytes(),
+        fields: Some(LogFields {
+            time: "10:00:00".into(),
+            date: "01-02-2026".into(),
+            machine: machine.into(),
+            user: "user".into(),
+            item: item.into(),
+            client_time: "2026-01-02T10:00:00".into(),
+        }),
+    }
 }
