@@ -90,6 +90,50 @@ fn one_gib_cab_streams_in_bounded_memory() {
 }
 
 #[test]
+fn four_concurrent_uploads_stream_in_bounded_memory() {
+    let (_dir, db, mnt) = fresh();
+    let Some(mut running) = Running::mounted(&db, &mnt) else {
+        return;
+    };
+    fs::create_dir_all(mnt.join("cabs/blue")).expect("mkdir bucket");
+    // Each upload has its own queue of chunks and tail; the cab database one cache.
+    let written: Vec<(std::path::PathBuf, String)> = std::thread::scope(|s| {
+        let writers: Vec<_> = (0..4u64)
+            .map(|w| {
+                let cab = mnt.join(format!("cabs/blue/big{w}.cab"));
+                s.spawn(move || {
+                    let sha = write_noise(&cab, 256 << 20, 0xbee + w);
+                    (cab, sha)
+                })
+            })
+            .collect();
+        writers
+            .into_iter()
+            .map(|w| w.join().expect("writer"))
+            .collect()
+    });
+    let peak_kib = running.peak_rss_kib();
+    eprintln!(
+        "peak RSS of cerfs after 4 concurrent 256 MiB uploads: {} MiB",
+        peak_kib / 1024
+    );
+    assert!(
+        peak_kib < 100 * 1024,
+        "cerfs used {peak_kib} KiB for 4 concurrent uploads"
+    );
+    for (cab, sha) in &written {
+        assert_eq!(
+            &sha256_of(cab),
+            sha,
+            "{} reads back byte-for-byte",
+            cab.display()
+        );
+    }
+    running.signal(libc::SIGTERM);
+    assert_eq!(running.wait().code(), Some(0), "{}", running.stderr());
+}
+
+#[test]
 fn kill_9_mid_upload_keeps_everything_acknowledged() {
     let (_dir, db, mnt) = fresh();
     let Some(mut running) = Running::mounted(&db, &mnt) else {

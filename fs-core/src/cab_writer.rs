@@ -8,6 +8,9 @@ use crate::{FsError, Result};
 /// Default of the largest cab the share accepts (`--max-cab-size`), over SMB and HTTP.
 pub const DEFAULT_MAX_CAB_SIZE: u64 = 1 << 30;
 
+/// Writes from this size on are hashed on a thread of their own while they are stored.
+const PARALLEL_HASH_FROM: usize = 256 << 10;
+
 /// A cab being uploaded: bytes go to the store as they come, in whole storage units
 /// ([`Store::write_alignment`]) while the writes are sequential; the hash is kept while the
 /// writes are sequential, else recomputed from the store at commit.
@@ -79,16 +82,39 @@ impl CabWriter {
             );
             return Err(self.fail(FsError::TooLarge(self.max_size)));
         }
-        if let Err(e) = self.store_data(store, ino, offset, data) {
+        let mut hasher = match self.hasher.take() {
+            Some(h) if offset == self.hashed => Some(h),
+            _ => None,
+        };
+        // A big write is hashed on another core while the store takes it.
+        let stored = if hasher.is_some() && data.len() >= PARALLEL_HASH_FROM {
+            let mut moved = hasher.take();
+            let (stored, hashed) = std::thread::scope(|s| {
+                let hashing = s.spawn(move || {
+                    if let Some(h) = moved.as_mut() {
+                        h.update(data);
+                    }
+                    moved
+                });
+                let stored = self.store_data(store, ino, offset, data);
+                // A lost hasher is recomputed from the store at commit.
+                (stored, hashing.join().ok().flatten())
+            });
+            hasher = hashed;
+            stored
+        } else {
+            if let Some(h) = hasher.as_mut() {
+                h.update(data);
+            }
+            self.store_data(store, ino, offset, data)
+        };
+        if let Err(e) = stored {
             return Err(self.fail(e.into()));
         }
-        match &mut self.hasher {
-            Some(h) if offset == self.hashed => {
-                h.update(data);
-                self.hashed += data.len() as u64;
-            }
-            _ => self.hasher = None,
+        if hasher.is_some() {
+            self.hashed += data.len() as u64;
         }
+        self.hasher = hasher;
         Ok(data.len() as u32)
     }
 

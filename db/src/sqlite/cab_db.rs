@@ -4,9 +4,15 @@
 //! are not journaled, so appended cab bytes are written once (the metadata database's WAL
 //! writes every byte twice). Writes gather in one open transaction ("group"), committed
 //! every [`GROUP_BYTES`] and, synced, before a cab's row turns complete.
+//!
+//! Whole chunks are stored by the file's own writer thread, fed through a short bounded
+//! queue: the client's next megabyte arrives (and is hashed) while the last one is stored
+//! and groups are committed. Everything else waits for the queue to drain first.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -23,6 +29,9 @@ const GROUP_BYTES: u64 = 16 << 20;
 /// ... or once it has been open this long: an open group holds the file's write lock, which
 /// an admin's command (a prune's sweep) may be waiting for.
 const GROUP_TIME: Duration = Duration::from_millis(200);
+/// Whole chunks waiting for the writer thread: bounds the memory an upload takes beyond
+/// the page cache (a chunk each), and is enough to cover a group commit on a fast disk.
+const QUEUE_CHUNKS: usize = 4;
 
 /// The cab database's path for the metadata database at `meta`.
 pub fn cab_db_path(meta: &Path) -> PathBuf {
@@ -41,8 +50,10 @@ struct Writer {
     opened_at: Instant,
     /// The cabs with bytes in it.
     in_group: std::collections::HashSet<u64>,
-    /// Cabs whose bytes a failed commit lost: their writes and their commit fail.
-    broken: std::collections::HashSet<u64>,
+    /// Cabs whose bytes a failed commit or write lost: their writes and commit fail.
+    broken: Arc<Mutex<HashSet<u64>>>,
+    /// The file itself, to start writing back what SQLite wrote early (see [`write_back`]).
+    file: std::fs::File,
 }
 
 impl Writer {
@@ -72,59 +83,164 @@ impl Writer {
                 cabs = in_group.len(),
                 "a group of cab bytes was not stored: {e}"
             );
-            self.broken.extend(in_group);
+            guard(&self.broken).extend(in_group);
             return Err(sqlite(e));
         }
         Ok(())
     }
 
     fn check(&self, ino: u64) -> Result<()> {
-        if self.broken.contains(&ino) {
-            return Err(StoreError::Invalid(format!(
-                "cab inode {ino} lost bytes in a failed commit of the cab database"
-            )));
+        check(&self.broken, ino)
+    }
+
+    /// Stores `data` at `offset` of cab `ino` in the group; commits a full group.
+    fn write(&mut self, ino: u64, offset: u64, data: &[u8]) -> Result<()> {
+        self.check(ino)?;
+        self.begin()?;
+        self.in_group.insert(ino);
+        let key = i64::try_from(ino).unwrap_or(i64::MAX);
+        let end = offset + data.len() as u64;
+        let mut pos = offset;
+        while pos < end {
+            let idx = pos / CAB_CHUNK;
+            let in_chunk = (pos - idx * CAB_CHUNK) as usize;
+            let take = ((CAB_CHUNK - (pos - idx * CAB_CHUNK)).min(end - pos)) as usize;
+            let src = &data[(pos - offset) as usize..(pos - offset) as usize + take];
+            let idx_sql = i64::try_from(idx).unwrap_or(i64::MAX);
+            // A whole chunk is written as it comes; part of one over what is stored.
+            let row: std::borrow::Cow<'_, [u8]> = if in_chunk == 0 && take == CAB_CHUNK as usize {
+                std::borrow::Cow::Borrowed(src)
+            } else {
+                let mut buf: Vec<u8> = self
+                    .conn
+                    .prepare_cached("SELECT data FROM cab_chunks WHERE ino = ?1 AND idx = ?2")
+                    .and_then(|mut s| s.query_row(params![key, idx_sql], |r| r.get(0)).optional())
+                    .map_err(sqlite)?
+                    .unwrap_or_default();
+                if buf.len() < in_chunk + take {
+                    buf.resize(in_chunk + take, 0);
+                }
+                buf[in_chunk..in_chunk + take].copy_from_slice(src);
+                std::borrow::Cow::Owned(buf)
+            };
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO cab_chunks (ino, idx, data) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (ino, idx) DO UPDATE SET data = excluded.data",
+                )
+                .and_then(|mut s| s.execute(params![key, idx_sql, row.as_ref()]))
+                .map_err(sqlite)?;
+            pos += take as u64;
+        }
+        self.pending += data.len() as u64;
+        if self.pending >= GROUP_BYTES {
+            self.commit()?;
+        } else {
+            write_back(&self.file);
         }
         Ok(())
     }
 }
 
-/// The cab database's one connection, and the thread that closes groups left open.
+/// Starts writing to disk what SQLite has written to the file so far (pages spilled from
+/// its small cache) without waiting: the group's commit then waits for the last pages
+/// only, rather than for the whole group while the client waits for its writes.
+#[cfg(target_os = "linux")]
+fn write_back(file: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a descriptor the writer owns; no memory is passed.
+    #[allow(unsafe_code)]
+    let done =
+        unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+    if done != 0 {
+        tracing::debug!(
+            "early write-back of the cab database: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn write_back(_file: &std::fs::File) {}
+
+fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn check(broken: &Mutex<HashSet<u64>>, ino: u64) -> Result<()> {
+    if guard(broken).contains(&ino) {
+        return Err(StoreError::Invalid(format!(
+            "cab inode {ino} lost bytes in a failed write or commit of the cab database"
+        )));
+    }
+    Ok(())
+}
+
+/// Whole chunks of a cab, for the writer thread.
+struct Job {
+    ino: u64,
+    offset: u64,
+    data: Vec<u8>,
+}
+
+/// Jobs sent and not yet stored, and the signal that they are all stored.
+#[derive(Default)]
+struct Queued {
+    count: Mutex<usize>,
+    drained: Condvar,
+}
+
+/// The cab database's one connection, and its writer thread: it stores queued chunks and
+/// commits groups left open.
 pub(crate) struct CabDb {
     writer: Arc<Mutex<Writer>>,
-    closer: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
+    broken: Arc<Mutex<HashSet<u64>>>,
+    queued: Arc<Queued>,
+    thread: Option<(SyncSender<Job>, std::thread::JoinHandle<()>)>,
 }
 
 impl Drop for CabDb {
     fn drop(&mut self) {
-        if let Some((stop, thread)) = self.closer.take() {
-            drop(stop);
+        // Closing the queue lets the thread store what is queued, then stop.
+        if let Some((queue, thread)) = self.thread.take() {
+            drop(queue);
             let _ = thread.join();
         }
-        if let Err(e) = self.commit() {
+        if let Err(e) = guard(&self.writer).commit() {
             tracing::error!("committing the last group of the cab database: {e}");
         }
     }
 }
 
-/// Commits the group of `writer` once it is older than [`GROUP_TIME`], until stopped.
-fn close_groups(writer: Weak<Mutex<Writer>>, stop: std::sync::mpsc::Receiver<()>) {
-    use std::sync::mpsc::RecvTimeoutError;
+/// The writer thread: stores queued chunks in order, and commits a group once it is older
+/// than [`GROUP_TIME`]; stops when the queue is closed and empty.
+fn store_queued(writer: Arc<Mutex<Writer>>, jobs: Receiver<Job>, queued: Arc<Queued>) {
     loop {
-        match stop.recv_timeout(GROUP_TIME / 2) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
-        }
-        let Some(writer) = writer.upgrade() else {
-            return;
-        };
-        let mut w = writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if w.open && w.opened_at.elapsed() >= GROUP_TIME {
-            if let Err(e) = w.commit() {
-                // The next write or the cab's commit reports it to its client.
-                tracing::warn!("committing a group of the cab database: {e}");
+        match jobs.recv_timeout(GROUP_TIME / 2) {
+            Ok(job) => {
+                let mut w = guard(&writer);
+                if let Err(e) = w.write(job.ino, job.offset, &job.data) {
+                    // The cab's next write or its commit reports it to its client.
+                    tracing::warn!(ino = job.ino, "storing cab bytes failed: {e}");
+                    guard(&w.broken).insert(job.ino);
+                }
+                drop(w);
+                let mut count = guard(&queued.count);
+                *count -= 1;
+                if *count == 0 {
+                    queued.drained.notify_all();
+                }
             }
+            Err(RecvTimeoutError::Timeout) => {
+                let mut w = guard(&writer);
+                if w.open && w.opened_at.elapsed() >= GROUP_TIME {
+                    if let Err(e) = w.commit() {
+                        // The next write or the cab's commit reports it to its client.
+                        tracing::warn!("committing a group of the cab database: {e}");
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
         }
     }
 }
@@ -158,8 +274,9 @@ impl CabDb {
             .map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(sqlite)?;
-        // A group stays in the page cache until its commit.
-        conn.pragma_update(None, "cache_size", -(32 * 1024))
+        // A small cache: a group's pages spill to the file as they come and are written
+        // back while the group fills (appended pages need no journal), not all at commit.
+        conn.pragma_update(None, "cache_size", -(4 * 1024))
             .map_err(sqlite)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS cab_chunks (
@@ -175,75 +292,72 @@ impl CabDb {
              );",
         )
         .map_err(sqlite)?;
+        let broken = Arc::new(Mutex::new(HashSet::new()));
         let writer = Arc::new(Mutex::new(Writer {
             conn,
             open: false,
             pending: 0,
             opened_at: Instant::now(),
             in_group: Default::default(),
-            broken: Default::default(),
+            broken: Arc::clone(&broken),
+            file: std::fs::File::open(&path)
+                .map_err(|e| StoreError::Invalid(format!("cannot open {}: {e}", path.display())))?,
         }));
-        let (stop, stopped) = std::sync::mpsc::channel();
-        let weak = Arc::downgrade(&writer);
-        let thread = std::thread::Builder::new()
-            .name("cerfs-cab-groups".into())
-            .spawn(move || close_groups(weak, stopped))
-            .map_err(|e| StoreError::Invalid(format!("cannot start a thread: {e}")))?;
+        let queued = Arc::new(Queued::default());
+        let (queue, jobs) = std::sync::mpsc::sync_channel(QUEUE_CHUNKS);
+        let thread = {
+            let (writer, queued) = (Arc::clone(&writer), Arc::clone(&queued));
+            std::thread::Builder::new()
+                .name("cerfs-cab-writer".into())
+                .spawn(move || store_queued(writer, jobs, queued))
+                .map_err(|e| StoreError::Invalid(format!("cannot start a thread: {e}")))?
+        };
         Ok(CabDb {
             writer,
-            closer: Some((stop, thread)),
+            broken,
+            queued,
+            thread: Some((queue, thread)),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Writer> {
-        self.writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The connection, once every queued chunk is stored (what is read, committed or
+    /// deleted then includes them).
+    fn lock(&self) -> MutexGuard<'_, Writer> {
+        let mut count = guard(&self.queued.count);
+        while *count > 0 {
+            count = self
+                .queued
+                .drained
+                .wait(count)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        drop(count);
+        guard(&self.writer)
     }
 
     /// Writes `data` at `offset` (counted from [`CAB_DB_FROM`]) of cab `ino`, in the group.
+    /// Whole chunks go through the writer thread's queue: a failure to store them fails
+    /// the cab's next write or its commit.
     pub(crate) fn write(&self, ino: u64, offset: u64, data: &[u8]) -> Result<()> {
-        let mut w = self.lock();
-        w.check(ino)?;
-        w.begin()?;
-        w.in_group.insert(ino);
-        let key = i64::try_from(ino).unwrap_or(i64::MAX);
-        let end = offset + data.len() as u64;
-        let mut pos = offset;
-        while pos < end {
-            let idx = pos / CAB_CHUNK;
-            let in_chunk = (pos - idx * CAB_CHUNK) as usize;
-            let take = ((CAB_CHUNK - (pos - idx * CAB_CHUNK)).min(end - pos)) as usize;
-            let src = &data[(pos - offset) as usize..(pos - offset) as usize + take];
-            let idx_sql = i64::try_from(idx).unwrap_or(i64::MAX);
-            // A whole chunk is written as it comes; part of one over what is stored.
-            let row: std::borrow::Cow<'_, [u8]> = if in_chunk == 0 && take == CAB_CHUNK as usize {
-                std::borrow::Cow::Borrowed(src)
-            } else {
-                let mut buf: Vec<u8> = w
-                    .conn
-                    .prepare_cached("SELECT data FROM cab_chunks WHERE ino = ?1 AND idx = ?2")
-                    .and_then(|mut s| s.query_row(params![key, idx_sql], |r| r.get(0)).optional())
-                    .map_err(sqlite)?
-                    .unwrap_or_default();
-                if buf.len() < in_chunk + take {
-                    buf.resize(in_chunk + take, 0);
-                }
-                buf[in_chunk..in_chunk + take].copy_from_slice(src);
-                std::borrow::Cow::Owned(buf)
-            };
-            w.conn
-                .prepare_cached(
-                    "INSERT INTO cab_chunks (ino, idx, data) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT (ino, idx) DO UPDATE SET data = excluded.data",
-                )
-                .and_then(|mut s| s.execute(params![key, idx_sql, row.as_ref()]))
-                .map_err(sqlite)?;
-            pos += take as u64;
-        }
-        w.pending += data.len() as u64;
-        if w.pending >= GROUP_BYTES {
-            w.commit()?;
+        check(&self.broken, ino)?;
+        let whole = offset.is_multiple_of(CAB_CHUNK)
+            && !data.is_empty()
+            && (data.len() as u64).is_multiple_of(CAB_CHUNK);
+        let Some((queue, _)) = self.thread.as_ref().filter(|_| whole) else {
+            return self.lock().write(ino, offset, data);
+        };
+        *guard(&self.queued.count) += 1;
+        let job = Job {
+            ino,
+            offset,
+            data: data.to_vec(),
+        };
+        if queue.send(job).is_err() {
+            // The thread is gone (it panicked): nothing queued is stored any more.
+            *guard(&self.queued.count) -= 1;
+            return Err(StoreError::Invalid(
+                "the cab database's writer stopped".into(),
+            ));
         }
         Ok(())
     }
@@ -314,9 +428,9 @@ impl CabDb {
             }
             Ok(())
         })?;
-        let mut w = self.lock();
+        let mut broken = guard(&self.broken);
         for ino in inos {
-            w.broken.remove(ino);
+            broken.remove(ino);
         }
         Ok(())
     }
