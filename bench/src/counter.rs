@@ -9,7 +9,7 @@ use cerfs_e2e::client::{self, Counts, Subpath};
 
 use crate::cycles::remove;
 use crate::servers::{self, Cerfs};
-use crate::stats::{self, Figure};
+use crate::stats::{Figure, Report};
 use crate::{workers, Opts};
 
 /// Writers.
@@ -62,7 +62,7 @@ fn run_on(root: &Path, secs: f64) -> Result<Run> {
 }
 
 /// Runs benchmark 4 on the FUSE mount and on a plain directory.
-pub fn run(opts: &Opts) -> Result<String> {
+pub fn run(opts: &Opts) -> Result<Report> {
     let secs = if opts.quick { 5.0 } else { 20.0 };
     let base = opts.workdir.join("counter");
     let cerfs = Cerfs::mount(&base.join("cerfs"))?;
@@ -73,26 +73,27 @@ pub fn run(opts: &Opts) -> Result<String> {
     let p = run_on(&plain, secs)?;
     remove(&base);
     let n = |v: u64| v as f64;
-    let mut out = format!(
+    let mut out = Report::default();
+    out.text(format!(
         "\n## 4. Counter contention\n\n{WRITERS} processes increment one bucket's count.txt \
          with pattern (a) (open read+write, read, seek 0, write, truncate, close) for {secs} s \
          each, straight on the FUSE mount vs a plain directory. Lost = 1 (the initial \
          count.txt) + successful increments − the final Total Hits (an unreadable count.txt \
          reads as 0).\n"
-    );
-    out.push_str(&stats::table(
+    ));
+    out.table(
         &format!("{WRITERS} writers, one count.txt"),
         "plain dir",
-        &[
+        vec![
             Figure::rate("successful increments/s", c.per_s, p.per_s),
             Figure::count("successful increments", n(c.ok), n(p.ok)),
             Figure::count("failed increments (errors)", n(c.errors), n(p.errors)),
             Figure::count("increments lost", c.lost as f64, p.lost as f64),
         ],
-    ));
+    );
     for (who, r) in [("cerfs", &c), ("plain dir", &p)] {
         if let Some(e) = &r.first_error {
-            out.push_str(&format!("\n{who}: first error: `{e}`\n"));
+            out.text(format!("\n{who}: first error: `{e}`\n"));
         }
     }
     Ok(out)

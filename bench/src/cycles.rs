@@ -12,7 +12,7 @@ use cerfs_e2e::client::{RandomBytes, Subpath};
 use serde_json::Value;
 
 use crate::servers::{self, Bindfs, Cerfs, SambaShare};
-use crate::stats::{self, Figure};
+use crate::stats::{self, Figure, Report};
 use crate::{workers, Opts, PORT_BINDFS_SMB, PORT_PLAIN_SMB, PORT_SERVE};
 
 /// Tracking on (logs written), and a cab limit no run reaches: every cycle copies a cab.
@@ -88,6 +88,12 @@ fn client_counts(opts: &Opts) -> Vec<usize> {
 }
 
 /// Lays out a plain CER share: the three trees, policy.txt.
+/// The cycles' policy.txt, written through cerfs's mount at `mountpoint`.
+pub(crate) fn write_policy(mountpoint: &Path) -> Result<()> {
+    std::fs::write(mountpoint.join("policy.txt"), POLICY)
+        .context("write policy.txt through the mount")
+}
+
 fn plain_layout(dir: &Path) -> Result<()> {
     servers::open_dir(dir)?;
     for sub in ["cabs", "status", "counts"] {
@@ -97,13 +103,14 @@ fn plain_layout(dir: &Path) -> Result<()> {
 }
 
 /// Benchmark 1: SMB clients against `cerfs serve`, smbd over bindfs and a plain Samba share.
-pub fn smb(opts: &Opts) -> Result<String> {
+pub fn smb(opts: &Opts) -> Result<Report> {
     servers::require_samba()?;
     servers::require_bindfs()?;
     let smb_dir = opts.smb_client_dir()?;
     let cab_dir = make_cabs(&opts.workdir.join("smb-cabs"))?;
-    let mut out = String::from("\n## 1. Report cycles through SMB\n");
-    out.push_str(&format!(
+    let mut out = Report::default();
+    out.text("\n## 1. Report cycles through SMB\n");
+    out.text(format!(
         "\nN Python smbprotocol clients (tests/smb/cer_smb_client.py), each its own process and SMB \
          session, full MS-CER 3.1.7 cycles (policy, status, count.txt read; mkdir of every level; \
          a real cab of 16 KiB–1 MiB made by gcab; count.txt by patterns a, b, supersede in turn; crash.log and hits.log \
@@ -116,8 +123,7 @@ pub fn smb(opts: &Opts) -> Result<String> {
         let cycles = cycles_per_client(opts, clients);
         let base = opts.workdir.join(format!("smb-{clients}"));
         let cerfs = Cerfs::serve(&base.join("cerfs"), PORT_SERVE)?;
-        std::fs::write(cerfs.mountpoint.join("policy.txt"), POLICY)
-            .context("write policy.txt through the mount")?;
+        write_policy(&cerfs.mountpoint)?;
         let on_cerfs = smb_run(
             &smb_dir,
             &cab_dir,
@@ -151,15 +157,17 @@ pub fn smb(opts: &Opts) -> Result<String> {
             &plain.dir,
         )?;
         drop(plain);
-        out.push_str(&figures_table(
+        figures_table(
+            &mut out,
             &format!("{clients} SMB clients × {cycles} cycles"),
             "plain Samba",
             &on_cerfs,
             &on_bindfs,
             &on_plain,
-        ));
+        );
         remove(&base);
     }
+    out.text(crate::requests::per_cycle(opts, crate::requests::Via::Smb)?);
     Ok(out)
 }
 
@@ -191,10 +199,11 @@ pub(crate) fn smb_run(
 }
 
 /// Benchmark 2: the same cycles on the FUSE mount, a bindfs mount and a plain directory.
-pub fn fs(opts: &Opts) -> Result<String> {
+pub fn fs(opts: &Opts) -> Result<Report> {
     servers::require_bindfs()?;
-    let mut out = String::from("\n## 2. Report cycles on the FUSE mount\n");
-    out.push_str(&format!(
+    let mut out = Report::default();
+    out.text("\n## 2. Report cycles on the FUSE mount\n");
+    out.text(format!(
         "\nN client processes (`cerfs-bench worker-fs`, the cycle of tests/src/client.rs: std::fs \
          calls), full MS-CER 3.1.7 cycles with real cabs of 16 KiB–1 MiB (gcab), count.txt by pattern a or b \
          at random, tracking on, {BUCKETS} shared buckets. Baseline: the same on a plain \
@@ -208,8 +217,7 @@ pub fn fs(opts: &Opts) -> Result<String> {
         let cycles = cycles_per_client(opts, clients);
         let base = opts.workdir.join(format!("fs-{clients}"));
         let cerfs = Cerfs::mount(&base.join("cerfs"))?;
-        std::fs::write(cerfs.mountpoint.join("policy.txt"), POLICY)
-            .context("write policy.txt through the mount")?;
+        write_policy(&cerfs.mountpoint)?;
         let on_cerfs = fs_run(&me, &cab_dir, clients, cycles, &cerfs.mountpoint)?;
         drop(cerfs);
         let bindfs = Bindfs::mount(&base.join("bindfs"), &base.join("bindfs-mnt"))?;
@@ -219,19 +227,24 @@ pub fn fs(opts: &Opts) -> Result<String> {
         let plain_dir = base.join("plain");
         plain_layout(&plain_dir)?;
         let on_plain = fs_run(&me, &cab_dir, clients, cycles, &plain_dir)?;
-        out.push_str(&figures_table(
+        figures_table(
+            &mut out,
             &format!("{clients} clients × {cycles} cycles"),
             "plain dir",
             &on_cerfs,
             &on_bindfs,
             &on_plain,
-        ));
+        );
         remove(&base);
     }
+    out.text(crate::requests::per_cycle(
+        opts,
+        crate::requests::Via::Mount,
+    )?);
     Ok(out)
 }
 
-fn fs_run(
+pub(crate) fn fs_run(
     me: &Path,
     cab_dir: &Path,
     clients: usize,
@@ -369,12 +382,13 @@ fn measure(root: &Path, summaries: &[Value], secs: f64) -> Result<RunFigures> {
 }
 
 fn figures_table(
+    out: &mut Report,
     title: &str,
     baseline: &str,
     c: &RunFigures,
     b: &RunFigures,
     p: &RunFigures,
-) -> String {
+) {
     let rate =
         |name: &str, v: fn(&RunFigures) -> f64| Figure::rate(name, v(c), v(p)).with_floor(v(b));
     let count =
@@ -392,11 +406,10 @@ fn figures_table(
         count("crash.log lines lost", |f| f.crash_lines_lost as f64),
         count("hits.log lines lost", |f| f.hits_lines_lost as f64),
     ];
-    let mut t = stats::table_with_floor(title, "bindfs", baseline, &rows);
+    out.table_with_floor(title, "bindfs", baseline, rows);
     for (who, f) in [("cerfs", c), ("bindfs", b), (baseline, p)] {
         if let Some(e) = &f.first_error {
-            t.push_str(&format!("\n{who}: first client error: `{e}`\n"));
+            out.text(format!("\n{who}: first client error: `{e}`\n"));
         }
     }
-    t
 }

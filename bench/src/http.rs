@@ -13,7 +13,7 @@ use cerfs_http::Level1Answer;
 
 use crate::cycles::remove;
 use crate::servers::{self, cerfs_bin};
-use crate::stats::{self, Figure};
+use crate::stats::{self, Figure, Report};
 use crate::{Opts, PORT_HTTP};
 
 /// Concurrent level-1 clients.
@@ -125,7 +125,7 @@ fn query_number(db: &Path, sql: &str) -> Result<i64> {
 }
 
 /// Runs benchmark 6.
-pub fn run(opts: &Opts) -> Result<String> {
+pub fn run(opts: &Opts) -> Result<Report> {
     let secs = if opts.quick { 5.0 } else { 20.0 };
     let cab_mib: usize = if opts.quick { 16 } else { 64 };
     let dir = opts.workdir.join("http");
@@ -225,7 +225,7 @@ pub fn run(opts: &Opts) -> Result<String> {
     let sent = ok as i64 + level2.iter().map(|(w, _)| *w as i64).sum::<i64>();
     remove(&dir);
 
-    let mut out = format!(
+    let out = format!(
         "\n## 6. CER V2 over HTTP\n\n`cerfs http` alone (no baseline: a plain share has no \
          HTTP side). Level 1: {CLIENTS} threads, each with its own keep-alive connection, POST \
          APPCRASH reports (UTF-16) over 1000 buckets for {secs} s. Level 2: 1 then 4 clients \
@@ -255,6 +255,7 @@ pub fn run(opts: &Opts) -> Result<String> {
         ));
     }
     rows.push(Figure::count("peak RSS of cerfs http, MiB", rss, f64::NAN));
-    out.push_str(&stats::table("cerfs http", "baseline", &rows));
-    Ok(out)
+    let mut report = Report::from_text(out);
+    report.table("cerfs http", "baseline", rows);
+    Ok(report)
 }

@@ -15,7 +15,7 @@
 //! root, fuse3, bindfs, samba, smbclient, gcab and python3 with smbprotocol. Started:
 //! `cerfs mount`, `cerfs serve`, `cerfs http`, bindfs (in the foreground), smbd over a
 //! plain directory and over bindfs. Servers listen on 127.0.0.1 ports 14470, 14471, 14472
-//! and 14474 only; every process started is stopped by its pid and every mount unmounted
+//! and 14474–14476 only; every process started is stopped by its pid and every mount unmounted
 //! before the program exits.
 
 mod analysis;
@@ -24,6 +24,7 @@ mod counter;
 mod cycles;
 mod http;
 mod lifecycle;
+mod requests;
 mod scale;
 mod servers;
 mod stats;
@@ -36,6 +37,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use crate::stats::Report;
+
 /// Port of `cerfs serve` in the SMB benchmarks.
 pub const PORT_SERVE: u16 = 14470;
 /// Port of the plain Samba share.
@@ -46,6 +49,8 @@ pub const PORT_BINDFS_SMB: u16 = 14472;
 pub const PORT_HTTP: u16 = 14474;
 /// `cerfs web` (benchmark 5: the console at scale).
 pub const PORT_WEB: u16 = 14475;
+/// `cerfs serve --web`, read for its /metrics (benchmarks 1b and 2b).
+pub const PORT_WEB_METRICS: u16 = 14476;
 
 /// Command line.
 #[derive(Debug, Parser)]
@@ -61,6 +66,11 @@ struct Cli {
     /// Only run the client counts up to this (1, 4, 16, 64).
     #[arg(long, global = true, value_name = "N")]
     max_clients: Option<usize>,
+    /// Run each benchmark with tables (cycles, uploads, counter, http) this many times and
+    /// print the median of each rate and the worst of each count (losses, errors, RSS).
+    #[arg(long, global = true, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=9))]
+    runs: u32,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -110,7 +120,7 @@ enum Cmd {
 }
 
 /// One benchmark: runs and returns its Markdown section.
-type Bench = fn(&Opts) -> Result<String>;
+type Bench = fn(&Opts) -> Result<Report>;
 
 /// Options every benchmark sees.
 #[derive(Debug)]
@@ -187,26 +197,97 @@ fn run(cli: Cli) -> Result<()> {
             ("fs-cycles", cycles::fs),
             ("uploads", uploads::run),
             ("counter", counter::run),
-            ("scale", scale::run),
+            ("scale", scale_report),
             ("http", http::run),
-            ("lifecycle", lifecycle::run),
-            ("analysis", analysis::run),
+            ("lifecycle", lifecycle_report),
+            ("analysis", analysis_report),
         ],
         Cmd::SmbCycles => vec![("smb-cycles", cycles::smb)],
         Cmd::FsCycles => vec![("fs-cycles", cycles::fs)],
         Cmd::Uploads => vec![("uploads", uploads::run)],
         Cmd::Counter => vec![("counter", counter::run)],
-        Cmd::Scale => vec![("scale", scale::run)],
+        Cmd::Scale => vec![("scale", scale_report)],
         Cmd::Http => vec![("http", http::run)],
-        Cmd::Lifecycle => vec![("lifecycle", lifecycle::run)],
-        Cmd::Analysis => vec![("analysis", analysis::run)],
+        Cmd::Lifecycle => vec![("lifecycle", lifecycle_report)],
+        Cmd::Analysis => vec![("analysis", analysis_report)],
         Cmd::WorkerFs { .. } | Cmd::WorkerCount { .. } => unreachable!("handled above"),
     };
-    println!("# cerfs-bench{}", if opts.quick { " --quick" } else { "" });
+    println!(
+        "# cerfs-bench{}{}\n\ncommit {}, {} (UTC){}",
+        if opts.quick { " --quick" } else { "" },
+        if cli.runs > 1 {
+            format!(" --runs {}", cli.runs)
+        } else {
+            String::new()
+        },
+        source_commit(),
+        utc_now(),
+        if cli.runs > 1 {
+            format!(
+                "; tables: medians of {} runs for rates (ratios of the medians), the worst run \
+                 for counts (losses, errors, RSS); text from the first run",
+                cli.runs
+            )
+        } else {
+            String::new()
+        }
+    );
     for (name, bench) in benches {
-        eprintln!("cerfs-bench: running {name}");
-        let text = bench(&opts).with_context(|| format!("benchmark {name}"))?;
-        println!("{text}");
+        let mut runs = Vec::new();
+        for run in 1..=cli.runs {
+            eprintln!("cerfs-bench: running {name} ({run} of {})", cli.runs);
+            let report = bench(&opts).with_context(|| format!("benchmark {name}"))?;
+            let repeat = report.has_tables();
+            runs.push(report);
+            if !repeat {
+                break; // text only: nothing to take a median of
+            }
+        }
+        let report = Report::reduce(&runs).map_err(|e| anyhow::anyhow!("benchmark {name}: {e}"))?;
+        println!("{}", report.render());
     }
     Ok(())
+}
+
+fn scale_report(opts: &Opts) -> Result<Report> {
+    scale::run(opts).map(Report::from_text)
+}
+
+fn lifecycle_report(opts: &Opts) -> Result<Report> {
+    lifecycle::run(opts).map(Report::from_text)
+}
+
+fn analysis_report(opts: &Opts) -> Result<Report> {
+    analysis::run(opts).map(Report::from_text)
+}
+
+/// The commit of the source tree the bench was built from (`+dirty` with local changes).
+fn source_commit() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(env!("CARGO_MANIFEST_DIR"))
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(rev) => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            format!("{rev}{}", if dirty { "+dirty" } else { "" })
+        }
+        None => "unknown (not run from a git checkout)".to_owned(),
+    }
+}
+
+fn utc_now() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
 }

@@ -15,7 +15,7 @@ use cerfs_e2e::client::{RandomBytes, Subpath};
 
 use crate::cycles::remove;
 use crate::servers::{self, Bindfs, Cerfs, SambaShare};
-use crate::stats::{self, Figure};
+use crate::stats::{Figure, Report};
 use crate::{Opts, PORT_BINDFS_SMB, PORT_PLAIN_SMB, PORT_SERVE};
 
 /// Bytes per write call (and the size of the repeated random block).
@@ -41,19 +41,24 @@ fn bucket_dir(root: &Path) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// `writers` threads each writing a `mib` MiB file into `dir`; returns MB/s overall.
-fn write_files(dir: &Path, writers: usize, mib: u64, block: &[u8]) -> Result<f64> {
+/// `writers` threads each writing a `mib` MiB file into `dir` (with `fsync` before the close
+/// if `sync`); returns MB/s overall.
+fn write_files(dir: &Path, writers: usize, mib: u64, block: &[u8], sync: bool) -> Result<f64> {
     let start = Instant::now();
     thread::scope(|s| -> Result<()> {
         let handles: Vec<_> = (0..writers)
             .map(|w| {
-                let path = dir.join(format!("up{w}.cab"));
+                let path = dir.join(format!("{}{w}.cab", if sync { "sync" } else { "up" }));
                 s.spawn(move || -> Result<()> {
                     let mut f = File::create(&path)
                         .with_context(|| format!("create {}", path.display()))?;
                     for _ in 0..mib * (1 << 20) / BLOCK as u64 {
                         f.write_all(block)
                             .with_context(|| format!("write {}", path.display()))?;
+                    }
+                    if sync {
+                        f.sync_all()
+                            .with_context(|| format!("fsync {}", path.display()))?;
                     }
                     // The close is where cerfs commits the cab: include it.
                     drop(f);
@@ -100,7 +105,7 @@ fn smb_put(port: u16, src: &Path, writers: usize, mib: u64) -> Result<f64> {
 }
 
 /// Runs benchmark 3.
-pub fn run(opts: &Opts) -> Result<String> {
+pub fn run(opts: &Opts) -> Result<Report> {
     servers::require_samba()?;
     servers::require_bindfs()?;
     let mib = cab_mib(opts);
@@ -115,28 +120,34 @@ pub fn run(opts: &Opts) -> Result<String> {
             f.write_all(&block)?;
         }
     }
-    let mut out = format!(
+    let mut out = Report::from_text(format!(
         "\n## 3. Cab upload throughput\n\nEach writer copies one {mib} MiB cab (1 MiB writes of \
          incompressible bytes; the close, where cerfs commits the cab, is inside the timing; no \
-         fsync on either side). Mount: threads of this process with std::fs. SMB: concurrent \
+         fsync on either side, except in the row that says so: there every writer fsyncs \
+         before its close, as durable as every cerfs close is; the RSS is of the run without). Mount: threads of this process with std::fs. SMB: concurrent \
          `smbclient put` of a page-cached local file. Peak RSS is VmHWM of the cerfs process \
          (`cerfs mount` or `cerfs serve`; smbd and the indexer's child processes not included), \
          each run on a fresh server. bindfs: a FUSE passthrough doing no work over a plain \
          directory, written to directly and exported by the same smbd configuration — the floor \
          any FUSE filesystem starts from on this machine.\n"
-    );
+    ));
     for writers in [1usize, 4] {
         // Through the mount.
         let dir = base.join(format!("mount-{writers}"));
         let cerfs = Cerfs::mount(&dir.join("cerfs"))?;
-        let on_mount = write_files(&bucket_dir(&cerfs.mountpoint)?, writers, mib, &block)?;
+        let cabs = bucket_dir(&cerfs.mountpoint)?;
+        let on_mount = write_files(&cabs, writers, mib, &block, false)?;
         let rss_mount = servers::vm_hwm_mib(cerfs.pid())?;
+        let on_mount_sync = write_files(&cabs, writers, mib, &block, true)?;
         drop(cerfs);
         let bindfs = Bindfs::mount(&dir.join("bindfs"), &dir.join("bindfs-mnt"))?;
-        let on_bindfs = write_files(&bucket_dir(&bindfs.mountpoint)?, writers, mib, &block)?;
+        let cabs = bucket_dir(&bindfs.mountpoint)?;
+        let on_bindfs = write_files(&cabs, writers, mib, &block, false)?;
+        let on_bindfs_sync = write_files(&cabs, writers, mib, &block, true)?;
         drop(bindfs);
-        let plain = dir.join("plain");
-        let on_plain = write_files(&bucket_dir(&plain)?, writers, mib, &block)?;
+        let cabs = bucket_dir(&dir.join("plain"))?;
+        let on_plain = write_files(&cabs, writers, mib, &block, false)?;
+        let on_plain_sync = write_files(&cabs, writers, mib, &block, true)?;
         remove(&dir);
         // Through SMB.
         let dir = base.join(format!("smb-{writers}"));
@@ -156,17 +167,23 @@ pub fn run(opts: &Opts) -> Result<String> {
         let on_plain_smb = smb_put(PORT_PLAIN_SMB, &src, writers, mib)?;
         drop(plain);
         remove(&dir);
-        out.push_str(&stats::table_with_floor(
+        out.table_with_floor(
             &format!("{writers} writer(s) × {mib} MiB"),
             "bindfs",
             "plain",
-            &[
+            vec![
                 Figure::rate(
                     "MB/s through the mount (plain: plain directory)",
                     on_mount,
                     on_plain,
                 )
                 .with_floor(on_bindfs),
+                Figure::rate(
+                    "MB/s through the mount, fsync before close (as durable as a cerfs close)",
+                    on_mount_sync,
+                    on_plain_sync,
+                )
+                .with_floor(on_bindfs_sync),
                 Figure::rate(
                     "MB/s through SMB (plain: plain Samba share)",
                     on_serve,
@@ -176,7 +193,7 @@ pub fn run(opts: &Opts) -> Result<String> {
                 Figure::count("peak RSS of cerfs mount, MiB", rss_mount, f64::NAN),
                 Figure::count("peak RSS of cerfs serve, MiB", rss_serve, f64::NAN),
             ],
-        ));
+        );
     }
     remove(&base);
     Ok(out)

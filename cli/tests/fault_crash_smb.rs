@@ -181,6 +181,9 @@ impl LoopClient {
             .args(["--seed", &seed.to_string()])
             .args(["--min-size", &MIN_CAB.to_string()])
             .args(["--max-size", &MAX_CAB.to_string()])
+            // A client's first cab of a round, and every third after, is 4–6 MiB: its
+            // bytes past 4 MiB go to the cab database.
+            .args(["--big-every", "3"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -616,10 +619,25 @@ fn kill_9_serve_twenty_times_under_smb_load_loses_nothing_acknowledged() {
         .iter()
         .map(|l| l.lock().expect("ledger").cabs.len())
         .sum();
+    let big_acked: usize = ledgers
+        .iter()
+        .map(|l| {
+            let l = l.lock().expect("ledger");
+            l.cabs
+                .values()
+                .filter(|c| c.acked && c.size > 4 << 20)
+                .count()
+        })
+        .sum();
     eprintln!(
-        "{ROUNDS} kills in {:?}: {cabs} cabs stored, {purged_total} unfinished cabs purged at \
-         restart, Samba needed SIGKILL {samba_killed} times; in flight: {flight_total:?}",
+        "{ROUNDS} kills in {:?}: {cabs} cabs stored ({big_acked} acknowledged past 4 MiB), \
+         {purged_total} unfinished cabs purged at restart, Samba needed SIGKILL {samba_killed} \
+         times; in flight: {flight_total:?}",
         started.elapsed()
+    );
+    assert!(
+        big_acked > 0,
+        "no cab past 4 MiB was acknowledged: the cab database was not exercised"
     );
     let status = serve.terminate();
     serve.assert_clean_stop(status);

@@ -283,8 +283,20 @@ fn backup_verify_and_compact_work_beside_a_server() {
     assert!(out.contains("backed up"), "{out}");
     let again = cerfs(&serve.db, &["backup", dest.to_str().expect("UTF-8")]);
     assert_eq!(again.status.code(), Some(1), "a backup never overwrites");
-    ok(&cerfs(&dest, &["verify"]), "verify the copy");
-    ok(&cerfs(&serve.db, &["verify"]), "verify the served store");
+    let copy = cerfs(&dest, &["verify"]);
+    ok(&copy, "verify the copy");
+    let said = String::from_utf8_lossy(&copy.stderr);
+    assert!(
+        said.contains("integrity_check: ok; cab database: ok"),
+        "{said}"
+    );
+    let served = cerfs(&serve.db, &["verify"]);
+    ok(&served, "verify the served store");
+    let said = String::from_utf8_lossy(&served.stderr);
+    assert!(
+        said.contains("cab database: structure not checked while a server runs"),
+        "{said}"
+    );
 
     // Pruned bytes leave free pages; compact gives them back beside the server.
     ok(

@@ -194,6 +194,10 @@ pub trait LifecycleStore: Send + Sync {
     fn check_cab(&self, ino: Ino) -> Result<CabCheck>;
     /// `PRAGMA integrity_check`: `"ok"` or SQLite's findings.
     fn integrity(&self) -> Result<String>;
+    /// The structure of the file holding big cabs' bytes, where the store has one
+    /// (SQLite's `<db>-cabs`, `PRAGMA quick_check`): `"ok"` or the findings; `None` when it
+    /// cannot be checked now (a server holds it: a long check would hold up its uploads).
+    fn cab_file_integrity(&self) -> Result<Option<String>>;
 
     /// How big the store is.
     fn usage(&self) -> Result<StoreUsage>;

@@ -212,6 +212,12 @@ impl SqliteStore {
         }))
     }
 
+    /// Whether this store holds the database's server lock (a server's, or an exclusive
+    /// admin command's).
+    pub(crate) fn holds_server_lock(&self) -> bool {
+        self._lock.is_some()
+    }
+
     /// How many unfinished cab uploads [`SqliteStore::open`] deleted.
     pub fn purged_at_open(&self) -> usize {
         self.purged.len()

@@ -235,3 +235,30 @@ fn a_half_restore_is_refused_and_says_what_to_do() {
     let (entry, _) = store.find_cab("blue", "big.cab").unwrap().unwrap();
     assert_eq!(store.check_cab(entry.ino).unwrap(), CabCheck::Sound);
 }
+
+#[test]
+fn the_cab_files_structure_is_checked_unless_a_server_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cer.db");
+    let server = SqliteStore::open(&db).unwrap();
+    upload(&server, "big.cab", &bytes(6 * MIB, 9), MIB, true);
+    assert_eq!(server.cab_file_integrity().unwrap().as_deref(), Some("ok"));
+    // An admin's check beside the server is skipped: it would hold up its uploads.
+    let admin = SqliteStore::open_for_admin(&db).unwrap();
+    assert_eq!(admin.cab_file_integrity().unwrap(), None);
+    drop(admin);
+    drop(server);
+    let admin = SqliteStore::open_for_admin(&db).unwrap();
+    assert_eq!(admin.cab_file_integrity().unwrap().as_deref(), Some("ok"));
+    drop(admin);
+    // Garbage over the table's root page (page 2 of 64 KiB): found, as findings or an error.
+    let path = dir.path().join("cer.db-cabs");
+    let mut file = std::fs::read(&path).unwrap();
+    file[65536..65536 + 4096].fill(0xA5);
+    std::fs::write(&path, file).unwrap();
+    let admin = SqliteStore::open_for_admin(&db).unwrap();
+    match admin.cab_file_integrity() {
+        Ok(found) => assert_ne!(found.as_deref(), Some("ok"), "{found:?}"),
+        Err(e) => assert!(e.to_string().contains("malformed"), "{e}"),
+    }
+}

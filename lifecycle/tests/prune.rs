@@ -71,6 +71,9 @@ impl LifecycleStore for Counting<'_> {
     fn integrity(&self) -> Result<String> {
         self.inner.integrity()
     }
+    fn cab_file_integrity(&self) -> Result<Option<String>> {
+        self.inner.cab_file_integrity()
+    }
     fn usage(&self) -> Result<StoreUsage> {
         self.inner.usage()
     }

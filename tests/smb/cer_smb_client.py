@@ -63,6 +63,7 @@ DISPOSITIONS = {
     "supersede": CreateDisposition.FILE_SUPERSEDE,
 }
 ABSENT = (NtStatus.STATUS_OBJECT_NAME_NOT_FOUND, NtStatus.STATUS_OBJECT_PATH_NOT_FOUND)
+MIB = 1024 * 1024
 CHUNK = 60 * 1024
 
 
@@ -442,7 +443,10 @@ def cmd_loop(share, args):
             tag = "c%dr%dn%d" % (args.client_id, args.round, n)
             # 1. The cab.
             name = tag + ".cab"
-            data = rng.randbytes(rng.randint(args.min_size, args.max_size))
+            big = args.big_every and (n - 1) % args.big_every == 0
+            # Big cabs reach past 4 MiB, where cerfs keeps cab bytes in its cab database.
+            size = rng.randint(4 * MIB + 1, 6 * MIB) if big else rng.randint(args.min_size, args.max_size)
+            data = rng.randbytes(size)
             emit({"ev": "attempt", "op": "cab", "name": name, "size": len(data),
                   "sha256": hashlib.sha256(data).hexdigest()})
             handle = share.open(cabs + "\\" + name, READ | WRITE, CreateDisposition.FILE_CREATE)
@@ -632,6 +636,8 @@ def build_parser():
     p.add_argument("--min-size", type=int, default=1)
     p.add_argument("--max-size", type=int, default=512 * 1024)
     p.add_argument("--reports", type=int, default=0, help="stop after this many (0: never)")
+    p.add_argument("--big-every", type=int, default=0,
+                   help="cab 1, 1+N, 1+2N, ... is 4-6 MiB instead (0: never)")
     p.set_defaults(func=cmd_loop)
 
     p = sub.add_parser("sha256", help="sha256 and size of a file")

@@ -510,6 +510,17 @@ impl CabDb {
         }
     }
 
+    /// `PRAGMA quick_check` of the file: `"ok"` or SQLite's findings, one per line.
+    pub(crate) fn quick_check(&self) -> Result<String> {
+        let w = self.lock();
+        let mut stmt = w.conn.prepare("PRAGMA quick_check").map_err(sqlite)?;
+        let lines = stmt
+            .query_map([], |row| row.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(sqlite)?;
+        Ok(lines.join("\n"))
+    }
+
     /// The id of the store this file belongs to, if it has one.
     pub(crate) fn store_id(&self) -> Result<Option<String>> {
         let w = self.lock();

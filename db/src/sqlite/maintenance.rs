@@ -144,6 +144,21 @@ impl LifecycleStore for SqliteStore {
         self.integrity_check()
     }
 
+    fn cab_file_integrity(&self) -> Result<Option<String>> {
+        // A server's own store, or an admin's while no server runs (the lock, held for
+        // the check, keeps one from starting meanwhile).
+        let _held = if self.holds_server_lock() {
+            None
+        } else {
+            match super::server_lock::ServerLock::acquire(&self.path) {
+                Ok(lock) => Some(lock),
+                Err(OpenError::Locked { .. }) => return Ok(None),
+                Err(e) => return Err(StoreError::Invalid(e.to_string())),
+            }
+        };
+        self.cab_db.quick_check().map(Some)
+    }
+
     fn usage(&self) -> Result<StoreUsage> {
         let (pages, free, page_size) = finish(self.read(|tx| {
             let get = |pragma: &str| -> Result<i64> {
