@@ -93,8 +93,31 @@ impl Writer {
         check(&self.broken, ino)
     }
 
+    /// After a failed statement: SQLite rolls the whole transaction back by itself on some
+    /// errors (a full disk while pages spill), taking every cab's bytes in the group.
+    fn after_error(&mut self) {
+        if self.open && self.conn.is_autocommit() {
+            self.open = false;
+            self.pending = 0;
+            let in_group = std::mem::take(&mut self.in_group);
+            tracing::error!(
+                cabs = in_group.len(),
+                "a group of cab bytes was rolled back by a failed write"
+            );
+            guard(&self.broken).extend(in_group);
+        }
+    }
+
     /// Stores `data` at `offset` of cab `ino` in the group; commits a full group.
     fn write(&mut self, ino: u64, offset: u64, data: &[u8]) -> Result<()> {
+        let written = self.write_chunks(ino, offset, data);
+        if written.is_err() {
+            self.after_error();
+        }
+        written
+    }
+
+    fn write_chunks(&mut self, ino: u64, offset: u64, data: &[u8]) -> Result<()> {
         self.check(ino)?;
         self.begin()?;
         self.in_group.insert(ino);
@@ -413,7 +436,11 @@ impl CabDb {
     fn in_group<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let mut w = self.lock();
         w.begin()?;
-        f(&w.conn).map_err(sqlite)
+        let done = f(&w.conn).map_err(sqlite);
+        if done.is_err() {
+            w.after_error();
+        }
+        done
     }
 
     /// Drops the bytes of cabs `inos` (in the group: gone for good at its commit).
@@ -559,5 +586,52 @@ impl CabDb {
             get("page_size")?,
         );
         Ok((pages.saturating_sub(free) * size, free * size))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full disk in the middle of a group (SQLite rolls the group back by itself when a
+    /// spilled page cannot be written): every cab of the group fails, and the next group
+    /// works once there is room again.
+    #[test]
+    fn a_group_lost_to_a_full_disk_fails_all_its_cabs_and_the_next_one_works() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = CabDb::open(&dir.path().join("cer.db")).expect("open");
+        let chunk = vec![7u8; CAB_CHUNK as usize];
+        db.write(1, 0, &chunk).expect("first cab");
+        db.commit_cab(1).expect("first cab durable");
+        let pages: i64 = guard(&db.writer)
+            .conn
+            .pragma_query_value(None, "page_count", |r| r.get(0))
+            .expect("page_count");
+        // Room for about three more chunks: 17 pages each, the cache spills after four.
+        guard(&db.writer)
+            .conn
+            .pragma_update(None, "max_page_count", pages + 3 * 17)
+            .expect("cap");
+        db.write(2, 0, &chunk).expect("queued");
+        for i in 0..8 {
+            db.write(3, i * CAB_CHUNK, &chunk).expect("queued");
+        }
+        // Room again before anything commits: a new cab starts a new group.
+        guard(&db.writer)
+            .conn
+            .pragma_update(None, "max_page_count", i64::from(u32::MAX))
+            .expect("uncap");
+        db.write(4, 0, &chunk).expect("room again");
+        db.commit_cab(4).expect("a new cab commits");
+        assert!(
+            db.commit_cab(2).is_err(),
+            "cab 2's bytes went with the group"
+        );
+        assert!(db.commit_cab(3).is_err(), "cab 3 did not fit");
+        let mut back = vec![0u8; CAB_CHUNK as usize];
+        db.read_into(4, 0, &mut back).expect("read back");
+        assert_eq!(back, chunk);
+        db.read_into(1, 0, &mut back).expect("read back");
+        assert_eq!(back, chunk, "the committed cab is intact");
     }
 }
