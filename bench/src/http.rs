@@ -93,6 +93,9 @@ fn start(db: &Path) -> Result<Server> {
         .arg(db)
         .args(["--listen", &format!("127.0.0.1:{PORT_HTTP}")])
         .args(["--max-cab-size", "1073741824"])
+        // One address (this process) plays 64 clients reporting 1000 new buckets.
+        .args(["--max-connections-per-address", "128"])
+        .args(["--new-buckets-per-minute", "1000000"])
         .env("RUST_LOG", "error")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -233,25 +236,22 @@ pub fn run(opts: &Opts) -> Result<Report> {
          answered 200 − sum(total_hits) of the buckets view after the run.\n"
     );
     let mut rows = vec![
-        Figure::count("level-1 reports/s", level1_per_s, f64::NAN),
-        Figure::count(
+        Figure::measure("level-1 reports/s", level1_per_s),
+        Figure::measure(
             "level-1 p50 latency, ms",
             stats::percentile(&lat, 50.0) * 1000.0,
-            f64::NAN,
         ),
-        Figure::count(
+        Figure::measure(
             "level-1 p99 latency, ms",
             stats::percentile(&lat, 99.0) * 1000.0,
-            f64::NAN,
         ),
         Figure::count("level-1 failed requests", failed as f64, f64::NAN),
         Figure::count("hits lost", (sent - stored) as f64, f64::NAN),
     ];
     for (w, mb_s) in level2 {
-        rows.push(Figure::count(
+        rows.push(Figure::measure(
             format!("level-2 MB/s, {w} uploader(s)"),
             mb_s,
-            f64::NAN,
         ));
     }
     rows.push(Figure::count("peak RSS of cerfs http, MiB", rss, f64::NAN));

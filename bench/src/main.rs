@@ -67,7 +67,8 @@ struct Cli {
     #[arg(long, global = true, value_name = "N")]
     max_clients: Option<usize>,
     /// Run each benchmark with tables (cycles, uploads, counter, http) this many times and
-    /// print the median of each rate and the worst of each count (losses, errors, RSS).
+    /// print the median of each rate and latency and the largest of each count (losses,
+    /// errors, totals, RSS).
     #[arg(long, global = true, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=9))]
     runs: u32,
@@ -224,8 +225,9 @@ fn run(cli: Cli) -> Result<()> {
         utc_now(),
         if cli.runs > 1 {
             format!(
-                "; tables: medians of {} runs for rates (ratios of the medians), the worst run \
-                 for counts (losses, errors, RSS); text from the first run",
+                "; tables: medians of {} runs for rates and latencies (ratios of the medians), \
+                 the largest of the runs for counts (losses, errors, totals, RSS); text from \
+                 the first run",
                 cli.runs
             )
         } else {

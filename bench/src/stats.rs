@@ -34,6 +34,9 @@ pub struct Figure {
     pub baseline: f64,
     /// Whether to print the cerfs/baseline ratio (throughputs and latencies, not losses).
     pub with_ratio: bool,
+    /// Whether several runs reduce to the median (a measure) rather than the largest (a
+    /// count: a loss in any run must show).
+    pub median: bool,
 }
 
 impl Figure {
@@ -45,6 +48,20 @@ impl Figure {
             floor: None,
             baseline,
             with_ratio: true,
+            median: true,
+        }
+    }
+
+    /// A measure with nothing to compare it with (a rate or latency without baseline):
+    /// no ratio, the median of several runs.
+    pub fn measure(name: impl Into<String>, cerfs: f64) -> Figure {
+        Figure {
+            name: name.into(),
+            cerfs,
+            floor: None,
+            baseline: f64::NAN,
+            with_ratio: false,
+            median: true,
         }
     }
 
@@ -56,6 +73,7 @@ impl Figure {
             floor: None,
             baseline,
             with_ratio: false,
+            median: false,
         }
     }
 
@@ -206,9 +224,10 @@ impl Report {
         out
     }
 
-    /// Several runs of one benchmark as one: each rate is the median of the runs (of each
-    /// column on its own; ratios are of the medians), each count (losses, errors, RSS) the
-    /// largest, so that a loss in any run shows. Text is the first run's.
+    /// Several runs of one benchmark as one: each measure (rate, latency) is the median of
+    /// the runs (of each column on its own; ratios are of the medians), each count (losses,
+    /// errors, totals, RSS) the largest, so that a loss in any run shows. Text is the first
+    /// run's.
     pub fn reduce(runs: &[Report]) -> Result<Report, String> {
         let Some(first) = runs.first() else {
             return Err("no runs".into());
@@ -237,7 +256,7 @@ impl Report {
                     }
                 }
                 let pick = |v: Vec<f64>| {
-                    if fig.with_ratio {
+                    if fig.median {
                         median(&v)
                     } else {
                         v.into_iter().fold(f64::NAN, f64::max)
@@ -315,6 +334,7 @@ mod tests {
                 vec![
                     Figure::rate("r/s", rate, 10.0).with_floor(floor),
                     Figure::count("lost", lost, 0.0).with_floor(0.0),
+                    Figure::measure("p50", rate * 10.0),
                 ],
             );
             r
@@ -329,6 +349,7 @@ mod tests {
             "{one}"
         );
         assert!(one.contains("| lost | 2 | 0 | 0 |  |  |"), "{one}");
+        assert!(one.contains("| p50 | 20 | - | - |  |  |"), "{one}");
         let mut other = Report::default();
         other.table("u", "plain", vec![Figure::rate("r/s", 1.0, 1.0)]);
         assert!(Report::reduce(&[run(1.0, 1.0, 0.0), other]).is_err());

@@ -59,6 +59,26 @@ pub struct HttpArgs {
         value_parser = clap::value_parser!(u64).range(1..=86_400),
     )]
     pub body_timeout: u64,
+
+    /// Most connections one client address may hold open; more are answered 503. Raise it
+    /// when many clients reach the server through one address (a NAT, a proxy).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 16,
+        value_parser = clap::value_parser!(u32).range(1..=65_536),
+    )]
+    pub max_connections_per_address: u32,
+
+    /// Most new buckets the reports of one address may create per minute; past it a report
+    /// of an unknown signature gets 429 (and is not counted). Raise it like the above.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(1..),
+    )]
+    pub new_buckets_per_minute: u32,
 }
 
 /// `123`, `64K`, `10M`, `1G` (powers of 1024; `KiB`, `MB`... and lowercase accepted).
@@ -100,6 +120,8 @@ pub fn run(args: &HttpArgs) -> Result<()> {
     let config = cerfs_http::Config {
         max_report_size: usize::try_from(args.max_report_size).unwrap_or(usize::MAX),
         body_timeout: Duration::from_secs(args.body_timeout),
+        max_connections_per_address: args.max_connections_per_address as usize,
+        new_buckets_per_minute: args.new_buckets_per_minute,
         ..cerfs_http::Config::default()
     };
     let server =
