@@ -241,13 +241,26 @@ fn store_queued(writer: Arc<Mutex<Writer>>, jobs: Receiver<Job>, queued: Arc<Que
     loop {
         match jobs.recv_timeout(GROUP_TIME / 2) {
             Ok(job) => {
-                let mut w = guard(&writer);
-                if let Err(e) = w.write(job.ino, job.offset, &job.data) {
+                // A panic here must not leave the queue undrained (every cab operation waits
+                // for it): it fails the cab, like an error.
+                let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    guard(&writer).write(job.ino, job.offset, &job.data)
+                }));
+                let failed = match stored {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(_) => {
+                        let mut w = guard(&writer);
+                        w.after_error();
+                        Some("the writer thread panicked (a bug)".to_owned())
+                    }
+                };
+                if let Some(why) = failed {
                     // The cab's next write or its commit reports it to its client.
-                    tracing::warn!(ino = job.ino, "storing cab bytes failed: {e}");
+                    tracing::warn!(ino = job.ino, "storing cab bytes failed: {why}");
+                    let w = guard(&writer);
                     guard(&w.broken).insert(job.ino);
                 }
-                drop(w);
                 let mut count = guard(&queued.count);
                 *count -= 1;
                 if *count == 0 {
@@ -633,5 +646,23 @@ mod tests {
         assert_eq!(back, chunk);
         db.read_into(1, 0, &mut back).expect("read back");
         assert_eq!(back, chunk, "the committed cab is intact");
+    }
+
+    /// A panic in the writer thread (here an offset overflow, which the store's own
+    /// callers never pass: debug builds check it) fails that cab and nothing hangs.
+    #[cfg(debug_assertions)]
+    #[test]
+    fn a_panic_storing_a_chunk_fails_its_cab_and_the_queue_drains() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = CabDb::open(&dir.path().join("cer.db")).expect("open");
+        let chunk = vec![3u8; CAB_CHUNK as usize];
+        let last = u64::MAX / CAB_CHUNK * CAB_CHUNK;
+        db.write(1, last, &chunk).expect("queued");
+        assert!(
+            db.commit_cab(1).is_err(),
+            "the cab whose chunk panicked fails"
+        );
+        db.write(2, 0, &chunk).expect("the next cab is taken");
+        db.commit_cab(2).expect("and commits");
     }
 }
