@@ -154,8 +154,10 @@ async fn log_in(c: &Client, base: &str, user: &str, password: &str) {
         .click()
         .await
         .expect("click");
+    // Not any h1: the login page has one too, and reading it while the next page loads
+    // gives a stale element. Only a signed-in page has the logout form.
     c.wait()
-        .for_element(Locator::Css("h1"))
+        .for_element(Locator::Css("form.logout"))
         .await
         .expect("a page after the login");
     assert_eq!(texts(c, "h1").await, ["Overview"], "{user} is logged in");

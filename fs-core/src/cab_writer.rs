@@ -88,19 +88,33 @@ impl CabWriter {
         };
         // A big write is hashed on another core while the store takes it.
         let stored = if hasher.is_some() && data.len() >= PARALLEL_HASH_FROM {
-            let mut moved = hasher.take();
-            let (stored, hashed) = std::thread::scope(|s| {
-                let hashing = s.spawn(move || {
-                    if let Some(h) = moved.as_mut() {
+            let (stored, aside) = std::thread::scope(|s| {
+                let target = &mut hasher;
+                let hashing = std::thread::Builder::new().spawn_scoped(s, move || {
+                    if let Some(h) = target.as_mut() {
                         h.update(data);
                     }
-                    moved
                 });
                 let stored = self.store_data(store, ino, offset, data);
-                // A lost hasher is recomputed from the store at commit.
-                (stored, hashing.join().ok().flatten())
+                let aside = match hashing {
+                    Ok(hashing) => Some(hashing.join().is_ok()),
+                    Err(e) => {
+                        tracing::debug!(ino, "no thread to hash on ({e}): hashing in turn");
+                        None
+                    }
+                };
+                (stored, aside)
             });
-            hasher = hashed;
+            match aside {
+                Some(true) => {}
+                // A lost hasher is recomputed from the store at commit.
+                Some(false) => hasher = None,
+                None => {
+                    if let Some(h) = hasher.as_mut() {
+                        h.update(data);
+                    }
+                }
+            }
             stored
         } else {
             if let Some(h) = hasher.as_mut() {
