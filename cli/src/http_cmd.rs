@@ -46,6 +46,13 @@ pub struct HttpArgs {
     #[command(flatten)]
     pub symbols: crate::symbols_cmd::SymbolArgs,
 
+    #[command(flatten)]
+    pub http_limits: HttpLimits,
+}
+
+/// What one client of the CER V2 server may send (`cerfs http`, `cerfs serve --http`).
+#[derive(Debug, Args)]
+pub struct HttpLimits {
     /// Largest level-1 report accepted (bytes; K, M, G suffixes).
     #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
     pub max_report_size: u64,
@@ -79,6 +86,19 @@ pub struct HttpArgs {
         value_parser = clap::value_parser!(u32).range(1..),
     )]
     pub new_buckets_per_minute: u32,
+}
+
+impl HttpLimits {
+    /// The server's settings with these limits.
+    pub fn config(&self) -> cerfs_http::Config {
+        cerfs_http::Config {
+            max_report_size: usize::try_from(self.max_report_size).unwrap_or(usize::MAX),
+            body_timeout: Duration::from_secs(self.body_timeout),
+            max_connections_per_address: self.max_connections_per_address as usize,
+            new_buckets_per_minute: self.new_buckets_per_minute,
+            ..cerfs_http::Config::default()
+        }
+    }
 }
 
 /// `123`, `64K`, `10M`, `1G` (powers of 1024; `KiB`, `MB`... and lowercase accepted).
@@ -117,13 +137,7 @@ pub fn run(args: &HttpArgs) -> Result<()> {
     let share = open_share(&args.db, &args.limits, &[])?;
     let (fs, maintenance, alerts) = (share.fs, share.maintenance, share.alerts);
     let store_watch = crate::store_watch::StoreWatch::spawn(&fs)?;
-    let config = cerfs_http::Config {
-        max_report_size: usize::try_from(args.max_report_size).unwrap_or(usize::MAX),
-        body_timeout: Duration::from_secs(args.body_timeout),
-        max_connections_per_address: args.max_connections_per_address as usize,
-        new_buckets_per_minute: args.new_buckets_per_minute,
-        ..cerfs_http::Config::default()
-    };
+    let config = args.http_limits.config();
     let server =
         cerfs_http::spawn(fs, args.listen, config).context("cannot start the HTTP server")?;
     // Index what uploaded cabs hold, in the background, as `cerfs mount` does.

@@ -126,6 +126,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub http: Option<std::net::SocketAddr>,
 
+    /// Limits of the CER V2 server (used with --http).
+    #[command(flatten)]
+    pub http_limits: crate::http_cmd::HttpLimits,
+
     /// Also serve the web console on this address (loopback only, e.g. 127.0.0.1:8091):
     /// see `cerfs web --help`.
     #[arg(long, value_name = "ADDR")]
@@ -334,7 +338,7 @@ fn serve(
     let http = match args.http {
         None => None,
         Some(addr) => {
-            let http_config = cerfs_http::Config::default();
+            let http_config = args.http_limits.config();
             let server = cerfs_http::spawn(Arc::clone(&share), addr, http_config)
                 .context("cannot start the HTTP server");
             match server {

@@ -280,7 +280,13 @@ fn serve_with_http_counts_cer2_reports_on_the_share() {
     let http_port = reserve_port();
     let http = http_port.addr().to_string();
     let mut opts = ServeOptions::new();
-    opts.extra = vec!["--http".into(), http.clone()];
+    // The HTTP limits of `cerfs http` apply to `serve --http` too.
+    opts.extra = vec![
+        "--http".into(),
+        http.clone(),
+        "--max-report-size".into(),
+        "2K".into(),
+    ];
     let Some(mut serve) = Serve::start_or_skip(&opts) else {
         return;
     };
@@ -295,6 +301,10 @@ fn serve_with_http_counts_cer2_reports_on_the_share() {
         answer.contains("DumpFile=\\PersistedCabs\\Blue\\"),
         "{answer}"
     );
+    let mut big = body.clone();
+    big.resize(4096, b' ');
+    let (status, answer) = post_stage2(&http, &big);
+    assert_eq!(status, 413, "a report over --max-report-size: {answer}");
 
     // The hit shows on the share, through Samba.
     let out = serve.smbclient("get counts\\blue\\count.txt -");
