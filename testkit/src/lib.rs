@@ -13,6 +13,15 @@ pub mod skip;
 pub mod symbol_server;
 pub mod webhook_receiver;
 
+/// This crate's own tests that spawn a process and the one that binds its reserved ports
+/// take turns: a child forked while a port is bound holds the socket until it execs.
+#[cfg(test)]
+pub(crate) fn spawn_or_bind_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub use counts::bumped;
 pub use data::{build_cab, read_testdata, testdata, utf16le_bom};
 pub use files::{close_checked, sha256_file, sha256_hex};

@@ -81,6 +81,7 @@ mod tests {
 
     #[test]
     fn reserved_ports_are_distinct_and_free() {
+        let _turn = crate::spawn_or_bind_turn();
         let a = reserve_port();
         let b = reserve_port();
         assert_ne!(a.get(), b.get());

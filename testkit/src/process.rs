@@ -115,6 +115,7 @@ mod tests {
 
     #[test]
     fn a_child_is_alive_until_reaped_and_killed_by_signal() {
+        let _turn = crate::spawn_or_bind_turn();
         let mut child = Command::new("sleep")
             .arg("30")
             .spawn()
