@@ -9,7 +9,7 @@
 //! queue: the client's next megabyte arrives (and is hashed) while the last one is stored
 //! and groups are committed. Everything else waits for the queue to drain first.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -50,8 +50,9 @@ struct Writer {
     opened_at: Instant,
     /// The cabs with bytes in it.
     in_group: std::collections::HashSet<u64>,
-    /// Cabs whose bytes a failed commit or write lost: their writes and commit fail.
-    broken: Arc<Mutex<HashSet<u64>>>,
+    /// Cabs whose bytes a failed commit or write lost (true: to a full disk): their writes
+    /// and commit fail, with ENOSPC for a full disk.
+    broken: Broken,
     /// The file itself, to start writing back what SQLite wrote early (see [`write_back`]).
     file: std::fs::File,
 }
@@ -83,7 +84,8 @@ impl Writer {
                 cabs = in_group.len(),
                 "a group of cab bytes was not stored: {e}"
             );
-            guard(&self.broken).extend(in_group);
+            let full = super::is_disk_full(&e);
+            guard(&self.broken).extend(in_group.into_iter().map(|ino| (ino, full)));
             return Err(sqlite(e));
         }
         Ok(())
@@ -95,7 +97,7 @@ impl Writer {
 
     /// After a failed statement: SQLite rolls the whole transaction back by itself on some
     /// errors (a full disk while pages spill), taking every cab's bytes in the group.
-    fn after_error(&mut self) {
+    fn after_error(&mut self, full: bool) {
         if self.open && self.conn.is_autocommit() {
             self.open = false;
             self.pending = 0;
@@ -104,15 +106,15 @@ impl Writer {
                 cabs = in_group.len(),
                 "a group of cab bytes was rolled back by a failed write"
             );
-            guard(&self.broken).extend(in_group);
+            guard(&self.broken).extend(in_group.into_iter().map(|ino| (ino, full)));
         }
     }
 
     /// Stores `data` at `offset` of cab `ino` in the group; commits a full group.
     fn write(&mut self, ino: u64, offset: u64, data: &[u8]) -> Result<()> {
         let written = self.write_chunks(ino, offset, data);
-        if written.is_err() {
-            self.after_error();
+        if let Err(e) = &written {
+            self.after_error(matches!(e, StoreError::Full));
         }
         written
     }
@@ -190,13 +192,18 @@ fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn check(broken: &Mutex<HashSet<u64>>, ino: u64) -> Result<()> {
-    if guard(broken).contains(&ino) {
-        return Err(StoreError::Invalid(format!(
+/// Cabs that lost bytes, and whether to a full disk.
+type Broken = Arc<Mutex<HashMap<u64, bool>>>;
+
+fn check(broken: &Mutex<HashMap<u64, bool>>, ino: u64) -> Result<()> {
+    match guard(broken).get(&ino) {
+        None => Ok(()),
+        // The client is told its disk is full (ENOSPC), as for a write that failed at once.
+        Some(true) => Err(StoreError::Full),
+        Some(false) => Err(StoreError::Invalid(format!(
             "cab inode {ino} lost bytes in a failed write or commit of the cab database"
-        )));
+        ))),
     }
-    Ok(())
 }
 
 /// Whole chunks of a cab, for the writer thread.
@@ -217,7 +224,7 @@ struct Queued {
 /// commits groups left open.
 pub(crate) struct CabDb {
     writer: Arc<Mutex<Writer>>,
-    broken: Arc<Mutex<HashSet<u64>>>,
+    broken: Broken,
     queued: Arc<Queued>,
     thread: Option<(SyncSender<Job>, std::thread::JoinHandle<()>)>,
 }
@@ -248,18 +255,18 @@ fn store_queued(writer: Arc<Mutex<Writer>>, jobs: Receiver<Job>, queued: Arc<Que
                 }));
                 let failed = match stored {
                     Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(e.to_string()),
+                    Ok(Err(e)) => Some((e.to_string(), matches!(e, StoreError::Full))),
                     Err(_) => {
                         let mut w = guard(&writer);
-                        w.after_error();
-                        Some("the writer thread panicked (a bug)".to_owned())
+                        w.after_error(false);
+                        Some(("the writer thread panicked (a bug)".to_owned(), false))
                     }
                 };
-                if let Some(why) = failed {
+                if let Some((why, full)) = failed {
                     // The cab's next write or its commit reports it to its client.
                     tracing::warn!(ino = job.ino, "storing cab bytes failed: {why}");
                     let w = guard(&writer);
-                    guard(&w.broken).insert(job.ino);
+                    guard(&w.broken).insert(job.ino, full);
                 }
                 let mut count = guard(&queued.count);
                 *count -= 1;
@@ -287,8 +294,13 @@ impl std::fmt::Debug for CabDb {
     }
 }
 
+/// A full disk is `StoreError::Full` (ENOSPC to the client), as in the metadata database.
 fn sqlite(e: rusqlite::Error) -> StoreError {
-    StoreError::from(e)
+    if super::is_disk_full(&e) {
+        StoreError::Full
+    } else {
+        StoreError::from(e)
+    }
 }
 
 impl CabDb {
@@ -328,7 +340,7 @@ impl CabDb {
              );",
         )
         .map_err(sqlite)?;
-        let broken = Arc::new(Mutex::new(HashSet::new()));
+        let broken: Broken = Arc::default();
         let writer = Arc::new(Mutex::new(Writer {
             conn,
             open: false,
@@ -450,8 +462,8 @@ impl CabDb {
         let mut w = self.lock();
         w.begin()?;
         let done = f(&w.conn).map_err(sqlite);
-        if done.is_err() {
-            w.after_error();
+        if let Err(e) = &done {
+            w.after_error(matches!(e, StoreError::Full));
         }
         done
     }
@@ -629,7 +641,8 @@ mod tests {
         for i in 0..8 {
             db.write(3, i * CAB_CHUNK, &chunk).expect("queued");
         }
-        // Room again before anything commits: a new cab starts a new group.
+        // Room again before anything commits: a new cab starts a new group. The lost
+        // cabs say the disk was full (ENOSPC), not some invalid request.
         guard(&db.writer)
             .conn
             .pragma_update(None, "max_page_count", i64::from(u32::MAX))
