@@ -13,6 +13,7 @@
 
 mod alerts;
 pub(crate) mod cab_db;
+mod change_mark;
 mod checkpointer;
 pub(crate) mod connection;
 mod content;
@@ -88,6 +89,8 @@ pub struct SqliteStore {
     /// The bytes of cabs past `cab_db::CAB_DB_FROM`.
     pub(crate) cab_db: cab_db::CabDb,
     purged: Vec<PurgedCab>,
+    /// How a server hears of an admin's commits (`<db>.changes`).
+    pub(crate) change_mark: change_mark::ChangeMark,
     /// A server's hold on the database (declared last: released after the writer closed).
     _lock: Option<ServerLock>,
 }
@@ -183,7 +186,9 @@ impl SqliteStore {
             }
             OpenMode::Admin | OpenMode::Exclusive => None,
         };
+        let change_mark = change_mark::ChangeMark::new(&path, mode != OpenMode::Server);
         Ok(SqliteStore {
+            change_mark,
             cab_db,
             readers: ReaderPool::new(path.clone(), identity),
             checkpointer,
@@ -255,6 +260,7 @@ impl SqliteStore {
         if let Some(checkpointer) = &self.checkpointer {
             checkpointer.note_commit();
         }
+        self.change_mark.note_commit();
         Ok(out)
     }
 

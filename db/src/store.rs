@@ -130,7 +130,7 @@ pub struct Counts {
 }
 
 /// Which settings: the global policy or one bucket's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SettingsScope {
     /// policy.txt.
     Policy,
@@ -139,7 +139,7 @@ pub enum SettingsScope {
 }
 
 /// Which log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LogId {
     /// The root crash.log.
     Crash,
@@ -259,6 +259,12 @@ pub trait ContentStore: Send + Sync {
     /// was not deleted or given to another file while serving ([`StoreError::Replaced`]).
     fn check_identity(&self) -> Result<()> {
         Ok(())
+    }
+    /// A number that moves whenever another process (an admin's command) has committed a
+    /// change since the last call, so that a server can drop what it caches; it never
+    /// moves for this store's own commits. A store no other process writes keeps it at 0.
+    fn outside_changes(&self) -> Result<u64> {
+        Ok(0)
     }
     /// Marks a cab complete with its final size and sha256 (hex), stamping its created time.
     fn commit_cab(&self, ino: Ino, size: u64, sha256_hex: &str) -> Result<()>;

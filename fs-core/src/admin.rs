@@ -5,7 +5,7 @@ use std::io::Read;
 
 use cerfs_db::{Counts, Ino, NewNode, NodeRole, SettingsScope, COUNTS_INO, ROOT_INO, STATUS_INO};
 
-use crate::{settings_file, share_path, Caller, CerFs, FsError, OpenFlags, Result};
+use crate::{settings_file, share_path, Caller, CerFs, Content, FsError, OpenFlags, Result};
 
 /// Server-side changes act as root (an admin).
 const SERVER: Caller = Caller {
@@ -71,7 +71,9 @@ impl CerFs {
         let dir = self.ensure_dirs(COUNTS_INO, &parts)?;
         let node = self.bucket_file(dir, "count.txt", NodeRole::Count, &parts)?;
         let bucket = node.bucket.ok_or(FsError::NotFound)?;
-        Ok(self.store.add_counts(bucket, cabs, hits)?)
+        let now = self.store.add_counts(bucket, cabs, hits)?;
+        self.changes.changed(Content::Counts(bucket));
+        Ok(now)
     }
 
     /// Sets a bucket's counters back to zero; returns what they were.
@@ -85,6 +87,7 @@ impl CerFs {
         let node = self.node_at(COUNTS_INO, &subpath_parts(subpath)?, "count.txt")?;
         let bucket = node.bucket.ok_or(FsError::NotFound)?;
         let old = self.store.set_counts(bucket, counts)?;
+        self.changes.changed(Content::Counts(bucket));
         tracing::info!(subpath, ?old, new = ?counts, "counters set by an admin");
         Ok(old)
     }
@@ -138,6 +141,7 @@ impl CerFs {
         }
         settings_file::sort_canonical(&mut stored);
         self.store.replace_settings(scope, &stored)?;
+        self.changes.changed(Content::Settings(scope));
         tracing::info!(?target, "settings changed");
         Ok(stored)
     }
@@ -162,6 +166,7 @@ impl CerFs {
         } else {
             self.store.replace_settings(scope, &stored)?;
         }
+        self.changes.changed(Content::Settings(scope));
         tracing::info!(?target, ?keys, "settings cleared");
         Ok(())
     }

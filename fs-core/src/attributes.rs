@@ -7,7 +7,9 @@ use cerfs_db::{AttrChange, CabState, Ino, LogId, Node, NodeRole, SettingsScope, 
 use crate::area;
 use crate::handle::HandleKind;
 use crate::sync::lock;
-use crate::{count_file, settings_file, Attr, Caller, CerFs, FileKind, FsError, Result, SetAttr};
+use crate::{
+    count_file, settings_file, Attr, Caller, CerFs, Content, FileKind, FsError, Result, SetAttr,
+};
 
 impl CerFs {
     /// Attributes of `ino`; with `fh`, as seen through that open handle (its unflushed size).
@@ -167,18 +169,25 @@ impl CerFs {
     }
 
     pub(crate) fn attr_of(&self, node: &Node) -> Result<Attr> {
-        let (kind, size, volatile) = match node.role {
-            NodeRole::Dir => (FileKind::Directory, 4096, false),
-            NodeRole::File => (FileKind::RegularFile, node.size, false),
+        let (kind, size, volatile, content) = match node.role {
+            NodeRole::Dir => (FileKind::Directory, 4096, false, None),
+            NodeRole::File => (FileKind::RegularFile, node.size, false, None),
             NodeRole::Cab => (
                 FileKind::RegularFile,
                 node.size,
                 node.cab_state != Some(CabState::Complete),
+                None,
             ),
             NodeRole::Count => {
                 let bucket = node.bucket.ok_or(FsError::NotFound)?;
                 let text = count_file::render(self.store.counts(bucket)?);
-                (FileKind::RegularFile, text.len() as u64, true)
+                let content = Content::Counts(bucket);
+                (
+                    FileKind::RegularFile,
+                    text.len() as u64,
+                    true,
+                    Some(content),
+                )
             }
             NodeRole::Status | NodeRole::Policy => {
                 let scope = match node.bucket {
@@ -186,14 +195,16 @@ impl CerFs {
                     _ => SettingsScope::Policy,
                 };
                 let len = settings_file::render(&self.store.settings(scope)?).len();
-                (FileKind::RegularFile, len as u64, true)
+                let content = Content::Settings(scope);
+                (FileKind::RegularFile, len as u64, true, Some(content))
             }
             NodeRole::CrashLog | NodeRole::HitsLog => {
                 let log = match node.bucket {
                     Some(b) if node.role == NodeRole::HitsLog => LogId::Hits(b),
                     _ => LogId::Crash,
                 };
-                (FileKind::RegularFile, self.store.log_len(log)?, true)
+                let len = self.store.log_len(log)?;
+                (FileKind::RegularFile, len, true, Some(Content::Log(log)))
             }
         };
         // What the kernel's checks (default_permissions) and Samba's see: CER folders are
@@ -224,6 +235,7 @@ impl CerFs {
             ctime: node.ctime,
             crtime: node.crtime,
             volatile,
+            content,
         })
     }
 

@@ -11,6 +11,7 @@ use cerfs_db::{
     CabState, Counts, Ino, LogId, NewNode, Node, NodeRole, SettingsScope, Store, ROOT_INO,
 };
 
+use crate::content_change::ContentChanges;
 use crate::handle::{
     CabWriter, CountHandle, Handle, HandleKind, LogHandle, SettingsHandle, TextBuf, MAX_COUNT_FILE,
     MAX_SETTINGS_FILE,
@@ -20,8 +21,8 @@ use crate::served::ServedMemory;
 use crate::space::{SpaceGuard, SpaceLimits, SpaceStatus};
 use crate::sync::lock;
 use crate::{
-    count_file, settings_file, share_path, Attr, Caller, FileKind, FsError, OpenFlags, Opened,
-    ProcessOf, Result,
+    count_file, settings_file, share_path, Attr, Caller, Content, FileKind, FsError, OpenFlags,
+    Opened, ProcessOf, Result,
 };
 
 /// An open listing: the folder, and its entries once read (taken again at a rewind).
@@ -52,6 +53,8 @@ pub struct CerFs {
     pub(crate) cer_dirs: Mutex<HashMap<Ino, bool>>,
     /// The quotas new cabs must fit.
     pub(crate) space: SpaceGuard,
+    /// Who hears of committed changes to volatile content.
+    pub(crate) changes: ContentChanges,
 }
 
 impl CerFs {
@@ -70,6 +73,7 @@ impl CerFs {
             admin_uids: vec![0],
             process_of: |id| id,
             space: SpaceGuard::new(SpaceLimits::default()),
+            changes: ContentChanges::default(),
         }
     }
 
@@ -469,12 +473,28 @@ impl CerFs {
                     c.snapshot
                 };
                 let now = c.apply(&*self.store, base, wanted)?;
+                self.changes.changed(Content::Counts(c.bucket));
                 tracing::debug!(bucket = c.bucket, ?now, "count.txt updated");
                 self.served.remember(pid, c.dir, wanted);
                 Ok(())
             }
-            HandleKind::Settings(s) => s.apply(&*self.store),
-            HandleKind::Log(l) => l.apply(&*self.store, finish),
+            HandleKind::Settings(s) => {
+                let dirty = s.buf.dirty;
+                let applied = s.apply(&*self.store);
+                // Good lines are stored even when others are refused.
+                if dirty {
+                    self.changes.changed(Content::Settings(s.scope));
+                }
+                applied
+            }
+            HandleKind::Log(l) => {
+                let stored = l.committed;
+                let applied = l.apply(&*self.store, finish);
+                if l.committed != stored {
+                    self.changes.changed(Content::Log(l.log));
+                }
+                applied
+            }
         }
     }
 

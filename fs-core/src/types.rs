@@ -52,8 +52,13 @@ pub struct Attr {
     /// Creation time.
     pub crtime: SystemTime,
     /// Whether reads must bypass caches (synthesized files, cabs being written): adapters
-    /// use zero TTLs and direct I/O for these.
+    /// use direct I/O for these, and cache their attributes only as `content` allows.
     pub volatile: bool,
+    /// For a volatile synthesized file: what its size is made of. fs-core announces every
+    /// change to it ([`crate::CerFs::on_content_change`]), so an adapter may cache these
+    /// attributes until then. `None` on a volatile node (a cab being uploaded, whose size
+    /// moves with each write): never cache.
+    pub content: Option<crate::Content>,
 }
 
 /// One directory entry.

@@ -18,9 +18,8 @@ use fuser::{
 use tracing::{debug, info, warn};
 
 use crate::errno::refuse;
-use crate::translate::{
-    caller, file_attr, file_type, fopen_flags, open_flags, time, ttl, BLOCK_SIZE, TTL,
-};
+use crate::kernel_cache::{KernelCache, TTL};
+use crate::translate::{caller, file_attr, file_type, fopen_flags, open_flags, time, BLOCK_SIZE};
 use crate::SessionEnd;
 
 /// Largest write the kernel should send in one request.
@@ -36,6 +35,8 @@ const NAME_MAX: u32 = 255;
 /// The FUSE side of cerfs: holds the core; signals the session's end once the session has
 /// dropped it (the store closes with the last holder of the core).
 pub(crate) struct CerFsFuse {
+    /// Declared before `fs`: its watcher thread stops before the core is let go.
+    cache: Arc<KernelCache>,
     fs: Arc<CerFs>,
     /// Declared after `fs`: fields drop in order, so the end is signalled after the
     /// session let go of the core (and closed the store, if it held the last reference).
@@ -44,11 +45,19 @@ pub(crate) struct CerFsFuse {
 
 impl CerFsFuse {
     /// The adapter over `fs`; `end` is set when the session drops the adapter.
-    pub(crate) fn new(fs: Arc<CerFs>, end: SessionEnd) -> Self {
+    pub(crate) fn new(fs: Arc<CerFs>, end: SessionEnd, cache: Arc<KernelCache>) -> Self {
         CerFsFuse {
+            cache,
             fs,
             _end: EndOnDrop(end),
         }
+    }
+
+    /// How long the kernel may keep `attr`, read after fs-core's content generation was
+    /// `since`; `through_handle`: it is a handle's own view.
+    fn ttl(&self, attr: &cerfs_fs_core::Attr, through_handle: bool, since: u64) -> Duration {
+        self.cache
+            .ttl(attr, through_handle, since, || self.fs.content_generation())
     }
 }
 
@@ -97,17 +106,22 @@ impl Filesystem for CerFsFuse {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let _timed = STATS.time(Adapter::Fuse, "lookup");
+        let since = self.fs.content_generation();
         match self.fs.lookup(&caller(req), parent.0, name.as_bytes()) {
             // fuser's order: attribute TTL, then entry (name) TTL.
-            Ok(attr) => reply.entry_with_ttls(&ttl(&attr), &TTL, &file_attr(&attr), GENERATION),
+            Ok(attr) => {
+                let ttl = self.ttl(&attr, false, since);
+                reply.entry_with_ttls(&ttl, &TTL, &file_attr(&attr), GENERATION)
+            }
             Err(e) => reply.error(refuse("lookup", format_args!("{name:?} in {parent}"), &e)),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         let _timed = STATS.time(Adapter::Fuse, "getattr");
+        let since = self.fs.content_generation();
         match self.fs.getattr(ino.0, fh.map(|fh| fh.0)) {
-            Ok(attr) => reply.attr(&ttl(&attr), &file_attr(&attr)),
+            Ok(attr) => reply.attr(&self.ttl(&attr, fh.is_some(), since), &file_attr(&attr)),
             Err(e) => reply.error(refuse("getattr", format_args!("inode {ino}"), &e)),
         }
     }
@@ -138,11 +152,12 @@ impl Filesystem for CerFsFuse {
             gid,
             mtime: mtime.map(time),
         };
+        let since = self.fs.content_generation();
         match self
             .fs
             .setattr(&caller(req), ino.0, fh.map(|fh| fh.0), &set)
         {
-            Ok(attr) => reply.attr(&ttl(&attr), &file_attr(&attr)),
+            Ok(attr) => reply.attr(&self.ttl(&attr, fh.is_some(), since), &file_attr(&attr)),
             Err(e) => reply.error(refuse("setattr", format_args!("inode {ino} {set:?}"), &e)),
         }
     }
@@ -162,7 +177,7 @@ impl Filesystem for CerFsFuse {
             .mkdir(&caller(req), parent.0, name.as_bytes(), mode & 0o7777)
         {
             // fuser's order: attribute TTL, then entry (name) TTL.
-            Ok(attr) => reply.entry_with_ttls(&ttl(&attr), &TTL, &file_attr(&attr), GENERATION),
+            Ok(attr) => reply.entry_with_ttls(&TTL, &TTL, &file_attr(&attr), GENERATION),
             Err(e) => reply.error(refuse("mkdir", format_args!("{name:?} in {parent}"), &e)),
         }
     }
@@ -188,7 +203,7 @@ impl Filesystem for CerFsFuse {
             exclusive,
         ) {
             Ok((attr, opened)) => reply.created(
-                &ttl(&attr),
+                &self.ttl(&attr, true, 0),
                 &file_attr(&attr),
                 GENERATION,
                 FileHandle(opened.fh),
@@ -358,7 +373,12 @@ impl Filesystem for CerFsFuse {
             Err(self.fs.refuse_special(&caller, SpecialNode::Device))
         };
         match made {
-            Ok(attr) => reply.entry_with_ttls(&ttl(&attr), &TTL, &file_attr(&attr), GENERATION),
+            Ok(attr) => reply.entry_with_ttls(
+                &self.ttl(&attr, true, 0),
+                &TTL,
+                &file_attr(&attr),
+                GENERATION,
+            ),
             Err(e) => reply.error(refuse(
                 "mknod",
                 format_args!("{name:?} in {parent} (mode {mode:#o})"),
@@ -550,13 +570,14 @@ impl Filesystem for CerFsFuse {
         }
         let first = start.saturating_sub(DOTS.len());
         let mut next = (first + DOTS.len()) as u64;
+        let since = self.fs.content_generation();
         let listed = self.fs.readdir_plus(fh.0, first, |entry, attr| {
             next += 1;
             reply.add(
                 INodeNo(entry.ino),
                 next,
                 &entry.name,
-                &ttl(attr),
+                &self.ttl(attr, false, since),
                 &file_attr(attr),
                 GENERATION,
             )

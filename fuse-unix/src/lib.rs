@@ -16,6 +16,7 @@ use cerfs_fs_core::CerFs;
 
 mod errno;
 mod fuse;
+mod kernel_cache;
 mod translate;
 
 pub use translate::process_of;
@@ -226,8 +227,12 @@ pub fn spawn_mount(fs: Arc<CerFs>, mountpoint: &Path, opts: &MountOptions) -> io
     };
     config.n_threads = Some(opts.threads);
     let end = SessionEnd::default();
-    let adapter = fuse::CerFsFuse::new(fs, end.clone());
+    let cache = Arc::new(kernel_cache::KernelCache::default());
+    let adapter = fuse::CerFsFuse::new(Arc::clone(&fs), end.clone(), Arc::clone(&cache));
     let session = fuser::spawn_mount(adapter, mountpoint, &config)?;
+    // Until this is done the kernel caches no volatile attributes.
+    cache.start(&fs, session.notifier())?;
+    drop(cache);
     tracing::debug!(
         mountpoint = %mountpoint.display(),
         threads = opts.threads,

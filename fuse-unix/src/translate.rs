@@ -1,13 +1,11 @@
 //! Translation between fuser's types and fs-core's: who calls, open flags, attributes and
 //! how long the kernel may cache them. No decision is made here.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use cerfs_fs_core::{Attr, Caller, FileKind, OpenFlags, Opened};
 use fuser::{FileAttr, FileType, FopenFlags, INodeNo, Request, TimeOrNow};
 
-/// How long the kernel may cache names and attributes of non-volatile nodes.
-pub(crate) const TTL: Duration = Duration::from_secs(1);
 /// Block size reported by `stat` and `statfs`.
 pub(crate) const BLOCK_SIZE: u32 = 4096;
 
@@ -85,19 +83,6 @@ pub(crate) fn file_attr(attr: &Attr) -> FileAttr {
     }
 }
 
-/// How long the kernel may cache this node's attributes: never for volatile nodes, whose
-/// size changes behind the kernel's back (Samba trusts `st_size`, and O_APPEND writes and
-/// SEEK_END go by it). Names are cached for [`TTL`] whatever the node: a name keeps its
-/// inode for the node's life (a node removed meanwhile answers ENOENT), and each open
-/// of count.txt or a log then needs no lookup.
-pub(crate) fn ttl(attr: &Attr) -> Duration {
-    if attr.volatile {
-        Duration::ZERO
-    } else {
-        TTL
-    }
-}
-
 /// A setattr time to an absolute time.
 pub(crate) fn time(t: TimeOrNow) -> SystemTime {
     match t {
@@ -121,9 +106,9 @@ mod tests {
     }
 
     #[test]
-    fn volatile_nodes_are_never_cached() {
+    fn attributes_keep_size_and_blocks() {
         let now = SystemTime::now();
-        let mut attr = Attr {
+        let attr = Attr {
             ino: 7,
             size: 1025,
             kind: FileKind::RegularFile,
@@ -135,11 +120,9 @@ mod tests {
             mtime: now,
             ctime: now,
             crtime: now,
-            volatile: false,
+            volatile: true,
+            content: None,
         };
-        assert_eq!(ttl(&attr), TTL);
-        attr.volatile = true;
-        assert_eq!(ttl(&attr), Duration::ZERO);
         let fa = file_attr(&attr);
         assert_eq!(
             (fa.ino, fa.size, fa.blocks, fa.blksize),

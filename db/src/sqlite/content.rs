@@ -51,6 +51,10 @@ impl ContentStore for SqliteStore {
         self.identity.check(&self.path)
     }
 
+    fn outside_changes(&self) -> Result<u64> {
+        Ok(self.change_mark.read())
+    }
+
     fn sync(&self) -> Result<()> {
         self.cab_db.commit()?;
         self.sync_meta()
