@@ -44,12 +44,16 @@ impl CerFs {
         if let Some(size) = set.size {
             self.set_size(&node, fh, size)?;
         }
-        // CER nodes show modes and owners of their role: nothing of those is stored.
+        // CER nodes show modes and owners of their role: nothing of those is stored. Nor
+        // the times of synthesized files: smbd sets a written file's time at every close
+        // (a write transaction each, five per report cycle), and their content keeps its
+        // own times (a bucket's last report, each log line's).
+        let synthesized = !matches!(node.role, NodeRole::Dir | NodeRole::File | NodeRole::Cab);
         let change = AttrChange {
             mode: set.mode.filter(|_| plain),
             uid: set.uid.filter(|_| plain),
             gid: set.gid.filter(|_| plain),
-            mtime: set.mtime,
+            mtime: set.mtime.filter(|_| !synthesized),
         };
         if change.mode.is_some()
             || change.uid.is_some()

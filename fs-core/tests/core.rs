@@ -802,6 +802,12 @@ fn ownership_and_modes_present_the_share_rules_and_only_owners_change_plain_ones
         fs.setattr(&user(0), cab.ino, None, &touch),
         Err(FsError::NotPermitted(_))
     ));
+    // A synthesized file's time change is accepted and not kept.
+    let before = attr(policy.ino).mtime;
+    let after = fs
+        .setattr(&user(990), policy.ino, None, &touch)
+        .expect("accepted");
+    assert_eq!((after.mtime, attr(policy.ino).mtime), (before, before));
 
     // Plain files: their creator's, with the mode asked for; POSIX rules for changes.
     let (plain, opened) = fs
