@@ -3,10 +3,15 @@
 use cerfs_db::{Ino, Store, StoreError};
 use sha2::{Digest, Sha256};
 
+use crate::memory_budget::Held;
 use crate::{FsError, Result};
 
 /// Default of the largest cab the share accepts (`--max-cab-size`), over SMB and HTTP.
 pub const DEFAULT_MAX_CAB_SIZE: u64 = 1 << 30;
+
+/// Default budget of what all uploads together may hold of bytes not stored yet: 64 whole
+/// storage units of 1 MiB. An upload that finds it spent stores its writes as they come.
+pub const DEFAULT_CAB_TAIL_BUDGET: usize = 64 << 20;
 
 /// Writes from this size on are hashed on a thread of their own while they are stored.
 const PARALLEL_HASH_FROM: usize = 256 << 10;
@@ -20,9 +25,11 @@ pub(crate) struct CabWriter {
     /// The size the writer sees: stored bytes plus `tail`.
     size: u64,
     /// Bytes received past the last whole storage unit, not stored yet (less than a unit).
-    /// SMB clients write 60 KiB pieces: stored as they come, every 64 KiB chunk would be
-    /// written twice. Losing them in a crash loses nothing: an uncommitted cab is purged.
+    /// SMB clients write 60 KiB pieces: stored as they come, every chunk would be written
+    /// several times. Losing them in a crash loses nothing: an uncommitted cab is purged.
     tail: Vec<u8>,
+    /// The tail's share of the uploads' budget.
+    held: Held,
     /// Sequential writes are buffered into whole units until the first other write or
     /// truncate; from then on every write goes straight to the store.
     buffering: bool,
@@ -36,9 +43,10 @@ pub(crate) struct CabWriter {
 }
 
 impl CabWriter {
-    pub(crate) fn new(max_size: u64) -> Self {
+    pub(crate) fn new(max_size: u64, held: Held) -> Self {
         CabWriter {
             max_size,
+            held,
             hasher: Some(Sha256::new()),
             hashed: 0,
             size: 0,
@@ -140,7 +148,17 @@ impl CabWriter {
         data: &[u8],
     ) -> std::result::Result<(), StoreError> {
         let largest = store.write_alignment(u64::MAX).max(1);
-        if !(self.buffering && largest > 1 && offset == self.size) {
+        let unit = usize::try_from(store.write_alignment(self.size).max(1)).unwrap_or(usize::MAX);
+        let sequential = self.buffering && largest > 1 && offset == self.size;
+        // The tail never holds more than a unit, nor more than it and this write.
+        if !(sequential
+            && self
+                .held
+                .try_grow_to((self.tail.len() + data.len()).min(unit)))
+        {
+            if sequential {
+                tracing::debug!(ino, "uploads hold their whole budget: stored as written");
+            }
             self.flush_tail(store, ino)?;
             self.buffering = false;
             self.size = store.write_at(ino, offset, data)?;
@@ -176,6 +194,7 @@ impl CabWriter {
             rest = after;
         }
         self.size += data.len() as u64;
+        self.held.shrink_to(self.tail.len());
         Ok(())
     }
 
@@ -188,6 +207,7 @@ impl CabWriter {
         if !self.tail.is_empty() {
             store.write_at(ino, self.size - self.tail.len() as u64, &self.tail)?;
             self.tail.clear();
+            self.held.shrink_to(0);
         }
         Ok(())
     }

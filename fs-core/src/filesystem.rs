@@ -16,7 +16,8 @@ use crate::handle::{
     CabWriter, CountHandle, Handle, HandleKind, LogHandle, SettingsHandle, TextBuf, MAX_COUNT_FILE,
     MAX_SETTINGS_FILE,
 };
-use crate::log_handle::{Held, LogBudget, DEFAULT_LOG_BUDGET};
+use crate::log_handle::DEFAULT_LOG_BUDGET;
+use crate::memory_budget::{Held, MemoryBudget};
 use crate::served::ServedMemory;
 use crate::space::{SpaceGuard, SpaceLimits, SpaceStatus};
 use crate::sync::lock;
@@ -48,7 +49,9 @@ pub struct CerFs {
     /// The largest cab accepted, over SMB and HTTP alike.
     pub(crate) max_cab_size: u64,
     /// What all open log handles together may hold.
-    pub(crate) log_budget: Arc<LogBudget>,
+    pub(crate) log_budget: Arc<MemoryBudget>,
+    /// What all cab uploads together may hold of bytes not stored yet.
+    pub(crate) cab_tail_budget: Arc<MemoryBudget>,
     /// Folders known to be (or not to be) in a CER tree.
     pub(crate) cer_dirs: Mutex<HashMap<Ino, bool>>,
     /// The quotas new cabs must fit.
@@ -68,7 +71,8 @@ impl CerFs {
             cab_writers: Mutex::new(HashMap::new()),
             served: ServedMemory::default(),
             max_cab_size: crate::DEFAULT_MAX_CAB_SIZE,
-            log_budget: Arc::new(LogBudget::new(DEFAULT_LOG_BUDGET)),
+            log_budget: Arc::new(MemoryBudget::new(DEFAULT_LOG_BUDGET)),
+            cab_tail_budget: Arc::new(MemoryBudget::new(crate::DEFAULT_CAB_TAIL_BUDGET)),
             cer_dirs: Mutex::new(HashMap::new()),
             admin_uids: vec![0],
             process_of: |id| id,
@@ -112,8 +116,21 @@ impl CerFs {
     /// What all open log handles together may hold of unfinished lines (default
     /// [`crate::DEFAULT_LOG_BUDGET`]).
     pub fn with_log_budget(mut self, bytes: usize) -> Self {
-        self.log_budget = Arc::new(LogBudget::new(bytes));
+        self.log_budget = Arc::new(MemoryBudget::new(bytes));
         self
+    }
+
+    /// What all cab uploads together may hold of bytes received and not stored yet (default
+    /// [`crate::DEFAULT_CAB_TAIL_BUDGET`]): past it, an upload's writes are stored as they
+    /// come instead of in whole storage units.
+    pub fn with_cab_tail_budget(mut self, bytes: usize) -> Self {
+        self.cab_tail_budget = Arc::new(MemoryBudget::new(bytes));
+        self
+    }
+
+    /// Bytes the cab uploads hold now, not stored yet.
+    pub fn cab_bytes_held(&self) -> usize {
+        self.cab_tail_budget.used()
     }
 
     /// Bytes the open log handles hold now.
@@ -321,7 +338,10 @@ impl CerFs {
 
     fn open_cab(&self, node: &Node, write: bool, created: bool) -> Result<HandleKind> {
         if created {
-            return Ok(HandleKind::CabWriter(CabWriter::new(self.max_cab_size)));
+            return Ok(HandleKind::CabWriter(CabWriter::new(
+                self.max_cab_size,
+                Held::new(Arc::clone(&self.cab_tail_budget)),
+            )));
         }
         match (node.cab_state, write) {
             (_, false) => Ok(HandleKind::Plain),

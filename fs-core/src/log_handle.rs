@@ -1,14 +1,12 @@
 //! An open crash.log or hits.log: the log is append-only; a handle's writes at or past the
 //! end it saw are its own lines, earlier bytes may only be rewritten with what is there.
 //! What a handle holds in memory is bounded per handle, per line, and for all handles
-//! together ([`LogBudget`]).
-
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+//! together (a [`crate::MemoryBudget`]).
 
 use cerfs_db::{LogId, Store};
 
 use crate::handle::slice_at;
+use crate::memory_budget::Held;
 use crate::{log_line, FsError, Result};
 
 /// Largest amount a client may append to a log through one handle.
@@ -18,81 +16,8 @@ pub(crate) const MAX_LOG_APPEND: usize = 1024 * 1024;
 /// ones are refused rather than held and stored.
 pub(crate) const MAX_LOG_LINE: usize = 64 * 1024;
 
-/// Default of [`LogBudget`]: bytes all open log handles together may hold.
+/// Default budget of what all open log handles together may hold of unfinished lines.
 pub const DEFAULT_LOG_BUDGET: usize = 16 * 1024 * 1024;
-
-/// The bytes all open log handles hold, against one limit: many clients each writing an
-/// unfinished line cannot make the server hold more than this.
-#[derive(Debug)]
-pub struct LogBudget {
-    used: AtomicUsize,
-    limit: usize,
-}
-
-impl LogBudget {
-    /// A budget of `limit` bytes.
-    pub fn new(limit: usize) -> Self {
-        LogBudget {
-            used: AtomicUsize::new(0),
-            limit,
-        }
-    }
-
-    /// Bytes held now by all handles.
-    pub fn used(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
-    }
-
-    fn take(&self, n: usize) -> bool {
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(n).filter(|total| *total <= self.limit)
-            })
-            .is_ok()
-    }
-
-    fn give_back(&self, n: usize) {
-        self.used.fetch_sub(n, Ordering::AcqRel);
-    }
-}
-
-/// One handle's share of the [`LogBudget`]; returned when the handle goes.
-#[derive(Debug)]
-pub(crate) struct Held {
-    budget: Arc<LogBudget>,
-    bytes: usize,
-}
-
-impl Held {
-    pub(crate) fn new(budget: Arc<LogBudget>) -> Self {
-        Held { budget, bytes: 0 }
-    }
-
-    /// Grows this handle's share to `bytes`, or says the budget is spent.
-    fn grow_to(&mut self, bytes: usize) -> Result<()> {
-        if bytes <= self.bytes {
-            return Ok(());
-        }
-        if !self.budget.take(bytes - self.bytes) {
-            tracing::warn!(
-                held = self.budget.used(),
-                limit = self.budget.limit,
-                "refused a log write: open log handles hold their whole budget of unfinished lines"
-            );
-            return Err(FsError::Exhausted(
-                "too much unfinished log data is held for other clients; retry later",
-            ));
-        }
-        self.bytes = bytes;
-        Ok(())
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.budget.give_back(self.bytes);
-    }
-}
 
 /// crash.log / hits.log through one handle.
 pub(crate) struct LogHandle {
@@ -329,19 +254,5 @@ mod tests {
         let end = own.len();
         // Only the lines a write touched are checked.
         assert!(check_lines(&own, end - 7, end).is_ok());
-    }
-
-    #[test]
-    fn the_budget_is_shared_and_returned() {
-        let budget = Arc::new(LogBudget::new(100));
-        let mut a = Held::new(Arc::clone(&budget));
-        let mut b = Held::new(Arc::clone(&budget));
-        a.grow_to(60).expect("fits");
-        assert!(matches!(b.grow_to(50), Err(FsError::Exhausted(_))));
-        b.grow_to(40).expect("fits");
-        assert_eq!(budget.used(), 100);
-        drop(a);
-        assert_eq!(budget.used(), 40);
-        b.grow_to(90).expect("fits again");
     }
 }

@@ -668,6 +668,42 @@ fn smb_sized_pieces_are_stored_in_whole_chunks_and_the_writer_sees_everything() 
 }
 
 #[test]
+fn uploads_hold_unstored_bytes_within_one_budget_and_lose_nothing_past_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("cer.db")).expect("open store");
+    // Room for one upload's unstored piece, not two.
+    let fs = CerFs::new(Arc::new(store)).with_cab_tail_budget(100_000);
+    let bucket = mkdirs(&fs, CABS_INO, &["blue"]);
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    let piece = 61_440;
+    let (_, a) = fs
+        .create(&client(90), bucket, b"a.cab", 0o644, RW, true)
+        .expect("create a");
+    let (_, b) = fs
+        .create(&client(91), bucket, b"b.cab", 0o644, RW, true)
+        .expect("create b");
+    fs.write(a.fh, 0, &data[..piece])
+        .expect("a holds its piece");
+    assert_eq!(fs.cab_bytes_held(), piece);
+    // b finds the budget spent: its pieces are stored as they come, none held.
+    for (i, p) in data.chunks(piece).enumerate() {
+        fs.write(b.fh, (i * piece) as u64, p).expect("b writes");
+        assert_eq!(fs.cab_bytes_held(), piece, "b holds nothing");
+    }
+    for (i, p) in data.chunks(piece).enumerate().skip(1) {
+        fs.write(a.fh, (i * piece) as u64, p).expect("a writes");
+        assert!(fs.cab_bytes_held() <= 100_000, "within the budget");
+    }
+    for (fh, pid) in [(a.fh, 90), (b.fh, 91)] {
+        fs.flush(fh, Some(pid)).expect("commit");
+        fs.release(fh).expect("release");
+    }
+    assert_eq!(fs.cab_bytes_held(), 0, "all given back");
+    assert_eq!(cat(&fs, bucket, "a.cab"), data);
+    assert_eq!(cat(&fs, bucket, "b.cab"), data);
+}
+
+#[test]
 fn a_cab_written_in_any_order_matches_a_model() {
     let f = fixture();
     let dir = mkdirs(&f.fs, CABS_INO, &["blue"]);
