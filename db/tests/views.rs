@@ -690,6 +690,15 @@ fn cab_reader_streams_chunks_and_seeks() {
         CabReader::open(&path, 9999),
         Err(StoreError::NotFound(_))
     ));
+    // The same reader on another cab reads that one from its start.
+    let small: Vec<u8> = (0..70_000u32).map(|i| (i % 13) as u8).collect();
+    let other = cab(&store, &app_key(), "small.cab", &small);
+    let mut r = r.reopen(other).unwrap();
+    assert_eq!(r.cab().size, 70_000);
+    let mut all = Vec::new();
+    r.read_to_end(&mut all).unwrap();
+    assert_eq!(all, small);
+    assert!(matches!(r.reopen(9999), Err(StoreError::NotFound(_))));
 }
 
 #[test]

@@ -174,13 +174,25 @@ pub(crate) fn index_batch<E>(
     match worker {
         Worker::InProcess => {
             let walker = analysis.and_then(crate::isolate::walker_for);
+            // One reader (its connections) for the batch, unless a cab's reading failed.
+            let mut kept: Option<CabReader> = None;
             for (at, cab) in cabs.iter().enumerate() {
                 if stop.load(Ordering::Relaxed) {
                     let outcome = Outcome::Stopped;
                     return Ok(BatchEnd::Ended { at, outcome });
                 }
-                let outcome = match CabReader::open(db, cab.cab_id) {
-                    Ok(reader) => Outcome::Indexed(index_cab_with(reader, limits, walker.as_ref())),
+                let opened = match kept.take() {
+                    Some(reader) => reader.reopen(cab.cab_id),
+                    None => CabReader::open(db, cab.cab_id),
+                };
+                let outcome = match opened {
+                    Ok(mut reader) => {
+                        let index = index_cab_with(&mut reader, limits, walker.as_ref());
+                        if index.error.is_none() {
+                            kept = Some(reader);
+                        }
+                        Outcome::Indexed(index)
+                    }
                     Err(StoreError::NotFound(_)) => Outcome::Gone,
                     Err(e) => {
                         let outcome = Outcome::Unavailable(format!("cannot read the cab: {e}"));

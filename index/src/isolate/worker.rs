@@ -35,16 +35,25 @@ pub fn worker_main() -> i32 {
     // One walker for the batch: symbols parsed for one dump serve the next ones.
     let walker = job.analysis.as_ref().and_then(super::walker_for);
     let mut out = std::io::stdout().lock();
+    // One reader (its connections) for the batch, unless a cab's reading failed.
+    let mut kept: Option<CabReader> = None;
     for &cab_id in &job.cab_ids {
         if let Err(e) = send(&mut out, &Progress::Start(cab_id)) {
             eprintln!("cerfs index-one: cannot write to stdout: {e}");
             return EXIT_UNAVAILABLE;
         }
-        let answer = match CabReader::open(&job.db, cab_id) {
-            Ok(reader) => Progress::Indexed {
-                cab_id,
-                index: index_cab_with(reader, &job.limits, walker.as_ref()),
-            },
+        let opened = match kept.take() {
+            Some(reader) => reader.reopen(cab_id),
+            None => CabReader::open(&job.db, cab_id),
+        };
+        let answer = match opened {
+            Ok(mut reader) => {
+                let index = index_cab_with(&mut reader, &job.limits, walker.as_ref());
+                if index.error.is_none() {
+                    kept = Some(reader);
+                }
+                Progress::Indexed { cab_id, index }
+            }
             Err(StoreError::NotFound(_)) => Progress::Gone { cab_id },
             Err(e) => {
                 eprintln!(
