@@ -82,9 +82,8 @@ impl Analysis {
 }
 
 impl IndexerConfig {
-    /// Default limits, a poll every second, batches of 64: a worker's start (loading the
-    /// database schema took a quarter of the workers' CPU with batches of 16 under SMB
-    /// report cycles) is paid once for what a busy second brings.
+    /// Default limits, a poll every second, batches of 64: a worker's start (a process, its
+    /// connections, its walker and rules) is paid once for what a busy second brings.
     pub fn new(worker: Worker) -> Self {
         IndexerConfig {
             worker,
