@@ -90,6 +90,23 @@ fn each_committed_change_is_announced_with_what_it_changed() {
     fs.flush(fh, None).expect("flush");
     fs.release(fh).expect("release");
     assert!(take(&heard).is_empty(), "a close that stores nothing");
+
+    // policy.txt rewritten through a handle by an admin (root).
+    let policy = fs.resolve(&who, "policy.txt").expect("policy.txt");
+    let rewrite = OpenFlags {
+        read: false,
+        write: true,
+        truncate: true,
+        append: false,
+    };
+    let fh = fs.open(&who, policy.ino, rewrite).expect("open policy").fh;
+    fs.write(fh, 0, b"Tracking=NO\r\n").expect("write policy");
+    fs.flush(fh, None).expect("flush");
+    fs.release(fh).expect("release");
+    assert_eq!(
+        take(&heard),
+        [Changed::Content(Content::Settings(SettingsScope::Policy))]
+    );
 }
 
 #[test]
