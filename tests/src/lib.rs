@@ -28,6 +28,8 @@ pub struct MountedShare {
     pub root: PathBuf,
     /// The database file behind the mount.
     pub db_path: PathBuf,
+    /// The core the mount serves (let go before unmounting: the store closes with it).
+    fs: Option<Arc<cerfs_fs_core::CerFs>>,
     mount: Option<cerfs_fuse::Mount>,
     // Last: deleted after the unmount in Drop.
     dir: TempDir,
@@ -64,9 +66,10 @@ impl MountedShare {
         let root = dir.path().join("mnt");
         std::fs::create_dir(&root).expect("create mountpoint");
         match mount_at(&db_path, &root) {
-            Ok(mount) => Some(MountedShare {
+            Ok((mount, fs)) => Some(MountedShare {
                 root,
                 db_path,
+                fs: Some(fs),
                 mount: Some(mount),
                 dir,
             }),
@@ -90,7 +93,9 @@ impl MountedShare {
             return;
         }
         self.unmount().expect("unmount before remount");
-        self.mount = Some(mount_at(&self.db_path, &self.root).expect("mount again"));
+        let (mount, fs) = mount_at(&self.db_path, &self.root).expect("mount again");
+        self.fs = Some(fs);
+        self.mount = Some(mount);
     }
 
     /// A plain directory with `cabs/`, `status/`, `counts/`: no cerfs, no lossless
@@ -110,6 +115,7 @@ impl MountedShare {
         MountedShare {
             db_path: dir.path().join("none.db"),
             root,
+            fs: None,
             mount: None,
             dir,
         }
@@ -141,6 +147,13 @@ impl MountedShare {
             .expect("an admin sets the counters");
     }
 
+    /// The `CerFs` the mount serves, as `cerfs serve` shares it with its HTTP side: changes
+    /// made through it are this process's own. `None` for a [`MountedShare::plain_dir`] or
+    /// once unmounted.
+    pub fn fs(&self) -> Option<&cerfs_fs_core::CerFs> {
+        self.fs.as_deref()
+    }
+
     /// `root` joined with a share path written with `/`.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
@@ -158,6 +171,7 @@ impl MountedShare {
     /// The unmount failed (e.g. `EBUSY` while a file is open); the mount is then detached
     /// lazily so that nothing is left behind, and the error is returned.
     pub fn unmount(&mut self) -> io::Result<()> {
+        self.fs = None;
         let Some(mount) = self.mount.take() else {
             return Ok(());
         };
@@ -177,7 +191,7 @@ impl Drop for MountedShare {
 
 /// Opens the database at `db` and mounts cerfs over it on `root` (8 threads,
 /// `allow_other`).
-fn mount_at(db: &Path, root: &Path) -> io::Result<cerfs_fuse::Mount> {
+fn mount_at(db: &Path, root: &Path) -> io::Result<(cerfs_fuse::Mount, Arc<cerfs_fs_core::CerFs>)> {
     let store = cerfs_db::SqliteStore::open(db)
         .map_err(|e| io::Error::other(format!("open {}: {e}", db.display())))?;
     let fs = Arc::new(
@@ -188,7 +202,7 @@ fn mount_at(db: &Path, root: &Path) -> io::Result<cerfs_fuse::Mount> {
         allow_other: true,
         fsname: "cerfs".into(),
     };
-    cerfs_fuse::spawn_mount(fs, root, &opts)
+    cerfs_fuse::spawn_mount(Arc::clone(&fs), root, &opts).map(|mount| (mount, fs))
 }
 
 /// Logs of cerfs (fs-core, db, fuse) to stderr, filtered by `RUST_LOG` (default `warn`).

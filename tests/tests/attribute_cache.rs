@@ -4,57 +4,23 @@
 //! call in the same process) is seen by the very next stat: smbd sizes its reads by
 //! `st_size`, so a size older than a change would cut a count.txt short.
 //!
-//! One test binary of its own: the getattr counts are the process's.
+//! A test binary of its own: the getattr counts are the process's.
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use cerfs_e2e::client::{self, Subpath};
+use cerfs_e2e::MountedShare;
 use cerfs_fs_core::stats::{Adapter, STATS};
-use cerfs_fs_core::{CerFs, SettingsTarget};
+use cerfs_fs_core::SettingsTarget;
 
-/// A mount whose `CerFs` the test holds too, as `cerfs serve` shares it with HTTP.
-struct Share {
-    fs: Arc<CerFs>,
-    root: PathBuf,
-    mount: Option<cerfs_fuse::Mount>,
-    _dir: tempfile::TempDir,
-}
+/// The getattr counts are the process's: the tests of this file take turns.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-impl Share {
-    fn start() -> Option<Share> {
-        let dir = tempfile::Builder::new()
-            .prefix("cerfs-attr-cache-")
-            .tempdir()
-            .expect("temp dir");
-        let root = dir.path().join("mnt");
-        fs::create_dir(&root).expect("mountpoint");
-        let store = cerfs_db::SqliteStore::open(&dir.path().join("cerfs.db")).expect("store");
-        let fs = Arc::new(CerFs::new(Arc::new(store)).with_process_of(cerfs_fuse::process_of));
-        let opts = cerfs_fuse::MountOptions::default();
-        match cerfs_fuse::spawn_mount(Arc::clone(&fs), &root, &opts) {
-            Ok(mount) => Some(Share {
-                fs,
-                root,
-                mount: Some(mount),
-                _dir: dir,
-            }),
-            Err(e) => {
-                cerfs_testkit::unavailable(&format!("cannot mount cerfs: {e}"));
-                None
-            }
-        }
-    }
-}
-
-impl Drop for Share {
-    fn drop(&mut self) {
-        if let Some(mount) = self.mount.take() {
-            let _ = mount.unmount();
-        }
-    }
+fn turn() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Getattrs cerfs has answered through FUSE so far.
@@ -81,7 +47,7 @@ fn content(path: &Path) -> Vec<u8> {
 }
 
 /// A bucket's count.txt made through the mount with one report.
-fn first_report(share: &Share, sub: &Subpath) -> PathBuf {
+fn first_report(share: &MountedShare, sub: &Subpath) -> PathBuf {
     let dir = client::mkdir_levels(&share.root, "counts", sub).expect("mkdir counts levels");
     let path = dir.join("count.txt");
     let mut f = OpenOptions::new()
@@ -98,9 +64,11 @@ fn first_report(share: &Share, sub: &Subpath) -> PathBuf {
 
 #[test]
 fn volatile_attributes_are_cached_and_taken_back_at_each_change() {
-    let Some(share) = Share::start() else {
+    let _turn = turn();
+    let Some(share) = MountedShare::start() else {
         return;
     };
+    let fs = share.fs().expect("a cerfs mount, not a plain directory");
     let sub = Subpath::app_bucket(0);
     let count = first_report(&share, &sub);
     let before = size(&count);
@@ -114,24 +82,19 @@ fn volatile_attributes_are_cached_and_taken_back_at_each_change() {
     assert!(asked <= 1, "20 stats of count.txt sent {asked} getattrs");
 
     // A CER2 report in this process: Total Hits 1 -> 10 is one byte more, at once.
-    share
-        .fs
-        .count_report(&sub.backslashed(), 0, 9)
-        .expect("reports");
+    fs.count_report(&sub.backslashed(), 0, 9).expect("reports");
     assert_eq!(size(&count), before + 1, "the next stat sees the report");
     assert_eq!(size(&count), content(&count).len() as u64);
 
     // An admin call in this process: back to one digit.
-    share
-        .fs
-        .set_counts(
-            &sub.backslashed(),
-            cerfs_db::Counts {
-                cabs_gathered: 0,
-                total_hits: 9,
-            },
-        )
-        .expect("set counts");
+    fs.set_counts(
+        &sub.backslashed(),
+        cerfs_db::Counts {
+            cabs_gathered: 0,
+            total_hits: 9,
+        },
+    )
+    .expect("set counts");
     assert_eq!(
         size(&count),
         before,
@@ -160,9 +123,11 @@ fn volatile_attributes_are_cached_and_taken_back_at_each_change() {
 
 #[test]
 fn a_log_line_and_a_setting_show_in_the_next_stat() {
-    let Some(share) = Share::start() else {
+    let _turn = turn();
+    let Some(share) = MountedShare::start() else {
         return;
     };
+    let fs = share.fs().expect("a cerfs mount, not a plain directory");
     let log = share.root.join("crash.log");
     let line = client::log_line("15:32:23  04-23-2007", "M1", "TestUser", "a.cab");
     client::append_line(&log, &line).expect("first line");
@@ -179,13 +144,11 @@ fn a_log_line_and_a_setting_show_in_the_next_stat() {
 
     let policy = share.root.join("policy.txt");
     let set = |value: &str| {
-        share
-            .fs
-            .set_settings(
-                &SettingsTarget::Policy,
-                &[("Tracking".to_owned(), value.to_owned())],
-            )
-            .expect("set policy");
+        fs.set_settings(
+            &SettingsTarget::Policy,
+            &[("Tracking".to_owned(), value.to_owned())],
+        )
+        .expect("set policy");
     };
     set("YES");
     let yes = size(&policy);
