@@ -46,15 +46,16 @@ pub struct VerifyArgs {
 /// Arguments of `cerfs compact`.
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Pruned and deleted bytes leave free pages inside the database file, which new data
-reuses. `compact` gives them back to the filesystem, in small steps beside a running
-server. A database created by an older cerfs cannot be compacted in steps: stop the
-server and run `cerfs compact --full` once (it rewrites the whole file and needs as much
-free disk as the database's size; afterwards steps work).")]
+Pruned and deleted bytes leave free pages inside the store's two files (the database
+and its cab database, DB-cabs), which new data reuses. `compact` gives them back to the
+filesystem, 4 MiB at a time beside a running server. A store created by an older cerfs
+cannot be compacted in steps: stop the server and run `cerfs compact --full` once (it
+rewrites both files and needs as much free disk as the store's size; afterwards steps
+work).")]
 pub struct CompactArgs {
     #[command(flatten)]
     pub db: DbArg,
-    /// Rewrite the whole file (VACUUM); the server must be stopped.
+    /// Rewrite both files whole (VACUUM); the server must be stopped.
     #[arg(long)]
     pub full: bool,
 }
@@ -199,7 +200,7 @@ pub fn run_compact(args: &CompactArgs) -> Result<()> {
     let mut freed = 0u64;
     loop {
         match store
-            .release_free_pages(1024)
+            .release_free_space(4 << 20)
             .context("compacting failed (what was freed so far stays freed)")?
         {
             None => {
@@ -211,16 +212,16 @@ pub fn run_compact(args: &CompactArgs) -> Result<()> {
                 );
             }
             Some(0) => break,
-            Some(pages) => {
-                freed += pages;
-                bar.inc(pages * 4096);
+            Some(bytes) => {
+                freed += bytes;
+                bar.inc(bytes);
             }
         }
     }
     bar.finish_and_clear();
     let after = store.usage().context("cannot measure the store")?;
     println!(
-        "gave {} free pages back to the filesystem; the database holds {} bytes",
+        "gave {} bytes back to the filesystem; the store holds {} bytes",
         freed, after.used_bytes
     );
     Ok(())
@@ -233,7 +234,7 @@ fn compact_full(db: &Path) -> Result<()> {
     bar.enable_steady_tick(Duration::from_millis(200));
     let result = store.vacuum_full();
     bar.finish_and_clear();
-    result.context("VACUUM failed (the database is unchanged)")?;
+    result.context("VACUUM failed (the file it was rewriting is unchanged)")?;
     let usage = store.usage().context("cannot measure the store")?;
     println!(
         "rewrote {}: it holds {} bytes; later compactions run in steps",

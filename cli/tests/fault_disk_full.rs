@@ -1,4 +1,4 @@
-//! Disk full: the database lives on a 64 MiB tmpfs. Uploads past its capacity fail with
+//! Disk full: the database lives on a 128 MiB tmpfs. Uploads past its capacity fail with
 //! ENOSPC to the client (at a write or at close); everything acknowledged before still
 //! reads back with its sha256; once the tmpfs is grown (`mount -o remount,size=`) the same
 //! mount keeps serving: new cabs, count.txt increments, listings; and the database is
@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use fault_support::{close_checked, list, sha256_file, sha256_hex, Rng, Tmpfs};
 use running_mount::{unavailable, Running};
 
-// Past 4 MiB: every cab has bytes in the cab database too.
-const CAB_SIZE: usize = 5 << 20;
+// Three times the cab database's page cache: its pages reach the disk while the cab's
+// writes still come, so a full disk can refuse one of them, not only the close.
+const CAB_SIZE: usize = 12 << 20;
 
 /// Writes `data` as a new cab and closes it; the first error, if any.
 fn upload(path: &Path, data: &[u8]) -> io::Result<()> {
@@ -70,13 +71,13 @@ struct Filled {
     _dir: tempfile::TempDir,
 }
 
-/// Mounts a store on a 64 MiB tmpfs and uploads 4 MiB cabs until one is refused at a write
+/// Mounts a store on a 128 MiB tmpfs and uploads 12 MiB cabs until one is refused at a write
 /// (the full disk may first refuse one at its close: that one is not kept, and the uploads
 /// go on).
 fn fill_disk() -> Option<Filled> {
     let (dir, root) = fault_support::tempdir();
     let store_dir = root.join("store");
-    let tmpfs = match Tmpfs::mount(&store_dir, "64m") {
+    let tmpfs = match Tmpfs::mount(&store_dir, "128m") {
         Ok(t) => t,
         Err(why) => {
             unavailable(&format!("cannot mount a tmpfs (needs root): {why}"));
@@ -122,7 +123,7 @@ fn fill_disk() -> Option<Filled> {
         }
     }
     let Some(refused) = refused else {
-        panic!("{} MiB went into a 64 MiB tmpfs", 40 * (CAB_SIZE >> 20));
+        panic!("{} MiB went into a 128 MiB tmpfs", 40 * (CAB_SIZE >> 20));
     };
     eprintln!(
         "{} cabs stored, {} refused: write/create {:?}, close {:?}",

@@ -310,14 +310,7 @@ fn backup_verify_and_compact_work_beside_a_server() {
     let status = serve.terminate();
     serve.assert_clean_stop(status);
     // A flipped byte in a stored cab: verify names it and exits 1.
-    let conn = rusqlite::Connection::open(&serve.db).expect("open");
-    conn.execute(
-        "UPDATE chunks SET data = CAST(zeroblob(length(data)) AS BLOB) \
-         WHERE ino = (SELECT cab_id FROM cabs WHERE name = 'c.cab') AND idx = 2",
-        [],
-    )
-    .expect("flip bytes");
-    drop(conn);
+    zero_first_chunk(&serve.db, "c.cab");
     let bad = cerfs(&serve.db, &["verify"]);
     assert_eq!(bad.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&bad.stdout);
@@ -339,6 +332,30 @@ fn backup_verify_and_compact_work_beside_a_server() {
         std::fs::metadata(&copy).expect("restored copy").len(),
         300_000
     );
+}
+
+/// Zeroes the first megabyte of cab `name`'s bytes where they live, the cab database
+/// beside `db`: a flipped byte, as a failing disk would leave it.
+fn zero_first_chunk(db: &std::path::Path, name: &str) {
+    let meta = rusqlite::Connection::open(db).expect("open");
+    meta.busy_timeout(Duration::from_secs(10)).expect("busy");
+    let ino: i64 = meta
+        .query_row("SELECT cab_id FROM cabs WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .expect("the cab's id");
+    let mut cabs = db.as_os_str().to_owned();
+    cabs.push("-cabs");
+    let conn = rusqlite::Connection::open(cabs).expect("open the cab database");
+    conn.busy_timeout(Duration::from_secs(10)).expect("busy");
+    let changed = conn
+        .execute(
+            "UPDATE cab_chunks SET data = CAST(zeroblob(length(data)) AS BLOB) \
+             WHERE ino = ?1 AND idx = 0",
+            [ino],
+        )
+        .expect("flip bytes");
+    assert_eq!(changed, 1, "{name} has no first chunk");
 }
 
 #[test]
@@ -364,15 +381,7 @@ fn the_server_prunes_and_scrubs_in_the_background() {
             .then_some(())
     });
     // A byte flipped under the server: the scrub finds it and says so.
-    let conn = rusqlite::Connection::open(&serve.db).expect("open");
-    conn.busy_timeout(Duration::from_secs(10)).expect("busy");
-    conn.execute(
-        "UPDATE chunks SET data = CAST(zeroblob(length(data)) AS BLOB) \
-         WHERE ino = (SELECT cab_id FROM cabs WHERE name = 'c.cab') AND idx = 0",
-        [],
-    )
-    .expect("flip bytes");
-    drop(conn);
+    zero_first_chunk(&serve.db, "c.cab");
     poll_until(Duration::from_secs(30), "the scrub", || {
         serve
             .stderr()

@@ -201,10 +201,11 @@ pub trait LifecycleStore: Send + Sync {
 
     /// How big the store is.
     fn usage(&self) -> Result<StoreUsage>;
-    /// Gives up to `max_pages` free pages back to the filesystem (one transaction). Returns
-    /// how many were freed; `None` if the file was not created for that (a full
-    /// `cerfs compact --full` with the server stopped converts it).
-    fn release_free_pages(&self, max_pages: u64) -> Result<Option<u64>>;
+    /// Gives about `max_bytes` of free pages back to the filesystem (one transaction, in
+    /// one file). Returns how many bytes were freed (0: nothing left to give); `None` if
+    /// the files were not created for that (`cerfs compact --full` with the server
+    /// stopped converts them).
+    fn release_free_space(&self, max_bytes: u64) -> Result<Option<u64>>;
     /// Writes a consistent copy of the whole store to `dest` (which must not exist), while
     /// it is in use.
     fn backup_to(&self, dest: &Path) -> Result<()>;

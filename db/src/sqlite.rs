@@ -76,7 +76,7 @@ enum OpenMode {
 }
 
 /// The SQLite store: one database file in WAL mode, and beside it the cab database
-/// (`<db>-cabs`, [`cab_db`]) for the bytes of cabs past 4 MiB.
+/// (`<db>-cabs`, [`cab_db`]) for the bytes of cabs.
 pub struct SqliteStore {
     path: PathBuf,
     /// The file opened: writes and new readers check that `path` still names it.
@@ -86,7 +86,7 @@ pub struct SqliteStore {
     checkpointer: Option<Checkpointer>,
     writer: Mutex<Connection>,
     readers: ReaderPool,
-    /// The bytes of cabs past `cab_db::CAB_DB_FROM`.
+    /// The bytes of cabs (from their split, `cab_db::CAB_DB_FROM` for new ones).
     pub(crate) cab_db: cab_db::CabDb,
     purged: Vec<PurgedCab>,
     /// How a server hears of an admin's commits (`<db>.changes`).

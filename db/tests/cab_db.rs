@@ -1,6 +1,6 @@
-//! Cabs larger than 4 MiB: their bytes past 4 MiB live in the cab database (`<db>-cabs`),
-//! and every path that reads, checks, removes, recovers or backs up a cab's bytes finds
-//! them there.
+//! Cab bytes live in the cab database (`<db>-cabs`), and every path that reads, checks,
+//! removes, recovers or backs up a cab's bytes finds them there; cabs of older stores,
+//! with their first 4 MiB (or all) in the metadata database's `chunks`, read in place.
 
 #![allow(clippy::unwrap_used)]
 
@@ -67,19 +67,61 @@ fn read_back(store: &SqliteStore, ino: u64, len: usize) -> Vec<u8> {
     out
 }
 
+/// Rewrites cab `ino` the way stores from before all cab bytes went to the cab database
+/// kept it: its first `split` bytes (a multiple of 1 MiB) as 64 KiB chunks of `chunks`,
+/// the rest in the cab database counted from there.
+fn to_older_layout(dir: &tempfile::TempDir, ino: u64, split: usize) {
+    let meta = common::raw(&dir.path().join("cer.db"));
+    let cabs = cab_db(dir);
+    let ino = ino as i64;
+    let low = (split / MIB) as i64;
+    let mut stmt = cabs
+        .prepare("SELECT idx, data FROM cab_chunks WHERE ino = ?1 AND idx < ?2")
+        .unwrap();
+    let moved: Vec<(i64, Vec<u8>)> = stmt
+        .query_map([ino, low], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (idx, data) in moved {
+        for (k, piece) in data.chunks(64 << 10).enumerate() {
+            meta.execute(
+                "INSERT INTO chunks (ino, idx, data) VALUES (?1, ?2, ?3)",
+                rusqlite::params![ino, idx * 16 + k as i64, piece],
+            )
+            .unwrap();
+        }
+    }
+    cabs.execute(
+        "DELETE FROM cab_chunks WHERE ino = ?1 AND idx < ?2",
+        [ino, low],
+    )
+    .unwrap();
+    cabs.execute(
+        "UPDATE cab_chunks SET idx = idx - ?2 WHERE ino = ?1",
+        [ino, low],
+    )
+    .unwrap();
+    meta.execute(
+        "UPDATE cab_rows SET bytes_from = ?2 WHERE ino = ?1",
+        [ino, split as i64],
+    )
+    .unwrap();
+}
+
 #[test]
-fn a_big_cab_is_split_between_the_files_and_reads_back_whole() {
+fn a_cab_lives_in_the_cab_database_and_reads_back_whole() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("cer.db")).unwrap();
-    // 6.5 MiB in writes that do not line up with either file's chunks.
+    // 6.5 MiB in writes that do not line up with the chunks.
     let data = bytes(6 * MIB + MIB / 2, 7);
     let ino = upload(&store, "big.cab", &data, 61_440, true);
-    assert_eq!(low_chunks(&dir, ino), 64, "4 MiB in 64 KiB chunks");
-    assert_eq!(high_chunks(&dir, ino), 3, "2.5 MiB in 1 MiB chunks");
+    assert_eq!(low_chunks(&dir, ino), 0, "nothing in the metadata database");
+    assert_eq!(high_chunks(&dir, ino), 7, "6.5 MiB in 1 MiB chunks");
     assert_eq!(read_back(&store, ino, data.len()), data);
-    // A read across the line between the files.
-    let across = store.read_at(ino, 4 * MIB as u64 - 10, 20).unwrap();
-    assert_eq!(across, data[4 * MIB - 10..4 * MIB + 10]);
+    // A read across two chunks.
+    let across = store.read_at(ino, MIB as u64 - 10, 20).unwrap();
+    assert_eq!(across, data[MIB - 10..MIB + 10]);
     assert_eq!(store.check_cab(ino).unwrap(), CabCheck::Sound);
     // The indexer's reader sees the same bytes.
     let mut reader = CabReader::open(&dir.path().join("cer.db"), ino as i64).unwrap();
@@ -114,6 +156,42 @@ fn a_big_cab_is_split_between_the_files_and_reads_back_whole() {
 }
 
 #[test]
+fn a_cab_of_an_older_store_split_at_4_mib_is_read_checked_and_removed_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cer.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let data = bytes(6 * MIB + MIB / 2, 3);
+    let ino = upload(&store, "old.cab", &data, MIB, true);
+    drop(store);
+    to_older_layout(&dir, ino, 4 * MIB);
+    assert_eq!(low_chunks(&dir, ino), 64, "4 MiB in 64 KiB chunks");
+    assert_eq!(high_chunks(&dir, ino), 3, "2.5 MiB in 1 MiB chunks");
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(read_back(&store, ino, data.len()), data);
+    // A read across the line between the files.
+    let across = store.read_at(ino, 4 * MIB as u64 - 10, 20).unwrap();
+    assert_eq!(across, data[4 * MIB - 10..4 * MIB + 10]);
+    assert_eq!(store.check_cab(ino).unwrap(), CabCheck::Sound);
+    let mut reader = CabReader::open(&path, ino as i64).unwrap();
+    let mut all = Vec::new();
+    reader.read_to_end(&mut all).unwrap();
+    assert_eq!(all, data);
+    // A backup carries both parts.
+    let dest = dir.path().join("copy.db");
+    store.backup_to(&dest).unwrap();
+    // Removed: both parts go.
+    assert!(store.remove_cab(ino, Removal::Pruned, None).unwrap());
+    while store.sweep(1000).unwrap().more {}
+    store.sync().unwrap();
+    assert_eq!(low_chunks(&dir, ino), 0);
+    assert_eq!(high_chunks(&dir, ino), 0);
+    drop(store);
+    let copy = SqliteStore::open_for_admin(&dest).unwrap();
+    assert_eq!(copy.check_cab(ino).unwrap(), CabCheck::Sound);
+    assert_eq!(read_back(&copy, ino, data.len()), data);
+}
+
+#[test]
 fn removed_purged_and_orphaned_bytes_leave_the_cab_database() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cer.db");
@@ -129,12 +207,12 @@ fn removed_purged_and_orphaned_bytes_leave_the_cab_database() {
     store.sync().unwrap();
     assert_eq!(high_chunks(&dir, pruned), 0);
     assert_eq!(high_chunks(&dir, unlinked), 0);
-    assert_eq!(high_chunks(&dir, unfinished), 2);
+    assert_eq!(high_chunks(&dir, unfinished), 6);
     // A truncation drops what lies past the new size.
     let cut = upload(&store, "cut.cab", &bytes(7 * MIB, 5), MIB, false);
     store.truncate(cut, 5 * MIB as u64 + 100).unwrap();
     store.sync().unwrap();
-    assert_eq!(high_chunks(&dir, cut), 2);
+    assert_eq!(high_chunks(&dir, cut), 6);
     assert_eq!(
         read_back(&store, cut, 5 * MIB + 100),
         bytes(7 * MIB, 5)[..5 * MIB + 100]
@@ -153,7 +231,7 @@ fn removed_purged_and_orphaned_bytes_leave_the_cab_database() {
     assert_eq!(high_chunks(&dir, unfinished), 0);
     assert_eq!(high_chunks(&dir, cut), 0);
     assert_eq!(high_chunks(&dir, 999999), 0);
-    assert_eq!(high_chunks(&dir, kept), 1);
+    assert_eq!(high_chunks(&dir, kept), 5);
     assert_eq!(store.check_cab(kept).unwrap(), CabCheck::Sound);
 }
 
@@ -195,7 +273,7 @@ fn an_upload_that_stalls_does_not_hold_the_cab_database_for_others() {
         .unwrap();
     other.execute_batch("BEGIN IMMEDIATE; COMMIT").unwrap();
     // And what the upload wrote is there for anyone to read.
-    assert_eq!(high_chunks(&dir, ino), 1);
+    assert_eq!(high_chunks(&dir, ino), 5);
 }
 
 #[test]

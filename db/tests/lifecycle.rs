@@ -21,6 +21,11 @@ fn raw(dir: &tempfile::TempDir) -> rusqlite::Connection {
     common::raw(&dir.path().join("cer.db"))
 }
 
+/// A connection to the cab database, where cabs' bytes are.
+fn raw_cabs(dir: &tempfile::TempDir) -> rusqlite::Connection {
+    common::raw(&dir.path().join("cer.db-cabs"))
+}
+
 /// A complete cab `name` of `size` bytes in bucket `subpath`, completed at `created_at`.
 fn cab(
     dir: &tempfile::TempDir,
@@ -211,11 +216,13 @@ fn a_pruned_cab_keeps_its_row_and_loses_its_bytes_and_a_deleted_one_loses_all() 
 #[test]
 fn a_flipped_byte_in_a_stored_cab_is_found() {
     let (dir, store) = temp_store();
-    let ino = cab(&dir, &store, "blue", "r.cab", 200_000, &day(1));
+    // Three chunks of the cab database.
+    let ino = cab(&dir, &store, "blue", "r.cab", 2_500_000, &day(1));
     assert_eq!(store.check_cab(ino).unwrap(), CabCheck::Sound);
-    raw(&dir)
+    raw_cabs(&dir)
         .execute(
-            "UPDATE chunks SET data = CAST(zeroblob(length(data)) AS BLOB) WHERE ino = ?1 AND idx = 1",
+            "UPDATE cab_chunks SET data = CAST(zeroblob(length(data)) AS BLOB) \
+             WHERE ino = ?1 AND idx = 0",
             [ino as i64],
         )
         .unwrap();
@@ -231,9 +238,9 @@ fn a_flipped_byte_in_a_stored_cab_is_found() {
         )
         .unwrap();
     assert!(corrupt.is_some());
-    raw(&dir)
+    raw_cabs(&dir)
         .execute(
-            "DELETE FROM chunks WHERE ino = ?1 AND idx = 0",
+            "DELETE FROM cab_chunks WHERE ino = ?1 AND idx = 0",
             [ino as i64],
         )
         .unwrap();
@@ -343,24 +350,87 @@ fn full_checkpoint(dir: &tempfile::TempDir) {
 #[test]
 fn free_pages_go_back_to_the_filesystem_in_steps() {
     let (dir, store) = temp_store();
-    let ino = cab(&dir, &store, "blue", "big.cab", 4 << 20, &day(1));
-    let path = dir.path().join("cer.db");
+    // Free pages in both files: a big cab's bytes (cab database) and many crash lines
+    // (metadata database).
+    let ino = cab(&dir, &store, "blue", "big.cab", 8 << 20, &day(1));
+    let bucket = store.find_bucket("blue").unwrap().unwrap();
+    let lines: Vec<_> = (0..2000)
+        .map(|i| line(&format!("r{i}.cab"), "PC1"))
+        .collect();
+    store.append_log(LogId::Hits(bucket), &lines).unwrap();
+    let cabs = dir.path().join("cer.db-cabs");
+    let cabs_before = std::fs::metadata(&cabs).unwrap().len();
+    assert!(
+        cabs_before > 8 << 20,
+        "the cab database is {cabs_before} bytes"
+    );
     store.remove_cab(ino, Removal::Pruned, None).unwrap();
+    let audit = Audit {
+        by: "test".into(),
+        reason: "free pages".into(),
+    };
+    store.delete_bucket("blue", &audit).unwrap();
     sweep_all(&store);
+    store.sync().unwrap();
     // Checkpoint so that the file reflects the freed pages.
     full_checkpoint(&dir);
     let free = store.usage().unwrap().free_bytes;
-    assert!(free > 3 << 20, "{free} bytes free");
+    assert!(free > 8 << 20, "{free} bytes free");
     let mut freed = 0;
-    while let Some(n) = store.release_free_pages(100).unwrap() {
+    let mut steps = 0;
+    while let Some(n) = store.release_free_space(1 << 20).unwrap() {
         if n == 0 {
             break;
         }
-        assert!(n <= 100);
+        assert!(n <= 1 << 20, "a step gave {n} bytes");
         freed += n;
+        steps += 1;
     }
-    assert!(freed > 0);
+    assert!(freed > 8 << 20, "{freed} bytes given back");
+    assert!(steps >= 8, "{steps} steps");
+    assert!(store.usage().unwrap().free_bytes < 1 << 20);
     full_checkpoint(&dir);
-    let size = std::fs::metadata(&path).unwrap().len();
-    assert!(size < 1 << 20, "the file is {size} bytes after compaction");
+    let size = std::fs::metadata(dir.path().join("cer.db")).unwrap().len();
+    assert!(
+        size < 1 << 20,
+        "the database is {size} bytes after compaction"
+    );
+    let size = std::fs::metadata(&cabs).unwrap().len();
+    assert!(
+        size < 1 << 20,
+        "the cab database is {size} bytes after compaction"
+    );
+}
+
+#[test]
+fn a_cab_database_made_without_incremental_vacuum_is_converted_by_a_full_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cer.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let ino = common::store_cab(&store, "blue", "r.cab", 3 << 20);
+    store.remove_cab(ino, Removal::Pruned, None).unwrap();
+    sweep_all(&store);
+    drop(store);
+    // The cab database as the first versions made it.
+    raw_cabs(&dir)
+        .execute_batch("PRAGMA auto_vacuum = NONE; VACUUM;")
+        .unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    // Nothing to give back in the metadata database, and no steps in the cab database.
+    let mut answer = Some(1);
+    for _ in 0..100 {
+        answer = store.release_free_space(1 << 20).unwrap();
+        if matches!(answer, None | Some(0)) {
+            break;
+        }
+    }
+    assert_eq!(answer, None, "the cab database is said to compact in steps");
+    drop(store);
+    let store = SqliteStore::open_exclusive(&path).unwrap();
+    store.vacuum_full().unwrap();
+    let mode: i64 = raw_cabs(&dir)
+        .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, 2, "incremental");
+    assert_eq!(store.release_free_space(1 << 20).unwrap(), Some(0));
 }

@@ -641,7 +641,7 @@ fn smb_sized_pieces_are_stored_in_whole_chunks_and_the_writer_sees_everything() 
     let (attr, o) =
         f.fs.create(&client(70), dir, b"smb.cab", 0o644, RW, true)
             .expect("create");
-    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let data: Vec<u8> = (0..2_600_000u32).map(|i| (i * 13 % 251) as u8).collect();
     let piece = 61_440; // what smbd writes for a 60 KiB SMB2 WRITE
     for (i, p) in data.chunks(piece).enumerate() {
         f.fs.write(o.fh, (i * piece) as u64, p).expect("write");
@@ -652,12 +652,12 @@ fn smb_sized_pieces_are_stored_in_whole_chunks_and_the_writer_sees_everything() 
             "fstat after write {i}"
         );
     }
-    // Another opener sees the whole 64 KiB chunks stored so far, never a wrong byte.
+    // Another opener sees the whole chunks (1 MiB) stored so far, never a wrong byte.
     let reader =
         f.fs.open(&client(71), attr.ino, RO)
             .expect("open for reading");
     let so_far = read_all(&f.fs, reader.fh);
-    assert_eq!(so_far.len(), 262_144, "four whole chunks stored");
+    assert_eq!(so_far.len(), 2 << 20, "two whole chunks stored");
     assert_eq!(so_far, data[..so_far.len()]);
     f.fs.release(reader.fh).expect("release reader");
     // Reading through the writer's own handle sees everything it wrote.

@@ -77,8 +77,8 @@ impl LifecycleStore for Counting<'_> {
     fn usage(&self) -> Result<StoreUsage> {
         self.inner.usage()
     }
-    fn release_free_pages(&self, max_pages: u64) -> Result<Option<u64>> {
-        self.inner.release_free_pages(max_pages)
+    fn release_free_space(&self, max_bytes: u64) -> Result<Option<u64>> {
+        self.inner.release_free_space(max_bytes)
     }
     fn backup_to(&self, dest: &Path) -> Result<()> {
         self.inner.backup_to(dest)

@@ -1,8 +1,8 @@
-//! The cab-bytes database: `<db>-cabs` beside the metadata database,
-//! a rollback-journal SQLite file with 64 KiB pages holding the bytes of cabs past
-//! [`CAB_DB_FROM`] in 1 MiB chunks. Pages appended past the end of a rollback-journal file
-//! are not journaled, so appended cab bytes are written once (the metadata database's WAL
-//! writes every byte twice). Writes gather in one open transaction ("group"), committed
+//! The cab-bytes database: `<db>-cabs` beside the metadata database, a rollback-journal
+//! SQLite file with 64 KiB pages holding the bytes of cabs (from their split,
+//! [`CAB_DB_FROM`] for new cabs) in 1 MiB chunks. Pages appended past the end of a
+//! rollback-journal file are not journaled, so appended cab bytes are written once (the
+//! metadata database's WAL writes every byte twice). Writes gather in one open transaction ("group"), committed
 //! every [`GROUP_BYTES`] and, synced, before a cab's row turns complete.
 //!
 //! Whole chunks are stored by the file's own writer thread, fed through a short bounded
@@ -20,8 +20,13 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::store::Result;
 use crate::StoreError;
 
-/// Cab bytes at offsets from here on live in the cab database; below, in `chunks`.
-pub(crate) const CAB_DB_FROM: u64 = 4 << 20;
+/// Where a new cab's bytes split between `chunks` (below) and the cab database (from here
+/// on): nowhere, all of them go to the cab database. Each cab keeps its own split in
+/// `cab_rows.bytes_from` and reads follow it: 4 MiB for cabs stored by the first releases
+/// with a cab database, none (all bytes in `chunks`) for cabs from before schema version 12.
+pub(crate) const CAB_DB_FROM: u64 = 0;
+/// Page size of the cab database.
+pub(crate) const CAB_DB_PAGE: u64 = 64 << 10;
 /// Chunk size of the cab database.
 pub(crate) const CAB_CHUNK: u64 = 1 << 20;
 /// A group is committed once it holds this many bytes.
@@ -316,7 +321,10 @@ impl CabDb {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sqlite)?;
         // Before the first table: the page size and vacuum mode are fixed by then.
-        conn.pragma_update(None, "page_size", 65536)
+        conn.pragma_update(None, "page_size", CAB_DB_PAGE as i64)
+            .map_err(sqlite)?;
+        // Removed cabs' pages can go back to the filesystem in steps (`cerfs compact`).
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
             .map_err(sqlite)?;
         conn.pragma_update(None, "journal_mode", "TRUNCATE")
             .map_err(sqlite)?;
@@ -595,6 +603,48 @@ impl CabDb {
         self.commit()
     }
 
+    /// Gives up to `max_pages` free pages back to the filesystem, in a transaction of its
+    /// own (the open group is committed first); how many went. `None` if the file was made
+    /// without incremental vacuum ([`CabDb::vacuum_full`] converts it).
+    pub(crate) fn release_free_pages(&self, max_pages: u64) -> Result<Option<u64>> {
+        let mut w = self.lock();
+        w.commit()?;
+        let count = |w: &Writer, pragma: &str| -> Result<i64> {
+            w.conn
+                .pragma_query_value(None, pragma, |r| r.get(0))
+                .map_err(sqlite)
+        };
+        if count(&w, "auto_vacuum")? != 2 {
+            return Ok(None);
+        }
+        let before = count(&w, "freelist_count")?;
+        let n = i64::try_from(max_pages).unwrap_or(i64::MAX);
+        // Not in a group: no cab's bytes depend on it. incremental_vacuum must be stepped.
+        let vacuumed = w
+            .conn
+            .prepare(&format!("PRAGMA incremental_vacuum({n})"))
+            .and_then(|mut stmt| {
+                let mut rows = stmt.query([])?;
+                while rows.next()?.is_some() {}
+                Ok(())
+            })
+            .map_err(sqlite);
+        vacuumed?;
+        let after = count(&w, "freelist_count")?;
+        Ok(Some(u64::try_from(before - after).unwrap_or(0)))
+    }
+
+    /// Rewrites the whole file (`VACUUM`) with incremental vacuum on. Only with the store
+    /// opened alone.
+    pub(crate) fn vacuum_full(&self) -> Result<()> {
+        let mut w = self.lock();
+        w.commit()?;
+        w.conn
+            .pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .map_err(sqlite)?;
+        w.conn.execute_batch("VACUUM").map_err(sqlite)
+    }
+
     /// Bytes in use and free inside the file (its pages).
     pub(crate) fn usage(&self) -> Result<(u64, u64)> {
         let w = self.lock();
@@ -615,71 +665,4 @@ impl CabDb {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A full disk in the middle of a group (SQLite rolls the group back by itself when a
-    /// spilled page cannot be written): every cab of the group fails, and the next group
-    /// works once there is room again.
-    #[test]
-    fn a_group_lost_to_a_full_disk_fails_all_its_cabs_and_the_next_one_works() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = CabDb::open(&dir.path().join("cer.db")).expect("open");
-        let chunk = vec![7u8; CAB_CHUNK as usize];
-        db.write(1, 0, &chunk).expect("first cab");
-        db.commit_cab(1).expect("first cab durable");
-        let pages: i64 = guard(&db.writer)
-            .conn
-            .pragma_query_value(None, "page_count", |r| r.get(0))
-            .expect("page_count");
-        // Room for about three more chunks: 17 pages each, the cache spills after four.
-        guard(&db.writer)
-            .conn
-            .pragma_update(None, "max_page_count", pages + 3 * 17)
-            .expect("cap");
-        db.write(2, 0, &chunk).expect("queued");
-        for i in 0..8 {
-            // The writer may have lost the group already: this cab's next write says so.
-            if let Err(e) = db.write(3, i * CAB_CHUNK, &chunk) {
-                assert!(matches!(e, StoreError::Full), "cab 3: {e:?}");
-                break;
-            }
-        }
-        // Room again before anything commits: a new cab starts a new group. The lost
-        // cabs say the disk was full (ENOSPC), not some invalid request.
-        guard(&db.writer)
-            .conn
-            .pragma_update(None, "max_page_count", i64::from(u32::MAX))
-            .expect("uncap");
-        db.write(4, 0, &chunk).expect("room again");
-        db.commit_cab(4).expect("a new cab commits");
-        assert!(
-            db.commit_cab(2).is_err(),
-            "cab 2's bytes went with the group"
-        );
-        assert!(db.commit_cab(3).is_err(), "cab 3 did not fit");
-        let mut back = vec![0u8; CAB_CHUNK as usize];
-        db.read_into(4, 0, &mut back).expect("read back");
-        assert_eq!(back, chunk);
-        db.read_into(1, 0, &mut back).expect("read back");
-        assert_eq!(back, chunk, "the committed cab is intact");
-    }
-
-    /// A panic in the writer thread (here an offset overflow, which the store's own
-    /// callers never pass: debug builds check it) fails that cab and nothing hangs.
-    #[cfg(debug_assertions)]
-    #[test]
-    fn a_panic_storing_a_chunk_fails_its_cab_and_the_queue_drains() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = CabDb::open(&dir.path().join("cer.db")).expect("open");
-        let chunk = vec![3u8; CAB_CHUNK as usize];
-        let last = u64::MAX / CAB_CHUNK * CAB_CHUNK;
-        db.write(1, last, &chunk).expect("queued");
-        assert!(
-            db.commit_cab(1).is_err(),
-            "the cab whose chunk panicked fails"
-        );
-        db.write(2, 0, &chunk).expect("the next cab is taken");
-        db.commit_cab(2).expect("and commits");
-    }
-}
+mod tests;

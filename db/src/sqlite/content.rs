@@ -38,13 +38,9 @@ impl ContentStore for SqliteStore {
         Ok(out)
     }
 
-    fn write_alignment(&self, offset: u64) -> u64 {
-        // Cabs' bytes from CAB_DB_FROM on (a multiple of CAB_CHUNK) are in the cab database.
-        if offset >= super::cab_db::CAB_DB_FROM {
-            super::cab_db::CAB_CHUNK
-        } else {
-            CHUNK
-        }
+    fn write_alignment(&self, _offset: u64) -> u64 {
+        // Cabs' bytes are in the cab database, in chunks of this size.
+        super::cab_db::CAB_CHUNK
     }
 
     fn check_identity(&self) -> Result<()> {
@@ -61,11 +57,6 @@ impl ContentStore for SqliteStore {
     }
 
     fn write_at(&self, ino: Ino, offset: u64, data: &[u8]) -> Result<u64> {
-        // A cab's split is CAB_DB_FROM or none (older cabs): a write ending before it goes
-        // to the chunks whatever the node, without a read transaction to ask.
-        if offset.saturating_add(data.len() as u64) <= super::cab_db::CAB_DB_FROM {
-            return self.write_chunks(ino, offset, data);
-        }
         let split = finish(self.read(|tx| {
             writable_node(tx, ino)?;
             cab_split(tx, ino)
@@ -96,7 +87,11 @@ impl ContentStore for SqliteStore {
     }
 
     fn truncate(&self, ino: Ino, size: u64) -> Result<()> {
-        let split = finish(self.read(|tx| cab_split(tx, ino)))?;
+        // A complete cab is refused before any of its bytes go.
+        let split = finish(self.read(|tx| {
+            writable_node(tx, ino)?;
+            cab_split(tx, ino)
+        }))?;
         if let Some(split) = split {
             // Bytes past the new size go from the cab database first: a crash in between
             // leaves a size that still counts them, never bytes the size does not cover.

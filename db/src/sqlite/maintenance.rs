@@ -182,22 +182,34 @@ impl LifecycleStore for SqliteStore {
         })
     }
 
-    fn release_free_pages(&self, max_pages: u64) -> Result<Option<u64>> {
-        self.write(|tx| {
+    fn release_free_space(&self, max_bytes: u64) -> Result<Option<u64>> {
+        // The metadata database first; the cab database once it has nothing left to give.
+        let meta = finish(self.write(|tx| {
             let mode: i64 = tx.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
             if mode != 2 {
                 return Ok(None); // not INCREMENTAL: only a full VACUUM can shrink it
             }
+            let page: i64 = tx.pragma_query_value(None, "page_size", |r| r.get(0))?;
+            let page = u64::try_from(page).unwrap_or(4096).max(1);
             let before: i64 = tx.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
-            let n = i64::try_from(max_pages).unwrap_or(i64::MAX);
+            let n = i64::try_from((max_bytes / page).max(1)).unwrap_or(i64::MAX);
             // incremental_vacuum returns no rows but must be stepped to run.
             let mut stmt = tx.prepare(&format!("PRAGMA incremental_vacuum({n})"))?;
             let mut rows = stmt.query([])?;
             while rows.next()?.is_some() {}
             drop(rows);
             let after: i64 = tx.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
-            Ok(Some(u64::try_from(before - after).unwrap_or(0)))
-        })
+            Ok(Some(u64::try_from(before - after).unwrap_or(0) * page))
+        }))?;
+        match meta {
+            None => Ok(None),
+            Some(0) => {
+                let page = super::cab_db::CAB_DB_PAGE;
+                let pages = self.cab_db.release_free_pages((max_bytes / page).max(1))?;
+                Ok(pages.map(|n| n * page))
+            }
+            freed => Ok(freed),
+        }
     }
 
     fn backup_to(&self, dest: &Path) -> Result<()> {
@@ -427,13 +439,14 @@ impl SqliteStore {
         Self::open_locked_admin(path)
     }
 
-    /// Rewrites the whole file (`VACUUM`), switching it to incremental vacuum so that later
+    /// Rewrites both files (`VACUUM`), switching them to incremental vacuum so that later
     /// compactions run in small steps beside a server. Needs [`SqliteStore::open_exclusive`]
     /// and as much free disk as the database's size.
     pub fn vacuum_full(&self) -> Result<()> {
         let conn = super::pool::lock(&self.writer);
         conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         conn.execute_batch("VACUUM")?;
-        Ok(())
+        drop(conn);
+        self.cab_db.vacuum_full()
     }
 }

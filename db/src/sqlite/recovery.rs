@@ -121,8 +121,7 @@ pub(crate) fn pair_cab_db(
             )?;
             if big > 0 {
                 return Err(fail(format!(
-                    "it holds no store's bytes, and {big} cabs of the database have bytes past \
-                     4 MiB there"
+                    "it holds no store's bytes, and {big} cabs of the database have bytes there"
                 )));
             }
             if !may_write {
