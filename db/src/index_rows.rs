@@ -470,7 +470,8 @@ fn set_status(
 }
 
 /// The stored bytes of one complete cab, read chunk by chunk through a read-only
-/// connection: `Read + Seek` with one chunk (64 KiB) in memory, whatever the cab's size.
+/// connection: `Read + Seek` with one chunk (64 KiB, or 1 MiB of the cab database) in
+/// memory, whatever the cab's size.
 pub struct CabReader {
     conn: Connection,
     cab: CabRef,
@@ -483,6 +484,8 @@ pub struct CabReader {
     split: Option<u64>,
     cab_db: Option<Connection>,
     path: std::path::PathBuf,
+    /// The last failure to read the store (not the cab's doing), see [`Self::storage_error`].
+    storage_error: Option<String>,
 }
 
 /// A stored piece of a cab: a 64 KiB chunk, or a 1 MiB chunk of the cab database.
@@ -540,6 +543,7 @@ impl CabReader {
                 split: split.and_then(|b| u64::try_from(b).ok()),
                 cab_db,
                 path: path.to_path_buf(),
+                storage_error: None,
             })
         })())
     }
@@ -547,6 +551,13 @@ impl CabReader {
     /// The cab being read.
     pub fn cab(&self) -> &CabRef {
         &self.cab
+    }
+
+    /// Why the store could not be read, if a read failed so since the reader was opened:
+    /// then what a parser made of the bytes says nothing about the cab (a full disk's hot
+    /// journal, a locked or damaged file), and the cab should be tried again later.
+    pub fn storage_error(&self) -> Option<&str> {
+        self.storage_error.as_deref()
     }
 
     fn load(&mut self, piece: Piece) -> io::Result<&[u8]> {
@@ -622,7 +633,13 @@ impl Read for CabReader {
         let at = (self.pos - start) as usize;
         let left_in_chunk = (chunk - at as u64).min(self.cab.size - self.pos);
         let n = (buf.len() as u64).min(left_in_chunk) as usize;
-        let data = self.load(piece)?;
+        let data = match self.load(piece) {
+            Ok(data) => data,
+            Err(e) => {
+                self.storage_error = Some(e.to_string());
+                return Err(e);
+            }
+        };
         let out = buf.get_mut(..n).unwrap_or_default();
         // Bytes past the end of a short chunk are zeros.
         for (i, b) in out.iter_mut().enumerate() {

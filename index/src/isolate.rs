@@ -188,6 +188,11 @@ pub(crate) fn index_batch<E>(
                 let outcome = match opened {
                     Ok(mut reader) => {
                         let index = index_cab_with(&mut reader, limits, walker.as_ref());
+                        if let Some(e) = reader.storage_error() {
+                            let why = format!("cannot read the cab: {e}");
+                            let outcome = Outcome::Unavailable(why);
+                            return Ok(BatchEnd::Ended { at, outcome });
+                        }
                         if index.error.is_none() {
                             kept = Some(reader);
                         }

@@ -607,3 +607,36 @@ fn background_indexer_picks_up_new_cabs_and_reindex_redoes_them() {
         .unwrap_err();
     assert!(err.to_string().contains("cerfs buckets"), "{err}");
 }
+
+/// A cab whose bytes the store cannot give (here its cab database was replaced by junk)
+/// is not the cab's fault: it is not recorded as unreadable, it stays queued for a later
+/// pass, in process and in a worker alike.
+#[test]
+fn a_store_that_cannot_be_read_leaves_the_cab_queued() {
+    let s = store();
+    s.upload(
+        SUB,
+        "a.cab",
+        &std::fs::read(cab_path("normal_2files_1folder.cab")).unwrap(),
+    );
+    let db = IndexDb::open(&s.db).unwrap();
+    let cab = db.pending(1).unwrap().remove(0);
+    let mut cab_db = s.db.clone().into_os_string();
+    cab_db.push("-cabs");
+    std::fs::write(&cab_db, vec![0x5a; 1 << 20]).unwrap();
+    for worker in [Worker::InProcess, worker()] {
+        let outcome = index_isolated(
+            &worker,
+            &s.db,
+            &cab,
+            &short_limits(),
+            &AtomicBool::new(false),
+        );
+        match outcome {
+            Outcome::Unavailable(why) => assert!(why.contains("not a database"), "{why}"),
+            other => panic!("{worker:?}: {other:?}"),
+        }
+    }
+    assert_eq!(db.pending(10).unwrap().len(), 1);
+    assert_eq!(s.status("a.cab").0, "pending");
+}

@@ -49,6 +49,14 @@ pub fn worker_main() -> i32 {
         let answer = match opened {
             Ok(mut reader) => {
                 let index = index_cab_with(&mut reader, &job.limits, walker.as_ref());
+                if let Some(e) = reader.storage_error() {
+                    // The store's failure, not the cab's: it stays queued.
+                    eprintln!(
+                        "cerfs index-one: cannot read cab {cab_id} of {}: {e}",
+                        job.db.display()
+                    );
+                    return EXIT_UNAVAILABLE;
+                }
                 if index.error.is_none() {
                     kept = Some(reader);
                 }
