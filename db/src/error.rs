@@ -115,6 +115,18 @@ pub enum StoreError {
     /// Any other SQLite error.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// Any other PostgreSQL error (the server's message and detail, or the client's).
+    #[error("postgresql: {}", crate::pg::describe(.0))]
+    Postgres(postgres::Error),
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        if e.code() == Some(&postgres::error::SqlState::DISK_FULL) {
+            return StoreError::Full;
+        }
+        StoreError::Postgres(e)
+    }
 }
 
 /// Why a statement typed by a person (`cerfs query`) was refused or failed.

@@ -1,5 +1,7 @@
-//! The cerfs SQLite store: schema, versioned migrations and queries behind the narrow
-//! [`Store`] trait that fs-core talks to. One writer connection, a pool of WAL readers.
+//! The cerfs store: schema, versioned migrations and queries behind the narrow [`Store`]
+//! trait that fs-core talks to. Two implementations: [`SqliteStore`] (the default: one
+//! writer connection, a pool of WAL readers) and [`PgStore`] (PostgreSQL, for several
+//! heads; it carries the core families so far).
 //!
 //! Beside it: [`QueryDb`], read-only SQL for people (`cerfs query`), [`ConsoleDb`], what
 //! the web console shows, and [`IndexDb`] / [`CabReader`], what the cab indexer reads and
@@ -12,6 +14,8 @@ mod console_signatures;
 mod error;
 mod index_rows;
 mod lifecycle;
+mod node_values;
+mod pg;
 mod query;
 mod reports;
 mod sqlite;
@@ -36,6 +40,7 @@ pub use lifecycle::{
     Audit, BucketContents, CabCheck, CabEntry, LifecycleStore, PruneCandidate, PruneReason,
     Removal, RetentionPolicy, StoreUsage, SweepStep,
 };
+pub use pg::{PgStore, PG_SCHEMA_VERSION};
 pub use query::{QueryDb, RowSink, Value};
 pub use reports::{
     DumpRequest, DumpState, IssuedDump, NewReport, ParamKind, RecordedReport, ReportFile, ReportId,

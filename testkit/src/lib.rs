@@ -1,6 +1,6 @@
 //! What cerfs's tests share, once: the skip rule ([`skip`]), the vendored test data and
 //! synthetic inputs ([`data`]), count.txt as a client bumps it ([`counts`]), child processes and mounts ([`process`]), checked closes and
-//! hashes ([`files`]), test ports ([`ports`]), a loopback symbol server
+//! hashes ([`files`]), test ports ([`ports`]), a database on the test PostgreSQL server ([`postgres_server`]), a loopback symbol server
 //! ([`symbol_server`]) and a loopback webhook receiver ([`webhook_receiver`]). A dev-dependency of every crate whose
 //! tests need one of these; nothing here is part of cerfs itself.
 
@@ -8,6 +8,7 @@ pub mod counts;
 pub mod data;
 pub mod files;
 pub mod ports;
+pub mod postgres_server;
 pub mod process;
 pub mod skip;
 pub mod symbol_server;
@@ -26,6 +27,7 @@ pub use counts::bumped;
 pub use data::{build_cab, read_testdata, testdata, utf16le_bom};
 pub use files::{close_checked, sha256_file, sha256_hex};
 pub use ports::{reserve_port, Port};
+pub use postgres_server::TestDatabase;
 pub use process::{is_alive, is_mounted, live_group_members, poll_until, send_signal};
 pub use skip::{required, unavailable};
 pub use symbol_server::{mini_dmp_symbol_server, SymbolServer};

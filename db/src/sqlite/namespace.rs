@@ -7,6 +7,7 @@ use super::rows::{
     require_dir, require_node, role_str, select_node, time_to_ns,
 };
 use super::{finish, SqliteStore};
+use crate::node_values::check_name;
 use crate::store::{
     AttrChange, CabState, Ino, NamespaceStore, NewNode, Node, NodeRole, Result, ROOT_INO,
 };
@@ -204,14 +205,6 @@ impl NamespaceStore for SqliteStore {
             require_node(tx, ino)
         }))
     }
-}
-
-/// A name a node may have: not empty (that is the root's), no `/`, no NUL.
-fn check_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.contains(['/', '\0']) {
-        return Err(StoreError::Invalid(format!("bad node name {name:?}")));
-    }
-    Ok(())
 }
 
 fn has_children(conn: &Connection, ino: Ino) -> Result<bool> {

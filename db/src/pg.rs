@@ -1,0 +1,173 @@
+//! The PostgreSQL store: the SQLite store's families of methods on a PostgreSQL database,
+//! so that several cerfs heads can serve one share (docs/scale-out.md).
+//!
+//! Every method is one transaction. Concurrent changes from any head are ordered by
+//! PostgreSQL's row locks (a bucket's counters, a log's length, a node's size) and, for the
+//! namespace, by one transaction-scoped advisory lock: what SQLite's single writer gives,
+//! across machines. A commit is durable when it returns (`synchronous_commit`, the
+//! server's default), so [`ContentStore::sync`] has nothing left to do.
+//!
+//! [`ContentStore::sync`]: crate::ContentStore::sync
+
+mod content;
+mod counters;
+mod logs;
+mod namespace;
+mod pool;
+mod rows;
+mod schema;
+mod settings;
+
+use crate::{OpenError, StoreError};
+
+pub use schema::PG_SCHEMA_VERSION;
+
+/// Bytes per stored chunk of a file or cab (`chunks.data`).
+pub(crate) const PG_CHUNK: u64 = 256 << 10;
+
+/// Keys of the advisory locks cerfs takes (`pg_advisory_xact_lock`): 'cerf' in the high
+/// half, what is locked in the low half.
+pub(crate) mod lock_key {
+    /// Schema migrations (session lock, held while a head migrates).
+    pub const SCHEMA: i64 = 0x6365_7266_0000_0001;
+    /// Changes of the namespace (creating, renaming, removing nodes).
+    pub const NAMESPACE: i64 = 0x6365_7266_0000_0002;
+    /// policy.txt's settings; a bucket's status.txt locks its bucket row instead.
+    pub const POLICY: i64 = 0x6365_7266_0000_0003;
+}
+
+/// The PostgreSQL store; see the module documentation.
+pub struct PgStore {
+    pool: pool::Pool,
+    /// The connection string, without its password (for messages).
+    shown: String,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("db", &self.shown)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects to the database `url` (`postgres://user@host:port/dbname`, or libpq's
+    /// `key=value` form) and brings its schema up to date. Several heads may call this at
+    /// once: one migrates, the others wait for it.
+    pub fn open(url: &str) -> Result<PgStore, OpenError> {
+        let config: postgres::Config = url.parse().map_err(|e| {
+            OpenError::Unusable(format!(
+                "{}: not a PostgreSQL connection string ({e}); give postgres://USER@HOST:PORT/DBNAME",
+                shown_url(url)
+            ))
+        })?;
+        let pool = pool::Pool::new(config);
+        let shown = shown_url(url);
+        {
+            let mut conn = pool.get().map_err(|e| match e {
+                StoreError::Postgres(e) => OpenError::Unusable(format!(
+                    "cannot connect to PostgreSQL at {shown}: {}",
+                    describe(&e)
+                )),
+                other => OpenError::Unusable(other.to_string()),
+            })?;
+            schema::migrate(&mut conn.client, &shown)?;
+        }
+        Ok(PgStore { pool, shown })
+    }
+
+    /// Runs `f` in a read-write transaction; again, up to a few times, when PostgreSQL
+    /// aborts it to break a deadlock or a serialization conflict with another head.
+    pub(crate) fn write<T>(
+        &self,
+        mut f: impl FnMut(&mut pool::Tx<'_>) -> crate::Result<T>,
+    ) -> crate::Result<T> {
+        let mut conn = self.pool.get()?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let pool::Conn { client, stmts } = &mut *conn;
+            let mut tx = pool::Tx::new(client.transaction()?, stmts);
+            let done = f(&mut tx).and_then(|v| tx.commit().map(|()| v));
+            match done {
+                Err(StoreError::Postgres(e)) if attempt < 5 && retryable(&e) => {
+                    tracing::debug!(attempt, "transaction retried: {}", describe(&e));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Runs `f` in a read-only transaction that sees one snapshot throughout.
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&mut pool::Tx<'_>) -> crate::Result<T>,
+    ) -> crate::Result<T> {
+        let mut conn = self.pool.get()?;
+        let pool::Conn { client, stmts } = &mut *conn;
+        let tx = client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let mut tx = pool::Tx::new(tx, stmts);
+        let v = f(&mut tx)?;
+        tx.commit()?;
+        Ok(v)
+    }
+}
+
+/// A deadlock or a serialization failure: the transaction may simply run again.
+fn retryable(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    e.code().is_some_and(|c| {
+        *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+    })
+}
+
+/// A PostgreSQL error in one line: the server's message and detail, or the client's.
+pub(crate) fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_owned(),
+        },
+        None => e.to_string(),
+    }
+}
+
+/// `url` with any password replaced, for messages and logs.
+fn shown_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((auth, host)) = rest.split_once('@') {
+            if let Some((user, _)) = auth.split_once(':') {
+                return format!("{scheme}://{user}:***@{host}");
+            }
+        }
+        return url.to_owned();
+    }
+    url.split_whitespace()
+        .map(|kv| match kv.split_once('=') {
+            Some(("password", _)) => "password=***".to_owned(),
+            _ => kv.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            super::shown_url("postgres://cerfs:s3cret@db:5432/cer"),
+            "postgres://cerfs:***@db:5432/cer"
+        );
+        assert_eq!(
+            super::shown_url("host=db password=s3cret dbname=cer"),
+            "host=db password=*** dbname=cer"
+        );
+        assert_eq!(super::shown_url("postgres://db/cer"), "postgres://db/cer");
+    }
+}

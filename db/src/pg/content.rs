@@ -1,0 +1,193 @@
+//! The content family of the PostgreSQL store: bytes of files and cabs in 256 KiB chunks
+//! (`chunks`), written under the node's row lock, and a cab's commit.
+
+use super::pool::Tx;
+use super::rows::{get_u64, ino_param, lock_node, require_node, size_param};
+use super::{PgStore, PG_CHUNK};
+use crate::node_values::{copy_overlap, now_ns, role_str};
+use crate::store::{CabState, ContentStore, Ino, Node, NodeRole, Result};
+use crate::StoreError;
+
+/// The largest size a file may have (sizes are bigint).
+const MAX_FILE_SIZE: u64 = i64::MAX as u64;
+
+impl ContentStore for PgStore {
+    fn read_at(&self, ino: Ino, offset: u64, len: u32) -> Result<Vec<u8>> {
+        self.read(|tx| {
+            let node = content_node(require_node(tx, ino)?)?;
+            if offset >= node.size || len == 0 {
+                return Ok(Vec::new());
+            }
+            let end = node.size.min(offset + u64::from(len));
+            let mut out = vec![0u8; (end - offset) as usize];
+            let rows = tx.query(
+                "SELECT idx, data FROM chunks WHERE ino = $1 AND idx BETWEEN $2 AND $3 ORDER BY idx",
+                &[
+                    &ino_param(ino),
+                    &size_param(offset / PG_CHUNK, "chunk")?,
+                    &size_param((end - 1) / PG_CHUNK, "chunk")?,
+                ],
+            )?;
+            for row in rows {
+                let idx = get_u64(&row, 0)?;
+                let data: &[u8] = row.try_get(1)?;
+                copy_overlap(&mut out, offset, data, idx * PG_CHUNK);
+            }
+            Ok(out)
+        })
+    }
+
+    fn write_at(&self, ino: Ino, offset: u64, data: &[u8]) -> Result<u64> {
+        self.write(|tx| {
+            let node = writable(lock_node(tx, ino)?)?;
+            if data.is_empty() {
+                return Ok(node.size);
+            }
+            let end = offset
+                .checked_add(data.len() as u64)
+                .filter(|end| *end <= MAX_FILE_SIZE)
+                .ok_or_else(|| {
+                    StoreError::Invalid(format!(
+                        "write of {} bytes at {offset} goes past the largest file size",
+                        data.len()
+                    ))
+                })?;
+            let key = ino_param(ino);
+            let mut pos = offset;
+            while pos < end {
+                let idx = pos / PG_CHUNK;
+                let chunk_start = idx * PG_CHUNK;
+                let in_chunk = (pos - chunk_start) as usize;
+                let take = (PG_CHUNK - (pos - chunk_start)).min(end - pos) as usize;
+                let src_at = (pos - offset) as usize;
+                let src = data.get(src_at..src_at + take).unwrap_or_default();
+                let idx_param = size_param(idx, "chunk")?;
+                // Written as is when the write covers every byte the chunk may hold.
+                let covers_all = in_chunk == 0
+                    && (take as u64 == PG_CHUNK || chunk_start + take as u64 >= node.size);
+                let piece = if covers_all {
+                    src.to_vec()
+                } else {
+                    let mut buf: Vec<u8> = tx
+                        .query_opt(
+                            "SELECT data FROM chunks WHERE ino = $1 AND idx = $2",
+                            &[&key, &idx_param],
+                        )?
+                        .map(|row| row.get(0))
+                        .unwrap_or_default();
+                    if buf.len() < in_chunk + take {
+                        buf.resize(in_chunk + take, 0);
+                    }
+                    if let Some(dst) = buf.get_mut(in_chunk..in_chunk + take) {
+                        dst.copy_from_slice(src);
+                    }
+                    buf
+                };
+                tx.execute(
+                    "INSERT INTO chunks (ino, idx, data) VALUES ($1, $2, $3) \
+                     ON CONFLICT (ino, idx) DO UPDATE SET data = excluded.data",
+                    &[&key, &idx_param, &piece],
+                )?;
+                pos += take as u64;
+            }
+            let size = node.size.max(end);
+            set_size(tx, ino, size)?;
+            Ok(size)
+        })
+    }
+
+    fn write_alignment(&self, _offset: u64) -> u64 {
+        PG_CHUNK
+    }
+
+    fn truncate(&self, ino: Ino, size: u64) -> Result<()> {
+        self.write(|tx| {
+            let node = writable(lock_node(tx, ino)?)?;
+            if size < node.size {
+                let key = ino_param(ino);
+                tx.execute(
+                    "DELETE FROM chunks WHERE ino = $1 AND idx >= $2",
+                    &[&key, &size_param(size.div_ceil(PG_CHUNK), "chunk")?],
+                )?;
+                let tail = size % PG_CHUNK;
+                if tail != 0 {
+                    tx.execute(
+                        "UPDATE chunks SET data = substring(data FROM 1 FOR $3) \
+                         WHERE ino = $1 AND idx = $2 AND length(data) > $3",
+                        &[&key, &size_param(size / PG_CHUNK, "chunk")?, &(tail as i32)],
+                    )?;
+                }
+            }
+            set_size(tx, ino, size)
+        })
+    }
+
+    fn sync(&self) -> Result<()> {
+        // Every commit was durable when it returned (synchronous_commit).
+        Ok(())
+    }
+
+    fn commit_cab(&self, ino: Ino, size: u64, sha256_hex: &str) -> Result<()> {
+        if sha256_hex.len() != 64 || !sha256_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::Invalid(format!(
+                "{sha256_hex:?} is not a hex SHA-256"
+            )));
+        }
+        self.write(|tx| {
+            let node = lock_node(tx, ino)?;
+            match node.cab_state {
+                None => return Err(StoreError::Invalid(format!("inode {ino} is not a cab"))),
+                Some(CabState::Complete | CabState::Removed) => {
+                    return Err(StoreError::CabComplete(ino))
+                }
+                Some(CabState::Writing) => {}
+            }
+            if size != node.size {
+                return Err(StoreError::Invalid(format!(
+                    "cab inode {ino} holds {} bytes, not {size}",
+                    node.size
+                )));
+            }
+            tx.execute(
+                "UPDATE cab_rows SET state = 'complete', size = $2, sha256 = $3, \
+                 created_at = now(), head = NULL WHERE ino = $1",
+                &[
+                    &ino_param(ino),
+                    &size_param(size, "size")?,
+                    &sha256_hex.to_ascii_lowercase(),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+/// A node whose bytes are stored (`File` or `Cab`).
+fn content_node(node: Node) -> Result<Node> {
+    match node.role {
+        NodeRole::File | NodeRole::Cab => Ok(node),
+        NodeRole::Dir => Err(StoreError::IsDir(node.ino)),
+        other => Err(StoreError::Invalid(format!(
+            "inode {} ({}) has no stored bytes",
+            node.ino,
+            role_str(other)
+        ))),
+    }
+}
+
+/// A node whose bytes may change: a `File`, or a `Cab` still being written.
+fn writable(node: Node) -> Result<Node> {
+    let node = content_node(node)?;
+    if node.cab_state == Some(CabState::Complete) {
+        return Err(StoreError::CabComplete(node.ino));
+    }
+    Ok(node)
+}
+
+fn set_size(tx: &mut Tx<'_>, ino: Ino, size: u64) -> Result<()> {
+    tx.execute(
+        "UPDATE nodes SET size = $2, mtime_ns = $3, ctime_ns = $3 WHERE ino = $1",
+        &[&ino_param(ino), &size_param(size, "size")?, &now_ns()],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! The PostgreSQL store's schema and its migrations, applied by whichever head opens the
+//! database first, under a session advisory lock that the other heads wait for.
+
+use postgres::Client;
+
+use super::{describe, lock_key};
+use crate::OpenError;
+
+/// The migrations, in order; `cerfs_schema.version` counts those applied.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_core.sql")];
+
+/// The schema version this build writes.
+pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+fn pg(shown: &str) -> impl Fn(postgres::Error) -> OpenError + '_ {
+    move |e| OpenError::Unusable(format!("PostgreSQL at {shown}: {}", describe(&e)))
+}
+
+/// Brings the schema of the database `client` is connected to up to [`PG_SCHEMA_VERSION`].
+pub(crate) fn migrate(client: &mut Client, shown: &str) -> Result<(), OpenError> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&lock_key::SCHEMA])
+        .map_err(pg(shown))?;
+    let done = apply(client, shown);
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&lock_key::SCHEMA])
+        .map_err(pg(shown));
+    done.and(unlocked.map(|_| ()))
+}
+
+fn apply(client: &mut Client, shown: &str) -> Result<(), OpenError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS cerfs_schema (
+                 one     boolean PRIMARY KEY DEFAULT true CHECK (one),
+                 version bigint  NOT NULL
+             )",
+        )
+        .map_err(pg(shown))?;
+    let found: i64 = client
+        .query_opt("SELECT version FROM cerfs_schema", &[])
+        .map_err(pg(shown))?
+        .map_or(0, |row| row.get(0));
+    if found > PG_SCHEMA_VERSION {
+        return Err(OpenError::TooNew {
+            found,
+            known: PG_SCHEMA_VERSION,
+        });
+    }
+    for (at, sql) in (found..).zip(MIGRATIONS.iter().skip(found as usize)) {
+        let mut tx = client.transaction().map_err(pg(shown))?;
+        tx.batch_execute(sql).map_err(pg(shown))?;
+        tx.execute(
+            "INSERT INTO cerfs_schema (version) VALUES ($1) \
+             ON CONFLICT (one) DO UPDATE SET version = excluded.version",
+            &[&(at + 1)],
+        )
+        .map_err(pg(shown))?;
+        tx.commit().map_err(pg(shown))?;
+        tracing::info!(version = at + 1, db = shown, "PostgreSQL schema migrated");
+    }
+    Ok(())
+}

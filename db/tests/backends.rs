@@ -1,0 +1,428 @@
+//! The store's semantics, checked on every backend the same way: SQLite always, PostgreSQL
+//! on the test server (`CERFS_TEST_POSTGRES`, which `.ci/run` sets; without it the
+//! PostgreSQL half skips by the one skip rule, and fails under `CERFS_REQUIRE_FUSE=1`).
+//! Concurrency here is threads of one process: on PostgreSQL each call has a connection of
+//! its own, as each head has.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use cerfs_db::prelude::*;
+use cerfs_db::{
+    BucketKey, CabState, Counts, LogFields, LogId, LogLine, NewNode, NodeRole, PgStore,
+    SettingsScope, SqliteStore, StoreError, CABS_INO, ROOT_INO,
+};
+
+/// The families both backends implement so far.
+trait Core: NamespaceStore + ContentStore + CounterStore + SettingsStore + LogStore {}
+impl<T: NamespaceStore + ContentStore + CounterStore + SettingsStore + LogStore> Core for T {}
+
+struct Backend {
+    name: &'static str,
+    store: Arc<dyn Core>,
+    _keep: Box<dyn std::any::Any>,
+}
+
+/// A fresh store of each backend available.
+fn backends() -> Vec<Backend> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("cer.db")).unwrap();
+    let mut all = vec![Backend {
+        name: "sqlite",
+        store: Arc::new(sqlite),
+        _keep: Box::new(dir),
+    }];
+    if let Some(db) = cerfs_testkit::TestDatabase::create() {
+        let store = PgStore::open(&db.url).unwrap();
+        all.push(Backend {
+            name: "postgres",
+            store: Arc::new(store),
+            _keep: Box::new(db),
+        });
+    }
+    all
+}
+
+fn key(subpath: &str) -> BucketKey {
+    BucketKey {
+        subpath: subpath.into(),
+        kind: "generic".into(),
+        app: None,
+    }
+}
+
+fn node<'a>(
+    parent: u64,
+    name: &'a str,
+    role: NodeRole,
+    bucket: Option<&'a BucketKey>,
+) -> NewNode<'a> {
+    NewNode {
+        parent,
+        name,
+        role,
+        mode: 0o644,
+        uid: 1000,
+        gid: 1000,
+        bucket,
+    }
+}
+
+#[test]
+fn increments_from_many_connections_compose_exactly() {
+    for b in backends() {
+        let bucket = b.store.ensure_bucket(&key("blue")).unwrap();
+        assert_eq!(b.store.ensure_bucket(&key("blue")).unwrap(), bucket);
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let store = Arc::clone(&b.store);
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        store.add_counts(bucket, 1, 2).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let want = Counts {
+            cabs_gathered: 400,
+            total_hits: 800,
+        };
+        assert_eq!(b.store.counts(bucket).unwrap(), want, "{}", b.name);
+        // A reset returns what it replaced; counters stop at 2^63 - 1 instead of failing.
+        let reset = Counts {
+            cabs_gathered: i64::MAX as u64 - 1,
+            total_hits: 5,
+        };
+        assert_eq!(
+            b.store.set_counts(bucket, reset).unwrap(),
+            want,
+            "{}",
+            b.name
+        );
+        let top = b.store.add_counts(bucket, 10, 1).unwrap();
+        assert_eq!(top.cabs_gathered, i64::MAX as u64, "{}", b.name);
+        assert_eq!(top.total_hits, 6, "{}", b.name);
+        assert!(matches!(
+            b.store.add_counts(999_999, 1, 1),
+            Err(StoreError::NoBucket(999_999))
+        ));
+    }
+}
+
+fn line(text: &str) -> LogLine {
+    LogLine {
+        bytes: format!("{text}\r\n").into_bytes(),
+        fields: Some(LogFields {
+            time: "10:00:00".into(),
+            date: "03-01-2024".into(),
+            machine: "PC".into(),
+            user: "U".into(),
+            item: text.into(),
+            client_time: "2024-03-01T10:00:00".into(),
+        }),
+    }
+}
+
+#[test]
+fn appends_from_many_connections_keep_every_line_in_order() {
+    for b in backends() {
+        let bucket = b.store.ensure_bucket(&key("blue")).unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let store = Arc::clone(&b.store);
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        let lines = [
+                            line(&format!("t{t} n{i:02} a")),
+                            line(&format!("t{t} n{i:02} b")),
+                        ];
+                        store.append_log(LogId::Hits(bucket), &lines).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let len = b.store.log_len(LogId::Hits(bucket)).unwrap();
+        // Read back in pieces that cut lines anywhere.
+        let mut text = Vec::new();
+        while (text.len() as u64) < len {
+            let piece = b
+                .store
+                .read_log(LogId::Hits(bucket), text.len() as u64, 1000)
+                .unwrap();
+            assert!(!piece.is_empty(), "{}: short read", b.name);
+            text.extend(piece);
+        }
+        let text = String::from_utf8(text).unwrap();
+        let lines: Vec<&str> = text.split_terminator("\r\n").collect();
+        assert_eq!(lines.len(), 200, "{}", b.name);
+        for t in 0..4 {
+            let mine: Vec<&str> = lines
+                .iter()
+                .copied()
+                .filter(|l| l.starts_with(&format!("t{t} ")))
+                .collect();
+            let want: Vec<String> = (0..25)
+                .flat_map(|i| [format!("t{t} n{i:02} a"), format!("t{t} n{i:02} b")])
+                .collect();
+            assert_eq!(mine, want, "{}: thread {t}'s lines", b.name);
+        }
+        // An append's two lines stay together.
+        for pair in lines.chunks(2) {
+            assert_eq!(
+                pair[0].trim_end_matches(" a"),
+                pair[1].trim_end_matches(" b"),
+                "{}",
+                b.name
+            );
+        }
+        assert_eq!(b.store.log_len(LogId::Crash).unwrap(), 0);
+        assert_eq!(b.store.read_log(LogId::Hits(bucket), len, 10).unwrap(), b"");
+        assert!(matches!(
+            b.store.log_len(LogId::Hits(424_242)),
+            Err(StoreError::NoBucket(_))
+        ));
+    }
+}
+
+#[test]
+fn the_namespace_names_moves_and_removes_nodes() {
+    for b in backends() {
+        let s = &b.store;
+        let dir = s
+            .create_node(&node(ROOT_INO, "d", NodeRole::Dir, None))
+            .unwrap();
+        let sub = s
+            .create_node(&node(dir.ino, "sub", NodeRole::Dir, None))
+            .unwrap();
+        let f = s
+            .create_node(&node(dir.ino, "f.txt", NodeRole::File, None))
+            .unwrap();
+        assert!(f.ino > sub.ino && sub.ino > dir.ino, "{}", b.name);
+        assert!(matches!(
+            s.create_node(&node(dir.ino, "f.txt", NodeRole::File, None)),
+            Err(StoreError::Exists(_))
+        ));
+        assert!(matches!(
+            s.create_node(&node(f.ino, "x", NodeRole::File, None)),
+            Err(StoreError::NotDir(_))
+        ));
+        assert!(matches!(
+            s.create_node(&node(dir.ino, "a/b", NodeRole::File, None)),
+            Err(StoreError::Invalid(_))
+        ));
+        let names: Vec<String> = s
+            .children(dir.ino)
+            .unwrap()
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        assert_eq!(names, ["f.txt", "sub"], "{}", b.name);
+        assert_eq!(s.lookup(dir.ino, "f.txt").unwrap().unwrap().ino, f.ino);
+        assert!(
+            s.lookup(ROOT_INO, "").unwrap().is_none(),
+            "{}: the root is not its own child",
+            b.name
+        );
+        // Moves: into a subdirectory; not a directory into itself; replace only when asked.
+        s.rename_node(f.ino, sub.ino, "g.txt", false).unwrap();
+        assert!(s.lookup(dir.ino, "f.txt").unwrap().is_none());
+        assert_eq!(s.node(f.ino).unwrap().unwrap().parent, sub.ino);
+        assert!(matches!(
+            s.rename_node(dir.ino, sub.ino, "loop", false),
+            Err(StoreError::Invalid(_))
+        ));
+        let other = s
+            .create_node(&node(sub.ino, "h.txt", NodeRole::File, None))
+            .unwrap();
+        assert!(matches!(
+            s.rename_node(other.ino, sub.ino, "g.txt", false),
+            Err(StoreError::Exists(_))
+        ));
+        s.rename_node(other.ino, sub.ino, "g.txt", true).unwrap();
+        assert!(
+            s.node(f.ino).unwrap().is_none(),
+            "{}: the replaced file is gone",
+            b.name
+        );
+        // Removal: not a directory with children, never the root.
+        assert!(matches!(
+            s.remove_node(sub.ino),
+            Err(StoreError::NotEmpty(_))
+        ));
+        assert!(matches!(
+            s.remove_node(ROOT_INO),
+            Err(StoreError::Invalid(_))
+        ));
+        s.remove_node(other.ino).unwrap();
+        s.remove_node(sub.ino).unwrap();
+        assert!(s.node(sub.ino).unwrap().is_none());
+        // Attributes.
+        let changed = s
+            .set_attr(
+                dir.ino,
+                &cerfs_db::AttrChange {
+                    mode: Some(0o700),
+                    uid: Some(u32::MAX),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            (changed.mode, changed.uid, changed.gid),
+            (0o700, u32::MAX, 1000),
+            "{}",
+            b.name
+        );
+        // A new node never reuses a number.
+        let again = s
+            .create_node(&node(dir.ino, "sub", NodeRole::Dir, None))
+            .unwrap();
+        assert!(again.ino > other.ino, "{}", b.name);
+    }
+}
+
+#[test]
+fn bytes_read_back_as_written_and_a_committed_cab_never_changes() {
+    for b in backends() {
+        let s = &b.store;
+        let f = s
+            .create_node(&node(ROOT_INO, "f.bin", NodeRole::File, None))
+            .unwrap();
+        // A write past a gap: the gap reads as zeros.
+        let data: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(s.write_at(f.ino, 100_000, &data).unwrap(), 800_000);
+        let back = s.read_at(f.ino, 0, 800_000).unwrap();
+        assert_eq!(back.len(), 800_000, "{}", b.name);
+        assert!(back[..100_000].iter().all(|&b| b == 0));
+        assert_eq!(&back[100_000..], &data[..], "{}", b.name);
+        // A small overwrite inside, a read across it.
+        s.write_at(f.ino, 300_000, b"hello").unwrap();
+        assert_eq!(
+            s.read_at(f.ino, 299_998, 9).unwrap(),
+            [
+                data[199_998],
+                data[199_999],
+                b'h',
+                b'e',
+                b'l',
+                b'l',
+                b'o',
+                data[200_005],
+                data[200_006]
+            ]
+        );
+        // Truncation drops bytes; growing again reads zeros where they were.
+        s.truncate(f.ino, 300_002).unwrap();
+        s.truncate(f.ino, 300_010).unwrap();
+        assert_eq!(
+            s.read_at(f.ino, 300_000, 100).unwrap(),
+            b"he\0\0\0\0\0\0\0\0",
+            "{}",
+            b.name
+        );
+        assert_eq!(s.read_at(f.ino, 400_000, 10).unwrap(), b"", "{}", b.name);
+        // A cab: bytes, then a commit that checks size and hash form; then immutable.
+        let k = key("blue");
+        let bucket_dir = s
+            .create_node(&node(CABS_INO, "blue", NodeRole::Dir, None))
+            .unwrap();
+        let cab = s
+            .create_node(&node(bucket_dir.ino, "r.cab", NodeRole::Cab, Some(&k)))
+            .unwrap();
+        assert_eq!(cab.cab_state, Some(CabState::Writing));
+        s.write_at(cab.ino, 0, &[7u8; 300_000]).unwrap();
+        let sha = "AB".repeat(32);
+        assert!(matches!(
+            s.commit_cab(cab.ino, 299_999, &sha),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            s.commit_cab(cab.ino, 300_000, "xyz"),
+            Err(StoreError::Invalid(_))
+        ));
+        s.commit_cab(cab.ino, 300_000, &sha).unwrap();
+        assert_eq!(
+            s.node(cab.ino).unwrap().unwrap().cab_state,
+            Some(CabState::Complete)
+        );
+        assert!(matches!(
+            s.write_at(cab.ino, 0, b"x"),
+            Err(StoreError::CabComplete(_))
+        ));
+        assert!(matches!(
+            s.truncate(cab.ino, 0),
+            Err(StoreError::CabComplete(_))
+        ));
+        assert!(matches!(
+            s.commit_cab(cab.ino, 300_000, &sha),
+            Err(StoreError::CabComplete(_))
+        ));
+        assert_eq!(
+            s.read_at(cab.ino, 299_990, 100).unwrap(),
+            [7u8; 10],
+            "{}",
+            b.name
+        );
+        s.sync().unwrap();
+        // Bytes of nodes that have none.
+        assert!(matches!(
+            s.read_at(bucket_dir.ino, 0, 1),
+            Err(StoreError::IsDir(_))
+        ));
+    }
+}
+
+#[test]
+fn settings_come_back_in_the_order_written() {
+    for b in backends() {
+        let s = &b.store;
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let policy = pairs(&[
+            ("Tracking", "1"),
+            ("Crashes per bucket", "5"),
+            ("Tracking", "0"),
+        ]);
+        s.replace_settings(SettingsScope::Policy, &policy).unwrap();
+        assert_eq!(
+            s.settings(SettingsScope::Policy).unwrap(),
+            policy,
+            "{}",
+            b.name
+        );
+        let bucket = s.ensure_bucket(&key("blue")).unwrap();
+        assert!(s
+            .settings(SettingsScope::Status(bucket))
+            .unwrap()
+            .is_empty());
+        let status = pairs(&[("Bucket", "42"), ("Response", "http://example/")]);
+        s.replace_settings(SettingsScope::Status(bucket), &status)
+            .unwrap();
+        s.replace_settings(SettingsScope::Policy, &pairs(&[("Tracking", "1")]))
+            .unwrap();
+        assert_eq!(
+            s.settings(SettingsScope::Status(bucket)).unwrap(),
+            status,
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            s.settings(SettingsScope::Policy).unwrap(),
+            pairs(&[("Tracking", "1")])
+        );
+        assert!(matches!(
+            s.replace_settings(SettingsScope::Status(777_777), &status),
+            Err(StoreError::NoBucket(777_777))
+        ));
+    }
+}
