@@ -1,7 +1,7 @@
 //! The cerfs store: schema, versioned migrations and queries behind the narrow [`Store`]
 //! trait that fs-core talks to. Two implementations: [`SqliteStore`] (the default: one
 //! writer connection, a pool of WAL readers) and [`PgStore`] (PostgreSQL, for several
-//! heads; it carries the core families so far).
+//! heads; it carries the core families and CER V2 reports so far).
 //!
 //! Beside it: [`QueryDb`], read-only SQL for people (`cerfs query`), [`ConsoleDb`], what
 //! the web console shows, and [`IndexDb`] / [`CabReader`], what the cab indexer reads and
@@ -14,13 +14,13 @@ mod console_signatures;
 mod error;
 mod index_rows;
 mod lifecycle;
-mod node_values;
 mod pg;
 mod query;
 mod reports;
 mod sqlite;
 mod stack_rows;
 mod store;
+mod store_rules;
 
 pub use alerts::{Alert, AlertStore, Delivery, NewAlert, SpikeRule};
 pub use console::{

@@ -14,6 +14,7 @@ mod counters;
 mod logs;
 mod namespace;
 mod pool;
+mod reports;
 mod rows;
 mod schema;
 mod settings;

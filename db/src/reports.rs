@@ -27,14 +27,14 @@ pub enum ParamKind {
 }
 
 impl ParamKind {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ParamKind::Primary => "primary",
             ParamKind::Secondary => "secondary",
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "primary" => Some(ParamKind::Primary),
             "secondary" => Some(ParamKind::Secondary),
@@ -136,7 +136,7 @@ pub enum DumpState {
 }
 
 impl DumpState {
-    fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "none" => Some(DumpState::None),
             "issued" => Some(DumpState::Issued),
@@ -213,6 +213,33 @@ pub trait ReportStore: Send + Sync {
     fn report(&self, report: ReportId) -> Result<Option<StoredReport>>;
 }
 
+/// A report's event FILETIME as an SQL value.
+pub(crate) fn filetime_param(report: &NewReport) -> Result<i64> {
+    i64::try_from(report.event_filetime).map_err(|_| {
+        StoreError::Invalid(format!(
+            "event FILETIME {} is beyond 2^63 - 1",
+            report.event_filetime
+        ))
+    })
+}
+
+/// The cab name `mark_uploaded` links report `report` to, or why it may not.
+pub(crate) fn cab_to_link(
+    report: ReportId,
+    state: DumpState,
+    cab_name: Option<String>,
+) -> Result<String> {
+    match (state, cab_name) {
+        (DumpState::Issued, Some(name)) => Ok(name),
+        (DumpState::Uploaded, _) => Err(StoreError::Invalid(format!(
+            "report {report} was already uploaded"
+        ))),
+        _ => Err(StoreError::Invalid(format!(
+            "report {report} was issued no DumpFile"
+        ))),
+    }
+}
+
 fn dump_state_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<DumpState> {
     let s: String = row.get(idx)?;
     DumpState::parse(&s).ok_or_else(|| bad_text(idx, "dump state", &s))
@@ -225,12 +252,7 @@ impl ReportStore for SqliteStore {
         report: &NewReport,
         dump: Option<&DumpRequest<'_>>,
     ) -> Result<RecordedReport> {
-        let filetime = i64::try_from(report.event_filetime).map_err(|_| {
-            StoreError::Invalid(format!(
-                "event FILETIME {} is beyond 2^63 - 1",
-                report.event_filetime
-            ))
-        })?;
+        let filetime = filetime_param(report)?;
         crate::sqlite::finish(self.write(|tx| {
             let cabs_gathered = tx
                 .prepare_cached("SELECT cabs_gathered FROM bucket_rows WHERE bucket_id = ?1")?
@@ -343,19 +365,7 @@ impl ReportStore for SqliteStore {
                 })
                 .optional()?
                 .ok_or_else(|| StoreError::Invalid(format!("no CER V2 report {report}")))?;
-            let cab_name = match (state, cab_name) {
-                (DumpState::Issued, Some(name)) => name,
-                (DumpState::Uploaded, _) => {
-                    return Err(StoreError::Invalid(format!(
-                        "report {report} was already uploaded"
-                    )))
-                }
-                _ => {
-                    return Err(StoreError::Invalid(format!(
-                        "report {report} was issued no DumpFile"
-                    )))
-                }
-            };
+            let cab_name = cab_to_link(report, state, cab_name)?;
             let ino = tx
                 .prepare_cached(
                     "SELECT ino FROM cab_rows WHERE bucket_id = ?1 AND name = ?2 \

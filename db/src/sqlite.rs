@@ -51,8 +51,7 @@ use crate::{OpenError, StoreError};
 pub const CHUNK_SIZE: usize = 64 * 1024;
 pub(crate) const CHUNK: u64 = CHUNK_SIZE as u64;
 
-/// Largest byte offset / size a file may reach (SQLite integers are signed 64-bit).
-pub(crate) const MAX_FILE_SIZE: u64 = i64::MAX as u64;
+pub(crate) use crate::store_rules::MAX_FILE_SIZE;
 
 /// The current time in SQLite, as stored in every `*_at` / `*_seen` column (a literal, for
 /// `concat!`).

@@ -1,11 +1,28 @@
-//! Values every store backend shares: how a node's role is spelled in its table, times
-//! as nanoseconds, the names a node may have, and copying the part of a stored piece
-//! that a read asks for.
+//! What every store backend decides the same way, whatever its SQL: how a node's role is
+//! spelled in its table, times as nanoseconds, numbers as SQL values, the names a node may
+//! have and where a directory may move, a new node's attributes, how a write falls into
+//! stored chunks, counter values, and copying the part of a stored piece a read asks for.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::store::{BucketKey, NodeRole, Result};
+use crate::store::{
+    BucketId, BucketKey, CabState, Counts, Ino, NewNode, Node, NodeRole, Result, ROOT_INO,
+};
 use crate::StoreError;
+
+/// The largest size a file or log may have (sizes are signed 64-bit in SQL).
+pub(crate) const MAX_FILE_SIZE: u64 = i64::MAX as u64;
+
+/// An inode number as an SQL value. Numbers above `i64::MAX` cannot exist; they become
+/// -1, which matches no row.
+pub(crate) fn ino_param(ino: Ino) -> i64 {
+    i64::try_from(ino).unwrap_or(-1)
+}
+
+/// A byte offset or size as an SQL value, or `Invalid` past `i64::MAX`.
+pub(crate) fn size_param(v: u64, what: &str) -> Result<i64> {
+    i64::try_from(v).map_err(|_| StoreError::Invalid(format!("{what} {v} is beyond 2^63 - 1")))
+}
 
 pub(crate) fn time_to_ns(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
@@ -99,4 +116,164 @@ pub(crate) fn check_bucket_key(key: &BucketKey) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The node `create_node` just stored as row `ino`, created at `now` (ns).
+pub(crate) fn new_node(
+    ino: i64,
+    new: &NewNode<'_>,
+    bucket: Option<BucketId>,
+    now: i64,
+) -> Result<Node> {
+    let time = ns_to_time(now);
+    Ok(Node {
+        ino: u64::try_from(ino).map_err(|_| StoreError::Invalid("negative inode number".into()))?,
+        parent: new.parent,
+        name: new.name.to_owned(),
+        role: new.role,
+        size: 0,
+        mode: new.mode,
+        uid: new.uid,
+        gid: new.gid,
+        mtime: time,
+        ctime: time,
+        crtime: time,
+        bucket,
+        cab_state: (new.role == NodeRole::Cab).then_some(CabState::Writing),
+    })
+}
+
+/// Refuses to move directory `ino` under `new_parent` when that is the directory itself or
+/// inside it; `parent_of` walks up from `new_parent` to the root.
+pub(crate) fn check_move(
+    ino: Ino,
+    new_parent: Ino,
+    mut parent_of: impl FnMut(Ino) -> Result<Ino>,
+) -> Result<()> {
+    let mut cur = new_parent;
+    let mut depth = 0u32;
+    while cur != ROOT_INO {
+        if cur == ino {
+            return Err(StoreError::Invalid(format!(
+                "cannot move directory inode {ino} into itself"
+            )));
+        }
+        depth += 1;
+        if depth > 100_000 {
+            return Err(StoreError::Invalid("directory cycle".into()));
+        }
+        cur = parent_of(cur)?;
+    }
+    Ok(())
+}
+
+/// Where a write of `len` bytes at `offset` ends, or why it may not be made.
+pub(crate) fn write_end(offset: u64, len: usize) -> Result<u64> {
+    offset
+        .checked_add(len as u64)
+        .filter(|end| *end <= MAX_FILE_SIZE)
+        .ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "write of {len} bytes at {offset} goes past the largest file size"
+            ))
+        })
+}
+
+/// The part of a write that falls into one stored chunk.
+pub(crate) struct ChunkPiece<'a> {
+    /// The chunk's index.
+    pub(crate) idx: u64,
+    /// Where in the chunk the piece starts.
+    pub(crate) at: usize,
+    /// The piece's bytes.
+    pub(crate) bytes: &'a [u8],
+    /// The piece is all the chunk may hold (it starts the chunk and fills it, or ends at
+    /// or past the file's old end): stored as it is, without reading the chunk first.
+    pub(crate) whole: bool,
+}
+
+/// The pieces of a write of `data` at `offset` into chunks of `chunk` bytes, for a file
+/// of `old_size` bytes.
+pub(crate) fn chunk_pieces(
+    offset: u64,
+    data: &[u8],
+    chunk: u64,
+    old_size: u64,
+) -> impl Iterator<Item = ChunkPiece<'_>> {
+    let end = offset + data.len() as u64;
+    let mut pos = offset;
+    std::iter::from_fn(move || {
+        if pos >= end {
+            return None;
+        }
+        let idx = pos / chunk;
+        let start = idx * chunk;
+        let at = (pos - start) as usize;
+        let take = (chunk - (pos - start)).min(end - pos) as usize;
+        let from = (pos - offset) as usize;
+        let bytes = data.get(from..from + take).unwrap_or_default();
+        let whole = at == 0 && (take as u64 == chunk || start + take as u64 >= old_size);
+        pos += take as u64;
+        Some(ChunkPiece {
+            idx,
+            at,
+            bytes,
+            whole,
+        })
+    })
+}
+
+/// `stored` (a chunk as it was, or empty) with `piece` written into it.
+pub(crate) fn patched(mut stored: Vec<u8>, piece: &ChunkPiece<'_>) -> Vec<u8> {
+    let end = piece.at + piece.bytes.len();
+    if stored.len() < end {
+        stored.resize(end, 0);
+    }
+    if let Some(dst) = stored.get_mut(piece.at..end) {
+        dst.copy_from_slice(piece.bytes);
+    }
+    stored
+}
+
+/// A counter value a reset may set (up to 2^63 - 1).
+pub(crate) fn counter_value(v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| StoreError::Invalid(format!("counter {v} is beyond 2^63 - 1")))
+}
+
+/// Counters stop at 2^63 - 1 instead of failing (no counter state, however reached, may
+/// refuse a report); says so when one got there.
+pub(crate) fn warn_at_ceiling(bucket: BucketId, new: Counts) {
+    let ceiling = i64::MAX as u64;
+    if new.total_hits == ceiling || new.cabs_gathered == ceiling {
+        tracing::warn!(bucket, ?new, "a counter of this bucket is at its largest value and stays there: reset it with `cerfs counts reset`");
+    }
+}
+
+/// What a rename of `node` onto the existing `target` does: `Ok(false)` nothing (it is
+/// the node itself), `Ok(true)` replace it, or why not (not asked to, or a directory and
+/// a file).
+pub(crate) fn may_replace(node: &Node, target: &Node, replace: bool) -> Result<bool> {
+    if target.ino == node.ino {
+        return Ok(false);
+    }
+    if !replace {
+        return Err(StoreError::Exists(target.name.clone()));
+    }
+    match (node.role == NodeRole::Dir, target.role == NodeRole::Dir) {
+        (true, false) => Err(StoreError::NotDir(target.ino)),
+        (false, true) => Err(StoreError::IsDir(target.ino)),
+        _ => Ok(true),
+    }
+}
+
+/// A cab row's `coalesce(removal, state)` as the node's cab state (`None`: no cab row);
+/// `Err` with the text when it is none of them.
+pub(crate) fn cab_state_from(text: Option<&str>) -> std::result::Result<Option<CabState>, String> {
+    Ok(match text {
+        None => None,
+        Some("writing") => Some(CabState::Writing),
+        Some("complete") => Some(CabState::Complete),
+        Some("pruned" | "deleted") => Some(CabState::Removed),
+        Some(other) => return Err(other.to_owned()),
+    })
 }

@@ -10,13 +10,20 @@ use std::sync::Arc;
 
 use cerfs_db::prelude::*;
 use cerfs_db::{
-    BucketKey, CabState, Counts, LogFields, LogId, LogLine, NewNode, NodeRole, PgStore,
-    SettingsScope, SqliteStore, StoreError, CABS_INO, ROOT_INO,
+    BucketKey, CabState, Counts, DumpRequest, DumpState, LogFields, LogId, LogLine, NewNode,
+    NewReport, NodeRole, ParamKind, PgStore, ReportFile, ReportParam, SettingsScope, SqliteStore,
+    StoreError, CABS_INO, ROOT_INO,
 };
 
 /// The families both backends implement so far.
-trait Core: NamespaceStore + ContentStore + CounterStore + SettingsStore + LogStore {}
-impl<T: NamespaceStore + ContentStore + CounterStore + SettingsStore + LogStore> Core for T {}
+trait Core:
+    NamespaceStore + ContentStore + CounterStore + SettingsStore + LogStore + ReportStore
+{
+}
+impl<T> Core for T where
+    T: NamespaceStore + ContentStore + CounterStore + SettingsStore + LogStore + ReportStore
+{
+}
 
 struct Backend {
     name: &'static str,
@@ -423,6 +430,136 @@ fn settings_come_back_in_the_order_written() {
         assert!(matches!(
             s.replace_settings(SettingsScope::Status(777_777), &status),
             Err(StoreError::NoBucket(777_777))
+        ));
+    }
+}
+
+fn report(n: u32) -> NewReport {
+    NewReport {
+        machine: format!("PC{n}"),
+        os_version: "6.1.6561.2.0.0.256.1".into(),
+        lcid: 1033,
+        user: "U".into(),
+        app_name: "app.exe".into(),
+        app_path: r"C:\app.exe".into(),
+        company: None,
+        report_type: 2,
+        event_type: "APPCRASH".into(),
+        friendly_event_name: Some("Stopped working".into()),
+        event_time: "2026-12-03T07:00:00.000Z".into(),
+        event_filetime: 134_000_000_000_000_000,
+        params: vec![
+            ReportParam {
+                kind: ParamKind::Primary,
+                id: Some("0".into()),
+                name: "Application Name".into(),
+                value: "app.exe".into(),
+            },
+            ReportParam {
+                kind: ParamKind::Secondary,
+                id: None,
+                name: "LCID".into(),
+                value: "1033".into(),
+            },
+        ],
+        files: vec![ReportFile {
+            name: "mini.dmp".into(),
+            file_type: Some(1),
+        }],
+    }
+}
+
+#[test]
+fn reports_from_many_connections_never_issue_more_dumps_than_the_cap() {
+    for b in backends() {
+        let bucket = b.store.ensure_bucket(&key("app")).unwrap();
+        let threads: Vec<_> = (0..6u32)
+            .map(|t| {
+                let store = Arc::clone(&b.store);
+                std::thread::spawn(move || {
+                    (0..4u32)
+                        .filter(|i| {
+                            let n = t * 4 + i;
+                            let (path, cab) =
+                                (format!("\\PersistedCabs\\{n}.cab"), format!("{n}.cab"));
+                            let dump = DumpRequest {
+                                cap: 3,
+                                pending_window: std::time::Duration::from_secs(3600),
+                                dump_path: &path,
+                                cab_name: &cab,
+                            };
+                            store
+                                .record_report(bucket, &report(n), Some(&dump))
+                                .unwrap()
+                                .dump_issued
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        let issued: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(issued, 3, "{}", b.name);
+        // The first issued DumpFile, uploaded: the report links to its cab.
+        let (found, n) = (0..24u32)
+            .find_map(|n| {
+                b.store
+                    .dump_by_path(&format!("\\PersistedCabs\\{n}.cab"))
+                    .unwrap()
+                    .map(|d| (d, n))
+            })
+            .unwrap();
+        assert_eq!(
+            (found.state, found.subpath.as_str()),
+            (DumpState::Issued, "app")
+        );
+        assert!(
+            matches!(
+                b.store.mark_uploaded(found.report_id),
+                Err(StoreError::Invalid(_))
+            ),
+            "{}: no cab yet",
+            b.name
+        );
+        let k = key("app");
+        let dir = b
+            .store
+            .create_node(&node(CABS_INO, "app", NodeRole::Dir, None))
+            .unwrap();
+        let cab = b
+            .store
+            .create_node(&node(dir.ino, &format!("{n}.cab"), NodeRole::Cab, Some(&k)))
+            .unwrap();
+        b.store.write_at(cab.ino, 0, b"MSCF").unwrap();
+        b.store.commit_cab(cab.ino, 4, &"0".repeat(64)).unwrap();
+        assert_eq!(
+            b.store.mark_uploaded(found.report_id).unwrap(),
+            cab.ino,
+            "{}",
+            b.name
+        );
+        assert!(matches!(
+            b.store.mark_uploaded(found.report_id),
+            Err(StoreError::Invalid(_))
+        ));
+        let stored = b.store.report(found.report_id).unwrap().unwrap();
+        assert_eq!(stored.report, report(n), "{}", b.name);
+        assert_eq!(
+            (stored.dump_state, stored.cab_ino),
+            (DumpState::Uploaded, Some(cab.ino))
+        );
+        assert!(
+            stored.received_at.ends_with('Z')
+                && stored
+                    .uploaded_at
+                    .as_deref()
+                    .is_some_and(|t| t.ends_with('Z')),
+            "{}: {stored:?}",
+            b.name
+        );
+        assert!(b.store.report(999_999).unwrap().is_none());
+        assert!(matches!(
+            b.store.record_report(888_888, &report(0), None),
+            Err(StoreError::NoBucket(_))
         ));
     }
 }

@@ -4,12 +4,9 @@
 use super::pool::Tx;
 use super::rows::{get_u64, ino_param, lock_node, require_node, size_param};
 use super::{PgStore, PG_CHUNK};
-use crate::node_values::{copy_overlap, now_ns, role_str};
 use crate::store::{CabState, ContentStore, Ino, Node, NodeRole, Result};
+use crate::store_rules::{chunk_pieces, copy_overlap, now_ns, patched, role_str, write_end};
 use crate::StoreError;
-
-/// The largest size a file may have (sizes are bigint).
-const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 
 impl ContentStore for PgStore {
     fn read_at(&self, ino: Ino, offset: u64, len: u32) -> Result<Vec<u8>> {
@@ -43,52 +40,27 @@ impl ContentStore for PgStore {
             if data.is_empty() {
                 return Ok(node.size);
             }
-            let end = offset
-                .checked_add(data.len() as u64)
-                .filter(|end| *end <= MAX_FILE_SIZE)
-                .ok_or_else(|| {
-                    StoreError::Invalid(format!(
-                        "write of {} bytes at {offset} goes past the largest file size",
-                        data.len()
-                    ))
-                })?;
+            let end = write_end(offset, data.len())?;
             let key = ino_param(ino);
-            let mut pos = offset;
-            while pos < end {
-                let idx = pos / PG_CHUNK;
-                let chunk_start = idx * PG_CHUNK;
-                let in_chunk = (pos - chunk_start) as usize;
-                let take = (PG_CHUNK - (pos - chunk_start)).min(end - pos) as usize;
-                let src_at = (pos - offset) as usize;
-                let src = data.get(src_at..src_at + take).unwrap_or_default();
-                let idx_param = size_param(idx, "chunk")?;
-                // Written as is when the write covers every byte the chunk may hold.
-                let covers_all = in_chunk == 0
-                    && (take as u64 == PG_CHUNK || chunk_start + take as u64 >= node.size);
-                let piece = if covers_all {
-                    src.to_vec()
+            for piece in chunk_pieces(offset, data, PG_CHUNK, node.size) {
+                let idx = size_param(piece.idx, "chunk")?;
+                let bytes = if piece.whole {
+                    piece.bytes.to_vec()
                 } else {
-                    let mut buf: Vec<u8> = tx
+                    let stored: Vec<u8> = tx
                         .query_opt(
                             "SELECT data FROM chunks WHERE ino = $1 AND idx = $2",
-                            &[&key, &idx_param],
+                            &[&key, &idx],
                         )?
                         .map(|row| row.get(0))
                         .unwrap_or_default();
-                    if buf.len() < in_chunk + take {
-                        buf.resize(in_chunk + take, 0);
-                    }
-                    if let Some(dst) = buf.get_mut(in_chunk..in_chunk + take) {
-                        dst.copy_from_slice(src);
-                    }
-                    buf
+                    patched(stored, &piece)
                 };
                 tx.execute(
                     "INSERT INTO chunks (ino, idx, data) VALUES ($1, $2, $3) \
                      ON CONFLICT (ino, idx) DO UPDATE SET data = excluded.data",
-                    &[&key, &idx_param, &piece],
+                    &[&key, &idx, &bytes],
                 )?;
-                pos += take as u64;
             }
             let size = node.size.max(end);
             set_size(tx, ino, size)?;

@@ -5,6 +5,7 @@
 use super::rows::{ensure_bucket_in, find_bucket, get_u64};
 use super::PgStore;
 use crate::store::{BucketId, BucketKey, CounterStore, Counts, Result};
+use crate::store_rules::{counter_value, warn_at_ceiling};
 use crate::StoreError;
 
 fn counts_of(row: &postgres::Row) -> Result<Counts> {
@@ -55,19 +56,15 @@ impl CounterStore for PgStore {
             .transpose()?
             .ok_or(StoreError::NoBucket(bucket))
         })?;
-        let ceiling = i64::MAX as u64;
-        if new.total_hits == ceiling || new.cabs_gathered == ceiling {
-            tracing::warn!(bucket, ?new, "a counter of this bucket is at its largest value and stays there: reset it with `cerfs counts reset`");
-        }
+        warn_at_ceiling(bucket, new);
         Ok(new)
     }
 
     fn set_counts(&self, bucket: BucketId, counts: Counts) -> Result<Counts> {
-        let value = |v: u64| {
-            i64::try_from(v)
-                .map_err(|_| StoreError::Invalid(format!("counter {v} is beyond 2^63 - 1")))
-        };
-        let (cabs, hits) = (value(counts.cabs_gathered)?, value(counts.total_hits)?);
+        let (cabs, hits) = (
+            counter_value(counts.cabs_gathered)?,
+            counter_value(counts.total_hits)?,
+        );
         self.write(|tx| {
             let old = tx
                 .query_opt(

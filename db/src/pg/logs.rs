@@ -5,8 +5,8 @@
 use super::pool::Tx;
 use super::rows::{get_u64, require_bucket, size_param};
 use super::PgStore;
-use crate::node_values::copy_overlap;
 use crate::store::{LogId, LogLine, LogStore, Result};
+use crate::store_rules::copy_overlap;
 use crate::StoreError;
 
 /// The largest length a log may have.

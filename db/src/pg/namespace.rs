@@ -7,9 +7,9 @@ use super::rows::{
     ensure_bucket_in, ino_param, lookup_in, node_from_row, require_dir, require_node, select_node,
 };
 use super::{lock_key, PgStore};
-use crate::node_values::{check_name, now_ns, ns_to_time, role_str, time_to_ns};
-use crate::store::{
-    AttrChange, CabState, Ino, NamespaceStore, NewNode, Node, NodeRole, Result, ROOT_INO,
+use crate::store::{AttrChange, Ino, NamespaceStore, NewNode, Node, NodeRole, Result, ROOT_INO};
+use crate::store_rules::{
+    check_move, check_name, may_replace, new_node, now_ns, role_str, time_to_ns,
 };
 use crate::StoreError;
 
@@ -77,31 +77,14 @@ impl NamespaceStore for PgStore {
                     ],
                 )?
                 .get(0);
-            let mut cab_state = None;
             if let (NodeRole::Cab, Some(bucket)) = (new.role, bucket) {
                 tx.execute(
                     "INSERT INTO cab_rows (ino, bucket_id, name) VALUES ($1, $2, $3)",
                     &[&ino, &bucket, &new.name],
                 )?;
-                cab_state = Some(CabState::Writing);
             }
             touch_dir(tx, new.parent, now)?;
-            let time = ns_to_time(now);
-            Ok(Node {
-                ino: u64::try_from(ino).map_err(|_| StoreError::Invalid("negative ino".into()))?,
-                parent: new.parent,
-                name: new.name.to_owned(),
-                role: new.role,
-                size: 0,
-                mode: new.mode,
-                uid: new.uid,
-                gid: new.gid,
-                mtime: time,
-                ctime: time,
-                crtime: time,
-                bucket,
-                cab_state,
-            })
+            new_node(ino, new, bucket, now)
         })
     }
 
@@ -124,33 +107,11 @@ impl NamespaceStore for PgStore {
             let node = require_node(tx, ino)?;
             require_dir(tx, new_parent)?;
             if node.role == NodeRole::Dir {
-                // The new parent must not be the directory itself or inside it.
-                let mut cur = new_parent;
-                let mut depth = 0u32;
-                while cur != ROOT_INO {
-                    if cur == ino {
-                        return Err(StoreError::Invalid(format!(
-                            "cannot move directory inode {ino} into itself"
-                        )));
-                    }
-                    depth += 1;
-                    if depth > 100_000 {
-                        return Err(StoreError::Invalid("directory cycle".into()));
-                    }
-                    cur = require_node(tx, cur)?.parent;
-                }
+                check_move(ino, new_parent, |cur| Ok(require_node(tx, cur)?.parent))?;
             }
             if let Some(target) = lookup_in(tx, new_parent, new_name)? {
-                if target.ino == ino {
+                if !may_replace(&node, &target, replace)? {
                     return Ok(());
-                }
-                if !replace {
-                    return Err(StoreError::Exists(new_name.to_owned()));
-                }
-                match (node.role == NodeRole::Dir, target.role == NodeRole::Dir) {
-                    (true, false) => return Err(StoreError::NotDir(target.ino)),
-                    (false, true) => return Err(StoreError::IsDir(target.ino)),
-                    _ => {}
                 }
                 remove_in(tx, &target)?;
             }

@@ -4,8 +4,9 @@
 use postgres::Row;
 
 use super::pool::Tx;
-use crate::node_values::{ns_to_time, role_from_str};
-use crate::store::{BucketId, BucketKey, CabState, Ino, Node, NodeRole, Result};
+use crate::store::{BucketId, BucketKey, Ino, Node, NodeRole, Result};
+use crate::store_rules::{cab_state_from, ns_to_time, role_from_str};
+pub(crate) use crate::store_rules::{ino_param, size_param};
 use crate::StoreError;
 
 /// `SELECT` of a full [`Node`] (read by [`node_from_row`]) followed by `$tail`.
@@ -21,15 +22,17 @@ macro_rules! select_node {
 }
 pub(crate) use select_node;
 
-/// An inode number as an SQL value (numbers past `i64::MAX` match no row).
-pub(crate) fn ino_param(ino: Ino) -> i64 {
-    i64::try_from(ino).unwrap_or(-1)
+/// An ISO-8601 UTC text with milliseconds, as the SQLite store keeps times.
+macro_rules! iso {
+    ($col:literal) => {
+        concat!(
+            "to_char(",
+            $col,
+            " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+        )
+    };
 }
-
-/// A byte offset or size as an SQL value, or `Invalid` past `i64::MAX`.
-pub(crate) fn size_param(v: u64, what: &str) -> Result<i64> {
-    i64::try_from(v).map_err(|_| StoreError::Invalid(format!("{what} {v} is beyond 2^63 - 1")))
-}
+pub(crate) use iso;
 
 /// A column that holds a non-negative number.
 pub(crate) fn get_u64(row: &Row, idx: usize) -> Result<u64> {
@@ -48,13 +51,8 @@ pub(crate) fn node_from_row(row: &Row) -> Result<Node> {
     let role = role_from_str(&role)
         .ok_or_else(|| StoreError::Invalid(format!("unknown role {role:?}")))?;
     let state: Option<String> = row.try_get(12)?;
-    let cab_state = match state.as_deref() {
-        None => None,
-        Some("writing") => Some(CabState::Writing),
-        Some("complete") => Some(CabState::Complete),
-        Some("pruned" | "deleted") => Some(CabState::Removed),
-        Some(other) => return Err(StoreError::Invalid(format!("unknown cab state {other:?}"))),
-    };
+    let cab_state = cab_state_from(state.as_deref())
+        .map_err(|other| StoreError::Invalid(format!("unknown cab state {other:?}")))?;
     Ok(Node {
         ino: get_u64(row, 0)?,
         parent: get_u64(row, 1)?,
@@ -131,7 +129,7 @@ pub(crate) fn find_bucket(tx: &mut Tx<'_>, subpath: &str) -> Result<Option<Bucke
 /// The bucket of `key`, created if missing (a concurrent creation by another head wins
 /// quietly: its row is the one returned).
 pub(crate) fn ensure_bucket_in(tx: &mut Tx<'_>, key: &BucketKey) -> Result<BucketId> {
-    crate::node_values::check_bucket_key(key)?;
+    crate::store_rules::check_bucket_key(key)?;
     if let Some(id) = find_bucket(tx, &key.subpath)? {
         return Ok(id);
     }

@@ -7,7 +7,10 @@ use super::{describe, lock_key};
 use crate::OpenError;
 
 /// The migrations, in order; `cerfs_schema.version` counts those applied.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_core.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_core.sql"),
+    include_str!("migrations/0002_cer2_reports.sql"),
+];
 
 /// The schema version this build writes.
 pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::rows::{copy_overlap, get_u64, ino_param, now_ns, require_node, role_str, size_param};
-use super::{finish, sql_now, SqliteStore, CHUNK, CHUNK_SIZE, MAX_FILE_SIZE};
+use super::{finish, sql_now, SqliteStore, CHUNK, MAX_FILE_SIZE};
 use crate::store::{CabState, ContentStore, Ino, Node, NodeRole, Result};
+use crate::store_rules::{chunk_pieces, patched, write_end};
 use crate::StoreError;
 
 /// Where cab `ino`'s bytes move to the cab database, if they do.
@@ -155,15 +156,7 @@ impl SqliteStore {
             if data.is_empty() {
                 return Ok(node.size);
             }
-            let end = offset
-                .checked_add(data.len() as u64)
-                .filter(|end| *end <= MAX_FILE_SIZE)
-                .ok_or_else(|| {
-                    StoreError::Invalid(format!(
-                        "write of {} bytes at {offset} goes past the largest file size",
-                        data.len()
-                    ))
-                })?;
+            let end = write_end(offset, data.len())?;
             let key = ino_param(ino);
             let mut read_chunk =
                 tx.prepare_cached("SELECT data FROM chunks WHERE ino = ?1 AND idx = ?2")?;
@@ -171,35 +164,17 @@ impl SqliteStore {
                 "INSERT INTO chunks (ino, idx, data) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (ino, idx) DO UPDATE SET data = excluded.data",
             )?;
-            let mut pos = offset;
-            while pos < end {
-                let idx = pos / CHUNK;
-                let chunk_start = idx * CHUNK;
-                let in_chunk = (pos - chunk_start) as usize;
-                let take = (CHUNK - (pos - chunk_start)).min(end - pos) as usize;
-                let src_at = (pos - offset) as usize;
-                let src = data.get(src_at..src_at + take).unwrap_or_default();
-                let idx_param = size_param(idx, "chunk")?;
-                // The chunk can be written as is when the write starts at its beginning and
-                // covers every byte it may hold (no stored byte lies at or past the old size).
-                let covers_all =
-                    in_chunk == 0 && (take == CHUNK_SIZE || chunk_start + take as u64 >= node.size);
-                if covers_all {
-                    put_chunk.execute(params![key, idx_param, src])?;
+            for piece in chunk_pieces(offset, data, CHUNK, node.size) {
+                let idx = size_param(piece.idx, "chunk")?;
+                if piece.whole {
+                    put_chunk.execute(params![key, idx, piece.bytes])?;
                 } else {
-                    let mut buf: Vec<u8> = read_chunk
-                        .query_row(params![key, idx_param], |row| row.get(0))
+                    let stored: Vec<u8> = read_chunk
+                        .query_row(params![key, idx], |row| row.get(0))
                         .optional()?
                         .unwrap_or_default();
-                    if buf.len() < in_chunk + take {
-                        buf.resize(in_chunk + take, 0);
-                    }
-                    if let Some(dst) = buf.get_mut(in_chunk..in_chunk + take) {
-                        dst.copy_from_slice(src);
-                    }
-                    put_chunk.execute(params![key, idx_param, buf])?;
+                    put_chunk.execute(params![key, idx, patched(stored, &piece)])?;
                 }
-                pos += take as u64;
             }
             let size = node.size.max(end);
             set_size(tx, ino, size_param(size, "size")?, now_ns())?;

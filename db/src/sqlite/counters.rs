@@ -5,6 +5,7 @@ use rusqlite::{params, OptionalExtension};
 use super::rows::{ensure_bucket_in, find_bucket, get_u64};
 use super::{finish, sql_now, SqliteStore};
 use crate::store::{BucketId, BucketKey, CounterStore, Counts, Result};
+use crate::store_rules::{counter_value, warn_at_ceiling};
 use crate::StoreError;
 
 impl CounterStore for SqliteStore {
@@ -45,16 +46,12 @@ impl CounterStore for SqliteStore {
                 .query_row([bucket], |row| Ok((get_u64(row, 0)?, get_u64(row, 1)?)))
                 .optional()?
                 .ok_or(StoreError::NoBucket(bucket))?;
-            // Counters stop at the largest value SQLite keeps (2^63 - 1) instead of failing:
-            // no counter state, however reached (a hand edit), may refuse a report.
             let ceiling = i64::MAX as u64;
             let new = Counts {
                 cabs_gathered: old.0.saturating_add(cabs).min(ceiling),
                 total_hits: old.1.saturating_add(hits).min(ceiling),
             };
-            if new.total_hits == ceiling || new.cabs_gathered == ceiling {
-                tracing::warn!(bucket, ?new, "a counter of this bucket is at its largest value and stays there: reset it with `cerfs counts reset`");
-            }
+            warn_at_ceiling(bucket, new);
             tx.prepare_cached(concat!(
                 "UPDATE bucket_rows SET cabs_gathered = ?2, total_hits = ?3, last_seen = ",
                 sql_now!(),
@@ -72,11 +69,10 @@ impl CounterStore for SqliteStore {
     }
 
     fn set_counts(&self, bucket: BucketId, counts: Counts) -> Result<Counts> {
-        let value = |v: u64| {
-            i64::try_from(v)
-                .map_err(|_| StoreError::Invalid(format!("counter {v} is beyond 2^63 - 1")))
-        };
-        let (cabs, hits) = (value(counts.cabs_gathered)?, value(counts.total_hits)?);
+        let (cabs, hits) = (
+            counter_value(counts.cabs_gathered)?,
+            counter_value(counts.total_hits)?,
+        );
         finish(self.write(|tx| {
             let old = tx
                 .prepare_cached(

@@ -3,14 +3,12 @@
 use rusqlite::{params, Connection};
 
 use super::rows::{
-    ensure_bucket_in, get_node, ino_param, lookup_in, node_from_row, now_ns, ns_to_time,
-    require_dir, require_node, role_str, select_node, time_to_ns,
+    ensure_bucket_in, get_node, ino_param, lookup_in, node_from_row, now_ns, require_dir,
+    require_node, role_str, select_node, time_to_ns,
 };
 use super::{finish, SqliteStore};
-use crate::node_values::check_name;
-use crate::store::{
-    AttrChange, CabState, Ino, NamespaceStore, NewNode, Node, NodeRole, Result, ROOT_INO,
-};
+use crate::store::{AttrChange, Ino, NamespaceStore, NewNode, Node, NodeRole, Result, ROOT_INO};
+use crate::store_rules::{check_move, check_name, may_replace, new_node};
 use crate::StoreError;
 
 impl NamespaceStore for SqliteStore {
@@ -71,7 +69,6 @@ impl NamespaceStore for SqliteStore {
                 bucket
             ])?;
             let ino = tx.last_insert_rowid();
-            let mut cab_state = None;
             if let (NodeRole::Cab, Some(bucket)) = (new.role, bucket) {
                 tx.prepare_cached(
                     "INSERT INTO cab_rows (ino, bucket_id, name, bytes_from) VALUES (?1, ?2, ?3, ?4)",
@@ -82,26 +79,9 @@ impl NamespaceStore for SqliteStore {
                     new.name,
                     super::cab_db::CAB_DB_FROM as i64
                 ])?;
-                cab_state = Some(CabState::Writing);
             }
             touch_dir(tx, new.parent, now)?;
-            let time = ns_to_time(now);
-            Ok(Node {
-                ino: u64::try_from(ino)
-                    .map_err(|_| StoreError::Invalid("negative rowid".into()))?,
-                parent: new.parent,
-                name: new.name.to_owned(),
-                role: new.role,
-                size: 0,
-                mode: new.mode,
-                uid: new.uid,
-                gid: new.gid,
-                mtime: time,
-                ctime: time,
-                crtime: time,
-                bucket,
-                cab_state,
-            })
+            new_node(ino, new, bucket, now)
         }))
     }
 
@@ -128,36 +108,11 @@ impl NamespaceStore for SqliteStore {
             let node = require_node(tx, ino)?;
             require_dir(tx, new_parent)?;
             if node.role == NodeRole::Dir {
-                // The new parent must not be the directory itself or inside it.
-                let mut cur = new_parent;
-                let mut depth = 0u32;
-                loop {
-                    if cur == ino {
-                        return Err(StoreError::Invalid(format!(
-                            "cannot move directory inode {ino} into itself"
-                        )));
-                    }
-                    if cur == ROOT_INO {
-                        break;
-                    }
-                    depth += 1;
-                    if depth > 100_000 {
-                        return Err(StoreError::Invalid("directory cycle".into()));
-                    }
-                    cur = require_node(tx, cur)?.parent;
-                }
+                check_move(ino, new_parent, |cur| Ok(require_node(tx, cur)?.parent))?;
             }
             if let Some(target) = lookup_in(tx, new_parent, new_name)? {
-                if target.ino == ino {
-                    return Ok(()); // renamed onto itself: nothing to do
-                }
-                if !replace {
-                    return Err(StoreError::Exists(new_name.to_owned()));
-                }
-                match (node.role == NodeRole::Dir, target.role == NodeRole::Dir) {
-                    (true, false) => return Err(StoreError::NotDir(target.ino)),
-                    (false, true) => return Err(StoreError::IsDir(target.ino)),
-                    _ => {}
+                if !may_replace(&node, &target, replace)? {
+                    return Ok(());
                 }
                 remove_in(tx, &target)?;
             }

@@ -5,22 +5,12 @@
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-pub(crate) use crate::node_values::{
-    copy_overlap, now_ns, ns_to_time, role_from_str, role_str, time_to_ns,
+use crate::store::{BucketId, BucketKey, Ino, Node, NodeRole, Result};
+use crate::store_rules::cab_state_from;
+pub(crate) use crate::store_rules::{
+    copy_overlap, ino_param, now_ns, ns_to_time, role_from_str, role_str, size_param, time_to_ns,
 };
-use crate::store::{BucketId, BucketKey, CabState, Ino, Node, NodeRole, Result};
 use crate::StoreError;
-
-/// An inode number as an SQL parameter. Numbers above `i64::MAX` cannot exist; they become
-/// -1, which matches no row.
-pub(crate) fn ino_param(ino: Ino) -> i64 {
-    i64::try_from(ino).unwrap_or(-1)
-}
-
-/// A byte offset or size as an SQL value, or `Invalid` past `i64::MAX`.
-pub(crate) fn size_param(v: u64, what: &str) -> Result<i64> {
-    i64::try_from(v).map_err(|_| StoreError::Invalid(format!("{what} {v} is beyond 2^63 - 1")))
-}
 
 /// A column holding a non-negative integer.
 pub(crate) fn get_u64(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
@@ -54,13 +44,8 @@ pub(crate) fn node_from_row(row: &Row<'_>) -> rusqlite::Result<Node> {
     let role: String = row.get(3)?;
     let role = role_from_str(&role).ok_or_else(|| bad_text(3, "role", &role))?;
     let state: Option<String> = row.get(12)?;
-    let cab_state = match state.as_deref() {
-        None => None,
-        Some("writing") => Some(CabState::Writing),
-        Some("complete") => Some(CabState::Complete),
-        Some("pruned" | "deleted") => Some(CabState::Removed),
-        Some(other) => return Err(bad_text(12, "cab state", other)),
-    };
+    let cab_state =
+        cab_state_from(state.as_deref()).map_err(|other| bad_text(12, "cab state", &other))?;
     Ok(Node {
         ino: get_u64(row, 0)?,
         parent: get_u64(row, 1)?,
@@ -126,7 +111,7 @@ pub(crate) fn find_bucket(conn: &Connection, subpath: &str) -> Result<Option<Buc
 }
 
 pub(crate) fn ensure_bucket_in(conn: &Connection, key: &BucketKey) -> Result<BucketId> {
-    crate::node_values::check_bucket_key(key)?;
+    crate::store_rules::check_bucket_key(key)?;
     if let Some(id) = find_bucket(conn, &key.subpath)? {
         return Ok(id);
     }
