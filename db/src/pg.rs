@@ -11,6 +11,7 @@
 
 mod content;
 mod counters;
+mod heads;
 mod logs;
 mod namespace;
 mod pool;
@@ -40,8 +41,14 @@ pub(crate) mod lock_key {
 /// The PostgreSQL store; see the module documentation.
 pub struct PgStore {
     pool: pool::Pool,
+    /// What connections are opened with (a head registering again needs it).
+    config: postgres::Config,
     /// The connection string, without its password (for messages).
     shown: String,
+    /// This process's place among the heads.
+    head: heads::Head,
+    /// The uploads of gone heads removed at open.
+    purged: Vec<crate::PurgedCab>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -54,8 +61,9 @@ impl std::fmt::Debug for PgStore {
 
 impl PgStore {
     /// Connects to the database `url` (`postgres://user@host:port/dbname`, or libpq's
-    /// `key=value` form) and brings its schema up to date. Several heads may call this at
-    /// once: one migrates, the others wait for it.
+    /// `key=value` form), brings its schema up to date, registers as a head and removes
+    /// the unfinished uploads of heads that are gone. Several heads may call this at once:
+    /// one migrates, the others wait for it.
     pub fn open(url: &str) -> Result<PgStore, OpenError> {
         let config: postgres::Config = url.parse().map_err(|e| {
             OpenError::Unusable(format!(
@@ -63,8 +71,8 @@ impl PgStore {
                 shown_url(url)
             ))
         })?;
-        let pool = pool::Pool::new(config);
         let shown = shown_url(url);
+        let pool = pool::Pool::new(config.clone());
         {
             let mut conn = pool.get().map_err(|e| match e {
                 StoreError::Postgres(e) => OpenError::Unusable(format!(
@@ -75,7 +83,28 @@ impl PgStore {
             })?;
             schema::migrate(&mut conn.client, &shown)?;
         }
-        Ok(PgStore { pool, shown })
+        let head = heads::register(&config, &shown)?;
+        let mut store = PgStore {
+            pool,
+            config,
+            shown,
+            head,
+            purged: Vec::new(),
+        };
+        store.purged = store
+            .recover_dead_heads()
+            .map_err(|e| OpenError::Unusable(format!("PostgreSQL at {}: {e}", store.shown)))?;
+        Ok(store)
+    }
+
+    /// How many unfinished uploads of gone heads [`PgStore::open`] removed.
+    pub fn purged_at_open(&self) -> usize {
+        self.purged.len()
+    }
+
+    /// The unfinished uploads of gone heads [`PgStore::open`] removed.
+    pub fn purged_cabs(&self) -> &[crate::PurgedCab] {
+        &self.purged
     }
 
     /// Runs `f` in a read-write transaction; again, up to a few times, when PostgreSQL

@@ -1,6 +1,7 @@
 //! The content family of the PostgreSQL store: bytes of files and cabs in 256 KiB chunks
 //! (`chunks`), written under the node's row lock, and a cab's commit.
 
+use super::heads::{given_up, still_registered};
 use super::pool::Tx;
 use super::rows::{get_u64, ino_param, lock_node, require_node, size_param};
 use super::{PgStore, PG_CHUNK};
@@ -36,7 +37,7 @@ impl ContentStore for PgStore {
 
     fn write_at(&self, ino: Ino, offset: u64, data: &[u8]) -> Result<u64> {
         self.write(|tx| {
-            let node = writable(lock_node(tx, ino)?)?;
+            let node = writable(lock_own(tx, ino, self.head.id())?)?;
             if data.is_empty() {
                 return Ok(node.size);
             }
@@ -74,7 +75,7 @@ impl ContentStore for PgStore {
 
     fn truncate(&self, ino: Ino, size: u64) -> Result<()> {
         self.write(|tx| {
-            let node = writable(lock_node(tx, ino)?)?;
+            let node = writable(lock_own(tx, ino, self.head.id())?)?;
             if size < node.size {
                 let key = ino_param(ino);
                 tx.execute(
@@ -106,7 +107,7 @@ impl ContentStore for PgStore {
             )));
         }
         self.write(|tx| {
-            let node = lock_node(tx, ino)?;
+            let node = lock_own(tx, ino, self.head.id())?;
             match node.cab_state {
                 None => return Err(StoreError::Invalid(format!("inode {ino} is not a cab"))),
                 Some(CabState::Complete | CabState::Removed) => {
@@ -122,7 +123,7 @@ impl ContentStore for PgStore {
             }
             tx.execute(
                 "UPDATE cab_rows SET state = 'complete', size = $2, sha256 = $3, \
-                 created_at = now(), head = NULL WHERE ino = $1",
+                 created_at = now(), head_id = NULL WHERE ino = $1",
                 &[
                     &ino_param(ino),
                     &size_param(size, "size")?,
@@ -132,6 +133,25 @@ impl ContentStore for PgStore {
             Ok(())
         })
     }
+}
+
+/// Node `ino`, locked for a change of its bytes: an upload only by the head writing it,
+/// while that head is still registered (its row shared until the transaction ends).
+fn lock_own(tx: &mut Tx<'_>, ino: Ino, head: i64) -> Result<Node> {
+    let registered = still_registered(tx, head)?;
+    let node = lock_node(tx, ino)?;
+    if node.cab_state == Some(CabState::Writing) {
+        let owner: Option<i64> = tx
+            .query_opt(
+                "SELECT head_id FROM cab_rows WHERE ino = $1",
+                &[&ino_param(ino)],
+            )?
+            .and_then(|row| row.get(0));
+        if !registered || owner != Some(head) {
+            return Err(given_up(ino));
+        }
+    }
+    Ok(node)
 }
 
 /// A node whose bytes are stored (`File` or `Cab`).

@@ -78,9 +78,11 @@ impl NamespaceStore for PgStore {
                 )?
                 .get(0);
             if let (NodeRole::Cab, Some(bucket)) = (new.role, bucket) {
+                // The upload is this head's until its commit.
+                let head = self.upload_head(tx)?;
                 tx.execute(
-                    "INSERT INTO cab_rows (ino, bucket_id, name) VALUES ($1, $2, $3)",
-                    &[&ino, &bucket, &new.name],
+                    "INSERT INTO cab_rows (ino, bucket_id, name, head_id) VALUES ($1, $2, $3, $4)",
+                    &[&ino, &bucket, &new.name, &head],
                 )?;
             }
             touch_dir(tx, new.parent, now)?;

@@ -58,8 +58,18 @@ FROM (VALUES (1, ''), (2, 'cabs'), (3, 'status'), (4, 'counts')) AS fixed (ino, 
 ORDER BY fixed.ino;
 ALTER TABLE nodes ALTER COLUMN ino RESTART WITH 5;
 
+-- The cerfs heads serving this database. A live head holds a session advisory lock of its
+-- own (db/src/pg/heads.rs) on a connection it keeps open: whoever can take that lock
+-- knows the head is gone, removes its row and the uploads it left unfinished.
+CREATE TABLE head_rows (
+    head_id    bigint  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    host       text    NOT NULL,
+    pid        bigint  NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now()
+);
+
 -- One row per cab report, created with its node ('writing') and completed by commit_cab.
--- head: the cerfs head whose client is writing it (NULL once complete).
+-- head_id: the head whose client is writing it (NULL once complete).
 CREATE TABLE cab_rows (
     ino          bigint  PRIMARY KEY REFERENCES nodes (ino) ON DELETE CASCADE,
     bucket_id    bigint  NOT NULL REFERENCES bucket_rows (bucket_id),
@@ -69,7 +79,7 @@ CREATE TABLE cab_rows (
     state        text    NOT NULL DEFAULT 'writing' CHECK (state IN ('writing', 'complete')),
     started_at   timestamptz NOT NULL DEFAULT now(),
     created_at   timestamptz,
-    head         text,
+    head_id      bigint  REFERENCES head_rows (head_id),
     index_status text    CHECK (index_status IS NULL OR index_status IN ('indexed', 'partial', 'failed')),
     index_error  text,
     indexed_at   timestamptz,
@@ -81,7 +91,7 @@ CREATE TABLE cab_rows (
     CHECK ((state = 'complete') = (size IS NOT NULL AND sha256 IS NOT NULL AND created_at IS NOT NULL))
 );
 CREATE INDEX cab_rows_bucket ON cab_rows (bucket_id, created_at);
-CREATE INDEX cab_rows_writing ON cab_rows (ino) WHERE state = 'writing';
+CREATE INDEX cab_rows_writing ON cab_rows (head_id, ino) WHERE state = 'writing';
 CREATE INDEX cab_rows_unindexed ON cab_rows (ino) WHERE state = 'complete' AND index_status IS NULL;
 
 -- Bytes of 'file' and 'cab' nodes: chunk idx holds [idx * 262144, idx * 262144 + length).

@@ -1,0 +1,138 @@
+//! Several heads on one PostgreSQL database: what a head that dies leaves, and who removes
+//! it. Runs on the test PostgreSQL server only (`CERFS_TEST_POSTGRES`; see backends.rs).
+
+#![allow(clippy::unwrap_used)]
+
+use cerfs_db::prelude::*;
+use cerfs_db::{BucketKey, CabState, NewNode, NodeRole, PgStore, StoreError, CABS_INO};
+
+fn key() -> BucketKey {
+    BucketKey {
+        subpath: "blue".into(),
+        kind: "blue".into(),
+        app: None,
+    }
+}
+
+/// A new upload `name` in cabs/blue (made when missing) with `bytes` written.
+fn upload(store: &PgStore, name: &str, bytes: &[u8]) -> u64 {
+    let dir = match store.lookup(CABS_INO, "blue").unwrap() {
+        Some(d) => d,
+        None => store
+            .create_node(&NewNode {
+                parent: CABS_INO,
+                name: "blue",
+                role: NodeRole::Dir,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                bucket: None,
+            })
+            .unwrap(),
+    };
+    let k = key();
+    let cab = store
+        .create_node(&NewNode {
+            parent: dir.ino,
+            name,
+            role: NodeRole::Cab,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            bucket: Some(&k),
+        })
+        .unwrap();
+    store.write_at(cab.ino, 0, bytes).unwrap();
+    cab.ino
+}
+
+#[test]
+fn a_gone_heads_uploads_are_removed_by_another_and_a_live_heads_never() {
+    let Some(db) = cerfs_testkit::TestDatabase::create() else {
+        return;
+    };
+    let a = PgStore::open(&db.url).unwrap();
+    let b = PgStore::open(&db.url).unwrap();
+    assert_ne!(a.head_id(), b.head_id());
+    let done = upload(&a, "done.cab", b"MSCF complete");
+    a.commit_cab(done, 13, &"0".repeat(64)).unwrap();
+    let open = upload(&a, "open.cab", &[1u8; 300_000]);
+    // A lives: its upload is not B's to remove.
+    assert!(b.recover_dead_heads().unwrap().is_empty());
+    assert_eq!(
+        b.node(open).unwrap().unwrap().cab_state,
+        Some(CabState::Writing)
+    );
+    // A dies (its connections close): the next head to look removes what A left.
+    drop(a);
+    let removed = b.recover_dead_heads().unwrap();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(
+        (removed[0].name.as_str(), removed[0].bytes),
+        ("open.cab", 300_000)
+    );
+    assert!(b.node(open).unwrap().is_none());
+    assert_eq!(
+        b.node(done).unwrap().unwrap().cab_state,
+        Some(CabState::Complete)
+    );
+    assert!(b.recover_dead_heads().unwrap().is_empty());
+    // A head that starts later does the same at open.
+    let c = PgStore::open(&db.url).unwrap();
+    let left = upload(&c, "left.cab", b"MSCF");
+    drop(c);
+    let d = PgStore::open(&db.url).unwrap();
+    assert_eq!(d.purged_at_open(), 1);
+    assert_eq!(d.purged_cabs()[0].ino, left);
+}
+
+#[test]
+fn a_head_cut_off_from_the_database_cannot_complete_an_upload_given_up() {
+    let Some(db) = cerfs_testkit::TestDatabase::create() else {
+        return;
+    };
+    let a = PgStore::open(&db.url).unwrap();
+    let b = PgStore::open(&db.url).unwrap();
+    let cab = upload(&a, "cut.cab", b"MSCF part");
+    // A's lock connection ends (the network, a DBA's pg_terminate_backend): A looks gone.
+    let killer = postgres::Client::connect(&db.url, postgres::NoTls);
+    let mut killer = killer.unwrap();
+    let killed: i64 = killer
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks \
+             WHERE locktype = 'advisory' AND objsubid = 1 \
+               AND classid::bigint = 1667592808 AND objid::bigint = $1",
+            &[&a.head_id()],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1);
+    // B can take A's lock once the server has ended that backend.
+    let removed = cerfs_testkit::poll_until(
+        std::time::Duration::from_secs(10),
+        "B removes the upload of A, which looks gone",
+        || Some(b.recover_dead_heads().unwrap()).filter(|r| !r.is_empty()),
+    );
+    assert_eq!(removed.len(), 1);
+    // A, still running, may not write into or complete the upload B gave up.
+    assert!(matches!(
+        a.write_at(cab, 9, b"more"),
+        Err(StoreError::NotFound(_) | StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        a.commit_cab(cab, 9, &"0".repeat(64)),
+        Err(StoreError::NotFound(_) | StoreError::Invalid(_))
+    ));
+    // A's next upload registers A again, under a new id, and completes.
+    let old = a.head_id();
+    let again = upload(&a, "again.cab", b"MSCF");
+    assert_ne!(a.head_id(), old);
+    a.commit_cab(again, 4, &"0".repeat(64)).unwrap();
+    // And B leaves the new A alone.
+    let next = upload(&a, "next.cab", b"MSCF");
+    assert!(b.recover_dead_heads().unwrap().is_empty());
+    assert_eq!(
+        a.node(next).unwrap().unwrap().cab_state,
+        Some(CabState::Writing)
+    );
+}
