@@ -4,7 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use cerfs_db::prelude::*;
-use cerfs_db::{BucketKey, CabState, NewNode, NodeRole, PgStore, StoreError, CABS_INO};
+use cerfs_db::{
+    BucketKey, CabState, LogId, LogLine, NewNode, NodeRole, PgStore, SettingsScope, StoreError,
+    CABS_INO,
+};
 
 fn key() -> BucketKey {
     BucketKey {
@@ -101,6 +104,7 @@ fn a_head_cut_off_from_the_database_cannot_complete_an_upload_given_up() {
         .query_one(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_locks \
              WHERE locktype = 'advisory' AND objsubid = 1 \
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
                AND classid::bigint = 1667592808 AND objid::bigint = $1",
             &[&a.head_id()],
         )
@@ -135,4 +139,44 @@ fn a_head_cut_off_from_the_database_cannot_complete_an_upload_given_up() {
         a.node(next).unwrap().unwrap().cab_state,
         Some(CabState::Writing)
     );
+}
+
+#[test]
+fn a_head_hears_of_every_other_heads_changes_and_not_of_its_own() {
+    let Some(db) = cerfs_testkit::TestDatabase::create() else {
+        return;
+    };
+    let a = PgStore::open(&db.url).unwrap();
+    let b = PgStore::open(&db.url).unwrap();
+    let bucket = a.ensure_bucket(&key()).unwrap();
+    let (a0, b0) = (a.outside_changes().unwrap(), b.outside_changes().unwrap());
+    // A's change first, then B's: when A hears of B's, its own came before it.
+    a.add_counts(bucket, 1, 1).unwrap();
+    let heard = |store: &PgStore, from: u64| {
+        cerfs_testkit::poll_until(
+            std::time::Duration::from_secs(10),
+            "a notification from the other head",
+            || Some(store.outside_changes().unwrap()).filter(|n| *n > from),
+        )
+    };
+    assert_eq!(heard(&b, b0), b0 + 1, "B hears of A's increment");
+    b.replace_settings(
+        SettingsScope::Status(bucket),
+        &[("Bucket".into(), "7".into())],
+    )
+    .unwrap();
+    assert_eq!(
+        heard(&a, a0),
+        a0 + 1,
+        "A hears of B's settings, not of its own increment"
+    );
+    a.append_log(
+        LogId::Hits(bucket),
+        &[LogLine {
+            bytes: b"x\r\n".to_vec(),
+            fields: None,
+        }],
+    )
+    .unwrap();
+    assert_eq!(heard(&b, b0 + 1), b0 + 2, "B hears of A's log line");
 }

@@ -95,6 +95,10 @@ impl ContentStore for PgStore {
         })
     }
 
+    fn outside_changes(&self) -> Result<u64> {
+        self.heard_changes()
+    }
+
     fn sync(&self) -> Result<()> {
         // Every commit was durable when it returned (synchronous_commit).
         Ok(())

@@ -2,6 +2,7 @@
 //! increment is one `UPDATE`: heads that add at once wait for each other's row lock and
 //! every delta counts.
 
+use super::heads::notify_change;
 use super::rows::{ensure_bucket_in, find_bucket, get_u64};
 use super::PgStore;
 use crate::store::{BucketId, BucketKey, CounterStore, Counts, Result};
@@ -55,6 +56,7 @@ impl CounterStore for PgStore {
             .map(|row| counts_of(&row))
             .transpose()?
             .ok_or(StoreError::NoBucket(bucket))
+            .and_then(|new| notify_change(tx, self.head_id()).map(|()| new))
         })?;
         warn_at_ceiling(bucket, new);
         Ok(new)
@@ -79,6 +81,7 @@ impl CounterStore for PgStore {
                 "UPDATE bucket_rows SET cabs_gathered = $2, total_hits = $3 WHERE bucket_id = $1",
                 &[&bucket, &cabs, &hits],
             )?;
+            notify_change(tx, self.head_id())?;
             Ok(old)
         })
     }

@@ -7,9 +7,10 @@
 //! transaction, that its row is still there: once another head gave its uploads up, they
 //! fail instead of landing in rows that are gone.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
 
 use super::pool::Tx;
@@ -17,6 +18,11 @@ use super::rows::{get_u64, ino_param};
 use super::{describe, PgStore};
 use crate::store::{Ino, Result};
 use crate::{OpenError, PurgedCab, StoreError};
+
+/// The channel every head notifies its content changes on (counters, settings, logs),
+/// with its head id as the payload, and listens to: another head's kernel caches are taken
+/// back when they hear of it (`Store::outside_changes`).
+pub(crate) const CHANGES_CHANNEL: &str = "cerfs_changes";
 
 /// High half of the advisory lock keys of heads ('cerh'); the low half is the head id.
 const HEAD_LOCK_BASE: i64 = 0x6365_7268_0000_0000;
@@ -32,6 +38,8 @@ pub(crate) fn head_lock_key(head_id: i64) -> i64 {
 pub(crate) struct Head {
     id: AtomicI64,
     life: Mutex<Client>,
+    /// Changes heard of from other heads so far.
+    heard: AtomicU64,
 }
 
 impl Head {
@@ -67,9 +75,13 @@ pub(crate) fn register(
         .get(0);
     life.execute("SELECT pg_advisory_lock($1)", &[&head_lock_key(id)])
         .map_err(fail)?;
+    // The same session hears what every head changes (see `outside_changes`).
+    life.batch_execute(&format!("LISTEN {CHANGES_CHANNEL}"))
+        .map_err(fail)?;
     Ok(Head {
         id: AtomicI64::new(id),
         life: Mutex::new(life),
+        heard: AtomicU64::new(0),
     })
 }
 
@@ -92,7 +104,40 @@ pub(crate) fn given_up(ino: Ino) -> StoreError {
     ))
 }
 
+/// Tells every head, at the commit of `tx`, that head `head` changed what synthesized
+/// files show.
+pub(crate) fn notify_change(tx: &mut Tx<'_>, head: i64) -> Result<()> {
+    tx.execute(
+        "SELECT pg_notify('cerfs_changes', $1)",
+        &[&head.to_string()],
+    )?;
+    Ok(())
+}
+
 impl PgStore {
+    /// How many changes other heads committed that this head has heard of: what the
+    /// server polls (`Store::outside_changes`). Notifications from this head are not
+    /// counted (fs-core announced them itself). Takes about a millisecond.
+    pub(crate) fn heard_changes(&self) -> Result<u64> {
+        let own = self.head.id().to_string();
+        let mut life = self
+            .head
+            .life
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut notes = life.notifications();
+        // Waits a moment, not at all: the connection reads what arrived only while its
+        // runtime waits (a merely polled iterator sees nothing new).
+        let mut pending = notes.timeout_iter(std::time::Duration::from_millis(1));
+        let mut others = 0;
+        while let Some(note) = pending.next()? {
+            if note.payload() != own {
+                others += 1;
+            }
+        }
+        Ok(self.head.heard.fetch_add(others, Ordering::AcqRel) + others)
+    }
+
     /// This head's id (`head_rows.head_id`).
     pub fn head_id(&self) -> i64 {
         self.head.id()
@@ -120,6 +165,9 @@ impl PgStore {
                 .life
                 .into_inner()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Changes made while it was cut off went unheard: count one, so that every
+            // cache is taken back.
+            self.head.heard.fetch_add(1, Ordering::AcqRel);
             self.head.id.store(new, Ordering::Release);
         }
         Ok(self.head.id())

@@ -2,6 +2,7 @@
 //! read back byte-exact by offset. An append locks its log's row: appends from every head
 //! follow each other, each line at the offset where the one before it ended.
 
+use super::heads::notify_change;
 use super::pool::Tx;
 use super::rows::{get_u64, require_bucket, size_param};
 use super::PgStore;
@@ -102,6 +103,7 @@ impl LogStore for PgStore {
                     &size_param(count, "line count")?,
                 ],
             )?;
+            notify_change(tx, self.head_id())?;
             Ok(length)
         })
     }

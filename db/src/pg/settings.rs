@@ -1,6 +1,7 @@
 //! The settings family of the PostgreSQL store: policy.txt and every status.txt, as
 //! ordered key/value rows, replaced whole under a lock of their scope.
 
+use super::heads::notify_change;
 use super::rows::require_bucket;
 use super::{lock_key, PgStore};
 use crate::store::{Result, SettingsScope, SettingsStore};
@@ -54,7 +55,7 @@ impl SettingsStore for PgStore {
                     &[&bucket, &position, key, value],
                 )?;
             }
-            Ok(())
+            notify_change(tx, self.head_id())
         })
     }
 }
