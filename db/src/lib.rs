@@ -40,7 +40,7 @@ pub use lifecycle::{
     Audit, BucketContents, CabCheck, CabEntry, LifecycleStore, PruneCandidate, PruneReason,
     Removal, RetentionPolicy, StoreUsage, SweepStep,
 };
-pub use pg::{PgStore, PG_SCHEMA_VERSION};
+pub use pg::{shown_url as shown_postgres_url, PgStore, PG_SCHEMA_VERSION};
 pub use query::{QueryDb, RowSink, Value};
 pub use reports::{
     DumpRequest, DumpState, IssuedDump, NewReport, ParamKind, RecordedReport, ReportFile, ReportId,

@@ -12,6 +12,7 @@
 mod content;
 mod counters;
 mod heads;
+mod lifecycle;
 mod logs;
 mod namespace;
 mod pool;
@@ -167,8 +168,9 @@ pub(crate) fn describe(e: &postgres::Error) -> String {
     }
 }
 
-/// `url` with any password replaced, for messages and logs.
-fn shown_url(url: &str) -> String {
+/// `url` (a PostgreSQL connection string) with any password replaced, for messages and
+/// logs.
+pub fn shown_url(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://") {
         if let Some((auth, host)) = rest.split_once('@') {
             if let Some((user, _)) = auth.split_once(':') {

@@ -277,3 +277,141 @@ pub(crate) fn cab_state_from(text: Option<&str>) -> std::result::Result<Option<C
         Some(other) => return Err(other.to_owned()),
     })
 }
+
+/// The server settings a retention policy is kept in.
+const RETENTION_KEYS: [&str; 4] = [
+    "retention.max_age_days",
+    "retention.keep_first",
+    "retention.keep_last",
+    "retention.max_cab_bytes",
+];
+
+/// The retention policy from the server settings `get` reads.
+pub(crate) fn retention_from(
+    mut get: impl FnMut(&str) -> Result<Option<String>>,
+) -> Result<crate::RetentionPolicy> {
+    fn number<T: std::str::FromStr>(key: &str, text: Option<String>) -> Result<Option<T>> {
+        text.map(|text| {
+            text.parse().map_err(|_| {
+                StoreError::Invalid(format!("server setting {key} holds {text:?}, not a number"))
+            })
+        })
+        .transpose()
+    }
+    let [age, first, last, bytes] = RETENTION_KEYS;
+    Ok(crate::RetentionPolicy {
+        max_age_days: number(age, get(age)?)?,
+        keep_first: number(first, get(first)?)?,
+        keep_last: number(last, get(last)?)?,
+        max_cab_bytes: number(bytes, get(bytes)?)?,
+    })
+}
+
+/// The server settings that keep `policy` (`None`: the setting goes).
+pub(crate) fn retention_settings(
+    policy: &crate::RetentionPolicy,
+) -> [(&'static str, Option<String>); 4] {
+    let [age, first, last, bytes] = RETENTION_KEYS;
+    [
+        (age, policy.max_age_days.map(|n| n.to_string())),
+        (first, policy.keep_first.map(|n| n.to_string())),
+        (last, policy.keep_last.map(|n| n.to_string())),
+        (bytes, policy.max_cab_bytes.map(|n| n.to_string())),
+    ]
+}
+
+/// Re-hashes a cab's stored chunks as they come, in order, checking that none is missing
+/// or of the wrong length (the scrub, `cerfs verify`).
+pub(crate) struct ChunkCheck {
+    chunk: u64,
+    size: u64,
+    next: u64,
+    seen: u64,
+    hasher: sha2::Sha256,
+}
+
+impl ChunkCheck {
+    /// For `size` bytes in chunks of `chunk` bytes.
+    pub(crate) fn new(chunk: u64, size: u64) -> ChunkCheck {
+        ChunkCheck {
+            chunk,
+            size,
+            next: 0,
+            seen: 0,
+            hasher: <sha2::Sha256 as sha2::Digest>::new(),
+        }
+    }
+
+    /// Takes chunk `idx`; what is wrong with it, if anything.
+    pub(crate) fn feed(&mut self, idx: u64, data: &[u8]) -> std::result::Result<(), String> {
+        if idx != self.next {
+            return Err(format!(
+                "chunk {} (bytes from {}) is missing",
+                self.next,
+                self.next * self.chunk
+            ));
+        }
+        let wanted = (self.size - self.seen.min(self.size)).min(self.chunk) as usize;
+        if data.len() != wanted {
+            return Err(format!(
+                "chunk {idx} holds {} bytes, {wanted} expected",
+                data.len()
+            ));
+        }
+        sha2::Digest::update(&mut self.hasher, data);
+        self.seen += data.len() as u64;
+        self.next += 1;
+        Ok(())
+    }
+
+    /// The verdict once every chunk was fed: the bytes make the size and `sha256_hex`.
+    pub(crate) fn finish(self, sha256_hex: &str) -> crate::CabCheck {
+        if self.seen != self.size {
+            return crate::CabCheck::Corrupt(format!(
+                "{} bytes stored, {} recorded",
+                self.seen, self.size
+            ));
+        }
+        let got = hex_lower(&sha2::Digest::finalize(self.hasher));
+        if got.eq_ignore_ascii_case(sha256_hex) {
+            crate::CabCheck::Sound
+        } else {
+            crate::CabCheck::Corrupt(format!("sha256 is {got}, {sha256_hex} recorded"))
+        }
+    }
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// How a removal is spelled in `cab_rows.removal`.
+pub(crate) fn removal_str(removal: crate::Removal) -> &'static str {
+    match removal {
+        crate::Removal::Pruned => "pruned",
+        crate::Removal::Deleted => "deleted",
+    }
+}
+
+/// A `cab_rows.removal` value as a removal (`None`: on the share).
+pub(crate) fn removal_from(text: Option<&str>) -> Option<crate::Removal> {
+    match text {
+        Some("pruned") => Some(crate::Removal::Pruned),
+        Some("deleted") => Some(crate::Removal::Deleted),
+        _ => None,
+    }
+}
+
+/// What the audit row of a bucket's deletion says went.
+pub(crate) fn bucket_deletion_detail(contents: &crate::BucketContents) -> String {
+    format!(
+        "{} cabs ({} bytes), {} hits.log lines, {} crash.log lines blanked, {} CER2 reports, \
+         Total Hits {}",
+        contents.cabs,
+        contents.cab_bytes,
+        contents.hits_lines,
+        contents.crash_lines,
+        contents.reports,
+        contents.total_hits
+    )
+}

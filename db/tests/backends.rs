@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+use sha2::Digest;
+
 use cerfs_db::prelude::*;
 use cerfs_db::{
     BucketKey, CabState, Counts, DumpRequest, DumpState, LogFields, LogId, LogLine, NewNode,
@@ -15,19 +17,9 @@ use cerfs_db::{
     StoreError, CABS_INO, ROOT_INO,
 };
 
-/// The families both backends implement so far.
-trait Core:
-    NamespaceStore + ContentStore + CounterStore + SettingsStore + LogStore + ReportStore
-{
-}
-impl<T> Core for T where
-    T: NamespaceStore + ContentStore + CounterStore + SettingsStore + LogStore + ReportStore
-{
-}
-
 struct Backend {
     name: &'static str,
-    store: Arc<dyn Core>,
+    store: Arc<dyn Store>,
     _keep: Box<dyn std::any::Any>,
 }
 
@@ -561,5 +553,131 @@ fn reports_from_many_connections_never_issue_more_dumps_than_the_cap() {
             b.store.record_report(888_888, &report(0), None),
             Err(StoreError::NoBucket(_))
         ));
+    }
+}
+
+/// A complete cab `name` of `len` bytes in cabs/`sub` (the folder made when missing).
+fn stored_cab(s: &dyn Store, sub: &str, name: &str, len: usize) -> u64 {
+    let dir = match s.lookup(CABS_INO, sub).unwrap() {
+        Some(d) => d,
+        None => s
+            .create_node(&node(CABS_INO, sub, NodeRole::Dir, None))
+            .unwrap(),
+    };
+    let k = key(sub);
+    let cab = s
+        .create_node(&node(dir.ino, name, NodeRole::Cab, Some(&k)))
+        .unwrap();
+    let data: Vec<u8> = (0..len).map(|i| (i % 241) as u8).collect();
+    s.write_at(cab.ino, 0, &data).unwrap();
+    let sha: String = sha2::Sha256::digest(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    s.commit_cab(cab.ino, len as u64, &sha).unwrap();
+    cab.ino
+}
+
+#[test]
+fn retention_prunes_in_steps_and_a_bucket_deletion_takes_everything() {
+    use cerfs_db::{Audit, CabCheck, PruneReason, Removal, RetentionPolicy};
+    for b in backends() {
+        let s = &*b.store;
+        let old = stored_cab(s, "blue", "a.cab", 600_000);
+        let mid = stored_cab(s, "blue", "b.cab", 70_000);
+        let new = stored_cab(s, "blue", "c.cab", 10);
+        let red = stored_cab(s, "red", "r.cab", 10);
+        let policy = RetentionPolicy {
+            keep_last: Some(1),
+            ..Default::default()
+        };
+        s.set_retention(&policy).unwrap();
+        assert_eq!(s.retention().unwrap(), policy, "{}", b.name);
+        // The two oldest of blue, one page at a time.
+        let first = s.prune_candidates(&policy, None, 1).unwrap();
+        assert_eq!(first.len(), 1, "{}", b.name);
+        assert_eq!(
+            (first[0].cab.ino, first[0].reason),
+            (old, PruneReason::PerBucket)
+        );
+        let second = s
+            .prune_candidates(&policy, Some(&first[0].cab), 10)
+            .unwrap();
+        let inos: Vec<u64> = second.iter().map(|c| c.cab.ino).collect();
+        assert_eq!(inos, [mid], "{}", b.name);
+        assert_eq!(s.prune_cabs(&[old, mid, red + 1_000]).unwrap(), [old, mid]);
+        assert!(s
+            .lookup(s.lookup(CABS_INO, "blue").unwrap().unwrap().ino, "a.cab")
+            .unwrap()
+            .is_none());
+        let (found, removal) = s.find_cab("blue", "a.cab").unwrap().unwrap();
+        assert_eq!(
+            (found.ino, removal),
+            (old, Some(Removal::Pruned)),
+            "{}",
+            b.name
+        );
+        // Swept in steps of two chunks at most (SQLite drops the cab database's bytes whole).
+        let mut steps = 0;
+        loop {
+            let step = s.sweep(2).unwrap();
+            assert!(step.chunks <= 2, "{}", b.name);
+            steps += 1;
+            if !step.more {
+                break;
+            }
+            assert!(steps < 100, "{}: the sweep does not end", b.name);
+        }
+        assert_eq!(s.node(old).unwrap().unwrap().size, 0, "{}", b.name);
+        assert_eq!(s.check_cab(new).unwrap(), CabCheck::Sound, "{}", b.name);
+        let listed: Vec<u64> = s.cabs_after(0, 10).unwrap().iter().map(|c| c.ino).collect();
+        assert_eq!(listed, [new, red], "{}", b.name);
+        // A deletion: its cabs, counters, logs go; crash.log lines naming it are blanked.
+        let blue = s.find_bucket("blue").unwrap().unwrap();
+        s.add_counts(blue, 3, 5).unwrap();
+        let crash = LogLine {
+            bytes: b"10:00:00 03-01-2024\tPC\tU\tblue\r\n".to_vec(),
+            fields: Some(LogFields {
+                time: "10:00:00".into(),
+                date: "03-01-2024".into(),
+                machine: "PC".into(),
+                user: "U".into(),
+                item: "blue".into(),
+                client_time: "2024-03-01T10:00:00".into(),
+            }),
+        };
+        s.append_log(LogId::Crash, std::slice::from_ref(&crash))
+            .unwrap();
+        let audit = Audit {
+            by: "root".into(),
+            reason: "PII request 7".into(),
+        };
+        let contents = s.delete_bucket("blue", &audit).unwrap().unwrap();
+        assert_eq!(
+            (contents.cabs, contents.total_hits, contents.crash_lines),
+            (1, 5, 1),
+            "{}",
+            b.name
+        );
+        while s.sweep(100).unwrap().more {}
+        assert!(
+            s.find_bucket("blue").unwrap().is_none(),
+            "{}: the bucket row went",
+            b.name
+        );
+        let log = s.read_log(LogId::Crash, 0, 1000).unwrap();
+        assert_eq!(
+            log.len(),
+            crash.bytes.len(),
+            "{}: crash.log keeps its length",
+            b.name
+        );
+        assert!(
+            log.starts_with(b"[deleted]") && log.ends_with(b"\r\n"),
+            "{}: {log:?}",
+            b.name
+        );
+        assert_eq!(s.check_cab(red).unwrap(), CabCheck::Sound, "{}", b.name);
+        assert!(s.find_cab("red", "r.cab").unwrap().is_some());
     }
 }

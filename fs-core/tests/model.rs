@@ -830,7 +830,8 @@ struct System {
     count_dirs: [Ino; BUCKETS],
     cab_dirs: [Ino; BUCKETS],
     scratch: Ino,
-    _dir: tempfile::TempDir,
+    /// What the store lives in (a temporary directory, a test database).
+    _keep: Box<dyn std::any::Any>,
 }
 
 const RW: OpenFlags = OpenFlags {
@@ -1059,7 +1060,44 @@ impl StateMachineTest for FsCoreTest {
     fn init_test(model: &Model) -> System {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SqliteStore::open(&dir.path().join("cer.db")).expect("open store");
-        let fs = CerFs::new(Arc::new(store));
+        System::on(Arc::new(store), Box::new(dir), model)
+    }
+
+    fn apply(system: System, model: &Model, step: Step) -> System {
+        System::apply(system, model, step)
+    }
+
+    fn check_invariants(system: &System, model: &Model) {
+        System::check_invariants(system, model)
+    }
+}
+
+/// The same test on the PostgreSQL store (a database of its own per case).
+struct FsCoreOnPostgres;
+
+impl StateMachineTest for FsCoreOnPostgres {
+    type SystemUnderTest = System;
+    type Reference = ModelMachine;
+
+    fn init_test(model: &Model) -> System {
+        let db = cerfs_testkit::TestDatabase::create().expect("the test database");
+        let store = cerfs_db::PgStore::open(&db.url).expect("open the PostgreSQL store");
+        System::on(Arc::new(store), Box::new(db), model)
+    }
+
+    fn apply(system: System, model: &Model, step: Step) -> System {
+        System::apply(system, model, step)
+    }
+
+    fn check_invariants(system: &System, model: &Model) {
+        System::check_invariants(system, model)
+    }
+}
+
+impl System {
+    /// fs-core over `store`, set up as the model starts.
+    fn on(store: Arc<dyn cerfs_db::Store>, keep: Box<dyn std::any::Any>, model: &Model) -> System {
+        let fs = CerFs::new(store);
         let setup = caller(0);
         let mkdir = |parent: Ino, name: &str| {
             fs.mkdir(&setup, parent, name.as_bytes(), 0o777)
@@ -1088,7 +1126,7 @@ impl StateMachineTest for FsCoreTest {
             count_dirs,
             cab_dirs,
             scratch,
-            _dir: dir,
+            _keep: keep,
         }
     }
 
@@ -1177,4 +1215,27 @@ prop_state_machine! {
 
     #[test]
     fn fs_core_follows_the_model(sequential 1..80 => FsCoreTest);
+}
+
+/// Fewer cases than on SQLite: each makes a database on the server.
+#[test]
+fn fs_core_follows_the_model_on_postgres() {
+    let Some(probe) = cerfs_testkit::TestDatabase::create() else {
+        return;
+    };
+    drop(probe);
+    let config = ProptestConfig {
+        cases: 24,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config.clone());
+    let cases = ModelMachine::sequential_strategy(1..80);
+    let result = runner.run(&cases, |(initial, transitions, seen)| {
+        FsCoreOnPostgres::test_sequential(config.clone(), initial, transitions, seen);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
 }

@@ -10,6 +10,7 @@ use crate::OpenError;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_core.sql"),
     include_str!("migrations/0002_cer2_reports.sql"),
+    include_str!("migrations/0003_lifecycle.sql"),
 ];
 
 /// The schema version this build writes.

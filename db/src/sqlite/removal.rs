@@ -9,22 +9,8 @@ use super::rows::{get_u64, ino_param};
 use super::sql_now;
 use crate::lifecycle::{Audit, BucketContents, CabEntry, Removal, SweepStep};
 use crate::store::{BucketId, Ino, Result};
+use crate::store_rules::{bucket_deletion_detail, removal_from, removal_str};
 use crate::StoreError;
-
-fn removal_str(removal: Removal) -> &'static str {
-    match removal {
-        Removal::Pruned => "pruned",
-        Removal::Deleted => "deleted",
-    }
-}
-
-fn removal_from(text: Option<String>) -> Option<Removal> {
-    match text.as_deref() {
-        Some("pruned") => Some(Removal::Pruned),
-        Some("deleted") => Some(Removal::Deleted),
-        _ => None,
-    }
-}
 
 /// What `remove_cab` reads of a cab: state, removal, subpath, name, size.
 type CabFacts = (String, Option<String>, String, String, Option<i64>);
@@ -51,7 +37,7 @@ pub(crate) fn remove_cab(
         return Ok(false);
     };
     // A pruned cab may still be deleted (its row then goes too).
-    let allowed = match removal_from(current) {
+    let allowed = match removal_from(current.as_deref()) {
         None => true,
         Some(Removal::Pruned) => removal == Removal::Deleted,
         Some(Removal::Deleted) => false,
@@ -124,7 +110,7 @@ pub(crate) fn sweep(tx: &Connection, max_chunks: usize) -> Result<SweepStep> {
             step.more = true;
             break;
         }
-        match removal_from(removal) {
+        match removal_from(removal.as_deref()) {
             Some(Removal::Deleted) => {
                 tx.prepare_cached("DELETE FROM cab_rows WHERE ino = ?1")?
                     .execute([key])?;
@@ -182,7 +168,7 @@ pub(crate) fn find_cab(
                     created_at: removed_at.unwrap_or(created_at),
                     sha256: r.get(5)?,
                 },
-                removal_from(removal),
+                removal_from(removal.as_deref()),
             ))
         })
         .optional()?)
@@ -247,16 +233,7 @@ pub(crate) fn delete_bucket(
             "a cab of {subpath} is being uploaded right now: try again when it is complete"
         )));
     }
-    let detail = format!(
-        "{} cabs ({} bytes), {} hits.log lines, {} crash.log lines blanked, {} CER2 reports, \
-         Total Hits {}",
-        contents.cabs,
-        contents.cab_bytes,
-        contents.hits_lines,
-        contents.crash_lines,
-        contents.reports,
-        contents.total_hits
-    );
+    let detail = bucket_deletion_detail(&contents);
     record(tx, audit, "bucket", subpath, None, &detail)?;
     let cabs: Vec<Ino> = {
         let mut stmt =

@@ -8,12 +8,7 @@ use super::rows::{get_u64, size_param};
 use super::{finish, SqliteStore};
 use crate::lifecycle::{CabEntry, PruneCandidate, PruneReason, RetentionPolicy};
 use crate::store::Result;
-use crate::StoreError;
-
-const MAX_AGE: &str = "retention.max_age_days";
-const KEEP_FIRST: &str = "retention.keep_first";
-const KEEP_LAST: &str = "retention.keep_last";
-const MAX_CAB_BYTES: &str = "retention.max_cab_bytes";
+use crate::store_rules::{retention_from, retention_settings};
 
 pub(crate) fn setting(conn: &Connection, key: &str) -> Result<Option<String>> {
     Ok(conn
@@ -34,42 +29,14 @@ pub(crate) fn set_setting(conn: &Connection, key: &str, value: Option<&str>) -> 
     Ok(())
 }
 
-fn number<T: std::str::FromStr>(conn: &Connection, key: &str) -> Result<Option<T>> {
-    match setting(conn, key)? {
-        None => Ok(None),
-        Some(text) => text.parse().map(Some).map_err(|_| {
-            StoreError::Invalid(format!("server setting {key} holds {text:?}, not a number"))
-        }),
-    }
-}
-
 pub(crate) fn load_policy(conn: &Connection) -> Result<RetentionPolicy> {
-    Ok(RetentionPolicy {
-        max_age_days: number(conn, MAX_AGE)?,
-        keep_first: number(conn, KEEP_FIRST)?,
-        keep_last: number(conn, KEEP_LAST)?,
-        max_cab_bytes: number(conn, MAX_CAB_BYTES)?,
-    })
+    retention_from(|key| setting(conn, key))
 }
 
 pub(crate) fn store_policy(conn: &Connection, policy: &RetentionPolicy) -> Result<()> {
-    let text = |n: Option<u64>| n.map(|n| n.to_string());
-    set_setting(
-        conn,
-        MAX_AGE,
-        text(policy.max_age_days.map(u64::from)).as_deref(),
-    )?;
-    set_setting(
-        conn,
-        KEEP_FIRST,
-        text(policy.keep_first.map(u64::from)).as_deref(),
-    )?;
-    set_setting(
-        conn,
-        KEEP_LAST,
-        text(policy.keep_last.map(u64::from)).as_deref(),
-    )?;
-    set_setting(conn, MAX_CAB_BYTES, text(policy.max_cab_bytes).as_deref())?;
+    for (key, value) in retention_settings(policy) {
+        set_setting(conn, key, value.as_deref())?;
+    }
     Ok(())
 }
 
