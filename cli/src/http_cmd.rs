@@ -32,7 +32,7 @@ Example:
   cerfs http --db /var/lib/cerfs/cer.db --listen 0.0.0.0:80")]
 pub struct HttpArgs {
     /// SQLite database holding the share (created if missing).
-    #[arg(long, value_name = "FILE", default_value = "cer.db")]
+    #[arg(long, value_name = "FILE", default_value = "cer.db", value_parser = crate::store_location::sqlite_only)]
     pub db: PathBuf,
 
     /// Address and port to listen on (Windows clients use port 80 unless their server
@@ -134,7 +134,8 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
 pub fn run(args: &HttpArgs) -> Result<()> {
     check_db_dir(&args.db)?;
     let stop = StopSignals::install()?;
-    let share = open_share(&args.db, &args.limits, &[])?;
+    let location = crate::store_location::StoreLocation::Sqlite(args.db.clone());
+    let share = open_share(&location, &args.limits, &[])?;
     let (fs, maintenance, alerts) = (share.fs, share.maintenance, share.alerts);
     let store_watch = crate::store_watch::StoreWatch::spawn(&fs)?;
     let config = args.http_limits.config();
@@ -152,7 +153,9 @@ pub fn run(args: &HttpArgs) -> Result<()> {
     }
     indexer.stop();
     maintenance.stop();
-    alerts.stop();
+    if let Some(alerts) = alerts {
+        alerts.stop();
+    }
     server.shutdown().context("stopping the HTTP server")?;
     info!("stopped, closed {}", args.db.display());
     store_watch.outcome()

@@ -7,8 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use cerfs_db::SqliteStore;
+use cerfs_db::{PgStore, SqliteStore};
 use cerfs_fs_core::CerFs;
+
+use crate::store_location::StoreLocation;
 
 #[cfg(unix)]
 pub(crate) mod unix;
@@ -101,17 +103,67 @@ fn parse_rate(text: &str) -> std::result::Result<u64, String> {
 pub(crate) struct Share {
     pub fs: Arc<CerFs>,
     pub maintenance: cerfs_lifecycle::Maintenance,
-    /// Stopped when dropped (after its current round).
-    pub alerts: cerfs_alerts::AlertWorker,
+    /// Stopped when dropped (after its current round). None on PostgreSQL (not there yet).
+    pub alerts: Option<cerfs_alerts::AlertWorker>,
+}
+
+/// How often a head on PostgreSQL looks for heads that are gone, and removes the uploads
+/// they left unfinished.
+const HEAD_RECOVERY_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What the alert worker reads and writes (a SQLite store: not there yet on PostgreSQL).
+type AlertBackend = Arc<dyn cerfs_alerts::AlertBackend>;
+
+/// The store at `db`: SQLite (created if missing) or PostgreSQL (a head of it, with its
+/// recovery of gone heads' uploads running until the store is dropped).
+fn open_store(db: &StoreLocation) -> Result<(Arc<dyn cerfs_db::Store>, Option<AlertBackend>)> {
+    match db {
+        StoreLocation::Sqlite(path) => {
+            let store = Arc::new(
+                SqliteStore::open(path)
+                    .with_context(|| format!("cannot open database {}", path.display()))?,
+            );
+            Ok((store.clone(), Some(store)))
+        }
+        StoreLocation::Postgres(url) => {
+            let store = Arc::new(
+                PgStore::open(url).with_context(|| format!("cannot open the store at {db}"))?,
+            );
+            for cab in store.purged_cabs() {
+                tracing::warn!(subpath = %cab.subpath, name = %cab.name, bytes = cab.bytes,
+                    "removed an upload a gone head left unfinished");
+            }
+            let weak = Arc::downgrade(&store);
+            std::thread::Builder::new()
+                .name("cerfs-head-recovery".into())
+                .spawn(move || loop {
+                    std::thread::sleep(HEAD_RECOVERY_EVERY);
+                    let Some(store) = weak.upgrade() else {
+                        return;
+                    };
+                    if let Err(e) = store.recover_dead_heads() {
+                        tracing::warn!("cannot look for gone heads: {e}");
+                    }
+                })
+                .context("cannot start the head recovery thread")?;
+            tracing::info!(
+                head = store.head_id(),
+                "serving as a head of {db}; cab indexing and alerts are not there yet on                  PostgreSQL stores (docs/scale-out.md)"
+            );
+            Ok((store, None))
+        }
+    }
 }
 
 /// Opens the database (created if missing) and the share's logic over it: the one `CerFs`
 /// of a server process, which its mount (and its HTTP server, if any) serve.
 /// Besides root, the users in `admin_uids` may change policy.txt and status.txt.
-pub(crate) fn open_share(db: &Path, limits: &ShareLimits, admin_uids: &[u32]) -> Result<Share> {
-    let store = Arc::new(
-        SqliteStore::open(db).with_context(|| format!("cannot open database {}", db.display()))?,
-    );
+pub(crate) fn open_share(
+    db: &StoreLocation,
+    limits: &ShareLimits,
+    admin_uids: &[u32],
+) -> Result<Share> {
+    let (store, alert_backend) = open_store(db)?;
     let maintenance = cerfs_lifecycle::Maintenance::spawn(
         Arc::clone(&store) as Arc<dyn cerfs_db::LifecycleStore>,
         cerfs_lifecycle::MaintenanceConfig {
@@ -120,12 +172,16 @@ pub(crate) fn open_share(db: &Path, limits: &ShareLimits, admin_uids: &[u32]) ->
         },
     )
     .context("cannot start the background maintenance")?;
-    let alerts = cerfs_alerts::AlertWorker::spawn(
-        Arc::clone(&store) as Arc<dyn cerfs_alerts::AlertBackend>,
-        std::time::Duration::from_secs(limits.alert_interval),
-        limits.max_store,
-    )
-    .context("cannot start the alert worker")?;
+    let alerts = alert_backend
+        .map(|backend| {
+            cerfs_alerts::AlertWorker::spawn(
+                backend,
+                std::time::Duration::from_secs(limits.alert_interval),
+                limits.max_store,
+            )
+            .context("cannot start the alert worker")
+        })
+        .transpose()?;
     let fs = CerFs::new(store)
         .with_max_cab_size(limits.max_cab_size)
         .with_space_limits(cerfs_fs_core::SpaceLimits {

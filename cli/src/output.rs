@@ -19,7 +19,7 @@ use clap::{Args, ValueEnum};
 pub struct DbArg {
     /// The cerfs database (the file `cerfs mount` / `cerfs serve` use). Safe to use while
     /// they run.
-    #[arg(long, value_name = "FILE", default_value = "cer.db")]
+    #[arg(long, value_name = "FILE", default_value = "cer.db", value_parser = crate::store_location::sqlite_only)]
     pub db: PathBuf,
 }
 

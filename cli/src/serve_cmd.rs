@@ -67,7 +67,7 @@ Try it locally (defaults: ./cer.db, 127.0.0.1, port 4450, share cer, guests allo
   smbclient //127.0.0.1/cer -p 4450 -N -c ls")]
 pub struct ServeArgs {
     /// SQLite database holding the share (created if missing).
-    #[arg(long, value_name = "FILE", default_value = "cer.db")]
+    #[arg(long, value_name = "FILE", default_value = "cer.db", value_parser = crate::store_location::sqlite_only)]
     pub db: PathBuf,
 
     /// Directory to mount the share on, created if missing [default: /run/cerfs/SHARE/share].
@@ -319,7 +319,8 @@ fn serve(
     let signalled = &events.signalled;
     let mountpoint = &config.path;
     // One CerFs serves the mount and the HTTP server: one set of handles, one store.
-    let opened = open_share(&args.db, &args.limits, &[admin_uid])?;
+    let location = crate::store_location::StoreLocation::Sqlite(args.db.clone());
+    let opened = open_share(&location, &args.limits, &[admin_uid])?;
     let (share, maintenance, alerts) = (opened.fs, opened.maintenance, opened.alerts);
     let store_watch = crate::store_watch::StoreWatch::spawn(&share)?;
     let opts = MountOptions {
@@ -450,7 +451,9 @@ fn serve(
     }
     let outcome = outcome.and(store_watch.outcome());
     maintenance.stop();
-    alerts.stop();
+    if let Some(alerts) = alerts {
+        alerts.stop();
+    }
     stop_and_unmount(samba, indexer, mount, config, outcome)
 }
 

@@ -77,7 +77,8 @@ impl PgStore {
         {
             let mut conn = pool.get().map_err(|e| match e {
                 StoreError::Postgres(e) => OpenError::Unusable(format!(
-                    "cannot connect to PostgreSQL at {shown}: {}",
+                    "cannot connect to PostgreSQL at {shown}: {}; check that the server runs \
+                     there, that the database exists and that it lets this user in (pg_hba.conf)",
                     describe(&e)
                 )),
                 other => OpenError::Unusable(other.to_string()),
@@ -164,7 +165,17 @@ pub(crate) fn describe(e: &postgres::Error) -> String {
             Some(detail) => format!("{} ({detail})", db.message()),
             None => db.message().to_owned(),
         },
-        None => e.to_string(),
+        None => {
+            // The client's errors say what failed; their sources say why.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                text.push_str(": ");
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            text
+        }
     }
 }
 

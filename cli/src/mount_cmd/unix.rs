@@ -15,6 +15,7 @@ use tracing::info;
 
 use super::{check_db_dir, open_share};
 use crate::stop::signal_name;
+use crate::store_location::StoreLocation;
 
 /// The FUSE device; without it nothing can be mounted.
 pub(crate) const DEV_FUSE: &str = "/dev/fuse";
@@ -32,9 +33,11 @@ them until they are closed, at most 30 s (a second signal: at once). Run it as r
 Example:
   mkdir -p /srv/cer && cerfs mount --db /var/lib/cerfs/cer.db /srv/cer")]
 pub struct MountArgs {
-    /// SQLite database holding the share (created if missing).
-    #[arg(long, value_name = "FILE")]
-    pub db: PathBuf,
+    /// SQLite database holding the share (created if missing), or a PostgreSQL database
+    /// (postgres://USER@HOST:PORT/DBNAME) that several `cerfs mount` heads on different
+    /// machines serve together (docs/scale-out.md; no cab indexing or alerts there yet).
+    #[arg(long, value_name = "FILE|URL", value_parser = StoreLocation::parse)]
+    pub db: StoreLocation,
 
     /// Existing empty directory to mount the share on.
     #[arg(value_name = "MOUNTPOINT")]
@@ -65,7 +68,9 @@ pub struct MountArgs {
 /// Mounts, serves until told to stop, unmounts.
 pub fn run(args: &MountArgs) -> Result<()> {
     check_mountpoint(&args.mountpoint)?;
-    check_db_dir(&args.db)?;
+    if let Some(path) = args.db.sqlite_path() {
+        check_db_dir(path)?;
+    }
     if !Path::new(DEV_FUSE).exists() {
         bail!(
             "{DEV_FUSE} not found: install fuse3 (apt-get install fuse3) and load the kernel \
@@ -85,13 +90,12 @@ pub fn run(args: &MountArgs) -> Result<()> {
     };
     let mount = cerfs_fuse::spawn_mount(fs, &args.mountpoint, &opts)
         .map_err(|e| mount_error(e, &args.mountpoint))?;
-    info!(
-        "mounted {} at {}",
-        args.db.display(),
-        args.mountpoint.display()
-    );
+    info!("mounted {} at {}", args.db, args.mountpoint.display());
     // Index what committed cabs hold, in the background (each cab in a bounded child).
-    let indexer = super::spawn_indexer(&args.db, &args.symbols)?;
+    let indexer = match args.db.sqlite_path() {
+        Some(path) => Some(super::spawn_indexer(path, &args.symbols)?),
+        None => None,
+    };
 
     // An external unmount ends the session: stop waiting for signals then.
     let end = mount.session_end();
@@ -116,9 +120,13 @@ pub fn run(args: &MountArgs) -> Result<()> {
         ),
     }
 
-    indexer.stop();
+    if let Some(indexer) = indexer {
+        indexer.stop();
+    }
     maintenance.stop();
-    alerts.stop();
+    if let Some(alerts) = alerts {
+        alerts.stop();
+    }
     // A second signal while open files keep a detached mount alive: stop at once.
     thread::Builder::new()
         .name("cerfs-second-signal".to_owned())
@@ -148,7 +156,7 @@ pub fn run(args: &MountArgs) -> Result<()> {
     info!(
         "unmounted {}, closed {}",
         args.mountpoint.display(),
-        args.db.display()
+        args.db
     );
     store_watch.outcome()
 }

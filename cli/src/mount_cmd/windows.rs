@@ -50,7 +50,8 @@ pub fn run(args: &MountArgs) -> Result<()> {
     // Catch Ctrl-C before mounting: from now on it must unmount, not end the process.
     let stop = StopSignals::install()?;
 
-    let share = open_share(&args.db, &args.limits, &[])?;
+    let location = crate::store_location::StoreLocation::Sqlite(args.db.clone());
+    let share = open_share(&location, &args.limits, &[])?;
     let (fs, _maintenance) = (share.fs, share.maintenance);
     let point = MountPoint::prepare(&args.mountpoint)?;
     let mount = match cerfs_winfsp::mount(fs, point.path()) {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -30,7 +31,7 @@ pub struct Running {
 impl Running {
     /// Starts `cerfs mount --db DB MOUNTPOINT`; returns it with a receiver that gets one
     /// message when the "mounted" line was logged (or the stream ended).
-    pub fn start(db: &Path, mountpoint: &Path) -> (Running, mpsc::Receiver<bool>) {
+    pub fn start(db: impl AsRef<OsStr>, mountpoint: &Path) -> (Running, mpsc::Receiver<bool>) {
         let mut child = Command::new(CERFS)
             .args(["mount", "--threads", "4", "--db"])
             .arg(db)
@@ -100,7 +101,7 @@ impl Drop for Running {
 
 impl Running {
     /// Starts `cerfs mount` and waits until it is mounted; `None` when the test must skip.
-    pub fn mounted(db: &Path, mountpoint: &Path) -> Option<Running> {
+    pub fn mounted(db: impl AsRef<OsStr>, mountpoint: &Path) -> Option<Running> {
         if !cerfs_testkit::skip::fuse_usable() {
             return None;
         }
