@@ -25,6 +25,7 @@ use tracing::{info, warn};
 use crate::mount_cmd::unix::{check_mountpoint, mount_error, DEV_FUSE};
 use crate::mount_cmd::{check_db_dir, open_share};
 use crate::stop::signal_name;
+use crate::store_location::StoreLocation;
 
 /// Environment variable holding the admin password when no file is given.
 const PASSWORD_ENV: &str = "CERFS_ADMIN_PASSWORD";
@@ -66,9 +67,11 @@ Try it locally (defaults: ./cer.db, 127.0.0.1, port 4450, share cer, guests allo
   cerfs serve
   smbclient //127.0.0.1/cer -p 4450 -N -c ls")]
 pub struct ServeArgs {
-    /// SQLite database holding the share (created if missing).
-    #[arg(long, value_name = "FILE", default_value = "cer.db", value_parser = crate::store_location::sqlite_only)]
-    pub db: PathBuf,
+    /// SQLite database holding the share (created if missing), or a PostgreSQL database
+    /// (postgres://USER@HOST:PORT/DBNAME) that several `cerfs serve` heads serve together
+    /// (docs/scale-out.md; no cab indexing, alerts or web console there yet).
+    #[arg(long, value_name = "FILE|URL", default_value = "cer.db", value_parser = StoreLocation::parse)]
+    pub db: StoreLocation,
 
     /// Directory to mount the share on, created if missing [default: /run/cerfs/SHARE/share].
     #[arg(long, value_name = "DIR")]
@@ -235,7 +238,14 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         );
     }
     let tools = SambaTools::find()?;
-    check_db_dir(&args.db)?;
+    if let Some(path) = args.db.sqlite_path() {
+        check_db_dir(path)?;
+    } else if args.web.is_some() {
+        bail!(
+            "the web console reads SQLite stores only so far: leave out --web with a \
+             PostgreSQL store (docs/scale-out.md)"
+        );
+    }
     let runtime = Path::new(RUNTIME_DIR).join(&args.share);
     let mountpoint = absolute(
         args.mountpoint
@@ -319,8 +329,7 @@ fn serve(
     let signalled = &events.signalled;
     let mountpoint = &config.path;
     // One CerFs serves the mount and the HTTP server: one set of handles, one store.
-    let location = crate::store_location::StoreLocation::Sqlite(args.db.clone());
-    let opened = open_share(&location, &args.limits, &[admin_uid])?;
+    let opened = open_share(&args.db, &args.limits, &[admin_uid])?;
     let (share, maintenance, alerts) = (opened.fs, opened.maintenance, opened.alerts);
     let store_watch = crate::store_watch::StoreWatch::spawn(&share)?;
     let opts = MountOptions {
@@ -330,10 +339,13 @@ fn serve(
     };
     let mount = cerfs_fuse::spawn_mount(Arc::clone(&share), mountpoint, &opts)
         .map_err(|e| mount_error(e, mountpoint))?;
-    info!("mounted {} at {}", args.db.display(), mountpoint.display());
+    info!("mounted {} at {}", args.db, mountpoint.display());
     // Index what committed cabs hold, in the background (stopped by its drop on every
     // early return, before the mount, which was created first).
-    let indexer = crate::mount_cmd::spawn_indexer(&args.db, &args.symbols)?;
+    let indexer = match args.db.sqlite_path() {
+        Some(path) => Some(crate::mount_cmd::spawn_indexer(path, &args.symbols)?),
+        None => None,
+    };
 
     // The HTTP server serves the same CerFs; dropped on early returns.
     let http = match args.http {
@@ -351,7 +363,7 @@ fn serve(
                     Some(server)
                 }
                 Err(e) => {
-                    indexer.stop();
+                    stop_indexer(indexer);
                     drop(share);
                     return Err(unmount_after(mount, config, e));
                 }
@@ -367,10 +379,15 @@ fn serve(
                 users: args.web_users.clone(),
                 tls: crate::web_cmd::tls_files(&args.web_tls_cert, &args.web_tls_key),
             };
-            match crate::web_cmd::start(Arc::clone(&share), &args.db, console) {
+            // (With a PostgreSQL store --web was refused before anything started.)
+            let started = match args.db.sqlite_path() {
+                Some(path) => crate::web_cmd::start(Arc::clone(&share), path, console),
+                None => Err(anyhow!("the web console reads SQLite stores only so far")),
+            };
+            match started {
                 Ok(web) => Some(web),
                 Err(e) => {
-                    indexer.stop();
+                    stop_indexer(indexer);
                     drop(http);
                     drop(share);
                     return Err(unmount_after(mount, config, e));
@@ -385,7 +402,7 @@ fn serve(
     let samba = match Samba::start(tools, conf_path) {
         Ok(samba) => samba,
         Err(e) => {
-            indexer.stop();
+            stop_indexer(indexer);
             return Err(unmount_after(mount, config, anyhow!(e)));
         }
     };
@@ -414,7 +431,7 @@ fn serve(
         "ready: Samba pid {}, smb.conf {}, database {}",
         samba.pgid(),
         conf_path.display(),
-        args.db.display()
+        args.db
     );
 
     watch(
@@ -457,11 +474,18 @@ fn serve(
     stop_and_unmount(samba, indexer, mount, config, outcome)
 }
 
+/// Stops the indexer, if there is one (none on PostgreSQL).
+fn stop_indexer(indexer: Option<cerfs_index::IndexerHandle>) {
+    if let Some(indexer) = indexer {
+        indexer.stop();
+    }
+}
+
 /// Stops Samba (all of its process group) and the indexer, then unmounts; the first error
 /// wins.
 fn stop_and_unmount(
     samba: Samba,
-    indexer: cerfs_index::IndexerHandle,
+    indexer: Option<cerfs_index::IndexerHandle>,
     mount: Mount,
     config: &SambaConfig,
     outcome: Result<()>,
@@ -472,7 +496,7 @@ fn stop_and_unmount(
         Ok(()) => info!("Samba stopped (process group {pgid})"),
         Err(e) => warn!("{e}"),
     }
-    indexer.stop();
+    stop_indexer(indexer);
     let unmounted = unmount(mount, config);
     outcome
         .and(stopped.map_err(anyhow::Error::from))

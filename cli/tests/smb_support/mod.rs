@@ -103,6 +103,8 @@ pub struct ServeOptions {
     pub admin: bool,
     /// Extra arguments.
     pub extra: Vec<String>,
+    /// Serve this PostgreSQL database instead of `root`/cer.db.
+    pub db_url: Option<String>,
 }
 
 impl ServeOptions {
@@ -117,6 +119,7 @@ impl ServeOptions {
             port,
             admin: true,
             extra: Vec::new(),
+            db_url: None,
         }
     }
 }
@@ -167,7 +170,11 @@ impl Serve {
         let mut cmd = Command::new(CERFS);
         cmd.arg("serve")
             .arg("--db")
-            .arg(&db)
+            .arg(
+                opts.db_url
+                    .as_deref()
+                    .map_or(db.as_os_str(), std::ffi::OsStr::new),
+            )
             .arg("--mountpoint")
             .arg(&mountpoint)
             .arg("--state-dir")
