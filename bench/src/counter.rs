@@ -13,27 +13,34 @@ use crate::stats::{Figure, Report};
 use crate::{workers, Opts};
 
 /// Writers.
-const WRITERS: usize = 64;
+pub(crate) const WRITERS: usize = 64;
 
-struct Run {
-    per_s: f64,
-    ok: u64,
-    errors: u64,
-    lost: i64,
-    first_error: Option<String>,
+pub(crate) struct Run {
+    pub(crate) per_s: f64,
+    pub(crate) ok: u64,
+    pub(crate) errors: u64,
+    pub(crate) lost: i64,
+    pub(crate) first_error: Option<String>,
 }
 
 fn run_on(root: &Path, secs: f64) -> Result<Run> {
+    run_on_roots(&[root], secs)
+}
+
+/// The writers split over `roots` (mounts of one store: heads), one count.txt made
+/// through the first, read back through it at the end.
+pub(crate) fn run_on_roots(roots: &[&Path], secs: f64) -> Result<Run> {
+    let root = roots[0];
     let sub = Subpath::app_bucket(0);
     client::mkdir_levels(root, "counts", &sub)?;
     client::create_counts(root, &sub, 0).context("create count.txt")?;
     let me = std::env::current_exe()?;
     let commands = (0..WRITERS)
-        .map(|_| {
+        .map(|w| {
             let mut cmd = Command::new(&me);
             cmd.arg("worker-count")
                 .arg("--root")
-                .arg(root)
+                .arg(roots[w % roots.len()])
                 .args(["--secs", &secs.to_string()]);
             cmd
         })

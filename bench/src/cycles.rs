@@ -62,15 +62,15 @@ pub struct RunFigures {
     pub(crate) cycles_ok: u64,
     pub(crate) errors: u64,
     pub(crate) reports_per_s: f64,
-    mb_per_s: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    hits_lost: i64,
-    cabs_counted_lost: i64,
-    cab_files_lost: u64,
-    crash_lines_lost: i64,
-    hits_lines_lost: i64,
-    first_error: Option<String>,
+    pub(crate) mb_per_s: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) hits_lost: i64,
+    pub(crate) cabs_counted_lost: i64,
+    pub(crate) cab_files_lost: u64,
+    pub(crate) crash_lines_lost: i64,
+    pub(crate) hits_lines_lost: i64,
+    pub(crate) first_error: Option<String>,
 }
 
 /// Cycles per client for `clients` clients.
@@ -179,13 +179,26 @@ pub(crate) fn smb_run(
     cycles: u64,
     root: &Path,
 ) -> Result<RunFigures> {
+    smb_run_on(smb_dir, cab_dir, &[port], clients, cycles, root)
+}
+
+/// [`smb_run`] with the clients split over `ports` (heads of one store), measured through
+/// the mount at `root`.
+pub(crate) fn smb_run_on(
+    smb_dir: &Path,
+    cab_dir: &Path,
+    ports: &[u16],
+    clients: usize,
+    cycles: u64,
+    root: &Path,
+) -> Result<RunFigures> {
     let commands = (0..clients)
         .map(|k| {
             let mut cmd = Command::new("python3");
             cmd.arg("-c")
                 .arg(include_str!("smb_worker.py"))
                 .arg(smb_dir)
-                .arg(port.to_string())
+                .arg(ports[k % ports.len()].to_string())
                 .arg(k.to_string())
                 .arg(Subpath::app_bucket(k % BUCKETS).backslashed())
                 .arg(cycles.to_string())

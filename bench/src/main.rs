@@ -26,6 +26,7 @@ mod http;
 mod lifecycle;
 mod requests;
 mod scale;
+mod scale_out;
 mod servers;
 mod stats;
 mod uploads;
@@ -96,6 +97,8 @@ enum Cmd {
     Lifecycle,
     /// 8. Crash analysis: dumps walked/s, SMB cycles while the indexer walks, peak RSS.
     Analysis,
+    /// 9. Past one machine: SQLite, PostgreSQL with one head and with two heads.
+    ScaleOut,
     /// (internal) one client process of `fs-cycles`.
     #[command(hide = true)]
     WorkerFs {
@@ -202,6 +205,7 @@ fn run(cli: Cli) -> Result<()> {
             ("http", http::run),
             ("lifecycle", lifecycle_report),
             ("analysis", analysis_report),
+            ("scale-out", scale_out::run),
         ],
         Cmd::SmbCycles => vec![("smb-cycles", cycles::smb)],
         Cmd::FsCycles => vec![("fs-cycles", cycles::fs)],
@@ -211,6 +215,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Http => vec![("http", http::run)],
         Cmd::Lifecycle => vec![("lifecycle", lifecycle_report)],
         Cmd::Analysis => vec![("analysis", analysis_report)],
+        Cmd::ScaleOut => vec![("scale-out", scale_out::run)],
         Cmd::WorkerFs { .. } | Cmd::WorkerCount { .. } => unreachable!("handled above"),
     };
     println!(

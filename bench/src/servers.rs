@@ -156,13 +156,19 @@ impl Cerfs {
     /// Runs `cerfs mount --db DIR/cer.db DIR/mnt` (the database may exist) and waits for
     /// the mount.
     pub fn mount_db(dir: &Path) -> Result<Cerfs> {
-        let db = dir.join("cer.db");
+        Cerfs::mount_on(dir, dir.join("cer.db").as_os_str())
+    }
+
+    /// Runs `cerfs mount --db DB DIR/mnt` (DB a file or a PostgreSQL URL) and waits for the
+    /// mount.
+    pub fn mount_on(dir: &Path, db: &std::ffi::OsStr) -> Result<Cerfs> {
+        open_dir(dir)?;
         let mountpoint = dir.join("mnt");
         std::fs::create_dir_all(&mountpoint)?;
         let child = Command::new(cerfs_bin()?)
             .arg("mount")
             .arg("--db")
-            .arg(&db)
+            .arg(db)
             .arg(&mountpoint)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -187,8 +193,12 @@ impl Cerfs {
 
     /// [`Cerfs::serve`] with more arguments (`--web ADDR`, ...).
     pub fn serve_with(dir: &Path, port: u16, extra: &[&str]) -> Result<Cerfs> {
+        Cerfs::serve_on(dir, dir.join("cer.db").as_os_str(), port, extra)
+    }
+
+    /// [`Cerfs::serve_with`] on the store DB (a file or a PostgreSQL URL).
+    pub fn serve_on(dir: &Path, db: &std::ffi::OsStr, port: u16, extra: &[&str]) -> Result<Cerfs> {
         open_dir(dir)?;
-        let db = dir.join("cer.db");
         let mountpoint = dir.join("mnt");
         let state = tempfile::Builder::new()
             .prefix("cerfs-bench-samba-")
@@ -197,7 +207,7 @@ impl Cerfs {
         let mut child = Command::new(cerfs_bin()?)
             .arg("serve")
             .arg("--db")
-            .arg(&db)
+            .arg(db)
             .arg("--mountpoint")
             .arg(&mountpoint)
             .arg("--state-dir")

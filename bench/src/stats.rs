@@ -96,14 +96,20 @@ fn fmt(v: f64) -> String {
     }
 }
 
-fn render(title: &str, floor: Option<&str>, baseline: &str, figures: &[Figure]) -> String {
-    let mut out = format!("\n### {title}\n\n| figure | cerfs |");
+fn render(
+    title: &str,
+    subject: &str,
+    floor: Option<&str>,
+    baseline: &str,
+    figures: &[Figure],
+) -> String {
+    let mut out = format!("\n### {title}\n\n| figure | {subject} |");
     if let Some(floor) = floor {
         out.push_str(&format!(" {floor} |"));
     }
-    out.push_str(&format!(" {baseline} | cerfs / {baseline} |"));
+    out.push_str(&format!(" {baseline} | {subject} / {baseline} |"));
     if let Some(floor) = floor {
-        out.push_str(&format!(" {floor} / {baseline} | cerfs / {floor} |"));
+        out.push_str(&format!(" {floor} / {baseline} | {subject} / {floor} |"));
     }
     out.push_str(if floor.is_some() {
         "\n|---|---:|---:|---:|---:|---:|---:|\n"
@@ -155,6 +161,8 @@ enum Part {
     Text(String),
     Table {
         title: String,
+        /// The first column's name ("cerfs" unless said).
+        subject: String,
         floor: Option<String>,
         baseline: String,
         figures: Vec<Figure>,
@@ -179,6 +187,7 @@ impl Report {
     pub fn table(&mut self, title: &str, baseline: &str, figures: Vec<Figure>) {
         self.parts.push(Part::Table {
             title: title.to_owned(),
+            subject: "cerfs".to_owned(),
             floor: None,
             baseline: baseline.to_owned(),
             figures,
@@ -196,7 +205,27 @@ impl Report {
     ) {
         self.parts.push(Part::Table {
             title: title.to_owned(),
+            subject: "cerfs".to_owned(),
             floor: Some(floor.to_owned()),
+            baseline: baseline.to_owned(),
+            figures,
+        });
+    }
+
+    /// Like [`Report::table_with_floor`], naming the first column `subject` instead of
+    /// cerfs (tables that compare cerfs with itself, one store against another).
+    pub fn table_of(
+        &mut self,
+        title: &str,
+        subject: &str,
+        middle: &str,
+        baseline: &str,
+        figures: Vec<Figure>,
+    ) {
+        self.parts.push(Part::Table {
+            title: title.to_owned(),
+            subject: subject.to_owned(),
+            floor: Some(middle.to_owned()),
             baseline: baseline.to_owned(),
             figures,
         });
@@ -215,10 +244,11 @@ impl Report {
                 Part::Text(t) => out.push_str(t),
                 Part::Table {
                     title,
+                    subject,
                     floor,
                     baseline,
                     figures,
-                } => out.push_str(&render(title, floor.as_deref(), baseline, figures)),
+                } => out.push_str(&render(title, subject, floor.as_deref(), baseline, figures)),
             }
         }
         out

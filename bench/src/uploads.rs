@@ -19,7 +19,7 @@ use crate::stats::{Figure, Report};
 use crate::{Opts, PORT_BINDFS_SMB, PORT_PLAIN_SMB, PORT_SERVE};
 
 /// Bytes per write call (and the size of the repeated random block).
-const BLOCK: usize = 1 << 20;
+pub(crate) const BLOCK: usize = 1 << 20;
 
 fn cab_mib(opts: &Opts) -> u64 {
     if opts.quick {
@@ -30,7 +30,7 @@ fn cab_mib(opts: &Opts) -> u64 {
 }
 
 /// The bucket the uploads go to, created (open to guests) under `root`.
-fn bucket_dir(root: &Path) -> Result<PathBuf> {
+pub(crate) fn bucket_dir(root: &Path) -> Result<PathBuf> {
     let sub = Subpath::app_bucket(0);
     let mut dir = root.join("cabs");
     servers::open_dir(&dir)?;
@@ -43,7 +43,13 @@ fn bucket_dir(root: &Path) -> Result<PathBuf> {
 
 /// `writers` threads each writing a `mib` MiB file into `dir` (with `fsync` before the close
 /// if `sync`); returns MB/s overall.
-fn write_files(dir: &Path, writers: usize, mib: u64, block: &[u8], sync: bool) -> Result<f64> {
+pub(crate) fn write_files(
+    dir: &Path,
+    writers: usize,
+    mib: u64,
+    block: &[u8],
+    sync: bool,
+) -> Result<f64> {
     let start = Instant::now();
     thread::scope(|s| -> Result<()> {
         let handles: Vec<_> = (0..writers)
