@@ -206,7 +206,10 @@ fn uploads_on(pg: &mut PgCluster, workdir: &Path, layout: Layout, mib: u64) -> R
             let url = pg.database()?;
             let a = Cerfs::mount_on(&base.join("a"), url.as_ref())?;
             let b = Cerfs::mount_on(&base.join("b"), url.as_ref())?;
-            let (da, db) = (bucket_dir(&a.mountpoint)?, bucket_dir(&b.mountpoint)?);
+            // One bucket each: the two writers' file names are the same.
+            let da = bucket_dir(&a.mountpoint)?;
+            let db = b.mountpoint.join("cabs").join("second-head");
+            open_dir(&db)?;
             let start = std::time::Instant::now();
             std::thread::scope(|s| -> Result<()> {
                 let one = s.spawn(|| write_files(&da, 1, mib, &block, false));
