@@ -6,9 +6,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+mod common;
 
-use sha2::Digest;
+use std::sync::Arc;
 
 use cerfs_db::prelude::*;
 use cerfs_db::{
@@ -556,37 +556,15 @@ fn reports_from_many_connections_never_issue_more_dumps_than_the_cap() {
     }
 }
 
-/// A complete cab `name` of `len` bytes in cabs/`sub` (the folder made when missing).
-fn stored_cab(s: &dyn Store, sub: &str, name: &str, len: usize) -> u64 {
-    let dir = match s.lookup(CABS_INO, sub).unwrap() {
-        Some(d) => d,
-        None => s
-            .create_node(&node(CABS_INO, sub, NodeRole::Dir, None))
-            .unwrap(),
-    };
-    let k = key(sub);
-    let cab = s
-        .create_node(&node(dir.ino, name, NodeRole::Cab, Some(&k)))
-        .unwrap();
-    let data: Vec<u8> = (0..len).map(|i| (i % 241) as u8).collect();
-    s.write_at(cab.ino, 0, &data).unwrap();
-    let sha: String = sha2::Sha256::digest(&data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    s.commit_cab(cab.ino, len as u64, &sha).unwrap();
-    cab.ino
-}
-
 #[test]
 fn retention_prunes_in_steps_and_a_bucket_deletion_takes_everything() {
     use cerfs_db::{Audit, CabCheck, PruneReason, Removal, RetentionPolicy};
     for b in backends() {
         let s = &*b.store;
-        let old = stored_cab(s, "blue", "a.cab", 600_000);
-        let mid = stored_cab(s, "blue", "b.cab", 70_000);
-        let new = stored_cab(s, "blue", "c.cab", 10);
-        let red = stored_cab(s, "red", "r.cab", 10);
+        let old = common::store_cab(s, "blue", "a.cab", 600_000);
+        let mid = common::store_cab(s, "blue", "b.cab", 70_000);
+        let new = common::store_cab(s, "blue", "c.cab", 10);
+        let red = common::store_cab(s, "red", "r.cab", 10);
         let policy = RetentionPolicy {
             keep_last: Some(1),
             ..Default::default()

@@ -3,11 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use cerfs_db::prelude::*;
-use cerfs_db::{
-    BucketKey, CabState, LogId, LogLine, NewNode, NodeRole, PgStore, SettingsScope, StoreError,
-    CABS_INO,
-};
+use cerfs_db::{BucketKey, CabState, LogId, LogLine, PgStore, SettingsScope, StoreError};
 
 fn key() -> BucketKey {
     BucketKey {
@@ -19,34 +18,9 @@ fn key() -> BucketKey {
 
 /// A new upload `name` in cabs/blue (made when missing) with `bytes` written.
 fn upload(store: &PgStore, name: &str, bytes: &[u8]) -> u64 {
-    let dir = match store.lookup(CABS_INO, "blue").unwrap() {
-        Some(d) => d,
-        None => store
-            .create_node(&NewNode {
-                parent: CABS_INO,
-                name: "blue",
-                role: NodeRole::Dir,
-                mode: 0o755,
-                uid: 0,
-                gid: 0,
-                bucket: None,
-            })
-            .unwrap(),
-    };
-    let k = key();
-    let cab = store
-        .create_node(&NewNode {
-            parent: dir.ino,
-            name,
-            role: NodeRole::Cab,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            bucket: Some(&k),
-        })
-        .unwrap();
-    store.write_at(cab.ino, 0, bytes).unwrap();
-    cab.ino
+    let ino = common::new_cab(store, "blue", name);
+    store.write_at(ino, 0, bytes).unwrap();
+    ino
 }
 
 #[test]

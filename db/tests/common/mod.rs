@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use cerfs_db::prelude::*;
-use cerfs_db::{BucketKey, LogFields, LogLine, NewNode, NodeRole, SqliteStore, CABS_INO};
+use cerfs_db::{BucketKey, LogFields, LogLine, NewNode, NodeRole, CABS_INO};
 use sha2::{Digest, Sha256};
 
 /// A connection of its own to the database at `path` (waits for the store's writer).
@@ -30,7 +30,7 @@ pub fn key(subpath: &str) -> BucketKey {
 
 /// A new cab upload `name` in the one-level bucket `subpath` (folder and bucket made
 /// when missing), nothing written yet; returns its inode.
-pub fn new_cab(store: &SqliteStore, subpath: &str, name: &str) -> u64 {
+pub fn new_cab(store: &(impl Store + ?Sized), subpath: &str, name: &str) -> u64 {
     let folder = match store.lookup(CABS_INO, subpath).unwrap() {
         Some(node) => node.ino,
         None => {
@@ -65,7 +65,7 @@ pub fn new_cab(store: &SqliteStore, subpath: &str, name: &str) -> u64 {
 
 /// A complete cab `name` of `size` bytes in the one-level bucket `subpath`; returns its
 /// inode.
-pub fn store_cab(store: &SqliteStore, subpath: &str, name: &str, size: usize) -> u64 {
+pub fn store_cab(store: &(impl Store + ?Sized), subpath: &str, name: &str, size: usize) -> u64 {
     let ino = new_cab(store, subpath, name);
     let bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
     store.write_at(ino, 0, &bytes).unwrap();
