@@ -129,26 +129,14 @@ fn open_store(db: &StoreLocation) -> Result<(Arc<dyn cerfs_db::Store>, Option<Al
             let store = Arc::new(
                 PgStore::open(url).with_context(|| format!("cannot open the store at {db}"))?,
             );
-            for cab in store.purged_cabs() {
-                tracing::warn!(subpath = %cab.subpath, name = %cab.name, bytes = cab.bytes,
-                    "removed an upload a gone head left unfinished");
-            }
-            let weak = Arc::downgrade(&store);
-            std::thread::Builder::new()
-                .name("cerfs-head-recovery".into())
-                .spawn(move || loop {
-                    std::thread::sleep(HEAD_RECOVERY_EVERY);
-                    let Some(store) = weak.upgrade() else {
-                        return;
-                    };
-                    if let Err(e) = store.recover_dead_heads() {
-                        tracing::warn!("cannot look for gone heads: {e}");
-                    }
-                })
+            // Its own recovery logs each upload it removes (and so did the open's).
+            store
+                .keep_recovering(HEAD_RECOVERY_EVERY)
                 .context("cannot start the head recovery thread")?;
             tracing::info!(
                 head = store.head_id(),
-                "serving as a head of {db}; cab indexing and alerts are not there yet on                  PostgreSQL stores (docs/scale-out.md)"
+                "serving as a head of {db}; cab indexing and alerts are not there yet on \
+                 PostgreSQL stores (docs/scale-out.md)"
             );
             Ok((store, None))
         }

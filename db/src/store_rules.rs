@@ -321,40 +321,69 @@ pub(crate) fn retention_settings(
 }
 
 /// Re-hashes a cab's stored chunks as they come, in order, checking that none is missing
-/// or of the wrong length (the scrub, `cerfs verify`).
+/// or of the wrong length (the scrub, `cerfs verify`). A cab may be stored in segments of
+/// different chunk sizes (the SQLite store's older cabs: `chunks`, then the cab database),
+/// checked one after the other ([`ChunkCheck::then`]) into one hash.
 pub(crate) struct ChunkCheck {
+    /// What a chunk of this segment is called in a finding.
+    what: &'static str,
     chunk: u64,
-    size: u64,
+    /// Where the segment starts and ends in the cab.
+    start: u64,
+    end: u64,
     next: u64,
     seen: u64,
     hasher: sha2::Sha256,
 }
 
 impl ChunkCheck {
-    /// For `size` bytes in chunks of `chunk` bytes.
-    pub(crate) fn new(chunk: u64, size: u64) -> ChunkCheck {
+    /// The first `size` bytes, in chunks (called `what`) of `chunk` bytes.
+    pub(crate) fn new(what: &'static str, chunk: u64, size: u64) -> ChunkCheck {
         ChunkCheck {
+            what,
             chunk,
-            size,
+            start: 0,
+            end: size,
             next: 0,
             seen: 0,
             hasher: <sha2::Sha256 as sha2::Digest>::new(),
         }
     }
 
-    /// Takes chunk `idx`; what is wrong with it, if anything.
+    /// The next `size` bytes, in chunks (`what`) of `chunk` bytes counted from where this
+    /// segment ended; what is wrong if this segment is short.
+    pub(crate) fn then(
+        self,
+        what: &'static str,
+        chunk: u64,
+        size: u64,
+    ) -> std::result::Result<ChunkCheck, String> {
+        self.complete()?;
+        Ok(ChunkCheck {
+            what,
+            chunk,
+            start: self.end,
+            end: self.end + size,
+            next: 0,
+            ..self
+        })
+    }
+
+    /// Takes chunk `idx` of the segment; what is wrong with it, if anything.
     pub(crate) fn feed(&mut self, idx: u64, data: &[u8]) -> std::result::Result<(), String> {
         if idx != self.next {
             return Err(format!(
-                "chunk {} (bytes from {}) is missing",
+                "{} {} (bytes from {}) is missing",
+                self.what,
                 self.next,
-                self.next * self.chunk
+                self.start + self.next * self.chunk
             ));
         }
-        let wanted = (self.size - self.seen.min(self.size)).min(self.chunk) as usize;
+        let wanted = (self.end - self.seen.min(self.end)).min(self.chunk) as usize;
         if data.len() != wanted {
             return Err(format!(
-                "chunk {idx} holds {} bytes, {wanted} expected",
+                "{} {idx} holds {} bytes, {wanted} expected",
+                self.what,
                 data.len()
             ));
         }
@@ -364,13 +393,18 @@ impl ChunkCheck {
         Ok(())
     }
 
+    fn complete(&self) -> std::result::Result<(), String> {
+        if self.seen == self.end {
+            Ok(())
+        } else {
+            Err(format!("{} bytes stored, {} recorded", self.seen, self.end))
+        }
+    }
+
     /// The verdict once every chunk was fed: the bytes make the size and `sha256_hex`.
     pub(crate) fn finish(self, sha256_hex: &str) -> crate::CabCheck {
-        if self.seen != self.size {
-            return crate::CabCheck::Corrupt(format!(
-                "{} bytes stored, {} recorded",
-                self.seen, self.size
-            ));
+        if let Err(why) = self.complete() {
+            return crate::CabCheck::Corrupt(why);
         }
         let got = hex_lower(&sha2::Digest::finalize(self.hasher));
         if got.eq_ignore_ascii_case(sha256_hex) {

@@ -138,6 +138,28 @@ impl PgStore {
         Ok(self.head.heard.fetch_add(others, Ordering::AcqRel) + others)
     }
 
+    /// Runs [`PgStore::recover_dead_heads`] every `every` on a thread of its own until the
+    /// store is dropped: what a serving head does, so that whoever notices a gone head
+    /// cleans up after it.
+    pub fn keep_recovering(
+        self: &std::sync::Arc<Self>,
+        every: std::time::Duration,
+    ) -> std::io::Result<()> {
+        let store = std::sync::Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("cerfs-head-recovery".into())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                let Some(store) = store.upgrade() else {
+                    return;
+                };
+                if let Err(e) = store.recover_dead_heads() {
+                    tracing::warn!("cannot look for gone heads: {e}");
+                }
+            })
+            .map(drop)
+    }
+
     /// This head's id (`head_rows.head_id`).
     pub fn head_id(&self) -> i64 {
         self.head.id()

@@ -475,7 +475,7 @@ impl LifecycleStore for PgStore {
             return Ok(CabCheck::Sound); // removed meanwhile: nothing to check
         };
         // A few chunks per statement: bounded memory whatever the cab's size.
-        let mut check = ChunkCheck::new(PG_CHUNK, size);
+        let mut check = ChunkCheck::new("chunk", PG_CHUNK, size);
         let mut from = 0i64;
         let verdict = loop {
             let rows = self.read(|tx| {

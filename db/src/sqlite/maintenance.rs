@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
-use sha2::{Digest, Sha256};
 
 use super::rows::{get_u64, ino_param};
 use super::{connection, finish, removal, retention, sql_now, SqliteStore, CHUNK};
@@ -14,6 +13,7 @@ use crate::lifecycle::{
     RetentionPolicy, StoreUsage, SweepStep,
 };
 use crate::store::{Ino, Result};
+use crate::store_rules::ChunkCheck;
 use crate::{OpenError, StoreError};
 
 impl LifecycleStore for SqliteStore {
@@ -352,84 +352,43 @@ fn hash_cab(tx: &Connection, ino: Ino, cab_db: &super::cab_db::CabDb) -> Result<
         return Ok(None);
     };
     let total = u64::try_from(size).unwrap_or(0);
-    // Bytes below `split` are in chunks, the rest in the cab database.
-    let split = split.and_then(|b| u64::try_from(b).ok());
-    let size = split.map_or(total, |b| total.min(b));
-    let mut hasher = Sha256::new();
-    let mut expected_idx = 0u64;
-    let mut seen = 0u64;
+    // Bytes below `split` are in chunks, the rest in the cab database (no split: all in
+    // chunks; new cabs: split 0).
+    let split = split
+        .and_then(|b| u64::try_from(b).ok())
+        .map_or(total, |b| total.min(b));
+    let mut check = ChunkCheck::new("chunk", CHUNK, split);
     let mut stmt = tx.prepare_cached("SELECT idx, data FROM chunks WHERE ino = ?1 ORDER BY idx")?;
     let mut rows = stmt.query([key])?;
     while let Some(row) = rows.next()? {
         let idx = get_u64(row, 0)?;
         let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-        if idx != expected_idx {
-            return Ok(Some(CabCheck::Corrupt(format!(
-                "chunk {expected_idx} (bytes from {}) is missing",
-                expected_idx * CHUNK
-            ))));
+        if let Err(why) = check.feed(idx, data) {
+            return Ok(Some(CabCheck::Corrupt(why)));
         }
-        let wanted = (size - seen.min(size)).min(CHUNK) as usize;
-        if data.len() != wanted {
-            return Ok(Some(CabCheck::Corrupt(format!(
-                "chunk {idx} holds {} bytes, {wanted} expected",
-                data.len()
-            ))));
-        }
-        hasher.update(data);
-        seen += data.len() as u64;
-        expected_idx += 1;
     }
-    if seen != size {
-        return Ok(Some(CabCheck::Corrupt(format!(
-            "{seen} bytes stored, {size} recorded"
-        ))));
-    }
-    if let Some(split) = split.filter(|b| total > *b) {
-        let high = total - split;
-        let mut expected = 0u64;
+    let mut check = match check.then(
+        "cab database chunk",
+        super::cab_db::CAB_CHUNK,
+        total - split,
+    ) {
+        Ok(check) => check,
+        Err(why) => return Ok(Some(CabCheck::Corrupt(why))),
+    };
+    if total > split {
         let mut problem = None;
-        cab_db.for_each_chunk(ino, &mut |idx, data| {
-            if idx != expected {
-                problem = Some(format!(
-                    "cab database chunk {expected} (bytes from {}) is missing",
-                    split + expected * super::cab_db::CAB_CHUNK
-                ));
-                return Ok(false);
+        cab_db.for_each_chunk(ino, &mut |idx, data| match check.feed(idx, data) {
+            Ok(()) => Ok(true),
+            Err(why) => {
+                problem = Some(why);
+                Ok(false)
             }
-            let wanted = (high - (idx * super::cab_db::CAB_CHUNK).min(high))
-                .min(super::cab_db::CAB_CHUNK) as usize;
-            if data.len() != wanted {
-                problem = Some(format!(
-                    "cab database chunk {idx} holds {} bytes, {wanted} expected",
-                    data.len()
-                ));
-                return Ok(false);
-            }
-            hasher.update(data);
-            seen += data.len() as u64;
-            expected += 1;
-            Ok(true)
         })?;
         if let Some(problem) = problem {
             return Ok(Some(CabCheck::Corrupt(problem)));
         }
-        if seen != total {
-            return Ok(Some(CabCheck::Corrupt(format!(
-                "{seen} bytes stored, {total} recorded"
-            ))));
-        }
     }
-    let got = hex(&hasher.finalize());
-    Ok(Some(if got == sha256 {
-        CabCheck::Sound
-    } else {
-        CabCheck::Corrupt(format!("sha256 is {got}, {sha256} recorded"))
-    }))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(Some(check.finish(&sha256)))
 }
 
 impl SqliteStore {
