@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use cerfs_db::{LifecycleStore, RowSink, Value};
+use cerfs_db::{RowSink, Value};
 use cerfs_fs_core::{CerFs, StoredCab};
 use clap::{Args, Subcommand};
 use sha2::{Digest, Sha256};

@@ -2,7 +2,6 @@
 //! cerfs database until SIGINT/SIGTERM (Ctrl-C or Ctrl-Break on Windows).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -21,8 +20,9 @@ answer names. Reports land in the same buckets, counters and cab storage as the
 CER 1.0 file share (a crash reported both ways is one bucket): see them with
 `cerfs buckets` or `cerfs query`, or on the share once it is mounted.
 
-Only one cerfs process may use a database at a time: to serve the share and HTTP
-together, use `cerfs serve --http ADDR`.
+Only one cerfs process may serve a SQLite database at a time: to serve the share and
+HTTP together, use `cerfs serve --http ADDR`. A PostgreSQL store takes any number of
+servers (`--db postgres://...`), each its own head; cab indexing does not run on one yet.
 
 Runs in the foreground until SIGINT (Ctrl-C) or SIGTERM; requests in progress are
 finished (an upload cut off at shutdown keeps nothing). Exit status: 0 ok,
@@ -31,9 +31,10 @@ finished (an upload cut off at shutdown keeps nothing). Exit status: 0 ok,
 Example:
   cerfs http --db /var/lib/cerfs/cer.db --listen 0.0.0.0:80")]
 pub struct HttpArgs {
-    /// SQLite database holding the share (created if missing).
-    #[arg(long, value_name = "FILE", default_value = "cer.db", value_parser = crate::store_location::sqlite_only)]
-    pub db: PathBuf,
+    /// The store: a SQLite database file (created if missing), or a PostgreSQL store's
+    /// postgres://USER@HOST:PORT/DBNAME (docs/scale-out.md), which several servers share.
+    #[arg(long, value_name = "FILE|URL", default_value = "cer.db", value_parser = crate::store_location::StoreLocation::parse)]
+    pub db: crate::store_location::StoreLocation,
 
     /// Address and port to listen on (Windows clients use port 80 unless their server
     /// setting names another).
@@ -132,32 +133,38 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
 
 /// Serves until told to stop.
 pub fn run(args: &HttpArgs) -> Result<()> {
-    check_db_dir(&args.db)?;
+    if let Some(path) = args.db.sqlite_path() {
+        check_db_dir(path)?;
+    }
     let stop = StopSignals::install()?;
-    let location = crate::store_location::StoreLocation::Sqlite(args.db.clone());
-    let share = open_share(&location, &args.limits, &[])?;
+    let share = open_share(&args.db, &args.limits, &[])?;
     let (fs, maintenance, alerts) = (share.fs, share.maintenance, share.alerts);
     let store_watch = crate::store_watch::StoreWatch::spawn(&fs)?;
     let config = args.http_limits.config();
     let server =
         cerfs_http::spawn(fs, args.listen, config).context("cannot start the HTTP server")?;
     // Index what uploaded cabs hold, in the background, as `cerfs mount` does.
-    let indexer = crate::mount_cmd::spawn_indexer(&args.db, &args.symbols)?;
+    let indexer = match args.db.sqlite_path() {
+        Some(path) => Some(crate::mount_cmd::spawn_indexer(path, &args.symbols)?),
+        None => None,
+    };
     info!(
         "serving Corporate Error Reporting V2 on http://{}/stage2.htm into {}",
         server.local_addr(),
-        args.db.display()
+        args.db
     );
     if let Some(signal) = stop.wait() {
         info!("received {signal}, stopping");
     }
-    indexer.stop();
+    if let Some(indexer) = indexer {
+        indexer.stop();
+    }
     maintenance.stop();
     if let Some(alerts) = alerts {
         alerts.stop();
     }
     server.shutdown().context("stopping the HTTP server")?;
-    info!("stopped, closed {}", args.db.display());
+    info!("stopped, closed {}", args.db);
     store_watch.outcome()
 }
 

@@ -12,6 +12,10 @@ use clap::Args;
 
 use crate::output::{visible, DbArg};
 
+/// What backs up a PostgreSQL store instead of `cerfs backup`.
+const BACKUP_ON_POSTGRES: &str = "back it up with PostgreSQL's own tools, pg_basebackup with \
+    WAL archiving or pg_dump -Fc (docs/scale-out.md, Running PostgreSQL for cerfs)";
+
 /// Arguments of `cerfs backup`.
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -19,6 +23,7 @@ Writes a consistent copy of the whole database (one SQLite snapshot, `VACUUM INT
 a server runs and clients keep reporting; the copy is compact (no free pages) and is
 written under DEST.partial, renamed to DEST when complete and synced, so DEST is whole or
 absent. Serve the copy with `cerfs serve --db DEST` (docs/operations.md: restore).
+A PostgreSQL store is backed up with PostgreSQL's tools (docs/scale-out.md).
 
 Example:
   cerfs backup --db /var/lib/cerfs/cer.db /backup/cer-$(date +%F).db")]
@@ -36,8 +41,10 @@ pub struct BackupArgs {
 Runs SQLite's integrity_check, and quick_check of the cab database (<db>-cabs) unless a
 server runs (a long check would hold up its uploads), then re-hashes every stored cab
 against the sha256 recorded at upload (streamed; memory stays bounded) and records the
-result (cabs view: verified_at, corrupt). Lists what is corrupt. A running server does the same slowly in
-the background. Exit status: 0 all sound, 1 something corrupt (or an error), 2 usage.")]
+result (cabs view: verified_at, corrupt). Lists what is corrupt. A running server does the
+same slowly in the background. On a PostgreSQL store: every cab's hash and size (the
+database's own structure is PostgreSQL's to check, with amcheck). Exit status: 0 all
+sound, 1 something corrupt (or an error), 2 usage.")]
 pub struct VerifyArgs {
     #[command(flatten)]
     pub db: DbArg,
@@ -51,7 +58,8 @@ and its cab database, DB-cabs), which new data reuses. `compact` gives them back
 filesystem, 4 MiB at a time beside a running server. A store created by an older cerfs
 cannot be compacted in steps: stop the server and run `cerfs compact --full` once (it
 rewrites both files and needs as much free disk as the store's size; afterwards steps
-work).")]
+work). A PostgreSQL store needs no compacting from cerfs: autovacuum reuses the space,
+and VACUUM FULL (by its administrator) gives it back.")]
 pub struct CompactArgs {
     #[command(flatten)]
     pub db: DbArg,
@@ -68,7 +76,7 @@ pub fn run_backup(args: &BackupArgs) -> Result<()> {
             args.dest.display()
         );
     }
-    let store = args.db.admin_store()?;
+    let store = args.db.sqlite_store(BACKUP_ON_POSTGRES)?;
     let total = store.usage().map(|u| u.used_bytes).unwrap_or(0);
     let bar = crate::progress::bytes("backing up", total);
     let partial = cerfs_db::backup_partial_path(&args.dest);
@@ -152,6 +160,7 @@ pub fn run_verify(args: &VerifyArgs) -> Result<()> {
         match cab_file.as_deref() {
             Some("ok") => "ok",
             Some(_) => "FAILED",
+            None if args.db.db.sqlite_path().is_none() => "none (PostgreSQL holds every byte)",
             None => "structure not checked while a server runs (its bytes are, by the cab hashes)",
         }
     );
@@ -191,10 +200,12 @@ fn stored_bytes(db: &DbArg) -> Result<u64> {
 
 /// Runs `cerfs compact`.
 pub fn run_compact(args: &CompactArgs) -> Result<()> {
+    let instead = "PostgreSQL's autovacuum reuses freed space; VACUUM FULL of the chunks \
+                   table gives it back to the filesystem (it locks the table: not while heads serve)";
     if args.full {
-        return compact_full(&args.db.db);
+        return compact_full(args.db.sqlite_file(instead)?);
     }
-    let store = args.db.admin_store()?;
+    let store = args.db.sqlite_store(instead)?;
     let before = store.usage().context("cannot measure the store")?;
     let bar = crate::progress::bytes("compacting", before.free_bytes);
     let mut freed = 0u64;
@@ -208,7 +219,7 @@ pub fn run_compact(args: &CompactArgs) -> Result<()> {
                 bail!(
                     "{} was created by an older cerfs and cannot be compacted in steps: stop \
                      the server and run `cerfs compact --full --db {0}` once",
-                    args.db.db.display()
+                    args.db.db
                 );
             }
             Some(0) => break,

@@ -7,44 +7,81 @@
 //! `\x1b`), JSON escapes them as JSON does.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
-use cerfs_db::{QueryDb, RowSink, SqliteStore, Value};
+use cerfs_db::{LifecycleStore, PgStore, QueryDb, RowSink, SqliteStore, Store, Value};
 use cerfs_fs_core::CerFs;
 use clap::{Args, ValueEnum};
+
+use crate::store_location::StoreLocation;
 
 /// `--db`, as every admin command takes it.
 #[derive(Debug, Clone, Args)]
 pub struct DbArg {
-    /// The cerfs database (the file `cerfs mount` / `cerfs serve` use). Safe to use while
-    /// they run.
-    #[arg(long, value_name = "FILE", default_value = "cer.db", value_parser = crate::store_location::sqlite_only)]
-    pub db: PathBuf,
+    /// The cerfs store: the SQLite file `cerfs mount` / `cerfs serve` use, or a PostgreSQL
+    /// store's postgres://USER@HOST:PORT/DBNAME. Safe to use while they run.
+    #[arg(long, value_name = "FILE|URL", default_value = "cer.db", value_parser = StoreLocation::parse)]
+    pub db: StoreLocation,
 }
 
 impl DbArg {
-    /// The share's logic over the database, opened for an admin: the file must exist, and
+    /// The share's logic over the store, opened for an admin: the store must exist, and
     /// uploads in progress of a running server are left alone.
     pub fn admin_fs(&self) -> anyhow::Result<CerFs> {
-        let store = SqliteStore::open_for_admin(&self.db)
-            .with_context(|| format!("cannot open database {}", self.db.display()))?;
-        Ok(CerFs::new(std::sync::Arc::new(store)))
+        let store: Arc<dyn Store> = match &self.db {
+            StoreLocation::Sqlite(path) => Arc::new(open_sqlite(path)?),
+            StoreLocation::Postgres(url) => open_postgres(url)?,
+        };
+        Ok(CerFs::new(store))
     }
 
     /// The store itself, opened for an admin's command beside a running server (for the
-    /// lifecycle commands: prune, delete, verify, backup).
-    pub fn admin_store(&self) -> anyhow::Result<std::sync::Arc<SqliteStore>> {
-        let store = SqliteStore::open_for_admin(&self.db)
-            .with_context(|| format!("cannot open database {}", self.db.display()))?;
-        Ok(std::sync::Arc::new(store))
+    /// lifecycle commands: prune, delete, verify, quota).
+    pub fn admin_store(&self) -> anyhow::Result<Arc<dyn LifecycleStore>> {
+        Ok(match &self.db {
+            StoreLocation::Sqlite(path) => Arc::new(open_sqlite(path)?),
+            StoreLocation::Postgres(url) => open_postgres(url)?,
+        })
+    }
+
+    /// The SQLite store, for what only a SQLite store has (its file: backup, compact).
+    pub fn sqlite_store(&self, instead: &str) -> anyhow::Result<Arc<SqliteStore>> {
+        Ok(Arc::new(open_sqlite(self.sqlite_file(instead)?)?))
+    }
+
+    /// The SQLite file, for a command that works on SQLite stores only; on a PostgreSQL
+    /// store, an error that says what to do `instead`.
+    pub fn sqlite_file(&self, instead: &str) -> anyhow::Result<&Path> {
+        match &self.db {
+            StoreLocation::Sqlite(path) => Ok(path),
+            StoreLocation::Postgres(_) => Err(anyhow::anyhow!(
+                "this command works on a SQLite store only, and {} is a PostgreSQL store: {instead}",
+                self.db
+            )),
+        }
     }
 
     /// A read-only SQL connection.
     pub fn query_db(&self) -> anyhow::Result<QueryDb> {
-        QueryDb::open(&self.db)
-            .with_context(|| format!("cannot open database {}", self.db.display()))
+        match &self.db {
+            StoreLocation::Sqlite(path) => QueryDb::open(path),
+            StoreLocation::Postgres(url) => QueryDb::open_postgres(url),
+        }
+        .with_context(|| format!("cannot open database {}", self.db))
     }
+}
+
+fn open_sqlite(path: &Path) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open_for_admin(path)
+        .with_context(|| format!("cannot open database {}", path.display()))
+}
+
+fn open_postgres(url: &str) -> anyhow::Result<Arc<PgStore>> {
+    let store = PgStore::open(url)
+        .with_context(|| format!("cannot open database {}", cerfs_db::shown_postgres_url(url)))?;
+    Ok(Arc::new(store))
 }
 
 /// How a result is printed.

@@ -1,6 +1,6 @@
 //! `cerfs query` (read-only SQL over the documented views) and `cerfs buckets` (the
-//! buckets view, sorted by hits). Both read through a read-only WAL connection: safe
-//! beside a running `cerfs mount` / `cerfs serve`.
+//! buckets view, sorted by hits). Both read through a read-only WAL connection (a READ
+//! ONLY transaction on PostgreSQL): safe beside a running `cerfs mount` / `cerfs serve`.
 
 use std::io::Read;
 
@@ -15,8 +15,10 @@ use crate::output::{printer, DbArg, Format};
 #[command(after_help = "\
 The views (docs/sql.md lists every column): buckets, cabs, cab_files, minidumps,
 cab_texts, cab_facts, hits, crashes, settings; full-text search in cab_text_search.
-Statements that would change the database are refused. Exit status: 0 ok, 1 error
-(bad SQL, a write, no database), 2 usage error.
+Statements that would change the database are refused. On a PostgreSQL store (--db
+postgres://USER@HOST:PORT/DBNAME) the same views, in a READ ONLY transaction; the cab
+index's are not there yet (docs/sql.md, On a PostgreSQL store). Exit status: 0 ok,
+1 error (bad SQL, a write, no database), 2 usage error.
 
 Examples:
   cerfs query \"SELECT subpath, total_hits FROM buckets ORDER BY total_hits DESC LIMIT 10\"
@@ -97,13 +99,16 @@ pub struct BucketsArgs {
 /// Runs `cerfs buckets`.
 pub fn run_buckets(args: &BucketsArgs) -> Result<()> {
     let db = open(&args.db, args.timeout)?;
-    let sql = "SELECT subpath, kind, total_hits, cabs_gathered, cabs_stored, cab_limit, \
-               first_seen, last_seen FROM buckets \
-               WHERE ?1 IS NULL OR last_seen >= ?1 \
-               ORDER BY total_hits DESC, subpath LIMIT ?2";
+    // No LIMIT without --top: SQLite's "no limit" (-1) is an error on PostgreSQL.
+    let sql = format!(
+        "SELECT subpath, kind, total_hits, cabs_gathered, cabs_stored, cab_limit, \
+         first_seen, last_seen FROM buckets \
+         WHERE ?1 IS NULL OR last_seen >= ?1 \
+         ORDER BY total_hits DESC, subpath{}",
+        args.top.map_or_else(String::new, |n| format!(" LIMIT {n}"))
+    );
     let since = args.since.clone().map_or(Value::Null, Value::Text);
-    let limit = Value::Integer(args.top.map_or(-1, i64::from));
-    print(&db, sql, &[since, limit], args.format)
+    print(&db, &sql, &[since], args.format)
 }
 
 fn open(db: &DbArg, timeout: u64) -> Result<QueryDb> {

@@ -2,7 +2,6 @@
 //! a free-space floor), used by a server not given `--max-store` / `--min-free`.
 
 use anyhow::{bail, Context, Result};
-use cerfs_db::LifecycleStore;
 use cerfs_fs_core::{MAX_STORE_SETTING, MIN_FREE_SETTING};
 use clap::{Args, Subcommand};
 

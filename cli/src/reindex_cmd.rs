@@ -56,14 +56,17 @@ pub struct ReindexArgs {
 
 /// Runs `cerfs reindex`.
 pub fn run(args: &ReindexArgs) -> Result<()> {
+    let path = args
+        .db
+        .sqlite_file(crate::store_location::NOT_ON_POSTGRES_YET)?;
     let filter = ReindexFilter {
         bucket: args.bucket.as_deref().map(normalize).transpose()?,
         failed_only: args.failed,
         stacks: args.stacks || args.signature.is_some(),
         signature: args.signature.clone(),
     };
-    let db = IndexDb::open(&args.db.db)
-        .with_context(|| format!("cannot open database {}", args.db.db.display()))?;
+    let db =
+        IndexDb::open(path).with_context(|| format!("cannot open database {}", path.display()))?;
     let queued = db
         .request_reindex(&filter)
         .context("cannot queue the cabs")?;

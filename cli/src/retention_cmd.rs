@@ -2,7 +2,7 @@
 //! (apply it now), over the lifecycle crate.
 
 use anyhow::{bail, Context, Result};
-use cerfs_db::{LifecycleStore, RetentionPolicy};
+use cerfs_db::RetentionPolicy;
 use clap::{Args, Subcommand};
 
 use crate::output::DbArg;

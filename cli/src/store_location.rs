@@ -34,19 +34,12 @@ impl StoreLocation {
     }
 }
 
-/// `--db` of a command that works on SQLite stores only so far: a path, or a clear refusal
-/// of a PostgreSQL URL.
-pub fn sqlite_only(text: &str) -> Result<PathBuf, String> {
-    match StoreLocation::parse(text)? {
-        StoreLocation::Sqlite(path) => Ok(path),
-        StoreLocation::Postgres(_) => Err(
-            "this command works on SQLite stores only so far; on a PostgreSQL store, `cerfs \
-             mount` serves the share, and psql (or your BI tool) queries it \
-             (docs/scale-out.md)"
-                .to_owned(),
-        ),
-    }
-}
+/// Why a command of the cab index, the alerts or the web console refuses a PostgreSQL
+/// store, and where to read more.
+pub const NOT_ON_POSTGRES_YET: &str = "the cab index (stacks, signatures, symbols), alerts \
+    and the web console do not run on a PostgreSQL store yet (docs/scale-out.md, Status); the \
+    share, the CER V2 server, settings, counts, cabs, retention, deletions, verify and \
+    `cerfs query` do";
 
 impl fmt::Display for StoreLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -126,6 +126,10 @@ pub enum SymbolsAction {
 
 /// Runs `cerfs symbols`.
 pub fn run(args: &SymbolsArgs) -> Result<()> {
+    let (SymbolsAction::Show { db }
+    | SymbolsAction::Set { db, .. }
+    | SymbolsAction::Clear { db, .. }) = &args.action;
+    db.sqlite_file(crate::store_location::NOT_ON_POSTGRES_YET)?;
     match &args.action {
         SymbolsAction::Show { db } => show(db),
         SymbolsAction::Set {

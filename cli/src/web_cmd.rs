@@ -174,11 +174,14 @@ pub fn run_user(args: &WebUserArgs) -> Result<()> {
 
 /// Serves until told to stop.
 pub fn run(args: &WebArgs) -> Result<()> {
+    let path = args
+        .db
+        .sqlite_file(crate::store_location::NOT_ON_POSTGRES_YET)?;
     let stop = StopSignals::install()?;
     let fs = Arc::new(args.db.admin_fs()?);
     let console = start(
         fs,
-        &args.db.db,
+        path,
         Console {
             listen: args.listen,
             users: args.users.clone(),

@@ -7,6 +7,7 @@ mod smb_support;
 use std::net::TcpListener;
 use std::process::Command;
 
+use cerfs_testkit::post_stage2;
 use smb_support::*;
 
 #[test]
@@ -243,33 +244,6 @@ fn samba_config_prints_the_share_stanza() {
         .output()
         .expect("run cerfs");
     assert_eq!(out.status.code(), Some(1));
-}
-
-/// POSTs `body` to `http://addr/stage2.htm` with a minimal HTTP/1.1 client; returns the
-/// status code and the body.
-fn post_stage2(addr: &str, body: &[u8]) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut conn = std::net::TcpStream::connect(addr).expect("connect to the HTTP server");
-    let head = format!(
-        "POST /stage2.htm HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/xml\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    conn.write_all(head.as_bytes()).expect("send head");
-    conn.write_all(body).expect("send body");
-    let mut answer = Vec::new();
-    conn.read_to_end(&mut answer).expect("read the answer");
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("an HTTP status line");
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
 }
 
 #[test]

@@ -57,6 +57,9 @@ pub enum OpenError {
     /// Any other SQLite error.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL refused or failed the statement (its message, in one line).
+    #[error("postgresql: {0}")]
+    Postgres(String),
 }
 
 /// What can go wrong in an operation of the store.
@@ -150,4 +153,7 @@ pub enum QueryError {
     /// SQLite refused or failed the statement (a syntax error, an unknown column, ...).
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL refused or failed the statement (its message, in one line).
+    #[error("postgresql: {0}")]
+    Postgres(String),
 }

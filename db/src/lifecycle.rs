@@ -151,6 +151,11 @@ pub enum CabCheck {
 
 /// What lifecycle work needs of a store.
 pub trait LifecycleStore: Send + Sync {
+    /// Whether this process runs the background jobs (sweep, retention, scrub) now: always
+    /// on a store one server owns; on a store several servers share, one at a time.
+    fn leads_background(&self) -> Result<bool> {
+        Ok(true)
+    }
     /// The stored retention policy.
     fn retention(&self) -> Result<RetentionPolicy>;
     /// Replaces the stored retention policy.

@@ -16,6 +16,7 @@ mod lifecycle;
 mod logs;
 mod namespace;
 mod pool;
+pub(crate) mod query;
 mod reports;
 mod rows;
 mod schema;
@@ -37,6 +38,8 @@ pub(crate) mod lock_key {
     pub const NAMESPACE: i64 = 0x6365_7266_0000_0002;
     /// policy.txt's settings; a bucket's status.txt locks its bucket row instead.
     pub const POLICY: i64 = 0x6365_7266_0000_0003;
+    /// The background jobs (session lock, held by the head that runs them).
+    pub const BACKGROUND: i64 = 0x6365_7266_0000_0004;
 }
 
 /// The PostgreSQL store; see the module documentation.
@@ -66,21 +69,12 @@ impl PgStore {
     /// the unfinished uploads of heads that are gone. Several heads may call this at once:
     /// one migrates, the others wait for it.
     pub fn open(url: &str) -> Result<PgStore, OpenError> {
-        let config: postgres::Config = url.parse().map_err(|e| {
-            OpenError::Unusable(format!(
-                "{}: not a PostgreSQL connection string ({e}); give postgres://USER@HOST:PORT/DBNAME",
-                shown_url(url)
-            ))
-        })?;
+        let config = parse_config(url)?;
         let shown = shown_url(url);
         let pool = pool::Pool::new(config.clone());
         {
             let mut conn = pool.get().map_err(|e| match e {
-                StoreError::Postgres(e) => OpenError::Unusable(format!(
-                    "cannot connect to PostgreSQL at {shown}: {}; check that the server runs \
-                     there, that the database exists and that it lets this user in (pg_hba.conf)",
-                    describe(&e)
-                )),
+                StoreError::Postgres(e) => connect_error(&shown, &e),
                 other => OpenError::Unusable(other.to_string()),
             })?;
             schema::migrate(&mut conn.client, &shown)?;
@@ -156,6 +150,25 @@ fn retryable(e: &postgres::Error) -> bool {
     e.code().is_some_and(|c| {
         *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
     })
+}
+
+/// The connection string `url`, parsed.
+pub(crate) fn parse_config(url: &str) -> Result<postgres::Config, OpenError> {
+    url.parse().map_err(|e| {
+        OpenError::Unusable(format!(
+            "{}: not a PostgreSQL connection string ({e}); give postgres://USER@HOST:PORT/DBNAME",
+            shown_url(url)
+        ))
+    })
+}
+
+/// Why connecting to the server at `shown` failed, and what to check.
+pub(crate) fn connect_error(shown: &str, e: &postgres::Error) -> OpenError {
+    OpenError::Unusable(format!(
+        "cannot connect to PostgreSQL at {shown}: {}; check that the server runs there, that \
+         the database exists and that it lets this user in (pg_hba.conf)",
+        describe(e)
+    ))
 }
 
 /// A PostgreSQL error in one line: the server's message and detail, or the client's.

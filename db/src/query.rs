@@ -1,7 +1,8 @@
 //! Read-only SQL for people (`cerfs query`, `cerfs buckets`): one statement at a time on a
-//! read-only connection, safe beside a running server on the same file.
+//! read-only connection, safe beside a running server on the same file. On a PostgreSQL
+//! store the same, through [`crate::pg::query`].
 //!
-//! The connection is opened read-only at the file level and `query_only`, and every
+//! The SQLite connection is opened read-only at the file level and `query_only`, and every
 //! statement is checked with `sqlite3_stmt_readonly` before it runs, so that nothing typed
 //! here can change the database (nor create another file through `ATTACH`). It is a WAL
 //! reader: it sees the last committed state and never blocks the server's writer.
@@ -66,17 +67,24 @@ pub trait RowSink {
 
 /// A read-only connection to a cerfs database for SQL users.
 pub struct QueryDb {
-    path: PathBuf,
-    conn: Connection,
+    source: Source,
     /// How long one statement may run before it is interrupted.
     time_limit: Option<Duration>,
 }
 
+enum Source {
+    Sqlite { path: PathBuf, conn: Connection },
+    Postgres(crate::pg::query::PgReader),
+}
+
 impl std::fmt::Debug for QueryDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueryDb")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("QueryDb");
+        match &self.source {
+            Source::Sqlite { path, .. } => d.field("path", path),
+            Source::Postgres(reader) => d.field("db", &reader.shown()),
+        };
+        d.finish_non_exhaustive()
     }
 }
 
@@ -86,8 +94,20 @@ impl QueryDb {
     /// ([`OpenError::SchemaTooOld`]: this connection never migrates).
     pub fn open(path: &Path) -> Result<QueryDb, OpenError> {
         Ok(QueryDb {
-            path: path.to_path_buf(),
-            conn: open_read_only(path, VIEWS_VERSION)?,
+            source: Source::Sqlite {
+                path: path.to_path_buf(),
+                conn: open_read_only(path, VIEWS_VERSION)?,
+            },
+            time_limit: None,
+        })
+    }
+
+    /// Connects to the PostgreSQL store at `url` (`postgres://USER@HOST:PORT/DBNAME`) for
+    /// reading; every statement runs in a READ ONLY transaction. Refuses a database that
+    /// holds no cerfs store, or one older than the views.
+    pub fn open_postgres(url: &str) -> Result<QueryDb, OpenError> {
+        Ok(QueryDb {
+            source: Source::Postgres(crate::pg::query::PgReader::connect(url)?),
             time_limit: None,
         })
     }
@@ -99,9 +119,12 @@ impl QueryDb {
         self.time_limit = limit;
     }
 
-    /// The path the database was opened with.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The path the database was opened with; `None` for a PostgreSQL store.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.source {
+            Source::Sqlite { path, .. } => Some(path),
+            Source::Postgres(_) => None,
+        }
     }
 
     /// Runs one read-only SQL statement with positional parameters (`?1`, `?2`, ...) and
@@ -118,7 +141,11 @@ impl QueryDb {
         params: &[Value],
         sink: &mut dyn RowSink,
     ) -> Result<u64, QueryError> {
-        let mut stmt = match self.conn.prepare(sql) {
+        let conn = match &self.source {
+            Source::Sqlite { conn, .. } => conn,
+            Source::Postgres(reader) => return reader.query(sql, params, sink, self.time_limit),
+        };
+        let mut stmt = match conn.prepare(sql) {
             Ok(stmt) => stmt,
             Err(rusqlite::Error::MultipleStatement) => {
                 return Err(QueryError::NotAQuery(
@@ -137,9 +164,7 @@ impl QueryDb {
             ));
         }
         let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
-        let _watchdog = self
-            .time_limit
-            .map(|limit| Watchdog::arm(&self.conn, limit));
+        let _watchdog = self.time_limit.map(|limit| Watchdog::arm(conn, limit));
         sink.columns(&names).map_err(QueryError::Output)?;
         let interrupted = |e: rusqlite::Error| match (e.sqlite_error_code(), self.time_limit) {
             (Some(rusqlite::ErrorCode::OperationInterrupted), Some(limit)) => {
@@ -201,7 +226,7 @@ impl Drop for Watchdog {
 }
 
 /// Why a statement is refused, naming the statement's first word.
-fn refusal(sql: &str) -> QueryError {
+pub(crate) fn refusal(sql: &str) -> QueryError {
     let verb: String = sql
         .split_whitespace()
         .next()

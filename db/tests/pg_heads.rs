@@ -154,3 +154,31 @@ fn a_head_hears_of_every_other_heads_changes_and_not_of_its_own() {
     .unwrap();
     assert_eq!(heard(&b, b0 + 1), b0 + 2, "B hears of A's log line");
 }
+
+#[test]
+fn one_head_at_a_time_runs_the_background_jobs_and_another_takes_over() {
+    let Some(db) = cerfs_testkit::TestDatabase::create() else {
+        return;
+    };
+    let a = PgStore::open(&db.url).unwrap();
+    let b = PgStore::open(&db.url).unwrap();
+    let leads = |s: &PgStore| LifecycleStore::leads_background(s).unwrap();
+    assert!(leads(&a));
+    assert!(!leads(&b), "A leads: B waits");
+    assert!(leads(&a), "A keeps leading, asked again");
+    assert!(!leads(&b));
+    // A goes (its lock connection ends with it): the next head that asks takes over.
+    drop(a);
+    poll_until_b_leads(&b);
+    let c = PgStore::open(&db.url).unwrap();
+    assert!(!leads(&c), "B leads now: C waits");
+}
+
+/// A's session ends on the server shortly after its connection closes.
+fn poll_until_b_leads(b: &PgStore) {
+    cerfs_testkit::poll_until(
+        std::time::Duration::from_secs(10),
+        "B takes over the background jobs",
+        || LifecycleStore::leads_background(b).unwrap().then_some(()),
+    );
+}

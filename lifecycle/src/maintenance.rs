@@ -80,18 +80,13 @@ fn run(store: &dyn LifecycleStore, config: MaintenanceConfig, stopped: &mpsc::Re
     let mut scrub_after: Ino = 0;
     loop {
         let round = Instant::now();
-        if let Err(e) = runs::sweep_all(store, &mut |_| {}, &keep_going) {
-            tracing::warn!("maintenance: finishing removed cabs failed: {e}");
-        }
-        if let Err(e) = runs::prune(store, false, &mut |_| {}, &keep_going) {
-            tracing::warn!("maintenance: retention failed: {e}");
-        }
-        let budget = config
-            .scrub_bytes_per_second
-            .saturating_mul(config.interval.as_secs().max(1));
-        match scrub_slice(store, scrub_after, budget, &keep_going) {
-            Ok(next) => scrub_after = next,
-            Err(e) => tracing::warn!("maintenance: scrub failed: {e}"),
+        // On a store several servers share, one of them does the work.
+        let leads = store.leads_background().unwrap_or_else(|e| {
+            tracing::warn!("maintenance: cannot tell whether this server runs it: {e}");
+            false
+        });
+        if leads {
+            scrub_after = one_round(store, &config, scrub_after, &keep_going);
         }
         let rest = config.interval.saturating_sub(round.elapsed());
         match stopped.recv_timeout(rest) {
@@ -99,6 +94,29 @@ fn run(store: &dyn LifecycleStore, config: MaintenanceConfig, stopped: &mpsc::Re
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
     }
+}
+
+/// Sweep, retention and a slice of scrub; returns where the scrub goes on next time.
+fn one_round(
+    store: &dyn LifecycleStore,
+    config: &MaintenanceConfig,
+    mut scrub_after: Ino,
+    keep_going: &dyn Fn() -> bool,
+) -> Ino {
+    if let Err(e) = runs::sweep_all(store, &mut |_| {}, keep_going) {
+        tracing::warn!("maintenance: finishing removed cabs failed: {e}");
+    }
+    if let Err(e) = runs::prune(store, false, &mut |_| {}, keep_going) {
+        tracing::warn!("maintenance: retention failed: {e}");
+    }
+    let budget = config
+        .scrub_bytes_per_second
+        .saturating_mul(config.interval.as_secs().max(1));
+    match scrub_slice(store, scrub_after, budget, keep_going) {
+        Ok(next) => scrub_after = next,
+        Err(e) => tracing::warn!("maintenance: scrub failed: {e}"),
+    }
+    scrub_after
 }
 
 /// Re-hashes stored cabs after inode `after` until about `budget` bytes were read; returns

@@ -7,6 +7,7 @@
 pub mod counts;
 pub mod data;
 pub mod files;
+pub mod http_client;
 pub mod ports;
 pub mod postgres_server;
 pub mod process;
@@ -26,6 +27,7 @@ pub(crate) fn spawn_or_bind_turn() -> std::sync::MutexGuard<'static, ()> {
 pub use counts::bumped;
 pub use data::{build_cab, read_testdata, testdata, utf16le_bom};
 pub use files::{close_checked, sha256_file, sha256_hex};
+pub use http_client::post_stage2;
 pub use ports::{reserve_port, Port};
 pub use postgres_server::TestDatabase;
 pub use process::{is_alive, is_mounted, live_group_members, poll_until, send_signal};

@@ -82,7 +82,12 @@ pub fn generate() -> Generated {
 
 /// Builds the demo store at `db` (which must not exist) and indexes its cabs.
 pub fn generate_at(db: &Path) {
-    let fs = CerFs::new(Arc::new(SqliteStore::open(db).unwrap()));
+    fill(&CerFs::new(Arc::new(SqliteStore::open(db).unwrap())));
+    index_all(db);
+}
+
+/// Reports the demo store's crashes through `fs` (over any store), as clients do.
+pub fn fill(fs: &CerFs) {
     fs.set_settings(
         &SettingsTarget::Policy,
         &[
@@ -185,14 +190,14 @@ pub fn generate_at(db: &Path) {
                 })
                 .ino;
             append(
-                &fs,
+                fs,
                 &caller,
                 ROOT_INO,
                 "crash.log",
                 &format!("{when}\t{machine}\t{user}\t{item_for_crash_log}\r\n"),
             );
             append(
-                &fs,
+                fs,
                 &caller,
                 hits_dir,
                 "hits.log",
@@ -200,8 +205,6 @@ pub fn generate_at(db: &Path) {
             );
         }
     }
-    drop(fs);
-    index_all(db);
 }
 
 /// Appends a line to a log the way a client does: open (create), write at the end, close.
@@ -250,12 +253,16 @@ pub fn cerfs(args: &[&str]) -> Output {
         .expect("run cerfs")
 }
 
-/// Runs `cerfs ARGS --db DB` (the db flag goes last, after any subcommand).
-pub fn cerfs_db(db: &Path, args: &[&str]) -> Output {
-    let mut all: Vec<&str> = args.to_vec();
-    all.push("--db");
-    all.push(db.to_str().unwrap());
-    cerfs(&all)
+/// Runs `cerfs ARGS --db DB` (the db flag goes last, after any subcommand); DB is a file
+/// or a PostgreSQL URL.
+pub fn cerfs_db(db: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Output {
+    Command::new(CERFS)
+        .args(args)
+        .arg("--db")
+        .arg(db)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run cerfs")
 }
 
 pub fn stdout(out: &Output) -> String {

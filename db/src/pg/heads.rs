@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use fallible_iterator::FallibleIterator;
-use postgres::{Client, NoTls};
+use postgres::NoTls;
 
-use super::pool::Tx;
+use super::pool::{OwnedClient, Tx};
 use super::rows::{get_u64, ino_param};
 use super::{describe, PgStore};
 use crate::store::{Ino, Result};
@@ -37,9 +37,11 @@ pub(crate) fn head_lock_key(head_id: i64) -> i64 {
 /// registers again.
 pub(crate) struct Head {
     id: AtomicI64,
-    life: Mutex<Client>,
+    life: Mutex<OwnedClient>,
     /// Changes heard of from other heads so far.
     heard: AtomicU64,
+    /// The head id whose lock connection holds the background jobs' lock (0: none).
+    leading: AtomicI64,
 }
 
 impl Head {
@@ -80,8 +82,9 @@ pub(crate) fn register(
         .map_err(fail)?;
     Ok(Head {
         id: AtomicI64::new(id),
-        life: Mutex::new(life),
+        life: Mutex::new(life.into()),
         heard: AtomicU64::new(0),
+        leading: AtomicI64::new(0),
     })
 }
 
@@ -158,6 +161,37 @@ impl PgStore {
                 }
             })
             .map(drop)
+    }
+
+    /// Whether this head runs the background jobs: the one whose lock connection holds
+    /// their session lock. When that head goes, its lock goes with its connection, and the
+    /// next head that asks takes it over.
+    pub(crate) fn background_lead(&self) -> Result<bool> {
+        let mut life = self
+            .head
+            .life
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Under the life lock: a head registering again replaces the connection and the id
+        // together, and the new connection holds nothing yet.
+        let id = self.head.id();
+        if self.head.leading.load(Ordering::Acquire) == id {
+            return Ok(true);
+        }
+        let got: bool = life
+            .query_one(
+                "SELECT pg_try_advisory_lock($1)",
+                &[&super::lock_key::BACKGROUND],
+            )?
+            .get(0);
+        if got {
+            self.head.leading.store(id, Ordering::Release);
+            tracing::info!(
+                head = id,
+                "this head runs the background jobs (retention, sweep, scrub)"
+            );
+        }
+        Ok(got)
     }
 
     /// This head's id (`head_rows.head_id`).

@@ -226,6 +226,10 @@ fn finish_deleted_buckets(tx: &mut Tx<'_>) -> Result<u64> {
 }
 
 impl LifecycleStore for PgStore {
+    fn leads_background(&self) -> Result<bool> {
+        self.background_lead()
+    }
+
     fn retention(&self) -> Result<RetentionPolicy> {
         self.read(|tx| retention_from(|key| setting(tx, key)))
     }

@@ -13,9 +13,44 @@ use crate::Result;
 /// Idle connections kept for later requests; more may be open while busy.
 const MAX_IDLE: usize = 16;
 
+/// A client that is closed on a thread of its own when dropped. The sync client's drop
+/// runs a small runtime to say goodbye to the server, which panics on a thread that drives
+/// an async runtime: where the HTTP server drops the last handle of the store.
+pub(crate) struct OwnedClient(Option<Client>);
+
+impl From<Client> for OwnedClient {
+    fn from(client: Client) -> Self {
+        OwnedClient(Some(client))
+    }
+}
+
+impl std::ops::Deref for OwnedClient {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.0.as_ref().expect("a client is present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for OwnedClient {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.0.as_mut().expect("a client is present until dropped")
+    }
+}
+
+impl Drop for OwnedClient {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            // A scoped thread runs in no runtime; joined before the drop returns.
+            std::thread::scope(|s| {
+                s.spawn(move || drop(client));
+            });
+        }
+    }
+}
+
 /// One connection and its prepared statements (keyed by their text).
 pub(crate) struct Conn {
-    pub(crate) client: Client,
+    pub(crate) client: OwnedClient,
     pub(crate) stmts: HashMap<&'static str, Statement>,
 }
 
@@ -44,7 +79,7 @@ impl Pool {
             _ => Conn {
                 // TLS: the production layout keeps PostgreSQL on a private network
                 // (docs/scale-out.md); connections are plain.
-                client: self.config.connect(NoTls)?,
+                client: self.config.connect(NoTls)?.into(),
                 stmts: HashMap::new(),
             },
         };

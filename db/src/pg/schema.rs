@@ -11,7 +11,11 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_core.sql"),
     include_str!("migrations/0002_cer2_reports.sql"),
     include_str!("migrations/0003_lifecycle.sql"),
+    include_str!("migrations/0004_views.sql"),
 ];
+
+/// The first schema version with the views for SQL users.
+pub(crate) const PG_VIEWS_VERSION: i64 = 4;
 
 /// The schema version this build writes.
 pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
