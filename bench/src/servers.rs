@@ -396,6 +396,7 @@ impl SambaShare {
             lockout: cerfs_samba::Lockout::default(),
             smb1: false,
             log_level: 0,
+            ctdbd_socket: None,
         };
         let tools = SambaTools::find().context("install samba (apt-get install samba)")?;
         let conf = cerfs_samba::prepare_state_dir(&config).context("smb.conf")?;

@@ -23,6 +23,8 @@ mod quota_cmd;
 mod reindex_cmd;
 mod retention_cmd;
 #[cfg(unix)]
+mod samba_config_cmd;
+#[cfg(unix)]
 mod serve_cmd;
 mod settings_cmd;
 mod signature_cmd;
@@ -76,7 +78,7 @@ enum Command {
     Alerts(alerts_cmd::AlertsArgs),
     /// Print the smb.conf share stanza of a cerfs share, for your own Samba.
     #[cfg(unix)]
-    SambaConfig(serve_cmd::SambaConfigArgs),
+    SambaConfig(samba_config_cmd::SambaConfigArgs),
     /// Run one read-only SQL statement on the database (views: buckets, cabs, hits, ...).
     Query(query_cmd::QueryArgs),
     /// List the buckets (error signatures) with their hits and cabs, most hits first.
@@ -131,7 +133,7 @@ fn main() -> ExitCode {
         Command::WebUser(args) => web_cmd::run_user(&args),
         Command::Alerts(args) => alerts_cmd::run(&args),
         #[cfg(unix)]
-        Command::SambaConfig(args) => serve_cmd::print_samba_config(&args),
+        Command::SambaConfig(args) => samba_config_cmd::print_samba_config(&args),
         Command::Query(args) => query_cmd::run_query(&args),
         Command::Buckets(args) => query_cmd::run_buckets(&args),
         Command::Status(args) => settings_cmd::run_status(&args),

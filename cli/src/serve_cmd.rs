@@ -73,6 +73,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE|URL", default_value = "cer.db", value_parser = StoreLocation::parse)]
     pub db: StoreLocation,
 
+    /// Serve as one head of a CTDB cluster: smbd keeps its shared state in CTDB through the
+    /// local ctdbd's socket (clustering = yes), and reports file ids every head agrees on.
+    /// Needs a PostgreSQL --db (docs/scale-out.md, Clustered Samba).
+    #[arg(long, value_name = "SOCKET")]
+    pub ctdb_socket: Option<PathBuf>,
+
     /// Directory to mount the share on, created if missing [default: /run/cerfs/SHARE/share].
     #[arg(long, value_name = "DIR")]
     pub mountpoint: Option<PathBuf>,
@@ -177,35 +183,6 @@ pub struct ServeArgs {
     pub samba_log_level: u8,
 }
 
-/// Arguments of `cerfs samba-config`.
-#[derive(Debug, Args)]
-#[command(after_help = "\
-Prints the smb.conf share stanza of a cerfs share, for admins who run their own Samba
-over a `cerfs mount`. The [global] settings it relies on are listed in its first lines.
-
-Example:
-  cerfs samba-config --share cer --path /srv/cer >> /etc/samba/smb.conf")]
-pub struct SambaConfigArgs {
-    /// Share name.
-    #[arg(long, value_name = "NAME", default_value = "cer")]
-    pub share: String,
-
-    /// The cerfs mountpoint to export.
-    #[arg(long, value_name = "DIR", default_value = "/srv/cer")]
-    pub path: PathBuf,
-
-    /// Refuse clients without an account (guest ok = no).
-    #[arg(long)]
-    pub no_guest: bool,
-}
-
-/// Prints the share stanza.
-pub fn print_samba_config(args: &SambaConfigArgs) -> Result<()> {
-    let stanza = cerfs_samba::share_stanza(&args.share, &args.path, !args.no_guest)?;
-    print!("{stanza}");
-    Ok(())
-}
-
 /// Where the threads watching signals, Samba and the mount report.
 struct Events {
     sender: mpsc::Sender<Event>,
@@ -240,6 +217,22 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     let tools = SambaTools::find()?;
     if let Some(path) = args.db.sqlite_path() {
         check_db_dir(path)?;
+        if args.ctdb_socket.is_some() {
+            bail!(
+                "--ctdb-socket makes this server one head of a cluster, and heads share a \
+                 PostgreSQL store: give --db postgres://USER@HOST:PORT/DBNAME (a SQLite \
+                 database belongs to one server)"
+            );
+        }
+    }
+    if let Some(socket) = &args.ctdb_socket {
+        if !socket.exists() {
+            bail!(
+                "no ctdbd socket at {}: start ctdbd on this head first (systemctl start \
+                 ctdb), or give the socket its ctdb.conf names",
+                socket.display()
+            );
+        }
     } else if args.web.is_some() {
         bail!(
             "the web console reads SQLite stores only so far: leave out --web with a \
@@ -274,6 +267,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         },
         smb1: args.smb1,
         log_level: args.samba_log_level,
+        ctdbd_socket: args.ctdb_socket.clone().map(absolute).transpose()?,
     };
     config.validate()?;
     check_ports(&config)?;

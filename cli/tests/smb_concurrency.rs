@@ -265,6 +265,7 @@ fn sixteen_clients_lose_nothing_on_cerfs_and_plain_samba_is_measured() {
         lockout: cerfs_samba::Lockout::default(),
         smb1: false,
         log_level: 0,
+        ctdbd_socket: None,
     };
     let tools = SambaTools::find().expect("Samba tools");
     let conf = cerfs_samba::prepare_state_dir(&plain_config).expect("plain smb.conf");

@@ -391,6 +391,7 @@ mod tests {
             lockout: Lockout::default(),
             smb1: false,
             log_level: 1,
+            ctdbd_socket: None,
         };
         let conf = prepare_state_dir(&config).expect("prepare");
         assert_eq!(conf, config.state_dir.join("smb.conf"));
@@ -435,6 +436,7 @@ mod tests {
             lockout: Lockout::default(),
             smb1: false,
             log_level: 1,
+            ctdbd_socket: None,
         };
         if !nix_is_root() {
             eprintln!("skipping: only root owns what a state directory must be owned by");
@@ -490,6 +492,7 @@ mod tests {
             lockout: Lockout::default(),
             smb1: true,
             log_level: 1,
+            ctdbd_socket: None,
         };
         let conf = prepare_state_dir(&config).expect("prepare");
         let out = match Command::new("testparm")
@@ -549,6 +552,7 @@ mod tests {
             lockout: Lockout::default(),
             smb1: false,
             log_level: 1,
+            ctdbd_socket: None,
         };
         let accounts = |config: &SambaConfig| {
             let out = Command::new(&tools.pdbedit)

@@ -53,6 +53,9 @@ pub struct SambaConfig {
     pub smb1: bool,
     /// smbd's debug level, 0–10.
     pub log_level: u8,
+    /// The local ctdbd's socket when this smbd is one head of a CTDB cluster (serving a
+    /// PostgreSQL store with the other heads); `None`: a single server.
+    pub ctdbd_socket: Option<PathBuf>,
 }
 
 impl SambaConfig {
@@ -134,7 +137,18 @@ impl SambaConfig {
         let state = path_str(&self.state_dir)?;
         let username_map = path_str(&self.username_map_path())?.to_owned();
         let interfaces: Vec<String> = self.listen.iter().map(IpAddr::to_string).collect();
-        let mut values = share_values(&self.share, &self.path, self.guest, &self.admin_unix_user)?;
+        let clustered = self.ctdbd_socket.is_some();
+        let mut values = share_values(
+            &self.share,
+            &self.path,
+            self.guest,
+            &self.admin_unix_user,
+            clustered,
+        )?;
+        let socket = match &self.ctdbd_socket {
+            Some(path) => conf_path_value("the ctdbd socket", path)?.to_owned(),
+            None => String::new(),
+        };
         values.extend([
             ("INTERFACES", interfaces.join(" ")),
             ("PORT", self.port.to_string()),
@@ -152,6 +166,12 @@ impl SambaConfig {
                 .to_owned(),
             ),
             ("STATE_DIR", state.to_owned()),
+            (
+                "CLUSTERING",
+                if clustered { "yes" } else { "no" }.to_owned(),
+            ),
+            ("CTDBD_SOCKET", socket),
+            ("BIND_ONLY", if clustered { "no" } else { "yes" }.to_owned()),
             ("LOG_LEVEL", self.log_level.to_string()),
             ("USERNAME_MAP", username_map),
             (
@@ -185,17 +205,29 @@ fn admin_share_name(share: &str) -> String {
 ///
 /// # Errors
 /// The share name or path cannot go into smb.conf.
-pub fn share_stanza(share: &str, path: &Path, guest: bool) -> Result<String> {
+pub fn share_stanza(share: &str, path: &Path, guest: bool, clustered: bool) -> Result<String> {
     validate_share_name(share)?;
     validate_share_name(&admin_share_name(share))?;
     let start = TEMPLATE.find(SHARE_HEADER).ok_or_else(|| {
         SambaError::Invalid("the smb.conf template has no share stanza".to_owned())
     })?;
-    let values = share_values(share, path, guest, crate::DEFAULT_ADMIN_UNIX_USER)?;
+    let values = share_values(
+        share,
+        path,
+        guest,
+        crate::DEFAULT_ADMIN_UNIX_USER,
+        clustered,
+    )?;
     let stanza = substitute(&TEMPLATE[start..], &values)?;
     let guest_line = if guest {
         "#   map to guest = Bad User   (clients without an account connect as the guest)\n\
          #   guest account = nobody\n"
+    } else {
+        ""
+    };
+    let cluster_lines = if clustered {
+        "#   clustering = yes          (every head: CTDB holds smbd's shared state)\n\
+         #   ctdbd socket = PATH       (the local ctdbd's, if not the default)\n"
     } else {
         ""
     };
@@ -204,6 +236,7 @@ pub fn share_stanza(share: &str, path: &Path, guest: bool) -> Result<String> {
          # They rely on these settings in [global]:\n\
          #   smb2 leases = no          (no client may cache count.txt or the settings)\n\
          {guest_line}\
+         {cluster_lines}\
          #   username map = FILE       (lines `!cerfs-admin = ADMIN` and\n\
          #                              `nobody = root cerfs-admin`; smbpasswd -a cerfs-admin)\n\
          # on a system account cerfs-admin (useradd --system cerfs-admin), and on a cerfs\n\
@@ -262,9 +295,14 @@ fn share_values(
     path: &Path,
     guest: bool,
     admin_unix_user: &str,
+    clustered: bool,
 ) -> Result<HashMap<&'static str, String>> {
     let path = conf_path_value("the share path", path)?;
     Ok(HashMap::from([
+        (
+            "VFS_OBJECTS",
+            if clustered { "fileid" } else { "" }.to_owned(),
+        ),
         ("SHARE", share.to_owned()),
         ("ADMIN_SHARE", admin_share_name(share)),
         ("ADMIN_UNIX_USER", admin_unix_user.to_owned()),
@@ -344,6 +382,7 @@ mod tests {
             lockout: crate::Lockout::default(),
             smb1: false,
             log_level: 1,
+            ctdbd_socket: None,
         }
     }
 
@@ -500,7 +539,7 @@ mod tests {
 
     #[test]
     fn stanza_is_the_share_section_only() {
-        let text = share_stanza("crashes", Path::new("/srv/cer"), true).expect("stanza");
+        let text = share_stanza("crashes", Path::new("/srv/cer"), true, false).expect("stanza");
         assert!(!text.contains('@'), "{text}");
         assert!(!text.lines().any(|l| l.trim() == "[global]"), "{text}");
         assert!(text.contains("[crashes]"), "{text}");
@@ -510,9 +549,55 @@ mod tests {
         );
         assert!(text.contains("smb2 leases = no"), "{text}");
         assert!(text.contains("[crashes-admin]"), "{text}");
-        let text = share_stanza("cer", Path::new("/srv/cer"), false).expect("stanza");
+        let text = share_stanza("cer", Path::new("/srv/cer"), false, false).expect("stanza");
         assert_eq!(setting(&text, "cer", "guest ok").as_deref(), Some("no"));
-        assert!(share_stanza("cer", Path::new("srv"), true).is_err());
+        assert!(share_stanza("cer", Path::new("srv"), true, false).is_err());
+    }
+
+    #[test]
+    fn a_clustered_head_uses_ctdb_and_file_ids_every_head_agrees_on() {
+        let single = config().render().expect("render");
+        assert_eq!(
+            setting(&single, "global", "clustering").as_deref(),
+            Some("no")
+        );
+        assert_eq!(setting(&single, "cer", "vfs objects").as_deref(), Some(""));
+        assert_eq!(
+            setting(&single, "global", "bind interfaces only").as_deref(),
+            Some("yes")
+        );
+        let mut c = config();
+        c.ctdbd_socket = Some(PathBuf::from("/run/ctdb/ctdbd.socket"));
+        let conf = c.render().expect("render");
+        assert_eq!(
+            setting(&conf, "global", "clustering").as_deref(),
+            Some("yes")
+        );
+        assert_eq!(
+            setting(&conf, "global", "ctdbd socket").as_deref(),
+            Some("/run/ctdb/ctdbd.socket")
+        );
+        assert_eq!(
+            setting(&conf, "cer", "vfs objects").as_deref(),
+            Some("fileid")
+        );
+        assert_eq!(
+            setting(&conf, "cer", "fileid:algorithm").as_deref(),
+            Some("fsname")
+        );
+        assert_eq!(
+            setting(&conf, "global", "bind interfaces only").as_deref(),
+            Some("no"),
+            "public addresses arrive after smbd started"
+        );
+        c.ctdbd_socket = Some(PathBuf::from("run/ctdbd.socket"));
+        assert!(c.render().is_err(), "a relative socket path");
+        let text = share_stanza("cer", Path::new("/srv/cer"), true, true).expect("stanza");
+        assert!(text.contains("#   clustering = yes"), "{text}");
+        assert_eq!(
+            setting(&text, "cer", "vfs objects").as_deref(),
+            Some("fileid")
+        );
     }
 
     #[test]
