@@ -224,19 +224,17 @@ pub fn run(args: &ServeArgs) -> Result<()> {
                  database belongs to one server)"
             );
         }
-    }
-    if let Some(socket) = &args.ctdb_socket {
-        if !socket.exists() {
-            bail!(
-                "no ctdbd socket at {}: start ctdbd on this head first (systemctl start \
-                 ctdb), or give the socket its ctdb.conf names",
-                socket.display()
-            );
-        }
     } else if args.web.is_some() {
         bail!(
             "the web console reads SQLite stores only so far: leave out --web with a \
              PostgreSQL store (docs/scale-out.md)"
+        );
+    }
+    if let Some(socket) = args.ctdb_socket.as_ref().filter(|s| !s.exists()) {
+        bail!(
+            "no ctdbd socket at {}: start ctdbd on this head first (systemctl start ctdb), \
+             or give the socket its ctdb.conf names",
+            socket.display()
         );
     }
     let runtime = Path::new(RUNTIME_DIR).join(&args.share);

@@ -59,12 +59,18 @@ impl Upload {
 impl Drop for Upload {
     fn drop(&mut self) {
         if let Some(fh) = self.fh.take() {
-            match self.fs.abort_upload(fh) {
-                Ok(()) => tracing::warn!(
+            // A cancelled request drops this on an async thread, where a store that blocks
+            // on a runtime of its own (PostgreSQL's client) may not: the abort runs on a
+            // thread of its own, waited for, so that nothing is left when the drop returns.
+            let fs = &self.fs;
+            let aborted = std::thread::scope(|s| s.spawn(|| fs.abort_upload(fh)).join());
+            match aborted {
+                Ok(Ok(())) => tracing::warn!(
                     fh,
                     "upload cancelled (connection gone or server stopping): nothing kept"
                 ),
-                Err(e) => tracing::warn!(fh, "aborting a cancelled upload failed: {e}"),
+                Ok(Err(e)) => tracing::warn!(fh, "aborting a cancelled upload failed: {e}"),
+                Err(_) => tracing::warn!(fh, "aborting a cancelled upload panicked"),
             }
         }
     }

@@ -1,6 +1,7 @@
-//! Shared by the HTTP tests: a real server on a loopback port the system chose, over a fresh store,
-//! a real HTTP client, the [MS-CER2] examples, and ways to look at the store (SQL) and at
-//! the share (fs-core).
+//! Shared by the HTTP tests: a real server on a loopback port the system chose, over a fresh store
+//! of each backend (SQLite always, PostgreSQL on the test server: `CERFS_TEST_POSTGRES`),
+//! a real HTTP client, the [MS-CER2] examples, and ways to look at the store (read-only
+//! SQL, the same on both) and at the share (fs-core).
 
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cerfs_db::SqliteStore;
+use cerfs_db::{PgStore, QueryDb, RowSink, SqliteStore, Store, Value};
 use cerfs_fs_core::{Caller, CerFs};
 use cerfs_http::{Config, HttpHandle, Level1Answer};
 use tempfile::TempDir;
@@ -135,41 +136,76 @@ fn init_logging() {
         .try_init();
 }
 
-/// A server on `127.0.0.1` (a port the system chose) over a store in a temporary
-/// directory.
+/// The store a server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A server on `127.0.0.1` (a port the system chose) over a fresh store: a SQLite file in
+/// a temporary directory, or a database of its own on the test PostgreSQL server.
 pub struct Server {
+    pub backend: Backend,
     pub dir: TempDir,
     pub port: u16,
     pub config: Config,
     pub max_cab_size: u64,
     pub fs: Arc<CerFs>,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     handle: Option<HttpHandle>,
+    /// The PostgreSQL database (dropped last, after the store's connections).
+    pg: Option<cerfs_testkit::TestDatabase>,
 }
 
 impl Server {
+    /// A server on each backend available (PostgreSQL's skips by the one skip rule).
+    pub fn each() -> Vec<Server> {
+        Server::each_with(test_config())
+    }
+
+    pub fn each_with(config: Config) -> Vec<Server> {
+        Server::each_with_cab_limit(config, cerfs_fs_core::DEFAULT_MAX_CAB_SIZE)
+    }
+
+    /// Servers over shares that take cabs of at most `max_cab_size` bytes.
+    pub fn each_with_cab_limit(config: Config, max_cab_size: u64) -> Vec<Server> {
+        let mut all = vec![Server::start_on(None, config.clone(), max_cab_size)];
+        if let Some(db) = cerfs_testkit::TestDatabase::create() {
+            all.push(Server::start_on(Some(db), config, max_cab_size));
+        }
+        all
+    }
+
+    /// A server on SQLite (for what only one backend needs to show).
     pub fn start() -> Server {
-        Server::start_with(test_config())
+        Server::start_on(None, test_config(), cerfs_fs_core::DEFAULT_MAX_CAB_SIZE)
     }
 
-    pub fn start_with(config: Config) -> Server {
-        Server::start_with_cab_limit(config, cerfs_fs_core::DEFAULT_MAX_CAB_SIZE)
-    }
-
-    /// A server over a share that takes cabs of at most `max_cab_size` bytes.
-    pub fn start_with_cab_limit(config: Config, max_cab_size: u64) -> Server {
+    /// A server on SQLite, or on PostgreSQL database `pg`.
+    fn start_on(
+        pg: Option<cerfs_testkit::TestDatabase>,
+        config: Config,
+        max_cab_size: u64,
+    ) -> Server {
         init_logging();
+        let backend = match pg {
+            None => Backend::Sqlite,
+            Some(_) => Backend::Postgres,
+        };
+        eprintln!("CER V2 server on {backend:?}");
         let dir = tempfile::tempdir().expect("tempdir");
-        let (fs, store, handle) = launch(&dir.path().join("cer.db"), 0, &config, max_cab_size);
-        let port = handle.local_addr().port();
+        let (fs, store, handle) = launch(&dir, pg.as_ref(), 0, &config, max_cab_size);
         Server {
+            backend,
             dir,
-            port,
+            port: handle.local_addr().port(),
             config,
             max_cab_size,
             fs,
             store,
             handle: Some(handle),
+            pg,
         }
     }
 
@@ -197,19 +233,70 @@ impl Server {
     /// freed).
     pub fn restart(&mut self) {
         self.stop();
-        // The old store must close (and give up its server lock) before the file opens
-        // again: a throwaway store takes the place of the last references to it.
+        // The old store must close (and give up its server lock) before it opens again: a
+        // throwaway store takes the place of the last references to it.
         let spare = Arc::new(
             SqliteStore::open(&self.dir.path().join("spare.db")).expect("open a spare store"),
         );
         self.fs = Arc::new(CerFs::new(spare.clone()));
         self.store = spare;
-        let (fs, store, handle) =
-            launch(&self.db_path(), self.port, &self.config, self.max_cab_size);
+        let (fs, store, handle) = launch(
+            &self.dir,
+            self.pg.as_ref(),
+            self.port,
+            &self.config,
+            self.max_cab_size,
+        );
         // The old store is closed once these last references go.
         self.fs = fs;
         self.store = store;
         self.handle = Some(handle);
+    }
+
+    /// Runs a read-only SQL statement (the same on both backends: the views, and the
+    /// tables both have) and returns its rows, every value as text (NULL as "NULL").
+    pub fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+        struct Texts(Vec<Vec<String>>);
+        impl RowSink for Texts {
+            fn columns(&mut self, _: &[String]) -> std::io::Result<()> {
+                Ok(())
+            }
+            fn row(&mut self, values: &[Value]) -> std::io::Result<()> {
+                self.0.push(
+                    values
+                        .iter()
+                        .map(|v| match v {
+                            Value::Null => "NULL".to_owned(),
+                            Value::Integer(n) => n.to_string(),
+                            Value::Real(f) => f.to_string(),
+                            Value::Text(t) => t.clone(),
+                            Value::Blob(b) => format!("{b:?}"),
+                        })
+                        .collect(),
+                );
+                Ok(())
+            }
+        }
+        let db = match &self.pg {
+            None => QueryDb::open(&self.db_path()),
+            Some(pg) => QueryDb::open_postgres(&pg.url),
+        }
+        .expect("a read-only SQL connection");
+        let mut out = Texts(Vec::new());
+        db.query(sql, &[], &mut out).expect(sql);
+        out.0
+    }
+
+    /// The one value of a query's one row.
+    pub fn one(&self, sql: &str) -> String {
+        let rows = self.rows(sql);
+        assert_eq!(rows.len(), 1, "one row of {sql}: {rows:?}");
+        rows[0][0].clone()
+    }
+
+    /// The one integer of a query's one row.
+    pub fn count(&self, sql: &str) -> i64 {
+        self.one(sql).parse().expect(sql)
     }
 
     /// POSTs a level-1 body to /stage2.htm.
@@ -243,15 +330,6 @@ impl Server {
         (status, resp.text().unwrap_or_default())
     }
 
-    /// A read-only SQL connection to the store.
-    pub fn sql(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open_with_flags(
-            self.db_path(),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .expect("sqlite")
-    }
-
     /// Bytes of a file of the share, read through fs-core like a client would.
     pub fn share_file(&self, path: &str) -> Vec<u8> {
         let who = Caller {
@@ -279,8 +357,7 @@ impl Server {
 
     /// What the store holds, in numbers: nothing may change on a refused request.
     pub fn snapshot(&self) -> Snapshot {
-        let conn = self.sql();
-        let one = |q: &str| -> i64 { conn.query_row(q, [], |r| r.get(0)).expect(q) };
+        let one = |q: &str| self.count(q);
         Snapshot {
             reports: one("SELECT count(*) FROM cer2_report_rows"),
             params: one("SELECT count(*) FROM cer2_report_param_rows"),
@@ -305,12 +382,16 @@ impl Drop for Server {
 }
 
 fn launch(
-    db: &std::path::Path,
+    dir: &TempDir,
+    pg: Option<&cerfs_testkit::TestDatabase>,
     port: u16,
     config: &Config,
     max_cab_size: u64,
-) -> (Arc<CerFs>, Arc<SqliteStore>, HttpHandle) {
-    let store = Arc::new(SqliteStore::open(db).expect("open store"));
+) -> (Arc<CerFs>, Arc<dyn Store>, HttpHandle) {
+    let store: Arc<dyn Store> = match pg {
+        None => Arc::new(SqliteStore::open(&dir.path().join("cer.db")).expect("open store")),
+        Some(db) => Arc::new(PgStore::open(&db.url).expect("open store")),
+    };
     let fs = Arc::new(CerFs::new(store.clone()).with_max_cab_size(max_cab_size));
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let handle = cerfs_http::spawn(fs.clone(), addr, config.clone()).expect("start server");
@@ -333,6 +414,11 @@ pub struct Snapshot {
     pub cabs: i64,
     pub chunks: i64,
     pub nodes: i64,
+}
+
+/// `text` as an SQL string literal (backslashes are plain characters on both backends).
+pub fn sql_text(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// The raw answer follows the ABNF form: ASCII `Name=Value` lines, no space around `=`,
