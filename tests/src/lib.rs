@@ -2,7 +2,9 @@
 //! plain file operations by the tests and by `cer-client` processes (a [MS-CER] 1.0 client
 //! simulator, see [`client`]).
 //!
-//! [`MountedShare::start`] mounts cerfs in-process. Where FUSE is unusable (no
+//! [`MountedShare::start`] mounts cerfs in-process over SQLite; [`MountedShare::each`]
+//! gives one share per backend (SQLite, and PostgreSQL on the test server,
+//! `CERFS_TEST_POSTGRES`), for the tests that hold on both. Where FUSE is unusable (no
 //! `/dev/fuse`, mounting not permitted) it skips by the testkit's one rule: `None` after
 //! printing `skipping: <reason>`, or a panic under `CERFS_REQUIRE_FUSE=1` (CI).
 //! With `CERFS_E2E_PLAIN=1` it returns a plain directory instead of a mount (a development
@@ -20,8 +22,9 @@ use tempfile::TempDir;
 use crate::client::Subpath;
 
 /// A cerfs share mounted in this process on a temporary directory, over a fresh SQLite
-/// database in the same temporary directory. Dropping it unmounts (lazily if something
-/// still holds the mount) and deletes the temporary directory.
+/// database in the same temporary directory or a fresh PostgreSQL database. Dropping it
+/// unmounts (lazily if something still holds the mount) and deletes the temporary
+/// directory (and the database).
 pub struct MountedShare {
     /// The share root: the mountpoint (or, for [`MountedShare::plain_dir`], a plain
     /// directory).
@@ -33,6 +36,8 @@ pub struct MountedShare {
     mount: Option<cerfs_fuse::Mount>,
     // Last: deleted after the unmount in Drop.
     dir: TempDir,
+    /// The PostgreSQL database, when on PostgreSQL (dropped after the store closed).
+    pg: Option<cerfs_testkit::TestDatabase>,
 }
 
 impl std::fmt::Debug for MountedShare {
@@ -40,6 +45,7 @@ impl std::fmt::Debug for MountedShare {
         f.debug_struct("MountedShare")
             .field("root", &self.root)
             .field("db_path", &self.db_path)
+            .field("postgres", &self.pg.as_ref().map(|db| db.url.clone()))
             .field("mounted", &self.mount.is_some())
             .finish()
     }
@@ -54,10 +60,27 @@ impl MountedShare {
     /// With `CERFS_REQUIRE_FUSE=1`, when the mount cannot be made; always when the temp
     /// directory or the database cannot be created.
     pub fn start() -> Option<MountedShare> {
-        init_tracing();
         if std::env::var_os("CERFS_E2E_PLAIN").is_some_and(|v| v == "1") {
             return Some(MountedShare::plain_dir());
         }
+        MountedShare::start_on(None)
+    }
+
+    /// A share per backend: over SQLite, and over PostgreSQL when the test server is set
+    /// up (otherwise that one skips by the one skip rule). Only the plain directory with
+    /// `CERFS_E2E_PLAIN=1`.
+    pub fn each() -> Vec<MountedShare> {
+        let mut all: Vec<MountedShare> = MountedShare::start().into_iter().collect();
+        if all.first().is_some_and(MountedShare::is_mounted) {
+            if let Some(db) = cerfs_testkit::TestDatabase::create() {
+                all.extend(MountedShare::start_on(Some(db)));
+            }
+        }
+        all
+    }
+
+    fn start_on(pg: Option<cerfs_testkit::TestDatabase>) -> Option<MountedShare> {
+        init_tracing();
         let dir = tempfile::Builder::new()
             .prefix("cerfs-e2e-")
             .tempdir()
@@ -65,20 +88,49 @@ impl MountedShare {
         let db_path = dir.path().join("cerfs.db");
         let root = dir.path().join("mnt");
         std::fs::create_dir(&root).expect("create mountpoint");
-        match mount_at(&db_path, &root) {
-            Ok((mount, fs)) => Some(MountedShare {
-                root,
-                db_path,
-                fs: Some(fs),
-                mount: Some(mount),
-                dir,
-            }),
+        let mut share = MountedShare {
+            root,
+            db_path,
+            fs: None,
+            mount: None,
+            dir,
+            pg,
+        };
+        eprintln!("e2e share on {}", share.backend());
+        match mount_at(&share.open_store(), &share.root) {
+            Ok((mount, fs)) => {
+                share.fs = Some(fs);
+                share.mount = Some(mount);
+                Some(share)
+            }
             Err(e) => {
                 cerfs_testkit::unavailable(&format!(
                     "cannot mount cerfs on {}: {e}",
-                    root.display()
+                    share.root.display()
                 ));
                 None
+            }
+        }
+    }
+
+    /// "SQLite" or "PostgreSQL".
+    pub fn backend(&self) -> &'static str {
+        if self.pg.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    }
+
+    /// A new store over this share's content: a server's (the database is created or
+    /// opened; on PostgreSQL, a head of its own).
+    fn open_store(&self) -> Arc<dyn cerfs_db::Store> {
+        match &self.pg {
+            None => {
+                Arc::new(cerfs_db::SqliteStore::open(&self.db_path).expect("open the database"))
+            }
+            Some(db) => {
+                Arc::new(cerfs_db::PgStore::open(&db.url).expect("open the PostgreSQL store"))
             }
         }
     }
@@ -93,7 +145,7 @@ impl MountedShare {
             return;
         }
         self.unmount().expect("unmount before remount");
-        let (mount, fs) = mount_at(&self.db_path, &self.root).expect("mount again");
+        let (mount, fs) = mount_at(&self.open_store(), &self.root).expect("mount again");
         self.fs = Some(fs);
         self.mount = Some(mount);
     }
@@ -118,6 +170,7 @@ impl MountedShare {
             fs: None,
             mount: None,
             dir,
+            pg: None,
         }
     }
 
@@ -137,8 +190,14 @@ impl MountedShare {
         if self.mount.is_none() {
             return;
         }
-        let store = cerfs_db::SqliteStore::open_for_admin(&self.db_path).expect("admin store");
-        let fs = cerfs_fs_core::CerFs::new(Arc::new(store));
+        // An admin beside the server: on SQLite the admin opening, on PostgreSQL a head.
+        let store: Arc<dyn cerfs_db::Store> = match &self.pg {
+            None => {
+                Arc::new(cerfs_db::SqliteStore::open_for_admin(&self.db_path).expect("admin store"))
+            }
+            Some(db) => Arc::new(cerfs_db::PgStore::open(&db.url).expect("admin store")),
+        };
+        let fs = cerfs_fs_core::CerFs::new(store);
         let counts = cerfs_db::Counts {
             cabs_gathered: counts.cabs_gathered,
             total_hits: counts.total_hits,
@@ -189,14 +248,14 @@ impl Drop for MountedShare {
     }
 }
 
-/// Opens the database at `db` and mounts cerfs over it on `root` (8 threads,
+/// Mounts cerfs over `store` on `root` (8 threads,
 /// `allow_other`).
-fn mount_at(db: &Path, root: &Path) -> io::Result<(cerfs_fuse::Mount, Arc<cerfs_fs_core::CerFs>)> {
-    let store = cerfs_db::SqliteStore::open(db)
-        .map_err(|e| io::Error::other(format!("open {}: {e}", db.display())))?;
-    let fs = Arc::new(
-        cerfs_fs_core::CerFs::new(Arc::new(store)).with_process_of(cerfs_fuse::process_of),
-    );
+fn mount_at(
+    store: &Arc<dyn cerfs_db::Store>,
+    root: &Path,
+) -> io::Result<(cerfs_fuse::Mount, Arc<cerfs_fs_core::CerFs>)> {
+    let store = Arc::clone(store);
+    let fs = Arc::new(cerfs_fs_core::CerFs::new(store).with_process_of(cerfs_fuse::process_of));
     let opts = cerfs_fuse::MountOptions {
         threads: 8,
         allow_other: true,

@@ -65,98 +65,96 @@ fn first_report(share: &MountedShare, sub: &Subpath) -> PathBuf {
 #[test]
 fn volatile_attributes_are_cached_and_taken_back_at_each_change() {
     let _turn = turn();
-    let Some(share) = MountedShare::start() else {
-        return;
-    };
-    let fs = share.fs().expect("a cerfs mount, not a plain directory");
-    let sub = Subpath::app_bucket(0);
-    let count = first_report(&share, &sub);
-    let before = size(&count);
+    for share in MountedShare::each() {
+        let fs = share.fs().expect("a cerfs mount, not a plain directory");
+        let sub = Subpath::app_bucket(0);
+        let count = first_report(&share, &sub);
+        let before = size(&count);
 
-    // Cached: twenty stats in a row ask cerfs at most once.
-    let asked = getattrs();
-    for _ in 0..20 {
-        assert_eq!(size(&count), before);
+        // Cached: twenty stats in a row ask cerfs at most once.
+        let asked = getattrs();
+        for _ in 0..20 {
+            assert_eq!(size(&count), before);
+        }
+        let asked = getattrs() - asked;
+        assert!(asked <= 1, "20 stats of count.txt sent {asked} getattrs");
+
+        // A CER2 report in this process: Total Hits 1 -> 10 is one byte more, at once.
+        fs.count_report(&sub.backslashed(), 0, 9).expect("reports");
+        assert_eq!(size(&count), before + 1, "the next stat sees the report");
+        assert_eq!(size(&count), content(&count).len() as u64);
+
+        // An admin call in this process: back to one digit.
+        fs.set_counts(
+            &sub.backslashed(),
+            cerfs_db::Counts {
+                cabs_gathered: 0,
+                total_hits: 9,
+            },
+        )
+        .expect("set counts");
+        assert_eq!(
+            size(&count),
+            before,
+            "the next stat sees the admin's counters"
+        );
+
+        // A client's close through the mount while the old size is cached: read, write 10
+        // over 9, stat before the close (caches the stored size), close, stat.
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&count)
+            .expect("open count.txt");
+        let mut seen = String::new();
+        f.read_to_string(&mut seen).expect("read count.txt");
+        assert_eq!(seen, "Cabs Gathered=0\r\nTotal Hits=9\r\n");
+        use std::io::{Seek, SeekFrom};
+        f.seek(SeekFrom::Start(0)).expect("seek");
+        f.write_all(b"Cabs Gathered=0\r\nTotal Hits=10\r\n")
+            .expect("write count.txt");
+        assert_eq!(size(&count), before, "not applied before the close");
+        client::close(f).expect("close count.txt");
+        assert_eq!(size(&count), before + 1, "the next stat sees the close");
+        assert_eq!(content(&count), b"Cabs Gathered=0\r\nTotal Hits=10\r\n");
     }
-    let asked = getattrs() - asked;
-    assert!(asked <= 1, "20 stats of count.txt sent {asked} getattrs");
-
-    // A CER2 report in this process: Total Hits 1 -> 10 is one byte more, at once.
-    fs.count_report(&sub.backslashed(), 0, 9).expect("reports");
-    assert_eq!(size(&count), before + 1, "the next stat sees the report");
-    assert_eq!(size(&count), content(&count).len() as u64);
-
-    // An admin call in this process: back to one digit.
-    fs.set_counts(
-        &sub.backslashed(),
-        cerfs_db::Counts {
-            cabs_gathered: 0,
-            total_hits: 9,
-        },
-    )
-    .expect("set counts");
-    assert_eq!(
-        size(&count),
-        before,
-        "the next stat sees the admin's counters"
-    );
-
-    // A client's close through the mount while the old size is cached: read, write 10
-    // over 9, stat before the close (caches the stored size), close, stat.
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&count)
-        .expect("open count.txt");
-    let mut seen = String::new();
-    f.read_to_string(&mut seen).expect("read count.txt");
-    assert_eq!(seen, "Cabs Gathered=0\r\nTotal Hits=9\r\n");
-    use std::io::{Seek, SeekFrom};
-    f.seek(SeekFrom::Start(0)).expect("seek");
-    f.write_all(b"Cabs Gathered=0\r\nTotal Hits=10\r\n")
-        .expect("write count.txt");
-    assert_eq!(size(&count), before, "not applied before the close");
-    client::close(f).expect("close count.txt");
-    assert_eq!(size(&count), before + 1, "the next stat sees the close");
-    assert_eq!(content(&count), b"Cabs Gathered=0\r\nTotal Hits=10\r\n");
 }
 
 #[test]
 fn a_log_line_and_a_setting_show_in_the_next_stat() {
     let _turn = turn();
-    let Some(share) = MountedShare::start() else {
-        return;
-    };
-    let fs = share.fs().expect("a cerfs mount, not a plain directory");
-    let log = share.root.join("crash.log");
-    let line = client::log_line("15:32:23  04-23-2007", "M1", "TestUser", "a.cab");
-    client::append_line(&log, &line).expect("first line");
-    let one = size(&log);
-    assert_eq!(one, line.len() as u64);
-    let mut f = OpenOptions::new()
-        .append(true)
-        .open(&log)
-        .expect("open crash.log");
-    f.write_all(line.as_bytes()).expect("write a line");
-    assert_eq!(size(&log), one, "stored at the close");
-    client::close(f).expect("close crash.log");
-    assert_eq!(size(&log), 2 * one, "the next stat sees the stored line");
+    for share in MountedShare::each() {
+        let fs = share.fs().expect("a cerfs mount, not a plain directory");
+        let log = share.root.join("crash.log");
+        let line = client::log_line("15:32:23  04-23-2007", "M1", "TestUser", "a.cab");
+        client::append_line(&log, &line).expect("first line");
+        let one = size(&log);
+        assert_eq!(one, line.len() as u64);
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .expect("open crash.log");
+        f.write_all(line.as_bytes()).expect("write a line");
+        assert_eq!(size(&log), one, "stored at the close");
+        client::close(f).expect("close crash.log");
+        assert_eq!(size(&log), 2 * one, "the next stat sees the stored line");
 
-    let policy = share.root.join("policy.txt");
-    let set = |value: &str| {
-        fs.set_settings(
-            &SettingsTarget::Policy,
-            &[("Tracking".to_owned(), value.to_owned())],
-        )
-        .expect("set policy");
-    };
-    set("YES");
-    let yes = size(&policy);
-    assert_eq!(yes, content(&policy).len() as u64);
-    set("NO");
-    assert_eq!(
-        size(&policy),
-        yes - 1,
-        "the next stat sees the admin's policy"
-    );
+        let policy = share.root.join("policy.txt");
+        let set = |value: &str| {
+            fs.set_settings(
+                &SettingsTarget::Policy,
+                &[("Tracking".to_owned(), value.to_owned())],
+            )
+            .expect("set policy");
+        };
+        set("YES");
+        let yes = size(&policy);
+        assert_eq!(yes, content(&policy).len() as u64);
+        set("NO");
+        assert_eq!(
+            size(&policy),
+            yes - 1,
+            "the next stat sees the admin's policy"
+        );
+    }
 }
