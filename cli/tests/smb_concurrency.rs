@@ -318,6 +318,14 @@ fn sixteen_clients_lose_nothing_on_cerfs_and_plain_samba_is_measured() {
     eprintln!("{table}");
     println!("{table}");
 
+    nothing_lost(&on_cerfs, &table);
+
+    let status = serve.terminate();
+    serve.assert_clean_stop(status);
+}
+
+/// Every cycle of every client succeeded and left all its traces.
+fn nothing_lost(on_cerfs: &Figures, table: &str) {
     let total = (CLIENTS * CYCLES) as u64;
     assert_eq!(on_cerfs.client_errors, 0, "{table}");
     assert_eq!(on_cerfs.cycles_ok, total, "{table}");
@@ -328,7 +336,31 @@ fn sixteen_clients_lose_nothing_on_cerfs_and_plain_samba_is_measured() {
     assert_eq!(on_cerfs.cab_files_lost, 0, "{table}");
     assert_eq!(on_cerfs.crash_lines_lost, 0, "{table}");
     assert_eq!(on_cerfs.hits_lines_lost, 0, "{table}");
+}
 
+/// The same load on a PostgreSQL store (a head of it): nothing lost there either.
+#[test]
+fn sixteen_clients_lose_nothing_on_a_postgresql_store() {
+    if !can_run(true) {
+        return;
+    }
+    let Some(db) = cerfs_testkit::TestDatabase::create() else {
+        return;
+    };
+    let store = Some(db);
+    let Some(mut serve) = Serve::start_or_skip(&options_on(&store)) else {
+        return;
+    };
+    let policy = serve.root.join("policy.txt");
+    std::fs::write(&policy, POLICY).expect("write policy.txt");
+    assert_ok(
+        &serve.py_admin(&["put", policy.to_str().expect("utf-8"), "policy.txt"]),
+        "admin writes policy.txt",
+    );
+    let on_pg = run_load(serve.port);
+    let table = format!("{on_pg:?}");
+    eprintln!("on PostgreSQL: {table}");
+    nothing_lost(&on_pg, &table);
     let status = serve.terminate();
     serve.assert_clean_stop(status);
 }

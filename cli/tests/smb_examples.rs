@@ -75,7 +75,7 @@ fn prepare_41(serve: &Serve, sub: &str) -> Vec<Op> {
 fn set_5_10(serve: &Serve, sub: &str) {
     let out = std::process::Command::new(CERFS)
         .args(["counts", "set", sub, "--cabs", "5", "--hits", "10", "--db"])
-        .arg(&serve.db)
+        .arg(serve.db_arg())
         .output()
         .expect("run cerfs counts set");
     assert!(
@@ -138,100 +138,103 @@ fn example_4_1_and_4_2_over_smb() {
     if !can_run(true) {
         return;
     }
-    let Some(mut serve) = Serve::start_or_skip(&ServeOptions::new()) else {
-        return;
-    };
-    let cab = std::fs::read(cab_file()).expect("read the test cab");
+    for store in each_store() {
+        let Some(mut serve) = Serve::start_or_skip(&options_on(&store)) else {
+            return;
+        };
+        let cab = std::fs::read(cab_file()).expect("read the test cab");
 
-    // --- 4.1: no policy.txt; status.txt with tracking; count.txt 5/10.
-    assert_eq!(status(&serve.py(&["get", "policy.txt"])), "absent");
-    let mut setup = prepare_41(&serve, SUB_41);
-    setup.extend(prepare_41(&serve, SUB_41B));
-    all_ok(&serve, &setup);
-    set_5_10(&serve, SUB_41);
-    set_5_10(&serve, SUB_41B);
-    for answer in all_ok(
-        &serve,
-        &[
-            get(&format!("counts\\{SUB_41}\\count.txt")),
-            get(&format!("counts\\{SUB_41B}\\count.txt")),
-        ],
-    ) {
-        assert_eq!(data(&answer), b"Cabs Gathered=5\r\nTotal Hits=10\r\n");
-    }
-    all_ok(&serve, &[client_41(SUB_41, "a"), client_41(SUB_41B, "b")]);
+        // --- 4.1: no policy.txt; status.txt with tracking; count.txt 5/10.
+        assert_eq!(status(&serve.py(&["get", "policy.txt"])), "absent");
+        let mut setup = prepare_41(&serve, SUB_41);
+        setup.extend(prepare_41(&serve, SUB_41B));
+        all_ok(&serve, &setup);
+        set_5_10(&serve, SUB_41);
+        set_5_10(&serve, SUB_41B);
+        for answer in all_ok(
+            &serve,
+            &[
+                get(&format!("counts\\{SUB_41}\\count.txt")),
+                get(&format!("counts\\{SUB_41B}\\count.txt")),
+            ],
+        ) {
+            assert_eq!(data(&answer), b"Cabs Gathered=5\r\nTotal Hits=10\r\n");
+        }
+        all_ok(&serve, &[client_41(SUB_41, "a"), client_41(SUB_41B, "b")]);
 
-    let mut checks = vec![get("crash.log")];
-    for sub in [SUB_41, SUB_41B] {
-        checks.push(get(&format!("counts\\{sub}\\count.txt")));
-        checks.push(get(&format!("cabs\\{sub}\\d5je031w.cab")));
-        checks.push(get(&format!("cabs\\{sub}\\hits.log")));
-        checks.push(op(Who::Guest, &["ls", &format!("cabs\\{sub}")]));
-    }
-    let answers = all_ok(&serve, &checks);
-    assert_eq!(
-        String::from_utf8(data(&answers[0])).expect("ASCII"),
-        format!(
-            "15:32:23  04-23-2007\tTestMachine\tTestUser\t{SUB_41}\r\n\
+        let mut checks = vec![get("crash.log")];
+        for sub in [SUB_41, SUB_41B] {
+            checks.push(get(&format!("counts\\{sub}\\count.txt")));
+            checks.push(get(&format!("cabs\\{sub}\\d5je031w.cab")));
+            checks.push(get(&format!("cabs\\{sub}\\hits.log")));
+            checks.push(op(Who::Guest, &["ls", &format!("cabs\\{sub}")]));
+        }
+        let answers = all_ok(&serve, &checks);
+        assert_eq!(
+            String::from_utf8(data(&answers[0])).expect("ASCII"),
+            format!(
+                "15:32:23  04-23-2007\tTestMachine\tTestUser\t{SUB_41}\r\n\
              15:32:23  04-23-2007\tTestMachine\tTestUser\t{SUB_41B}\r\n"
-        )
-    );
-    for (sub, answers) in [SUB_41, SUB_41B].iter().zip(answers[1..].chunks(4)) {
-        assert_eq!(
-            data(&answers[0]),
-            b"Cabs Gathered=6\r\nTotal Hits=11\r\n",
-            "count.txt of {sub}"
+            )
         );
-        assert_eq!(data(&answers[1]), cab, "the cab of {sub}");
-        assert_eq!(
-            data(&answers[2]),
-            b"15:32:23  04-23-2007\tTestMachine\tTestUser\td5je031w.cab\r\n",
-            "hits.log of {sub}"
+        for (sub, answers) in [SUB_41, SUB_41B].iter().zip(answers[1..].chunks(4)) {
+            assert_eq!(
+                data(&answers[0]),
+                b"Cabs Gathered=6\r\nTotal Hits=11\r\n",
+                "count.txt of {sub}"
+            );
+            assert_eq!(data(&answers[1]), cab, "the cab of {sub}");
+            assert_eq!(
+                data(&answers[2]),
+                b"15:32:23  04-23-2007\tTestMachine\tTestUser\td5je031w.cab\r\n",
+                "hits.log of {sub}"
+            );
+            assert_eq!(
+                answers[3]["names"],
+                serde_json::json!(["d5je031w.cab", "hits.log"]),
+                "{}",
+                answers[3]
+            );
+        }
+
+        // --- 4.2: blue, no policy, no status: the cab is copied, count.txt created then
+        // incremented (patterns b, supersede, a), nothing logged (tracking is off by default).
+        let answers = all_ok(
+            &serve,
+            &[
+                client_42("d5JE031w.cab", "b"),
+                get(r"counts\blue\count.txt"),
+                get(r"cabs\blue\d5JE031w.cab"),
+                client_42("x7ka2m1q.cab", "s"),
+                get(r"counts\blue\count.txt"),
+                client_42("q0q0q0q0.cab", "a"),
+                get(r"counts\blue\count.txt"),
+                op(Who::Guest, &["ls", r"cabs\blue"]),
+                get("crash.log"),
+            ],
         );
+        assert_eq!(data(&answers[1]), b"Cabs Gathered=1\r\nTotal Hits=1\r\n");
+        assert_eq!(data(&answers[2]), cab);
+        assert_eq!(data(&answers[4]), b"Cabs Gathered=2\r\nTotal Hits=2\r\n");
+        assert_eq!(data(&answers[6]), b"Cabs Gathered=3\r\nTotal Hits=3\r\n");
         assert_eq!(
-            answers[3]["names"],
-            serde_json::json!(["d5je031w.cab", "hits.log"]),
+            answers[7]["names"],
+            serde_json::json!(["d5JE031w.cab", "q0q0q0q0.cab", "x7ka2m1q.cab"])
+        );
+        // crash.log still holds only the two lines of 4.1; blue has no hits.log.
+        assert_eq!(data(&answers[8]).iter().filter(|&&b| b == b'\n').count(), 2);
+        assert_eq!(status(&serve.py(&["get", r"cabs\blue\hits.log"])), "absent");
+
+        // smbclient, the other real client, sees the same bytes.
+        let out = serve.smbclient(&format!("get counts\\{SUB_41}\\count.txt -"));
+        assert!(
+            String::from_utf8_lossy(&out.stdout)
+                .starts_with("Cabs Gathered=6\r\nTotal Hits=11\r\n"),
             "{}",
-            answers[3]
+            String::from_utf8_lossy(&out.stdout)
         );
+
+        let exit = serve.terminate();
+        serve.assert_clean_stop(exit);
     }
-
-    // --- 4.2: blue, no policy, no status: the cab is copied, count.txt created then
-    // incremented (patterns b, supersede, a), nothing logged (tracking is off by default).
-    let answers = all_ok(
-        &serve,
-        &[
-            client_42("d5JE031w.cab", "b"),
-            get(r"counts\blue\count.txt"),
-            get(r"cabs\blue\d5JE031w.cab"),
-            client_42("x7ka2m1q.cab", "s"),
-            get(r"counts\blue\count.txt"),
-            client_42("q0q0q0q0.cab", "a"),
-            get(r"counts\blue\count.txt"),
-            op(Who::Guest, &["ls", r"cabs\blue"]),
-            get("crash.log"),
-        ],
-    );
-    assert_eq!(data(&answers[1]), b"Cabs Gathered=1\r\nTotal Hits=1\r\n");
-    assert_eq!(data(&answers[2]), cab);
-    assert_eq!(data(&answers[4]), b"Cabs Gathered=2\r\nTotal Hits=2\r\n");
-    assert_eq!(data(&answers[6]), b"Cabs Gathered=3\r\nTotal Hits=3\r\n");
-    assert_eq!(
-        answers[7]["names"],
-        serde_json::json!(["d5JE031w.cab", "q0q0q0q0.cab", "x7ka2m1q.cab"])
-    );
-    // crash.log still holds only the two lines of 4.1; blue has no hits.log.
-    assert_eq!(data(&answers[8]).iter().filter(|&&b| b == b'\n').count(), 2);
-    assert_eq!(status(&serve.py(&["get", r"cabs\blue\hits.log"])), "absent");
-
-    // smbclient, the other real client, sees the same bytes.
-    let out = serve.smbclient(&format!("get counts\\{SUB_41}\\count.txt -"));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).starts_with("Cabs Gathered=6\r\nTotal Hits=11\r\n"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-
-    let exit = serve.terminate();
-    serve.assert_clean_stop(exit);
 }

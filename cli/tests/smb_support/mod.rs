@@ -131,6 +131,8 @@ pub struct Serve {
     _port: Arc<Port>,
     pub root: PathBuf,
     pub db: PathBuf,
+    /// The PostgreSQL store served instead of `db`.
+    pub db_url: Option<String>,
     pub mountpoint: PathBuf,
     pub state_dir: PathBuf,
     /// smbd's pid (and process group), from the "ready:" line.
@@ -139,6 +141,37 @@ pub struct Serve {
     done: bool,
     /// The fresh directory of [`Serve::start`]; `None` when the caller keeps `root`.
     _dir: Option<tempfile::TempDir>,
+}
+
+impl Serve {
+    /// The `--db` of the admin commands beside this server: its SQLite file or its
+    /// PostgreSQL URL.
+    pub fn db_arg(&self) -> std::ffi::OsString {
+        match &self.db_url {
+            Some(url) => url.into(),
+            None => self.db.clone().into_os_string(),
+        }
+    }
+}
+
+/// The stores a test runs on: SQLite (`None`) and, when the test server is set up, a
+/// fresh PostgreSQL database (otherwise skipped by the one skip rule).
+pub fn each_store() -> Vec<Option<cerfs_testkit::TestDatabase>> {
+    let mut all = vec![None];
+    if let Some(db) = cerfs_testkit::TestDatabase::create() {
+        all.push(Some(db));
+    }
+    all
+}
+
+/// Options of a server on `store` (see [`each_store`]).
+pub fn options_on(store: &Option<cerfs_testkit::TestDatabase>) -> ServeOptions {
+    let mut opts = ServeOptions::new();
+    opts.db_url = store.as_ref().map(|db| db.url.clone());
+    if let Some(db) = store {
+        eprintln!("serving PostgreSQL database {}", db.url);
+    }
+    opts
 }
 
 /// What happened to a `cerfs serve` that did not become ready.
@@ -226,6 +259,7 @@ impl Serve {
             _port: Arc::clone(&opts.port),
             root,
             db,
+            db_url: opts.db_url.clone(),
             mountpoint,
             state_dir,
             samba_pid: 0,
