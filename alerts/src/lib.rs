@@ -318,8 +318,17 @@ impl AlertWorker {
         let thread = std::thread::Builder::new()
             .name("cerfs-alerts".to_owned())
             .spawn(move || loop {
-                if let Err(e) = round(&*store, &client, &server, max_store) {
-                    tracing::warn!("alerts: {e}");
+                // On a store several servers share, one of them raises and delivers.
+                match store.leads_background() {
+                    Ok(true) => {
+                        if let Err(e) = round(&*store, &client, &server, max_store) {
+                            tracing::warn!("alerts: {e}");
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!("alerts: cannot tell whether this server runs them: {e}")
+                    }
                 }
                 match stopped.recv_timeout(interval) {
                     Err(RecvTimeoutError::Timeout) => {}

@@ -1,15 +1,45 @@
 //! Alerts on a real store: raised once each, delivered to a webhook receiver on loopback,
-//! retried after a failure (also across a reopen of the store), in each body format.
+//! retried after a failure (also across a reopen of the store), in each body format. On
+//! SQLite, and on PostgreSQL on the test server (`CERFS_TEST_POSTGRES`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use cerfs_alerts::{round, AlertSettings, Format, Receiver};
-use cerfs_db::{LifecycleStore, SqliteStore};
+use cerfs_alerts::{round, AlertBackend, AlertSettings, Format, Receiver};
+use cerfs_db::{PgStore, SqliteStore, Store};
 use cerfs_fs_core::{Caller, CerFs, OpenFlags};
 use cerfs_testkit::{poll_until, WebhookReceiver};
+
+/// Where a test's store lives, to open it (again, as a restart does).
+enum Db {
+    Sqlite(tempfile::TempDir),
+    Postgres(cerfs_testkit::TestDatabase),
+}
+
+impl Db {
+    /// The store, as the share and as the alert worker see it.
+    fn open(&self) -> (Arc<dyn Store>, Arc<dyn AlertBackend>) {
+        match self {
+            Db::Sqlite(dir) => {
+                let store = Arc::new(SqliteStore::open(&dir.path().join("cer.db")).unwrap());
+                (store.clone(), store)
+            }
+            Db::Postgres(db) => {
+                let store = Arc::new(PgStore::open(&db.url).unwrap());
+                (store.clone(), store)
+            }
+        }
+    }
+}
+
+/// A fresh store of each backend there is.
+fn each_db() -> Vec<Db> {
+    let mut all = vec![Db::Sqlite(tempfile::tempdir().unwrap())];
+    all.extend(cerfs_testkit::TestDatabase::create().map(Db::Postgres));
+    all
+}
 
 fn settings(receivers: Vec<Receiver>) -> AlertSettings {
     AlertSettings {
@@ -68,87 +98,87 @@ fn kinds(receiver: &WebhookReceiver) -> Vec<(String, String)> {
 
 #[test]
 fn news_is_raised_once_and_delivered_and_old_news_is_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("cer.db");
-    let store = Arc::new(SqliteStore::open(&db).unwrap());
-    let fs = CerFs::new(Arc::clone(&store) as Arc<_>);
-    hits(&fs, "before", 1);
-    let receiver = WebhookReceiver::start(&[]);
-    let slack = WebhookReceiver::start(&[]);
-    settings(vec![
-        json(&receiver.url),
-        Receiver {
-            format: Format::Slack,
-            url: slack.url.clone(),
-        },
-    ])
-    .store(&*store)
-    .unwrap();
-    let client = cerfs_alerts::client().unwrap();
-
-    // The first look is the baseline: what was there is not news.
-    assert!(round(&*store, &client, "test", None).unwrap().is_empty());
-    hits(&fs, "blue", 25);
-    let raised = round(&*store, &client, "test", None).unwrap();
-    let raised: Vec<&str> = raised.iter().map(|a| a.kind.as_str()).collect();
-    // 25 hits in the hour against no history: a spike too.
-    assert_eq!(raised, ["new_bucket", "spike"]);
-    assert_eq!(
-        kinds(&receiver),
-        [
-            ("new_bucket".to_owned(), "blue".to_owned()),
-            ("spike".to_owned(), "blue".to_owned())
-        ]
-    );
-    let text = slack.received()[0]["text"].as_str().unwrap().to_owned();
-    assert!(
-        text.contains("a new kernel bucket") || text.contains("a new blue bucket"),
-        "{text}"
-    );
-    // Nothing twice.
-    assert!(round(&*store, &client, "test", None).unwrap().is_empty());
-    assert_eq!(receiver.received().len(), 2);
-
-    // The store near its quota: once.
-    store
-        .set_server_setting(cerfs_fs_core::MAX_STORE_SETTING, Some("1000"))
+    for db in each_db() {
+        let (shared, store) = db.open();
+        let fs = CerFs::new(shared);
+        hits(&fs, "before", 1);
+        let receiver = WebhookReceiver::start(&[]);
+        let slack = WebhookReceiver::start(&[]);
+        settings(vec![
+            json(&receiver.url),
+            Receiver {
+                format: Format::Slack,
+                url: slack.url.clone(),
+            },
+        ])
+        .store(&*store)
         .unwrap();
-    let raised = round(&*store, &client, "test", None).unwrap();
-    assert_eq!(raised.len(), 1);
-    assert_eq!(raised[0].kind, "store_near_quota");
-    assert!(round(&*store, &client, "test", None).unwrap().is_empty());
+        let client = cerfs_alerts::client().unwrap();
+
+        // The first look is the baseline: what was there is not news.
+        assert!(round(&*store, &client, "test", None).unwrap().is_empty());
+        hits(&fs, "blue", 25);
+        let raised = round(&*store, &client, "test", None).unwrap();
+        let raised: Vec<&str> = raised.iter().map(|a| a.kind.as_str()).collect();
+        // 25 hits in the hour against no history: a spike too.
+        assert_eq!(raised, ["new_bucket", "spike"]);
+        assert_eq!(
+            kinds(&receiver),
+            [
+                ("new_bucket".to_owned(), "blue".to_owned()),
+                ("spike".to_owned(), "blue".to_owned())
+            ]
+        );
+        let text = slack.received()[0]["text"].as_str().unwrap().to_owned();
+        assert!(
+            text.contains("a new kernel bucket") || text.contains("a new blue bucket"),
+            "{text}"
+        );
+        // Nothing twice.
+        assert!(round(&*store, &client, "test", None).unwrap().is_empty());
+        assert_eq!(receiver.received().len(), 2);
+
+        // The store near its quota: once.
+        store
+            .set_server_setting(cerfs_fs_core::MAX_STORE_SETTING, Some("1000"))
+            .unwrap();
+        let raised = round(&*store, &client, "test", None).unwrap();
+        assert_eq!(raised.len(), 1);
+        assert_eq!(raised[0].kind, "store_near_quota");
+        assert!(round(&*store, &client, "test", None).unwrap().is_empty());
+    }
 }
 
 #[test]
 fn a_failed_delivery_is_retried_also_after_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("cer.db");
-    let receiver = WebhookReceiver::start(&[500]);
-    {
-        let store = Arc::new(SqliteStore::open(&db).unwrap());
-        settings(vec![json(&receiver.url)]).store(&*store).unwrap();
+    for db in each_db() {
+        let receiver = WebhookReceiver::start(&[500]);
+        {
+            let (shared, store) = db.open();
+            settings(vec![json(&receiver.url)]).store(&*store).unwrap();
+            let client = cerfs_alerts::client().unwrap();
+            round(&*store, &client, "test", None).unwrap();
+            let fs = CerFs::new(shared);
+            hits(&fs, "App\\1.0\\app.exe\\1.0\\0000abcd", 1);
+            let raised = round(&*store, &client, "test", None).unwrap();
+            assert_eq!(raised.len(), 1);
+            assert!(receiver.received().is_empty(), "the receiver failed");
+        }
+        // A new process: the outbox is in the database.
+        let (_, store) = db.open();
         let client = cerfs_alerts::client().unwrap();
-        round(&*store, &client, "test", None).unwrap();
-        let fs = CerFs::new(Arc::clone(&store) as Arc<_>);
-        hits(&fs, "App\\1.0\\app.exe\\1.0\\0000abcd", 1);
-        let raised = round(&*store, &client, "test", None).unwrap();
-        assert_eq!(raised.len(), 1);
-        assert!(receiver.received().is_empty(), "the receiver failed");
+        poll_until(Duration::from_secs(30), "the retried delivery", || {
+            round(&*store, &client, "test", None).unwrap();
+            (!receiver.received().is_empty()).then_some(())
+        });
+        assert_eq!(
+            kinds(&receiver),
+            [(
+                "new_bucket".to_owned(),
+                "App\\1.0\\app.exe\\1.0\\0000abcd".to_owned()
+            )]
+        );
     }
-    // A new process: the outbox is in the database.
-    let store = Arc::new(SqliteStore::open(&db).unwrap());
-    let client = cerfs_alerts::client().unwrap();
-    poll_until(Duration::from_secs(30), "the retried delivery", || {
-        round(&*store, &client, "test", None).unwrap();
-        (!receiver.received().is_empty()).then_some(())
-    });
-    assert_eq!(
-        kinds(&receiver),
-        [(
-            "new_bucket".to_owned(),
-            "App\\1.0\\app.exe\\1.0\\0000abcd".to_owned()
-        )]
-    );
 }
 
 #[test]

@@ -87,9 +87,6 @@ pub enum AlertsAction {
 
 /// Runs `cerfs alerts`.
 pub fn run(args: &AlertsArgs) -> Result<()> {
-    let (AlertsAction::Show { db } | AlertsAction::Set { db, .. } | AlertsAction::Test { db }) =
-        &args.action;
-    db.sqlite_file(crate::store_location::NOT_ON_POSTGRES_YET)?;
     match &args.action {
         AlertsAction::Show { db } => show(db),
         AlertsAction::Set {

@@ -103,7 +103,7 @@ fn parse_rate(text: &str) -> std::result::Result<u64, String> {
 pub(crate) struct Share {
     pub fs: Arc<CerFs>,
     pub maintenance: cerfs_lifecycle::Maintenance,
-    /// Stopped when dropped (after its current round). None on PostgreSQL (not there yet).
+    /// Stopped when dropped (after its current round).
     pub alerts: Option<cerfs_alerts::AlertWorker>,
 }
 
@@ -111,7 +111,7 @@ pub(crate) struct Share {
 /// they left unfinished.
 const HEAD_RECOVERY_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// What the alert worker reads and writes (a SQLite store: not there yet on PostgreSQL).
+/// What the alert worker reads and writes.
 type AlertBackend = Arc<dyn cerfs_alerts::AlertBackend>;
 
 /// The store at `db`: SQLite (created if missing) or PostgreSQL (a head of it, with its
@@ -135,10 +135,10 @@ fn open_store(db: &StoreLocation) -> Result<(Arc<dyn cerfs_db::Store>, Option<Al
                 .context("cannot start the head recovery thread")?;
             tracing::info!(
                 head = store.head_id(),
-                "serving as a head of {db}; cab indexing and alerts are not there yet on \
-                 PostgreSQL stores (docs/scale-out.md)"
+                "serving as a head of {db}; cab indexing is not there yet on PostgreSQL \
+                 stores (docs/scale-out.md)"
             );
-            Ok((store, None))
+            Ok((store.clone(), Some(store)))
         }
     }
 }

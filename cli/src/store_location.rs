@@ -34,11 +34,11 @@ impl StoreLocation {
     }
 }
 
-/// Why a command of the cab index, the alerts or the web console refuses a PostgreSQL
+/// Why a command of the cab index or the web console refuses a PostgreSQL
 /// store, and where to read more.
-pub const NOT_ON_POSTGRES_YET: &str = "the cab index (stacks, signatures, symbols), alerts \
-    and the web console do not run on a PostgreSQL store yet (docs/scale-out.md, Status); the \
-    share, the CER V2 server, settings, counts, cabs, retention, deletions, verify and \
+pub const NOT_ON_POSTGRES_YET: &str = "the cab index (stacks, signatures, symbols) and the \
+    web console do not run on a PostgreSQL store yet (docs/scale-out.md, Status); the share, \
+    the CER V2 server, settings, counts, cabs, retention, deletions, alerts, verify and \
     `cerfs query` do";
 
 impl fmt::Display for StoreLocation {

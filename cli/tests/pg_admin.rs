@@ -44,7 +44,7 @@ fn csv(url: &str, sql: &str) -> Vec<String> {
         .collect()
 }
 
-/// Views that PostgreSQL stores do not have yet (the cab index, alerts).
+/// Views that PostgreSQL stores do not have yet (the cab index).
 const INDEX_VIEWS: &[&str] = &[
     "cab_files",
     "minidumps",
@@ -56,7 +56,6 @@ const INDEX_VIEWS: &[&str] = &[
     "signatures",
     "missing_symbols",
     "symbol_fetches",
-    "alerts",
 ];
 
 /// Each documented query: its PostgreSQL form (the ```sql postgres block after it, else
@@ -344,6 +343,22 @@ fn retention_deletions_quotas_and_verify_on_postgresql() {
         ]
     );
 
+    // Alerts: their settings and their log are in the store.
+    ok(
+        url,
+        &[
+            "alerts",
+            "set",
+            "--webhook",
+            "http://127.0.0.1:9/hook",
+            "--spike-min",
+            "7",
+        ],
+    );
+    let shown = ok(url, &["alerts", "show"]);
+    assert!(shown.contains("http://127.0.0.1:9/hook"), "{shown}");
+    assert!(shown.contains("7 hits in an hour"), "{shown}");
+
     ok(url, &["quota", "set", "--max-store", "1G"]);
     let shown = ok(url, &["quota", "show"]);
     assert!(shown.contains("1073741824"), "{shown}");
@@ -378,7 +393,6 @@ fn commands_of_the_cab_index_and_the_file_refuse_a_postgresql_store_with_a_reaso
         ),
         (&["symbols", "show"], "do not run on a PostgreSQL store yet"),
         (&["reindex"], "do not run on a PostgreSQL store yet"),
-        (&["alerts", "show"], "do not run on a PostgreSQL store yet"),
         (
             &["web", "--listen", "127.0.0.1:0"],
             "do not run on a PostgreSQL store yet",

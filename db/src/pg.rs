@@ -9,6 +9,7 @@
 //!
 //! [`ContentStore::sync`]: crate::ContentStore::sync
 
+mod alerts;
 mod content;
 mod counters;
 mod heads;

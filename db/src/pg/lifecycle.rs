@@ -17,7 +17,7 @@ use crate::store_rules::{
 };
 use crate::StoreError;
 
-fn setting(tx: &mut Tx<'_>, key: &str) -> Result<Option<String>> {
+pub(crate) fn setting(tx: &mut Tx<'_>, key: &str) -> Result<Option<String>> {
     Ok(tx
         .query_opt(
             "SELECT value FROM server_setting_rows WHERE key = $1",
@@ -26,7 +26,7 @@ fn setting(tx: &mut Tx<'_>, key: &str) -> Result<Option<String>> {
         .map(|r| r.get(0)))
 }
 
-fn set_setting(tx: &mut Tx<'_>, key: &str, value: Option<&str>) -> Result<()> {
+pub(crate) fn set_setting(tx: &mut Tx<'_>, key: &str, value: Option<&str>) -> Result<()> {
     match value {
         Some(value) => tx.execute(
             "INSERT INTO server_setting_rows (key, value) VALUES ($1, $2) \

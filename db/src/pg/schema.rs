@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_cer2_reports.sql"),
     include_str!("migrations/0003_lifecycle.sql"),
     include_str!("migrations/0004_views.sql"),
+    include_str!("migrations/0005_alerts.sql"),
 ];
 
 /// The first schema version with the views for SQL users.
