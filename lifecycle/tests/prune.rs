@@ -1,6 +1,6 @@
 //! Pruning many cabs: the candidates are paged through (each page ranks every cab on the
 //! share, so a page per few cabs would be quadratic), and applying prunes exactly what a
-//! dry run lists.
+//! dry run lists. On SQLite, and on PostgreSQL on the test server (`CERFS_TEST_POSTGRES`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use cerfs_db::{
-    Audit, BucketContents, CabCheck, CabEntry, Ino, LifecycleStore, PruneCandidate, Removal,
-    RetentionPolicy, SqliteStore, StoreUsage, SweepStep,
+    Audit, BucketContents, CabCheck, CabEntry, Ino, LifecycleStore, PgStore, PruneCandidate,
+    Removal, RetentionPolicy, SqliteStore, Store, StoreUsage, SweepStep,
 };
 use cerfs_fs_core::CerFs;
 
@@ -18,7 +18,7 @@ type Result<T> = std::result::Result<T, cerfs_db::StoreError>;
 
 /// A store that counts the candidate queries.
 struct Counting<'a> {
-    inner: &'a SqliteStore,
+    inner: &'a dyn LifecycleStore,
     queries: AtomicUsize,
 }
 
@@ -88,61 +88,69 @@ impl LifecycleStore for Counting<'_> {
 #[test]
 fn thousands_of_cabs_are_pruned_in_a_few_queries_exactly_as_the_dry_run_lists() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("cer.db");
-    let fs = CerFs::new(Arc::new(SqliteStore::open(&db).unwrap()));
-    let buckets = [("blue", 3000), ("shutdown", 2200)];
-    for (bucket, cabs) in buckets {
-        for i in 0..cabs {
-            let body = format!("cab {i} of {bucket}");
-            fs.upload_cab(bucket, &format!("{i:05}.cab"), &mut body.as_bytes())
-                .unwrap();
-        }
+    let mut stores: Vec<(Arc<dyn Store>, Option<cerfs_testkit::TestDatabase>)> = vec![(
+        Arc::new(SqliteStore::open(&dir.path().join("cer.db")).unwrap()),
+        None,
+    )];
+    if let Some(db) = cerfs_testkit::TestDatabase::create() {
+        stores.push((Arc::new(PgStore::open(&db.url).unwrap()), Some(db)));
     }
-    drop(fs);
-    let store = SqliteStore::open(&db).unwrap();
-    store
-        .set_retention(&RetentionPolicy {
-            keep_first: Some(1),
-            keep_last: Some(1),
-            ..RetentionPolicy::default()
-        })
-        .unwrap();
-    let expected: u64 = buckets.iter().map(|(_, n)| n - 2).sum();
-    let counting = Counting {
-        inner: &store,
-        queries: AtomicUsize::new(0),
-    };
-
-    let mut listed = Vec::new();
-    let dry =
-        cerfs_lifecycle::prune(&counting, true, &mut |c| listed.push(c.cab.ino), &|| true).unwrap();
-    assert_eq!(dry.cabs, expected);
-    let mut pruned = Vec::new();
-    counting.queries.store(0, Ordering::Relaxed);
-    let applied =
-        cerfs_lifecycle::prune(&counting, false, &mut |c| pruned.push(c.cab.ino), &|| true)
+    for (store, _db) in stores {
+        let fs = CerFs::new(Arc::clone(&store));
+        let buckets = [("blue", 3000), ("shutdown", 2200)];
+        for (bucket, cabs) in buckets {
+            for i in 0..cabs {
+                let body = format!("cab {i} of {bucket}");
+                fs.upload_cab(bucket, &format!("{i:05}.cab"), &mut body.as_bytes())
+                    .unwrap();
+            }
+        }
+        drop(fs);
+        store
+            .set_retention(&RetentionPolicy {
+                keep_first: Some(1),
+                keep_last: Some(1),
+                ..RetentionPolicy::default()
+            })
             .unwrap();
-    assert_eq!(applied.cabs, expected);
-    assert_eq!(pruned, listed, "applying prunes what the dry run listed");
-    // Pages of 2,048 candidates: 3 pages and the empty one that ends the run.
-    assert!(
-        counting.queries.load(Ordering::Relaxed) <= 4,
-        "{} candidate queries for {expected} cabs",
-        counting.queries.load(Ordering::Relaxed)
-    );
-    // Each bucket keeps its oldest and its newest cab.
-    for (bucket, cabs) in buckets {
-        for (name, kept) in [
-            ("00000.cab".to_owned(), true),
-            (format!("{:05}.cab", cabs - 1), true),
-            ("00001.cab".to_owned(), false),
-            (format!("{:05}.cab", cabs - 2), false),
-        ] {
-            let (_, removal) = store.find_cab(bucket, &name).unwrap().unwrap();
-            assert_eq!(removal.is_none(), kept, "{bucket}/{name}");
+        let expected: u64 = buckets.iter().map(|(_, n)| n - 2).sum();
+        let counting = Counting {
+            inner: &*store,
+            queries: AtomicUsize::new(0),
+        };
+
+        let mut listed = Vec::new();
+        let dry =
+            cerfs_lifecycle::prune(&counting, true, &mut |c| listed.push(c.cab.ino), &|| true)
+                .unwrap();
+        assert_eq!(dry.cabs, expected);
+        let mut pruned = Vec::new();
+        counting.queries.store(0, Ordering::Relaxed);
+        let applied =
+            cerfs_lifecycle::prune(&counting, false, &mut |c| pruned.push(c.cab.ino), &|| true)
+                .unwrap();
+        assert_eq!(applied.cabs, expected);
+        assert_eq!(pruned, listed, "applying prunes what the dry run listed");
+        // Pages of 2,048 candidates: 3 pages and the empty one that ends the run.
+        assert!(
+            counting.queries.load(Ordering::Relaxed) <= 4,
+            "{} candidate queries for {expected} cabs",
+            counting.queries.load(Ordering::Relaxed)
+        );
+        // Each bucket keeps its oldest and its newest cab.
+        for (bucket, cabs) in buckets {
+            for (name, kept) in [
+                ("00000.cab".to_owned(), true),
+                (format!("{:05}.cab", cabs - 1), true),
+                ("00001.cab".to_owned(), false),
+                (format!("{:05}.cab", cabs - 2), false),
+            ] {
+                let (_, removal) = store.find_cab(bucket, &name).unwrap().unwrap();
+                assert_eq!(removal.is_none(), kept, "{bucket}/{name}");
+            }
         }
+        // Nothing is left to prune.
+        let again = cerfs_lifecycle::prune(&*store, false, &mut |_| {}, &|| true).unwrap();
+        assert_eq!(again.cabs, 0);
     }
-    // Nothing is left to prune.
-    let again = cerfs_lifecycle::prune(&store, false, &mut |_| {}, &|| true).unwrap();
-    assert_eq!(again.cabs, 0);
 }
