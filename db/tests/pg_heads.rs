@@ -16,6 +16,27 @@ fn key() -> BucketKey {
     }
 }
 
+/// Waits until the server has ended the session of a head that was dropped: its lock
+/// goes with its backend process, which exits a moment after the client said goodbye.
+fn gone(url: &str, head_id: i64) {
+    let mut admin = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    cerfs_testkit::poll_until(
+        std::time::Duration::from_secs(10),
+        "the dropped head's session ends",
+        || {
+            let held: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+                     AND classid::bigint = 1667592808 AND objid::bigint = $1",
+                    &[&head_id],
+                )
+                .unwrap()
+                .get(0);
+            (held == 0).then_some(())
+        },
+    );
+}
+
 /// A new upload `name` in cabs/blue (made when missing) with `bytes` written.
 fn upload(store: &PgStore, name: &str, bytes: &[u8]) -> u64 {
     let ino = common::new_cab(store, "blue", name);
@@ -41,7 +62,9 @@ fn a_gone_heads_uploads_are_removed_by_another_and_a_live_heads_never() {
         Some(CabState::Writing)
     );
     // A dies (its connections close): the next head to look removes what A left.
+    let a_id = a.head_id();
     drop(a);
+    gone(&db.url, a_id);
     let removed = b.recover_dead_heads().unwrap();
     assert_eq!(removed.len(), 1);
     assert_eq!(
@@ -57,7 +80,9 @@ fn a_gone_heads_uploads_are_removed_by_another_and_a_live_heads_never() {
     // A head that starts later does the same at open.
     let c = PgStore::open(&db.url).unwrap();
     let left = upload(&c, "left.cab", b"MSCF");
+    let c_id = c.head_id();
     drop(c);
+    gone(&db.url, c_id);
     let d = PgStore::open(&db.url).unwrap();
     assert_eq!(d.purged_at_open(), 1);
     assert_eq!(d.purged_cabs()[0].ino, left);
