@@ -76,3 +76,38 @@ pub trait AlertStore: Send + Sync {
         failure: Option<(&str, Duration)>,
     ) -> Result<()>;
 }
+
+/// The alert for a bucket created since the last look (both stores raise the same).
+pub(crate) fn new_bucket_alert(bucket_id: i64, subpath: String, kind: &str) -> NewAlert {
+    NewAlert {
+        kind: "new_bucket",
+        detail: format!("a new {kind} bucket: {subpath}"),
+        subject: subpath,
+        dedupe_key: format!("bucket:{bucket_id}"),
+    }
+}
+
+/// The alert for bucket `bucket_id` when its `hour_hits` in the last hour (`hour`, UTC,
+/// `YYYY-MM-DDTHH`) are a spike against `week_hits` over the 7 days before: once per
+/// bucket and hour. `None` when they are not.
+pub(crate) fn spike_alert(
+    spike: &SpikeRule,
+    bucket_id: i64,
+    subpath: String,
+    hour_hits: i64,
+    week_hits: i64,
+    hour: &str,
+) -> Option<NewAlert> {
+    let average = week_hits as f64 / 168.0;
+    if (hour_hits as f64) < spike.factor * average {
+        return None;
+    }
+    Some(NewAlert {
+        kind: "spike",
+        detail: format!(
+            "{hour_hits} hits in the last hour, against {average:.1} an hour over the week before: {subpath}"
+        ),
+        subject: subpath,
+        dedupe_key: format!("spike:{bucket_id}:{hour}"),
+    })
+}

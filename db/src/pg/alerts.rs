@@ -9,7 +9,9 @@ use super::lifecycle::{set_setting, setting};
 use super::pool::Tx;
 use super::rows::iso;
 use super::PgStore;
-use crate::alerts::{Alert, AlertStore, Delivery, NewAlert, SpikeRule};
+use crate::alerts::{
+    new_bucket_alert, spike_alert, Alert, AlertStore, Delivery, NewAlert, SpikeRule,
+};
 use crate::store::Result;
 
 /// When alerts were first looked for: what existed before is not news.
@@ -78,12 +80,7 @@ fn detect_in(tx: &mut Tx<'_>, spike: &SpikeRule, receivers: &[String]) -> Result
         let (id, subpath, kind): (i64, String, String) =
             (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
         top_bucket = top_bucket.max(id);
-        let alert = NewAlert {
-            kind: "new_bucket",
-            detail: format!("a new {kind} bucket: {subpath}"),
-            subject: subpath,
-            dedupe_key: format!("bucket:{id}"),
-        };
+        let alert = new_bucket_alert(id, subpath, &kind);
         raised.extend(raise_in(tx, &alert, receivers)?);
     }
     if top_bucket > bucket_mark {
@@ -113,19 +110,9 @@ fn detect_in(tx: &mut Tx<'_>, spike: &SpikeRule, receivers: &[String]) -> Result
             row.try_get(3)?,
             row.try_get(4)?,
         );
-        let average = week_hits as f64 / 168.0;
-        if (hour_hits as f64) < spike.factor * average {
-            continue;
+        if let Some(alert) = spike_alert(spike, id, subpath, hour_hits, week_hits, &hour) {
+            raised.extend(raise_in(tx, &alert, receivers)?);
         }
-        let alert = NewAlert {
-            kind: "spike",
-            detail: format!(
-                "{hour_hits} hits in the last hour, against {average:.1} an hour over the week before: {subpath}"
-            ),
-            subject: subpath,
-            dedupe_key: format!("spike:{id}:{hour}"),
-        };
-        raised.extend(raise_in(tx, &alert, receivers)?);
     }
     Ok(raised)
 }

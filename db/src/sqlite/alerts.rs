@@ -7,7 +7,9 @@ use rusqlite::{params, Connection};
 
 use super::retention::{set_setting, setting};
 use super::{finish, sql_now, SqliteStore};
-use crate::alerts::{Alert, AlertStore, Delivery, NewAlert, SpikeRule};
+use crate::alerts::{
+    new_bucket_alert, spike_alert, Alert, AlertStore, Delivery, NewAlert, SpikeRule,
+};
 use crate::store::Result;
 
 /// When alerts were first looked for: what existed before is not news.
@@ -90,12 +92,7 @@ fn detect_in(conn: &Connection, spike: &SpikeRule, receivers: &[String]) -> Resu
     let mut top_bucket = bucket_mark;
     for (id, subpath, kind) in new_buckets {
         top_bucket = top_bucket.max(id);
-        let alert = NewAlert {
-            kind: "new_bucket",
-            detail: format!("a new {kind} bucket: {subpath}"),
-            subject: subpath,
-            dedupe_key: format!("bucket:{id}"),
-        };
+        let alert = new_bucket_alert(id, subpath, &kind);
         raised.extend(raise_in(conn, &alert, receivers)?);
     }
     if top_bucket > bucket_mark {
@@ -154,19 +151,9 @@ fn detect_in(conn: &Connection, spike: &SpikeRule, receivers: &[String]) -> Resu
         })?
         .collect::<rusqlite::Result<_>>()?;
     for (id, subpath, hour_hits, week_hits, hour) in spikes {
-        let average = week_hits as f64 / 168.0;
-        if (hour_hits as f64) < spike.factor * average {
-            continue;
+        if let Some(alert) = spike_alert(spike, id, subpath, hour_hits, week_hits, &hour) {
+            raised.extend(raise_in(conn, &alert, receivers)?);
         }
-        let alert = NewAlert {
-            kind: "spike",
-            detail: format!(
-                "{hour_hits} hits in the last hour, against {average:.1} an hour over the week before: {subpath}"
-            ),
-            subject: subpath,
-            dedupe_key: format!("spike:{id}:{hour}"),
-        };
-        raised.extend(raise_in(conn, &alert, receivers)?);
     }
     Ok(raised)
 }
