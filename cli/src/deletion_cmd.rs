@@ -172,17 +172,7 @@ pub fn run_bucket(args: &BucketArgs) -> Result<()> {
         );
     };
     confirm(
-        &format!(
-            "delete bucket {}: {} cabs ({} bytes), {} hits.log lines, {} crash.log lines \
-             blanked, {} CER V2 reports, Total Hits {}",
-            visible(&sub),
-            contents.cabs,
-            contents.cab_bytes,
-            contents.hits_lines,
-            contents.crash_lines,
-            contents.reports,
-            contents.total_hits
-        ),
+        &format!("delete bucket {}: {}", visible(&sub), contents.summary()),
         *yes,
     )?;
     let audit = Audit {
@@ -193,15 +183,6 @@ pub fn run_bucket(args: &BucketArgs) -> Result<()> {
         .delete_bucket(&sub, &audit)
         .context("cannot delete the bucket")?;
     sweep(&*store)?;
-    println!(
-        "deleted bucket {}: {} cabs ({} bytes), {} hits.log lines, {} crash.log lines blanked, \
-         {} CER V2 reports",
-        visible(&sub),
-        contents.cabs,
-        contents.cab_bytes,
-        contents.hits_lines,
-        contents.crash_lines,
-        contents.reports
-    );
+    println!("deleted bucket {}: {}", visible(&sub), contents.summary());
     Ok(())
 }

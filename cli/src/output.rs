@@ -79,7 +79,7 @@ fn open_sqlite(path: &Path) -> anyhow::Result<SqliteStore> {
 }
 
 fn open_postgres(url: &str) -> anyhow::Result<Arc<PgStore>> {
-    let store = PgStore::open(url)
+    let store = PgStore::open_for_admin(url)
         .with_context(|| format!("cannot open database {}", cerfs_db::shown_postgres_url(url)))?;
     Ok(Arc::new(store))
 }

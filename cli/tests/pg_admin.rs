@@ -2,8 +2,8 @@
 //! postgres://…`): docs/sql.md's demo reports, reported through the share's logic on
 //! PostgreSQL, answer the documented queries (in their PostgreSQL form where the doc gives
 //! one) as the doc shows; settings, counts, cab copies, retention, deletions, quotas and
-//! verify work; writes through `cerfs query` are refused; the commands of the cab index
-//! refuse with a reason; and a CER V2 report and its cab land in the store over HTTP.
+//! verify work; writes through `cerfs query` are refused; an admin command never creates or
+//! migrates a store; the commands of the cab index refuse with a reason; and a CER V2 report and its cab land in the store over HTTP.
 //! Needs the test PostgreSQL server (`CERFS_TEST_POSTGRES`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -210,6 +210,16 @@ fn query_refuses_writes_and_stops_at_its_time_limit_on_postgresql() {
     let out = cerfs_db(&bare.url, &["query", count]);
     assert_code(&out, 1);
     assert!(stderr(&out).contains("no cerfs store"), "{}", stderr(&out));
+    // An admin command neither creates a store nor changes a schema (heads do).
+    let out = cerfs_db(&bare.url, &["policy", "set", "Tracking=YES"]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("no cerfs store"), "{}", stderr(&out));
+    let out = cerfs_db(&bare.url, &["query", count]);
+    assert!(
+        stderr(&out).contains("no cerfs store"),
+        "still none: {}",
+        stderr(&out)
+    );
     let out = cerfs_db("postgres://nobody@127.0.0.1:1/none", &["query", count]);
     assert_code(&out, 1);
     assert!(

@@ -126,6 +126,23 @@ pub struct BucketContents {
     pub total_hits: u64,
 }
 
+impl BucketContents {
+    /// What it holds, in one line: the deletion's audit detail, and what an admin is asked
+    /// to confirm.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} cabs ({} bytes), {} hits.log lines, {} crash.log lines blanked, {} CER2 \
+             reports, Total Hits {}",
+            self.cabs,
+            self.cab_bytes,
+            self.hits_lines,
+            self.crash_lines,
+            self.reports,
+            self.total_hits
+        )
+    }
+}
+
 /// How big the store is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreUsage {

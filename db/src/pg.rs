@@ -70,6 +70,17 @@ impl PgStore {
     /// the unfinished uploads of heads that are gone. Several heads may call this at once:
     /// one migrates, the others wait for it.
     pub fn open(url: &str) -> Result<PgStore, OpenError> {
+        PgStore::open_with(url, true)
+    }
+
+    /// [`PgStore::open`] for an admin's command beside running heads: the store must exist
+    /// and be of this build's schema, which an admin command never changes (heads of an
+    /// older build may be serving it). It still takes part as a head while it runs.
+    pub fn open_for_admin(url: &str) -> Result<PgStore, OpenError> {
+        PgStore::open_with(url, false)
+    }
+
+    fn open_with(url: &str, migrate: bool) -> Result<PgStore, OpenError> {
         let config = parse_config(url)?;
         let shown = shown_url(url);
         let pool = pool::Pool::new(config.clone());
@@ -78,7 +89,11 @@ impl PgStore {
                 StoreError::Postgres(e) => connect_error(&shown, &e),
                 other => OpenError::Unusable(other.to_string()),
             })?;
-            schema::migrate(&mut conn.client, &shown)?;
+            if migrate {
+                schema::migrate(&mut conn.client, &shown)?;
+            } else {
+                schema::require(&mut conn.client, &shown, PG_SCHEMA_VERSION)?;
+            }
         }
         let head = heads::register(&config, &shown)?;
         let mut store = PgStore {

@@ -435,17 +435,3 @@ pub(crate) fn removal_from(text: Option<&str>) -> Option<crate::Removal> {
         _ => None,
     }
 }
-
-/// What the audit row of a bucket's deletion says went.
-pub(crate) fn bucket_deletion_detail(contents: &crate::BucketContents) -> String {
-    format!(
-        "{} cabs ({} bytes), {} hits.log lines, {} crash.log lines blanked, {} CER2 reports, \
-         Total Hits {}",
-        contents.cabs,
-        contents.cab_bytes,
-        contents.hits_lines,
-        contents.crash_lines,
-        contents.reports,
-        contents.total_hits
-    )
-}

@@ -12,8 +12,7 @@ use crate::lifecycle::{
 };
 use crate::store::{BucketId, Ino, Result, CABS_INO, COUNTS_INO, STATUS_INO};
 use crate::store_rules::{
-    bucket_deletion_detail, removal_from, removal_str, retention_from, retention_settings,
-    ChunkCheck,
+    removal_from, removal_str, retention_from, retention_settings, ChunkCheck,
 };
 use crate::StoreError;
 
@@ -407,7 +406,7 @@ impl LifecycleStore for PgStore {
                     "a cab of {subpath} is being uploaded right now: try again when it is complete"
                 )));
             }
-            let detail = bucket_deletion_detail(&contents);
+            let detail = contents.summary();
             record(tx, audit, "bucket", subpath, None, &detail)?;
             tx.execute(
                 "UPDATE nodes SET name = '.removed-' || ino WHERE ino IN \

@@ -13,7 +13,7 @@ use postgres::error::SqlState;
 use postgres::types::Type;
 use postgres::{Client, NoTls, SimpleQueryMessage};
 
-use super::schema::{PG_SCHEMA_VERSION, PG_VIEWS_VERSION};
+use super::schema::PG_VIEWS_VERSION;
 use super::{connect_error, describe, parse_config, shown_url};
 use crate::query::{refusal, RowSink, Value};
 use crate::{OpenError, QueryError};
@@ -39,29 +39,7 @@ impl PgReader {
         let unusable = |e: postgres::Error| {
             OpenError::Unusable(format!("PostgreSQL at {shown}: {}", describe(&e)))
         };
-        let found = match client.query_opt("SELECT version FROM cerfs_schema", &[]) {
-            Ok(row) => row.map_or(0, |row| row.get::<_, i64>(0)),
-            Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => 0,
-            Err(e) => return Err(unusable(e)),
-        };
-        if found == 0 {
-            return Err(OpenError::Unusable(format!(
-                "no cerfs store in PostgreSQL at {shown}: `cerfs serve --db URL` (or `cerfs \
-                 mount --db URL`) creates it when it first starts"
-            )));
-        }
-        if found > PG_SCHEMA_VERSION {
-            return Err(OpenError::TooNew {
-                found,
-                known: PG_SCHEMA_VERSION,
-            });
-        }
-        if found < PG_VIEWS_VERSION {
-            return Err(OpenError::SchemaTooOld {
-                found,
-                needed: PG_VIEWS_VERSION,
-            });
-        }
+        super::schema::require(&mut client, &shown, PG_VIEWS_VERSION)?;
         // Times in UTC, as the SQLite store gives them; backslashes in literals as typed.
         client
             .batch_execute(

@@ -25,6 +25,33 @@ fn pg(shown: &str) -> impl Fn(postgres::Error) -> OpenError + '_ {
     move |e| OpenError::Unusable(format!("PostgreSQL at {shown}: {}", describe(&e)))
 }
 
+/// Checks, without changing anything, that the database holds a cerfs store of at least
+/// schema version `needed` that this build knows: what a command that must not migrate
+/// (an admin's, a reader's) needs before it goes on.
+pub(crate) fn require(client: &mut Client, shown: &str, needed: i64) -> Result<(), OpenError> {
+    let found = match client.query_opt("SELECT version FROM cerfs_schema", &[]) {
+        Ok(row) => row.map_or(0, |row| row.get::<_, i64>(0)),
+        Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => 0,
+        Err(e) => return Err(pg(shown)(e)),
+    };
+    if found == 0 {
+        return Err(OpenError::Unusable(format!(
+            "no cerfs store in PostgreSQL at {shown}: `cerfs serve --db URL` (or `cerfs mount \
+             --db URL`) creates it when it first starts"
+        )));
+    }
+    if found > PG_SCHEMA_VERSION {
+        return Err(OpenError::TooNew {
+            found,
+            known: PG_SCHEMA_VERSION,
+        });
+    }
+    if found < needed {
+        return Err(OpenError::SchemaTooOld { found, needed });
+    }
+    Ok(())
+}
+
 /// Brings the schema of the database `client` is connected to up to [`PG_SCHEMA_VERSION`].
 pub(crate) fn migrate(client: &mut Client, shown: &str) -> Result<(), OpenError> {
     client
@@ -38,14 +65,22 @@ pub(crate) fn migrate(client: &mut Client, shown: &str) -> Result<(), OpenError>
 }
 
 fn apply(client: &mut Client, shown: &str) -> Result<(), OpenError> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS cerfs_schema (
-                 one     boolean PRIMARY KEY DEFAULT true CHECK (one),
-                 version bigint  NOT NULL
-             )",
-        )
-        .map_err(pg(shown))?;
+    // Created when missing, asked first: `CREATE TABLE IF NOT EXISTS` would make the
+    // server send a notice, which the client logs, at every start of every command.
+    let exists: bool = client
+        .query_one("SELECT to_regclass('cerfs_schema') IS NOT NULL", &[])
+        .map_err(pg(shown))?
+        .get(0);
+    if !exists {
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS cerfs_schema (
+                     one     boolean PRIMARY KEY DEFAULT true CHECK (one),
+                     version bigint  NOT NULL
+                 )",
+            )
+            .map_err(pg(shown))?;
+    }
     let found: i64 = client
         .query_opt("SELECT version FROM cerfs_schema", &[])
         .map_err(pg(shown))?

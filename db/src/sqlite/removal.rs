@@ -9,7 +9,7 @@ use super::rows::{get_u64, ino_param};
 use super::sql_now;
 use crate::lifecycle::{Audit, BucketContents, CabEntry, Removal, SweepStep};
 use crate::store::{BucketId, Ino, Result};
-use crate::store_rules::{bucket_deletion_detail, removal_from, removal_str};
+use crate::store_rules::{removal_from, removal_str};
 use crate::StoreError;
 
 /// What `remove_cab` reads of a cab: state, removal, subpath, name, size.
@@ -233,7 +233,7 @@ pub(crate) fn delete_bucket(
             "a cab of {subpath} is being uploaded right now: try again when it is complete"
         )));
     }
-    let detail = bucket_deletion_detail(&contents);
+    let detail = contents.summary();
     record(tx, audit, "bucket", subpath, None, &detail)?;
     let cabs: Vec<Ino> = {
         let mut stmt =

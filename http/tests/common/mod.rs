@@ -177,11 +177,6 @@ impl Server {
         all
     }
 
-    /// A server on SQLite (for what only one backend needs to show).
-    pub fn start() -> Server {
-        Server::start_on(None, test_config(), cerfs_fs_core::DEFAULT_MAX_CAB_SIZE)
-    }
-
     /// A server on SQLite, or on PostgreSQL database `pg`.
     fn start_on(
         pg: Option<cerfs_testkit::TestDatabase>,
