@@ -22,7 +22,7 @@ CER 1.0 file share (a crash reported both ways is one bucket): see them with
 
 Only one cerfs process may serve a SQLite database at a time: to serve the share and
 HTTP together, use `cerfs serve --http ADDR`. A PostgreSQL store takes any number of
-servers (`--db postgres://...`), each its own head; cab indexing does not run on one yet.
+servers (`--db postgres://...`), each its own head; one head's indexer at a time indexes.
 
 Runs in the foreground until SIGINT (Ctrl-C) or SIGTERM; requests in progress are
 finished (an upload cut off at shutdown keeps nothing). Exit status: 0 ok,
@@ -144,10 +144,7 @@ pub fn run(args: &HttpArgs) -> Result<()> {
     let server =
         cerfs_http::spawn(fs, args.listen, config).context("cannot start the HTTP server")?;
     // Index what uploaded cabs hold, in the background, as `cerfs mount` does.
-    let indexer = match args.db.sqlite_path() {
-        Some(path) => Some(crate::mount_cmd::spawn_indexer(path, &args.symbols)?),
-        None => None,
-    };
+    let indexer = crate::mount_cmd::spawn_indexer(&args.db, &args.symbols)?;
     info!(
         "serving Corporate Error Reporting V2 on http://{}/stage2.htm into {}",
         server.local_addr(),
@@ -156,9 +153,7 @@ pub fn run(args: &HttpArgs) -> Result<()> {
     if let Some(signal) = stop.wait() {
         info!("received {signal}, stopping");
     }
-    if let Some(indexer) = indexer {
-        indexer.stop();
-    }
+    indexer.stop();
     maintenance.stop();
     if let Some(alerts) = alerts {
         alerts.stop();

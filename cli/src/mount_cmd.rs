@@ -79,7 +79,7 @@ pub struct ShareLimits {
 /// Starts the background cab indexer of `db`, walking and signing minidumps with the
 /// symbol sources of `symbols` (completed from the database before every batch).
 pub(crate) fn spawn_indexer(
-    db: &Path,
+    db: &StoreLocation,
     symbols: &crate::symbols_cmd::SymbolArgs,
 ) -> Result<cerfs_index::IndexerHandle> {
     let worker = cerfs_index::Worker::current_exe().context("cannot find the cerfs executable")?;
@@ -133,11 +133,7 @@ fn open_store(db: &StoreLocation) -> Result<(Arc<dyn cerfs_db::Store>, Option<Al
             store
                 .keep_recovering(HEAD_RECOVERY_EVERY)
                 .context("cannot start the head recovery thread")?;
-            tracing::info!(
-                head = store.head_id(),
-                "serving as a head of {db}; cab indexing is not there yet on PostgreSQL \
-                 stores (docs/scale-out.md)"
-            );
+            tracing::info!(head = store.head_id(), "serving as a head of {db}");
             Ok((store.clone(), Some(store)))
         }
     }

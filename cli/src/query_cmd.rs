@@ -16,8 +16,9 @@ use crate::output::{printer, DbArg, Format};
 The views (docs/sql.md lists every column): buckets, cabs, cab_files, minidumps,
 cab_texts, cab_facts, hits, crashes, settings; full-text search in cab_text_search.
 Statements that would change the database are refused. On a PostgreSQL store (--db
-postgres://USER@HOST:PORT/DBNAME) the same views, in a READ ONLY transaction; the cab
-index's are not there yet (docs/sql.md, On a PostgreSQL store). Exit status: 0 ok,
+postgres://USER@HOST:PORT/DBNAME) the same views, in a READ ONLY transaction, and
+cab_text_search with PostgreSQL's full-text search (docs/sql.md, On a PostgreSQL
+store). Exit status: 0 ok,
 1 error (bad SQL, a write, no database), 2 usage error.
 
 Examples:

@@ -56,17 +56,14 @@ pub struct ReindexArgs {
 
 /// Runs `cerfs reindex`.
 pub fn run(args: &ReindexArgs) -> Result<()> {
-    let path = args
-        .db
-        .sqlite_file(crate::store_location::NOT_ON_POSTGRES_YET)?;
     let filter = ReindexFilter {
         bucket: args.bucket.as_deref().map(normalize).transpose()?,
         failed_only: args.failed,
         stacks: args.stacks || args.signature.is_some(),
         signature: args.signature.clone(),
     };
-    let db =
-        IndexDb::open(path).with_context(|| format!("cannot open database {}", path.display()))?;
+    let mut db = IndexDb::open_at(&args.db.db)
+        .with_context(|| format!("cannot open the store {}", args.db.db))?;
     let queued = db
         .request_reindex(&filter)
         .context("cannot queue the cabs")?;
@@ -81,7 +78,7 @@ pub fn run(args: &ReindexArgs) -> Result<()> {
     };
     let bar = crate::progress::items("indexing", queued as u64);
     let summary = index_pending(
-        &db,
+        &mut db,
         &config,
         &AtomicBool::new(false),
         &mut |cab, status, why| {
@@ -102,6 +99,14 @@ pub fn run(args: &ReindexArgs) -> Result<()> {
         Ok(s) => s,
         Err(e) => bail!("indexing stopped: {e}"),
     };
+    if summary.led_elsewhere {
+        eprintln!(
+            "another cerfs head's indexer is indexing this store: the cabs are queued for it \
+             (follow it with: cerfs query --db URL \"SELECT index_status, count(*) FROM cabs \
+             GROUP BY 1\")"
+        );
+        return Ok(());
+    }
     eprintln!(
         "indexed {} cabs: {} in full, {} in part, {} not at all (they stay stored intact)",
         summary.total(),

@@ -69,7 +69,7 @@ Try it locally (defaults: ./cer.db, 127.0.0.1, port 4450, share cer, guests allo
 pub struct ServeArgs {
     /// SQLite database holding the share (created if missing), or a PostgreSQL database
     /// (postgres://USER@HOST:PORT/DBNAME) that several `cerfs serve` heads serve together
-    /// (docs/scale-out.md; no cab indexing, alerts or web console there yet).
+    /// (docs/scale-out.md; no web console there yet).
     #[arg(long, value_name = "FILE|URL", default_value = "cer.db", value_parser = StoreLocation::parse)]
     pub db: StoreLocation,
 
@@ -334,10 +334,7 @@ fn serve(
     info!("mounted {} at {}", args.db, mountpoint.display());
     // Index what committed cabs hold, in the background (stopped by its drop on every
     // early return, before the mount, which was created first).
-    let indexer = match args.db.sqlite_path() {
-        Some(path) => Some(crate::mount_cmd::spawn_indexer(path, &args.symbols)?),
-        None => None,
-    };
+    let indexer = crate::mount_cmd::spawn_indexer(&args.db, &args.symbols)?;
 
     // The HTTP server serves the same CerFs; dropped on early returns.
     let http = match args.http {
@@ -355,7 +352,7 @@ fn serve(
                     Some(server)
                 }
                 Err(e) => {
-                    stop_indexer(indexer);
+                    indexer.stop();
                     drop(share);
                     return Err(unmount_after(mount, config, e));
                 }
@@ -379,7 +376,7 @@ fn serve(
             match started {
                 Ok(web) => Some(web),
                 Err(e) => {
-                    stop_indexer(indexer);
+                    indexer.stop();
                     drop(http);
                     drop(share);
                     return Err(unmount_after(mount, config, e));
@@ -394,7 +391,7 @@ fn serve(
     let samba = match Samba::start(tools, conf_path) {
         Ok(samba) => samba,
         Err(e) => {
-            stop_indexer(indexer);
+            indexer.stop();
             return Err(unmount_after(mount, config, anyhow!(e)));
         }
     };
@@ -466,18 +463,11 @@ fn serve(
     stop_and_unmount(samba, indexer, mount, config, outcome)
 }
 
-/// Stops the indexer, if there is one (none on PostgreSQL).
-fn stop_indexer(indexer: Option<cerfs_index::IndexerHandle>) {
-    if let Some(indexer) = indexer {
-        indexer.stop();
-    }
-}
-
 /// Stops Samba (all of its process group) and the indexer, then unmounts; the first error
 /// wins.
 fn stop_and_unmount(
     samba: Samba,
-    indexer: Option<cerfs_index::IndexerHandle>,
+    indexer: cerfs_index::IndexerHandle,
     mount: Mount,
     config: &SambaConfig,
     outcome: Result<()>,
@@ -488,7 +478,7 @@ fn stop_and_unmount(
         Ok(()) => info!("Samba stopped (process group {pgid})"),
         Err(e) => warn!("{e}"),
     }
-    stop_indexer(indexer);
+    indexer.stop();
     let unmounted = unmount(mount, config);
     outcome
         .and(stopped.map_err(anyhow::Error::from))

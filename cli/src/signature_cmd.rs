@@ -89,10 +89,6 @@ fn current(db: &DbArg) -> Result<SignatureRules> {
 
 /// Runs `cerfs signature-rules`.
 pub fn run_rules(args: &SignatureRulesArgs) -> Result<()> {
-    let (RulesAction::Show { db, .. }
-    | RulesAction::Set { db, .. }
-    | RulesAction::Reset { db, .. }) = &args.action;
-    db.sqlite_file(crate::store_location::NOT_ON_POSTGRES_YET)?;
     match &args.action {
         RulesAction::Show { db, list } => {
             let rules = current(db)?;
@@ -186,8 +182,6 @@ pub struct SignaturesArgs {
 
 /// Runs `cerfs signatures`.
 pub fn run_signatures(args: &SignaturesArgs) -> Result<()> {
-    args.db
-        .sqlite_file(crate::store_location::NOT_ON_POSTGRES_YET)?;
     let db = args.db.query_db()?;
     crate::query_cmd::print(
         &db,

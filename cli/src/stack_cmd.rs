@@ -63,9 +63,6 @@ fn is_dump(name: &str) -> bool {
 
 /// Runs `cerfs stack`.
 pub fn run(args: &StackArgs) -> Result<()> {
-    let path = args
-        .db
-        .sqlite_file(crate::store_location::NOT_ON_POSTGRES_YET)?;
     let (sub, name) = args
         .path
         .trim_end_matches(['/', '\\'])
@@ -95,7 +92,7 @@ pub fn run(args: &StackArgs) -> Result<()> {
             sub.replace('\'', "''")
         );
     };
-    let reader = CabReader::open(path, cab_id).context("cannot read the cab")?;
+    let reader = CabReader::open_at(&args.db.db, cab_id).context("cannot read the cab")?;
     let mut cabinet = cab::Cabinet::new(reader).context("the cab is not a readable cabinet")?;
     let members: Vec<String> = cabinet
         .folder_entries()
@@ -131,7 +128,7 @@ pub fn run(args: &StackArgs) -> Result<()> {
         .take(MAX_DUMP)
         .read_to_end(&mut bytes)
         .with_context(|| format!("cannot read {member}"))?;
-    let settings = crate::symbols_cmd::effective(path, &args.symbols)?;
+    let settings = crate::symbols_cmd::effective(&args.db, &args.symbols)?;
     let walker = cerfs_analysis::Walker::new(&settings).context("the signature rules")?;
     let report = walker
         .report(&bytes, args.all_threads)

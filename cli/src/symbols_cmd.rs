@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use cerfs_analysis::{stored, AnalysisSettings};
-use cerfs_db::LifecycleStore;
 use clap::{Args, Subcommand};
 
 use crate::output::DbArg;
@@ -126,10 +125,6 @@ pub enum SymbolsAction {
 
 /// Runs `cerfs symbols`.
 pub fn run(args: &SymbolsArgs) -> Result<()> {
-    let (SymbolsAction::Show { db }
-    | SymbolsAction::Set { db, .. }
-    | SymbolsAction::Clear { db, .. }) = &args.action;
-    db.sqlite_file(crate::store_location::NOT_ON_POSTGRES_YET)?;
     match &args.action {
         SymbolsAction::Show { db } => show(db),
         SymbolsAction::Set {
@@ -198,12 +193,9 @@ fn show(db: &DbArg) -> Result<()> {
 }
 
 /// The full settings for `db`: `flags` completed from what is stored.
-pub fn effective(db: &std::path::Path, flags: &SymbolSources) -> Result<AnalysisSettings> {
+pub fn effective(db: &DbArg, flags: &SymbolSources) -> Result<AnalysisSettings> {
     let base = flags.settings()?;
-    let store = cerfs_db::SqliteStore::open_for_admin(db)
-        .with_context(|| format!("cannot open database {}", db.display()))?;
+    let store = db.admin_store()?;
     let get = |key: &str| store.server_setting(key).ok().flatten();
-    let mut cache = db.as_os_str().to_owned();
-    cache.push(".symbols");
-    Ok(base.completed_from(&get, cache.into()))
+    Ok(base.completed_from(&get, db.db.default_symbol_cache()))
 }

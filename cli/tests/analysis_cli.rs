@@ -1,19 +1,20 @@
 //! Crash analysis through the `cerfs` binary: `reindex` walks and signs with the symbols
 //! given, `stack` prints what rust-minidump's minidump-stackwalk prints, `signatures` and
-//! `signature-rules` and `symbols` do what their help says.
+//! `signature-rules` and `symbols` do what their help says. On a SQLite file and on a
+//! PostgreSQL store (the test server of `CERFS_TEST_POSTGRES`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
 use std::process::Output;
 use std::sync::Arc;
 
-use cerfs_testkit::{build_cab, read_testdata, testdata};
+use cerfs_db::Store;
+use cerfs_testkit::{build_cab, read_testdata, testdata, TestDatabase};
 
 mod admin_support;
 
 /// Runs `cerfs ARGS --db DB`.
-fn cerfs(db: &Path, args: &[&str]) -> Output {
+fn cerfs(db: &str, args: &[&str]) -> Output {
     admin_support::cerfs_db(db, args)
 }
 
@@ -27,25 +28,52 @@ fn ok(out: &Output, what: &str) -> String {
     admin_support::stdout(out)
 }
 
-fn store_with_dumps() -> (tempfile::TempDir, std::path::PathBuf) {
+/// What keeps a store alive: its directory, or its database on the test server.
+#[allow(dead_code)]
+enum Keep {
+    Dir(tempfile::TempDir),
+    Postgres(TestDatabase),
+}
+
+/// A store of each backend there is with one cab holding a minidump, not indexed yet;
+/// with the `--db` value that names it.
+fn stores_with_dumps() -> Vec<(Keep, String)> {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("cer.db");
-    let fs = cerfs_fs_core::CerFs::new(Arc::new(cerfs_db::SqliteStore::open(&db).unwrap()));
-    let cab = build_cab(&[("test.dmp", read_testdata("minidumps/test.dmp"))]);
-    fs.upload_cab("blue", "one.cab", &mut std::io::Cursor::new(&cab))
-        .unwrap();
-    drop(fs);
-    (dir, db)
+    let path = dir.path().join("cer.db");
+    let mut all: Vec<(Keep, String, Arc<dyn Store>)> = vec![(
+        Keep::Dir(dir),
+        path.to_str().unwrap().to_owned(),
+        Arc::new(cerfs_db::SqliteStore::open(&path).unwrap()),
+    )];
+    if let Some(pg) = TestDatabase::create() {
+        let store = Arc::new(cerfs_db::PgStore::open(&pg.url).unwrap());
+        let url = pg.url.clone();
+        all.push((Keep::Postgres(pg), url, store));
+    }
+    all.into_iter()
+        .map(|(keep, db, store)| {
+            let fs = cerfs_fs_core::CerFs::new(store);
+            let cab = build_cab(&[("test.dmp", read_testdata("minidumps/test.dmp"))]);
+            fs.upload_cab("blue", "one.cab", &mut std::io::Cursor::new(&cab))
+                .unwrap();
+            (keep, db)
+        })
+        .collect()
 }
 
 #[test]
 fn stack_prints_what_minidump_stackwalk_prints() {
-    let (_dir, db) = store_with_dumps();
+    for (_keep, db) in stores_with_dumps() {
+        stack_prints(&db);
+    }
+}
+
+fn stack_prints(db: &str) {
     let symbols = testdata().join("symbols");
     let symbols = symbols.to_str().unwrap();
     let all = ok(
         &cerfs(
-            &db,
+            db,
             &[
                 "stack",
                 "blue/one.cab",
@@ -63,7 +91,7 @@ fn stack_prints_what_minidump_stackwalk_prints() {
     assert_eq!(all.trim_end(), reference.trim_end());
     // The crashing thread alone by default.
     let brief = ok(
-        &cerfs(&db, &["stack", "blue/one.cab", "--symbols-path", symbols]),
+        &cerfs(db, &["stack", "blue/one.cab", "--symbols-path", symbols]),
         "stack",
     );
     assert!(
@@ -73,32 +101,37 @@ fn stack_prints_what_minidump_stackwalk_prints() {
     assert!(!brief.contains("Loaded modules"), "{brief}");
     // Stored sources serve when no flag is given.
     ok(
-        &cerfs(&db, &["symbols", "set", "--path", symbols]),
+        &cerfs(db, &["symbols", "set", "--path", symbols]),
         "symbols set",
     );
     let stored = ok(
-        &cerfs(&db, &["stack", "blue/one.cab"]),
+        &cerfs(db, &["stack", "blue/one.cab"]),
         "stack with stored symbols",
     );
     assert_eq!(stored, brief);
-    let missing = cerfs(&db, &["stack", "blue/nope.cab"]);
+    let missing = cerfs(db, &["stack", "blue/nope.cab"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no stored cab"));
 }
 
 #[test]
 fn reindex_signs_and_signature_rules_change_the_signatures() {
-    let (_dir, db) = store_with_dumps();
+    for (_keep, db) in stores_with_dumps() {
+        reindex_signs(&db);
+    }
+}
+
+fn reindex_signs(db: &str) {
     let symbols = testdata().join("symbols");
     ok(
         &cerfs(
-            &db,
+            db,
             &["reindex", "--symbols-path", symbols.to_str().unwrap()],
         ),
         "reindex",
     );
     let listed = ok(
-        &cerfs(&db, &["signatures", "--format", "csv"]),
+        &cerfs(db, &["signatures", "--format", "csv", "--since", "7d"]),
         "signatures",
     );
     assert!(
@@ -109,7 +142,7 @@ fn reindex_signs_and_signature_rules_change_the_signatures() {
     let rules = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(rules.path(), "main\n(unclosed\n").unwrap();
     let bad = cerfs(
-        &db,
+        db,
         &[
             "signature-rules",
             "set",
@@ -126,7 +159,7 @@ fn reindex_signs_and_signature_rules_change_the_signatures() {
     std::fs::write(rules.path(), "`anonymous namespace'::.*\n").unwrap();
     ok(
         &cerfs(
-            &db,
+            db,
             &[
                 "signature-rules",
                 "set",
@@ -137,13 +170,13 @@ fn reindex_signs_and_signature_rules_change_the_signatures() {
         "rules set",
     );
     let shown = ok(
-        &cerfs(&db, &["signature-rules", "show", "--list", "irrelevant"]),
+        &cerfs(db, &["signature-rules", "show", "--list", "irrelevant"]),
         "show",
     );
     assert_eq!(shown, "`anonymous namespace'::.*\n");
     ok(
         &cerfs(
-            &db,
+            db,
             &[
                 "reindex",
                 "--stacks",
@@ -153,14 +186,11 @@ fn reindex_signs_and_signature_rules_change_the_signatures() {
         ),
         "reindex --stacks",
     );
-    let listed = ok(
-        &cerfs(&db, &["signatures", "--format", "csv"]),
-        "signatures",
-    );
+    let listed = ok(&cerfs(db, &["signatures", "--format", "csv"]), "signatures");
     assert!(listed.contains("\nmain,1,1,"), "{listed}");
-    ok(&cerfs(&db, &["signature-rules", "reset"]), "reset");
+    ok(&cerfs(db, &["signature-rules", "reset"]), "reset");
     let shown = ok(
-        &cerfs(&db, &["signature-rules", "show", "--list", "irrelevant"]),
+        &cerfs(db, &["signature-rules", "show", "--list", "irrelevant"]),
         "show",
     );
     assert!(shown.contains("KiUserExceptionDispatcher"), "{shown}");

@@ -3,23 +3,18 @@
 //! what a cab holds (`cab_member_rows`, `minidump_rows`, `cab_text_rows`, `cab_fact_rows`,
 //! and the `index_*` columns of `cab_rows`; schema version 2).
 //!
-//! The indexer has its own connections to the database file: it never goes through the
-//! file system's store, and its writes are short transactions of their own.
+//! The same on a PostgreSQL store (schema version 6). Each backend's half lives with it
+//! (`sqlite/index.rs`, `pg/index.rs`); this file holds what both share.
+//!
+//! The indexer has its own connections to the database: it never goes through the file
+//! system's store, and its writes are short transactions of their own.
 
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
-
-use crate::sqlite::connection::{open_read_only, open_writer};
-use crate::sqlite::rows::get_u64;
-use crate::sqlite::schema::VIEWS_VERSION;
-use crate::sqlite::{finish, in_transaction};
+use crate::pg::index::{PgCabSource, PgIndex};
+use crate::sqlite::index::{SqliteCabSource, SqliteIndex};
 use crate::store::Result;
-use crate::{OpenError, StoreError, CHUNK_SIZE};
-
-/// The current time as stored in every `*_at` column.
-const SQL_NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+use crate::{OpenError, StoreError, StoreLocation};
 
 /// A complete cab, as the indexer sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,282 +212,177 @@ pub struct ReindexFilter {
     pub signature: Option<String>,
 }
 
-/// The indexer's connections to one database: a writer of its own and a reader.
+/// The indexer's connections to one store: a writer of its own (SQLite), or a connection
+/// of its own that also holds the indexer's lock (PostgreSQL: one indexer at a time across
+/// heads).
 pub struct IndexDb {
-    path: PathBuf,
-    writer: Connection,
+    location: StoreLocation,
+    backend: IndexBackend,
+}
+
+enum IndexBackend {
+    Sqlite(SqliteIndex),
+    Postgres(Box<PgIndex>),
 }
 
 impl std::fmt::Debug for IndexDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IndexDb")
-            .field("path", &self.path)
+            .field("location", &self.location.to_string())
             .finish_non_exhaustive()
     }
 }
 
 impl IndexDb {
-    /// Opens the existing database at `path`: never creates it, never purges uploads in
+    /// Opens the existing SQLite database at `path`; see [`IndexDb::open_at`].
+    pub fn open(path: &std::path::Path) -> std::result::Result<IndexDb, OpenError> {
+        IndexDb::open_at(&StoreLocation::Sqlite(path.to_path_buf()))
+    }
+
+    /// Opens the existing store at `location`: never creates it, never purges uploads in
     /// progress, never migrates (its schema must be this version's, as after the server of
     /// this version opened it).
-    pub fn open(path: &Path) -> std::result::Result<IndexDb, OpenError> {
-        if !path.is_file() {
-            return Err(OpenError::NoDatabase(path.to_path_buf()));
-        }
-        let writer = open_writer(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            false,
-        )?;
+    pub fn open_at(location: &StoreLocation) -> std::result::Result<IndexDb, OpenError> {
+        let backend = match location {
+            StoreLocation::Sqlite(path) => IndexBackend::Sqlite(SqliteIndex::open(path)?),
+            StoreLocation::Postgres(url) => IndexBackend::Postgres(Box::new(PgIndex::open(url)?)),
+        };
         Ok(IndexDb {
-            path: path.to_path_buf(),
-            writer,
+            location: location.clone(),
+            backend,
         })
     }
 
-    /// The path the database was opened with.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the store is.
+    pub fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+
+    /// The path of a SQLite store's database file (`None` on PostgreSQL).
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match &self.backend {
+            IndexBackend::Sqlite(db) => Some(db.path()),
+            IndexBackend::Postgres(_) => None,
+        }
+    }
+
+    /// Whether this indexer may index now. Always on SQLite (one server per file); on
+    /// PostgreSQL, while it holds the indexer's advisory lock, which it tries to take when
+    /// it does not: another head's indexer holds it otherwise, and the queue is its to do.
+    pub fn lead(&mut self) -> Result<bool> {
+        match &mut self.backend {
+            IndexBackend::Sqlite(_) => Ok(true),
+            IndexBackend::Postgres(db) => db.lead(),
+        }
     }
 
     /// Up to `limit` complete cabs not indexed yet, oldest first (an index seek on the
     /// partial index `cab_rows_unindexed`).
-    pub fn pending(&self, limit: usize) -> Result<Vec<CabRef>> {
-        finish((|| {
-            let mut stmt = self.writer.prepare_cached(
-                "SELECT c.ino, b.subpath, c.name, c.size FROM cab_rows c \
-                 JOIN bucket_rows b ON b.bucket_id = c.bucket_id \
-                 WHERE c.state = 'complete' AND c.index_status IS NULL AND c.removal IS NULL \
-                 ORDER BY c.ino LIMIT ?1",
-            )?;
-            let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
-                Ok(CabRef {
-                    cab_id: row.get(0)?,
-                    subpath: row.get(1)?,
-                    name: row.get(2)?,
-                    size: get_u64(row, 3)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })())
+    pub fn pending(&mut self, limit: usize) -> Result<Vec<CabRef>> {
+        match &mut self.backend {
+            IndexBackend::Sqlite(db) => db.pending(limit),
+            IndexBackend::Postgres(db) => db.pending(limit),
+        }
     }
 
     /// A stored server setting (`server_setting_rows`), e.g. the symbol sources.
-    pub fn server_setting(&self, key: &str) -> Result<Option<String>> {
-        finish(crate::sqlite::retention_setting(&self.writer, key))
+    pub fn server_setting(&mut self, key: &str) -> Result<Option<String>> {
+        match &mut self.backend {
+            IndexBackend::Sqlite(db) => db.server_setting(key),
+            IndexBackend::Postgres(db) => db.server_setting(key),
+        }
     }
 
     /// The complete cab `cab_id`, if it exists.
-    pub fn cab(&self, cab_id: i64) -> Result<Option<CabRef>> {
-        finish(cab_ref(&self.writer, cab_id))
+    pub fn cab(&mut self, cab_id: i64) -> Result<Option<CabRef>> {
+        match &mut self.backend {
+            IndexBackend::Sqlite(db) => db.cab(cab_id),
+            IndexBackend::Postgres(db) => db.cab(cab_id),
+        }
     }
 
     /// Records what the indexer found, replacing an earlier result, in one transaction;
     /// returns the status recorded. A cab removed meanwhile is skipped (`None`).
-    pub fn store_index(&self, cab_id: i64, index: &CabIndex) -> Result<Option<IndexStatus>> {
-        let status = index.status();
-        let problem = index.problem();
-        finish(self.write(|tx| {
-            if !is_complete(tx, cab_id)? {
-                return Ok(None);
-            }
-            clear_rows(tx, cab_id)?;
-            let mut member = tx.prepare_cached(
-                "INSERT INTO cab_member_rows (cab_id, position, name, size, compression, \
-                 folder, modified, kind, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            for (position, m) in (0i64..).zip(&index.members) {
-                member.execute(params![
-                    cab_id,
-                    position,
-                    m.name,
-                    i64::try_from(m.size).unwrap_or(i64::MAX),
-                    m.compression,
-                    m.folder,
-                    m.modified,
-                    m.kind,
-                    m.error
-                ])?;
-            }
-            let mut dump = tx.prepare_cached(
-                "INSERT OR REPLACE INTO minidump_rows (cab_id, member, dump_time, \
-                 exception_code, crash_reason, crash_address, crash_thread, crash_module, \
-                 crash_module_version, crash_offset, os, os_version, cpu, process_name, \
-                 thread_count, module_count, error) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-            )?;
-            for d in &index.minidumps {
-                dump.execute(params![
-                    cab_id,
-                    d.member,
-                    d.dump_time,
-                    d.exception_code,
-                    d.crash_reason,
-                    d.crash_address,
-                    d.crash_thread,
-                    d.crash_module,
-                    d.crash_module_version,
-                    d.crash_offset,
-                    d.os,
-                    d.os_version,
-                    d.cpu,
-                    d.process_name,
-                    d.thread_count,
-                    d.module_count,
-                    d.error
-                ])?;
-            }
-            let mut text = tx.prepare_cached(
-                "INSERT INTO cab_text_rows (cab_id, member, text, truncated) \
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for t in &index.texts {
-                text.execute(params![cab_id, t.member, t.text, t.truncated])?;
-            }
-            let mut fact = tx.prepare_cached(
-                "INSERT INTO cab_fact_rows (cab_id, member, key, value) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for f in &index.facts {
-                fact.execute(params![cab_id, f.member, f.key, f.value])?;
-            }
-            crate::stack_rows::insert(tx, cab_id, &index.stacks)?;
-            crate::stack_rows::record_fetches(tx, &index.symbol_fetches)?;
-            set_status(tx, cab_id, status, problem.as_deref())?;
-            Ok(Some(status))
-        }))
+    pub fn store_index(&mut self, cab_id: i64, index: &CabIndex) -> Result<Option<IndexStatus>> {
+        match &mut self.backend {
+            IndexBackend::Sqlite(db) => db.store_index(cab_id, index),
+            IndexBackend::Postgres(db) => db.store_index(cab_id, index),
+        }
     }
 
     /// Records that a cab could not be indexed at all (the indexer crashed, ran out of time
     /// or memory), dropping any earlier result. The cab itself is untouched.
-    pub fn store_failure(&self, cab_id: i64, reason: &str) -> Result<bool> {
-        finish(self.write(|tx| {
-            if !is_complete(tx, cab_id)? {
-                return Ok(false);
-            }
-            clear_rows(tx, cab_id)?;
-            set_status(tx, cab_id, IndexStatus::Failed, Some(reason))?;
-            Ok(true)
-        }))
+    pub fn store_failure(&mut self, cab_id: i64, reason: &str) -> Result<bool> {
+        match &mut self.backend {
+            IndexBackend::Sqlite(db) => db.store_failure(cab_id, reason),
+            IndexBackend::Postgres(db) => db.store_failure(cab_id, reason),
+        }
     }
 
     /// Sends the cabs that `filter` selects back to the indexer's queue; returns how many.
     /// Their earlier results stay visible until the new ones replace them.
-    pub fn request_reindex(&self, filter: &ReindexFilter) -> Result<usize> {
-        finish(self.write(|tx| {
-            if let Some(sub) = &filter.bucket {
-                let exists: bool = tx
-                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM bucket_rows WHERE subpath = ?1)")?
-                    .query_row([sub], |row| row.get(0))?;
-                if !exists {
-                    return Err(StoreError::Invalid(format!(
-                        "no bucket {sub:?}: list them with `cerfs buckets`"
-                    )));
-                }
-            }
-            let n = tx
-                .prepare_cached(
-                    "UPDATE cab_rows SET index_status = NULL \
-                     WHERE state = 'complete' AND index_status IS NOT NULL \
-                     AND (?1 IS NULL OR bucket_id = \
-                          (SELECT bucket_id FROM bucket_rows WHERE subpath = ?1)) \
-                     AND (?2 = 0 OR index_status IN ('failed', 'partial')) \
-                     AND (?3 = 0 OR EXISTS (SELECT 1 FROM minidump_rows m WHERE m.cab_id = ino)) \
-                     AND (?4 IS NULL OR EXISTS (SELECT 1 FROM stack_rows s \
-                                                WHERE s.cab_id = ino AND s.signature = ?4)) \
-                     AND removal IS NULL",
-                )?
-                .execute(params![
-                    filter.bucket,
-                    filter.failed_only,
-                    filter.stacks,
-                    filter.signature
-                ])?;
-            Ok(n)
-        }))
-    }
-
-    fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        in_transaction(&self.writer, "BEGIN IMMEDIATE", f)
+    pub fn request_reindex(&mut self, filter: &ReindexFilter) -> Result<usize> {
+        match &mut self.backend {
+            IndexBackend::Sqlite(db) => db.request_reindex(filter),
+            IndexBackend::Postgres(db) => db.request_reindex(filter),
+        }
     }
 }
 
-fn cab_ref(conn: &Connection, cab_id: i64) -> Result<Option<CabRef>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT c.ino, b.subpath, c.name, c.size FROM cab_rows c \
-         JOIN bucket_rows b ON b.bucket_id = c.bucket_id \
-         WHERE c.ino = ?1 AND c.state = 'complete'",
-    )?;
-    Ok(stmt
-        .query_row([cab_id], |row| {
-            Ok(CabRef {
-                cab_id: row.get(0)?,
-                subpath: row.get(1)?,
-                name: row.get(2)?,
-                size: get_u64(row, 3)?,
-            })
-        })
-        .optional()?)
+/// What `cerfs reindex --bucket` says of a bucket that does not exist.
+pub(crate) fn no_bucket(subpath: &str) -> StoreError {
+    StoreError::Invalid(format!(
+        "no bucket {subpath:?}: list them with `cerfs buckets`"
+    ))
 }
 
-fn is_complete(conn: &Connection, cab_id: i64) -> Result<bool> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT EXISTS (SELECT 1 FROM cab_rows WHERE ino = ?1 AND state = 'complete')",
-    )?;
-    Ok(stmt.query_row([cab_id], |row| row.get(0))?)
+/// A stored piece of a cab: a chunk of the store (64 KiB on SQLite, 256 KiB on
+/// PostgreSQL), or a 1 MiB chunk of a SQLite store's cab database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Piece {
+    Chunk(u64),
+    CabDb(u64),
 }
 
-fn clear_rows(conn: &Connection, cab_id: i64) -> Result<()> {
-    crate::stack_rows::clear(conn, cab_id)?;
-    for table in [
-        "cab_member_rows",
-        "minidump_rows",
-        "cab_text_rows",
-        "cab_fact_rows",
-    ] {
-        conn.prepare_cached(&format!("DELETE FROM {table} WHERE cab_id = ?1"))?
-            .execute([cab_id])?;
+/// Where a reader's cab bytes come from.
+enum Source {
+    Sqlite(SqliteCabSource),
+    Postgres(PgCabSource),
+}
+
+impl Source {
+    fn select(&mut self, cab_id: i64) -> Result<CabRef> {
+        match self {
+            Source::Sqlite(s) => s.select(cab_id),
+            Source::Postgres(s) => s.select(cab_id),
+        }
     }
-    Ok(())
-}
 
-fn set_status(
-    conn: &Connection,
-    cab_id: i64,
-    status: IndexStatus,
-    error: Option<&str>,
-) -> Result<()> {
-    conn.prepare_cached(&format!(
-        "UPDATE cab_rows SET index_status = ?2, index_error = ?3, indexed_at = {SQL_NOW} \
-         WHERE ino = ?1"
-    ))?
-    .execute(params![cab_id, status.as_str(), error])?;
-    Ok(())
+    fn locate(&self, pos: u64) -> (u64, u64, Piece) {
+        match self {
+            Source::Sqlite(s) => s.locate(pos),
+            Source::Postgres(s) => s.locate(pos),
+        }
+    }
+
+    fn fetch(&mut self, cab_id: i64, piece: Piece) -> io::Result<Option<Vec<u8>>> {
+        match self {
+            Source::Sqlite(s) => s.fetch(cab_id, piece),
+            Source::Postgres(s) => s.fetch(cab_id, piece),
+        }
+    }
 }
 
 /// The stored bytes of one complete cab, read chunk by chunk through a read-only
-/// connection: `Read + Seek` with one chunk (64 KiB, or 1 MiB of the cab database) in
-/// memory, whatever the cab's size.
+/// connection: `Read + Seek` with one chunk in memory, whatever the cab's size.
 pub struct CabReader {
-    conn: Connection,
+    source: Source,
     cab: CabRef,
     pos: u64,
-    /// Index and bytes of the chunk in memory (`chunks`, or the cab database's from
-    /// `split`).
+    /// The piece in memory and its bytes.
     chunk: Option<(Piece, Vec<u8>)>,
-    /// Where the cab's bytes continue in the cab database, and that database (opened
-    /// when first needed).
-    split: Option<u64>,
-    cab_db: Option<Connection>,
-    path: std::path::PathBuf,
     /// The last failure to read the store (not the cab's doing), see [`Self::storage_error`].
     storage_error: Option<String>,
-}
-
-/// A stored piece of a cab: a 64 KiB chunk, or a 1 MiB chunk of the cab database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Piece {
-    Chunk(u64),
-    CabDb(u64),
 }
 
 impl std::fmt::Debug for CabReader {
@@ -505,47 +395,39 @@ impl std::fmt::Debug for CabReader {
 }
 
 impl CabReader {
-    /// Opens the complete cab `cab_id` of the database at `path`, read-only.
+    /// Opens the complete cab `cab_id` of the SQLite database at `path`, read-only.
     /// [`StoreError::NotFound`] if there is no complete cab with that id.
-    pub fn open(path: &Path, cab_id: i64) -> Result<CabReader> {
-        let conn = finish(open_read_only(path, VIEWS_VERSION).map_err(StoreError::from))?;
-        Self::on(conn, None, path, cab_id)
+    pub fn open(path: &std::path::Path, cab_id: i64) -> Result<CabReader> {
+        CabReader::open_at(&StoreLocation::Sqlite(path.to_path_buf()), cab_id)
     }
 
-    /// The same reader on another complete cab of its database: its connections are kept,
+    /// Opens the complete cab `cab_id` of the store at `location`, read-only.
+    /// [`StoreError::NotFound`] if there is no complete cab with that id.
+    pub fn open_at(location: &StoreLocation, cab_id: i64) -> Result<CabReader> {
+        let source = match location {
+            StoreLocation::Sqlite(path) => Source::Sqlite(SqliteCabSource::open(path)?),
+            StoreLocation::Postgres(url) => Source::Postgres(PgCabSource::open(url)?),
+        };
+        CabReader::on(source, cab_id)
+    }
+
+    /// The same reader on another complete cab of its store: its connections are kept,
     /// where opening one per cab read the whole schema again each time (a quarter of an
     /// index worker's CPU, perf, with cabs of report cycles). No transaction stays open
     /// between cabs: each read is a statement of its own.
     pub fn reopen(self, cab_id: i64) -> Result<CabReader> {
-        let CabReader {
-            conn, cab_db, path, ..
-        } = self;
-        Self::on(conn, cab_db, &path, cab_id)
+        CabReader::on(self.source, cab_id)
     }
 
-    fn on(
-        conn: Connection,
-        cab_db: Option<Connection>,
-        path: &Path,
-        cab_id: i64,
-    ) -> Result<CabReader> {
-        finish((|| {
-            let cab = cab_ref(&conn, cab_id)?
-                .ok_or_else(|| StoreError::NotFound(u64::try_from(cab_id).unwrap_or(0)))?;
-            let split: Option<i64> = conn
-                .prepare_cached("SELECT bytes_from FROM cab_rows WHERE ino = ?1")?
-                .query_row([cab_id], |r| r.get(0))?;
-            Ok(CabReader {
-                conn,
-                cab,
-                pos: 0,
-                chunk: None,
-                split: split.and_then(|b| u64::try_from(b).ok()),
-                cab_db,
-                path: path.to_path_buf(),
-                storage_error: None,
-            })
-        })())
+    fn on(mut source: Source, cab_id: i64) -> Result<CabReader> {
+        let cab = source.select(cab_id)?;
+        Ok(CabReader {
+            source,
+            cab,
+            pos: 0,
+            chunk: None,
+            storage_error: None,
+        })
     }
 
     /// The cab being read.
@@ -555,52 +437,15 @@ impl CabReader {
 
     /// Why the store could not be read, if a read failed so since the reader was opened:
     /// then what a parser made of the bytes says nothing about the cab (a full disk's hot
-    /// journal, a locked or damaged file), and the cab should be tried again later.
+    /// journal, a locked or damaged file, a lost connection), and the cab should be tried
+    /// again later.
     pub fn storage_error(&self) -> Option<&str> {
         self.storage_error.as_deref()
     }
 
     fn load(&mut self, piece: Piece) -> io::Result<&[u8]> {
         if self.chunk.as_ref().map(|(p, _)| *p) != Some(piece) {
-            let (conn, sql, idx) = match piece {
-                Piece::Chunk(idx) => (
-                    &self.conn,
-                    "SELECT data FROM chunks WHERE ino = ?1 AND idx = ?2",
-                    idx,
-                ),
-                Piece::CabDb(idx) => {
-                    if self.cab_db.is_none() {
-                        let path = crate::sqlite::cab_db::cab_db_path(&self.path);
-                        let conn = Connection::open_with_flags(
-                            &path,
-                            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-                                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                        )
-                        .map_err(io::Error::other)?;
-                        conn.busy_timeout(std::time::Duration::from_secs(10))
-                            .map_err(io::Error::other)?;
-                        self.cab_db = Some(conn);
-                    }
-                    let Some(conn) = self.cab_db.as_ref() else {
-                        return Err(io::Error::other("the cab database is not open"));
-                    };
-                    (
-                        conn,
-                        "SELECT data FROM cab_chunks WHERE ino = ?1 AND idx = ?2",
-                        idx,
-                    )
-                }
-            };
-            let data: Option<Vec<u8>> = conn
-                .prepare_cached(sql)
-                .and_then(|mut stmt| {
-                    stmt.query_row(
-                        params![self.cab.cab_id, i64::try_from(idx).unwrap_or(i64::MAX)],
-                        |row| row.get(0),
-                    )
-                    .optional()
-                })
-                .map_err(io::Error::other)?;
+            let data = self.source.fetch(self.cab.cab_id, piece)?;
             // A missing chunk (a sparse gap) reads as zeros.
             self.chunk = Some((piece, data.unwrap_or_default()));
         }
@@ -617,19 +462,7 @@ impl Read for CabReader {
         if self.pos >= self.cab.size || buf.is_empty() {
             return Ok(0);
         }
-        // Where the piece holding `pos` starts, its size, and which it is.
-        let (start, chunk, piece) = match self.split {
-            Some(split) if self.pos >= split => {
-                let size = crate::sqlite::cab_db::CAB_CHUNK;
-                let idx = (self.pos - split) / size;
-                (split + idx * size, size, Piece::CabDb(idx))
-            }
-            _ => {
-                let size = CHUNK_SIZE as u64;
-                let idx = self.pos / size;
-                (idx * size, size, Piece::Chunk(idx))
-            }
-        };
+        let (start, chunk, piece) = self.source.locate(self.pos);
         let at = (self.pos - start) as usize;
         let left_in_chunk = (chunk - at as u64).min(self.cab.size - self.pos);
         let n = (buf.len() as u64).min(left_in_chunk) as usize;

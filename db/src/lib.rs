@@ -20,6 +20,7 @@ mod reports;
 mod sqlite;
 mod stack_rows;
 mod store;
+mod store_location;
 mod store_rules;
 
 pub use alerts::{Alert, AlertStore, Delivery, NewAlert, SpikeRule};
@@ -50,6 +51,7 @@ pub use sqlite::schema::SCHEMA_VERSION;
 pub use sqlite::{backup_partial_path, PurgedCab, SqliteStore, CHUNK_SIZE};
 pub use stack_rows::{FrameRow, MissingSymbol, StackRow, SymbolFetch};
 pub use store::*;
+pub use store_location::StoreLocation;
 
 /// The store's traits, for code that calls them on a concrete store (`SqliteStore`): bring
 /// them all into scope with `use cerfs_db::prelude::*`.

@@ -33,6 +33,19 @@ pub enum Value {
     Blob(Vec<u8>),
 }
 
+impl Value {
+    /// The value as text: `NULL` for a null, numbers in decimal, blobs in lowercase hex.
+    pub fn as_text(&self) -> String {
+        match self {
+            Value::Null => "NULL".to_owned(),
+            Value::Integer(n) => n.to_string(),
+            Value::Real(f) => f.to_string(),
+            Value::Text(t) => t.clone(),
+            Value::Blob(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        }
+    }
+}
+
 impl From<ValueRef<'_>> for Value {
     fn from(v: ValueRef<'_>) -> Self {
         match v {
@@ -110,6 +123,33 @@ impl QueryDb {
             source: Source::Postgres(crate::pg::query::PgReader::connect(url)?),
             time_limit: None,
         })
+    }
+
+    /// Opens the store at `location` for reading ([`QueryDb::open`],
+    /// [`QueryDb::open_postgres`]).
+    pub fn open_at(location: &crate::StoreLocation) -> Result<QueryDb, OpenError> {
+        match location {
+            crate::StoreLocation::Sqlite(path) => QueryDb::open(path),
+            crate::StoreLocation::Postgres(url) => QueryDb::open_postgres(url),
+        }
+    }
+
+    /// Every row of `sql`, each value as text (`NULL` for a null, blobs in hex): for small
+    /// answers that a script or a test compares.
+    pub fn text_rows(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<String>>, QueryError> {
+        struct Texts(Vec<Vec<String>>);
+        impl RowSink for Texts {
+            fn columns(&mut self, _: &[String]) -> std::io::Result<()> {
+                Ok(())
+            }
+            fn row(&mut self, values: &[Value]) -> std::io::Result<()> {
+                self.0.push(values.iter().map(Value::as_text).collect());
+                Ok(())
+            }
+        }
+        let mut out = Texts(Vec::new());
+        self.query(sql, params, &mut out)?;
+        Ok(out.0)
     }
 
     /// Interrupts a statement that runs longer than `limit` ([`QueryError::Timeout`]):

@@ -19,6 +19,7 @@ pub(crate) mod connection;
 mod content;
 mod counters;
 mod file_identity;
+pub(crate) mod index;
 mod logs;
 mod maintenance;
 mod namespace;

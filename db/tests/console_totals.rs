@@ -145,7 +145,7 @@ fn console_totals_follow_every_change_of_the_rows_they_count() {
     walk(&conn, a, "ntoskrnl.exe!KeBugCheckEx");
     walk(&conn, b, "ntoskrnl.exe!KeBugCheckEx");
     walk(&conn, c, "EMPTY: no crashing thread");
-    let index = IndexDb::open(&path).unwrap();
+    let mut index = IndexDb::open(&path).unwrap();
     index.store_failure(c as i64, "not a cab").unwrap();
     assert_totals(&conn, "walks and an index failure");
     let console = ConsoleDb::open(&path).unwrap();

@@ -207,3 +207,29 @@ fn poll_until_b_leads(b: &PgStore) {
         || LifecycleStore::leads_background(b).unwrap().then_some(()),
     );
 }
+
+#[test]
+fn one_indexer_at_a_time_indexes_and_another_takes_over() {
+    let Some(db) = cerfs_testkit::TestDatabase::create() else {
+        return;
+    };
+    let store = PgStore::open(&db.url).unwrap();
+    let ino = upload(&store, "a.cab", b"MSCF not really");
+    store.commit_cab(ino, 15, &"0".repeat(64)).unwrap();
+    let location = cerfs_db::StoreLocation::Postgres(db.url.clone());
+    let mut a = cerfs_db::IndexDb::open_at(&location).unwrap();
+    let mut b = cerfs_db::IndexDb::open_at(&location).unwrap();
+    assert!(a.lead().unwrap());
+    assert!(!b.lead().unwrap(), "A's indexer indexes: B's waits");
+    assert!(a.lead().unwrap(), "A keeps the queue, asked again");
+    assert_eq!(a.pending(10).unwrap().len(), 1);
+    // A goes (its connection ends with it): the next indexer that asks takes over.
+    drop(a);
+    cerfs_testkit::poll_until(
+        std::time::Duration::from_secs(10),
+        "B's indexer takes over",
+        || b.lead().unwrap().then_some(()),
+    );
+    let mut c = cerfs_db::IndexDb::open_at(&location).unwrap();
+    assert!(!c.lead().unwrap(), "B indexes now: C waits");
+}

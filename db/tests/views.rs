@@ -450,7 +450,7 @@ fn a_version_1_file_with_data_is_upgraded_in_place() {
         ]]
     );
     // The old cab is queued for the indexer.
-    let idx = IndexDb::open(&path).unwrap();
+    let mut idx = IndexDb::open(&path).unwrap();
     assert_eq!(idx.pending(10).unwrap().len(), 1);
 }
 
@@ -706,7 +706,7 @@ fn index_rows_replace_and_follow_the_cab() {
     let (_dir, path, store) = temp_store();
     let key = app_key();
     let id = cab(&store, &key, "r.cab", b"MSCF....");
-    let idx = IndexDb::open(&path).unwrap();
+    let mut idx = IndexDb::open(&path).unwrap();
     assert_eq!(idx.pending(10).unwrap()[0].cab_id, id);
     let found = CabIndex {
         error: None,

@@ -1,15 +1,16 @@
 //! The background indexer thread and the foreground run of `cerfs reindex`.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
-use cerfs_db::{CabRef, IndexDb, IndexStatus, StoreError};
+use cerfs_db::{CabRef, IndexDb, IndexStatus, StoreError, StoreLocation};
 
 use crate::isolate::{index_batch, BatchEnd};
 use crate::{Limits, Outcome, WORKER_ARG};
@@ -70,14 +71,14 @@ pub enum Analysis {
 
 impl Analysis {
     /// The settings for the next batch over `db`.
-    fn resolve(&self, db: &IndexDb) -> Option<cerfs_analysis::AnalysisSettings> {
+    fn resolve(&self, db: &mut IndexDb) -> Option<cerfs_analysis::AnalysisSettings> {
         let Analysis::On(base) = self else {
             return None;
         };
-        let mut cache = db.path().as_os_str().to_owned();
-        cache.push(".symbols");
-        let get = |key: &str| db.server_setting(key).ok().flatten();
-        Some(base.completed_from(&get, cache.into()))
+        let cache = db.location().default_symbol_cache();
+        let db = RefCell::new(db);
+        let get = |key: &str| db.borrow_mut().server_setting(key).ok().flatten();
+        Some(base.completed_from(&get, cache))
     }
 }
 
@@ -115,6 +116,9 @@ pub struct Summary {
     pub partial: usize,
     /// Cabs that could not be read at all.
     pub failed: usize,
+    /// Whether the run left the queue to another head's indexer, which holds the indexer's
+    /// lock of a PostgreSQL store (one indexer at a time across heads).
+    pub led_elsewhere: bool,
 }
 
 impl Summary {
@@ -125,13 +129,14 @@ impl Summary {
 }
 
 /// Indexes queued cabs until the queue is empty or `stop` is set; `each` sees every cab and
-/// the status recorded for it with the reason of a failure.
+/// the status recorded for it with the reason of a failure. On a PostgreSQL store whose
+/// indexer's lock another head holds, it indexes nothing ([`Summary::led_elsewhere`]).
 ///
 /// Each batch fetched from the queue goes to one worker process, which answers cab by cab:
 /// when it dies on a cab, that cab is recorded as failed (the cabs it answered before keep
 /// their results) and the rest of the batch goes to a new worker.
 pub fn index_pending(
-    db: &IndexDb,
+    db: &mut IndexDb,
     config: &IndexerConfig,
     stop: &AtomicBool,
     each: &mut dyn FnMut(&CabRef, IndexStatus, Option<&str>),
@@ -140,7 +145,12 @@ pub fn index_pending(
     // A cab tried in this run and still queued (cannot happen unless a write was lost) is
     // not tried again: the run always ends.
     let mut tried = HashSet::new();
+    let location = db.location().clone();
     loop {
+        if !db.lead()? {
+            summary.led_elsewhere = true;
+            return Ok(summary);
+        }
         let batch = db.pending(config.batch.max(1))?;
         let fresh: Vec<CabRef> = batch
             .into_iter()
@@ -157,7 +167,7 @@ pub fn index_pending(
             }
             let end = index_batch(
                 &config.worker,
-                db.path(),
+                &location,
                 rest,
                 &config.limits,
                 analysis.as_ref(),
@@ -193,7 +203,7 @@ pub fn index_pending(
 
 /// Records the outcome of one cab, counts it and tells `each`.
 fn record(
-    db: &IndexDb,
+    db: &mut IndexDb,
     cab: &CabRef,
     outcome: Outcome,
     summary: &mut Summary,
@@ -292,27 +302,26 @@ impl Drop for IndexerHandle {
     }
 }
 
-/// Starts the background indexer of the database at `db_path` with the default
-/// configuration: cabs in child processes of the running executable
-/// (`<current exe> index-one`, see [`crate::worker_main`]), a poll every second.
-/// For `cerfs mount` and `cerfs serve`.
-pub fn spawn_indexer(db_path: &Path) -> io::Result<IndexerHandle> {
-    spawn_indexer_with(db_path, IndexerConfig::new(Worker::current_exe()?))
+/// Starts the background indexer of the store at `db` with the default configuration:
+/// cabs in child processes of the running executable (`<current exe> index-one`, see
+/// [`crate::worker_main`]), a poll every second. For `cerfs mount` and `cerfs serve`.
+pub fn spawn_indexer(db: &StoreLocation) -> io::Result<IndexerHandle> {
+    spawn_indexer_with(db, IndexerConfig::new(Worker::current_exe()?))
 }
 
 /// Starts the background indexer with `config`.
-pub fn spawn_indexer_with(db_path: &Path, config: IndexerConfig) -> io::Result<IndexerHandle> {
+pub fn spawn_indexer_with(db: &StoreLocation, config: IndexerConfig) -> io::Result<IndexerHandle> {
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
         woken: Mutex::new(false),
         bell: Condvar::new(),
     });
-    let path = db_path.to_path_buf();
+    let location = db.clone();
     let thread = thread::Builder::new()
         .name("cerfs-indexer".to_owned())
         .spawn({
             let shared = Arc::clone(&shared);
-            move || run(&path, &config, &shared)
+            move || run(&location, &config, &shared)
         })?;
     Ok(IndexerHandle {
         shared,
@@ -320,16 +329,16 @@ pub fn spawn_indexer_with(db_path: &Path, config: IndexerConfig) -> io::Result<I
     })
 }
 
-fn run(path: &Path, config: &IndexerConfig, shared: &Shared) {
-    tracing::info!(db = %path.display(), "cab indexer started");
+fn run(location: &StoreLocation, config: &IndexerConfig, shared: &Shared) {
+    tracing::info!(db = %location, "cab indexer started");
     let mut db: Option<IndexDb> = None;
     // Back off (up to a minute) while the database or the worker is unavailable.
     let mut backoff = config.poll_interval;
     let mut last_problem = String::new();
     while !shared.stop.load(Ordering::Relaxed) {
-        let result = match &db {
+        let result = match &mut db {
             Some(db) => index_pending(db, config, &shared.stop, &mut |_, _, _| {}),
-            None => match IndexDb::open(path) {
+            None => match IndexDb::open_at(location) {
                 Ok(opened) => {
                     db = Some(opened);
                     continue;
@@ -351,7 +360,8 @@ fn run(path: &Path, config: &IndexerConfig, shared: &Shared) {
                     last_problem = text;
                 }
                 if matches!(e, IndexError::Store(_)) {
-                    db = None; // reopen: the file may have been replaced
+                    // Reopen: the file may have been replaced, the connection lost.
+                    db = None;
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(60));
                 backoff

@@ -19,14 +19,13 @@
 //! cabs: see [`BatchEnd::Retry`].
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use cerfs_db::{CabIndex, CabReader, CabRef, StoreError};
+use cerfs_db::{CabIndex, CabReader, CabRef, StoreError, StoreLocation};
 use serde::{Deserialize, Serialize};
 
 use crate::{index_cab_with, Limits, Worker};
@@ -75,7 +74,7 @@ const TICK: Duration = Duration::from_millis(50);
 /// What the parent asks the worker.
 #[derive(Debug, Serialize, Deserialize)]
 struct Job {
-    db: PathBuf,
+    db: StoreLocation,
     /// The cabs, in the order they are to be indexed.
     cab_ids: Vec<i64>,
     limits: Limits,
@@ -130,7 +129,7 @@ pub(crate) enum BatchEnd {
 /// early (the worker is killed, nothing is recorded).
 pub fn index_isolated(
     worker: &Worker,
-    db: &Path,
+    db: &StoreLocation,
     cab: &CabRef,
     limits: &Limits,
     stop: &AtomicBool,
@@ -164,7 +163,7 @@ pub fn index_isolated(
 /// returned.
 pub(crate) fn index_batch<E>(
     worker: &Worker,
-    db: &Path,
+    db: &StoreLocation,
     cabs: &[CabRef],
     limits: &Limits,
     analysis: Option<&cerfs_analysis::AnalysisSettings>,
@@ -183,7 +182,7 @@ pub(crate) fn index_batch<E>(
                 }
                 let opened = match kept.take() {
                     Some(reader) => reader.reopen(cab.cab_id),
-                    None => CabReader::open(db, cab.cab_id),
+                    None => CabReader::open_at(db, cab.cab_id),
                 };
                 let outcome = match opened {
                     Ok(mut reader) => {
@@ -237,7 +236,7 @@ fn ended(cabs: &[CabRef], at: usize, outcome: Outcome) -> BatchEnd {
 
 fn run_child<E>(
     mut command: Command,
-    db: &Path,
+    db: &StoreLocation,
     cabs: &[CabRef],
     limits: &Limits,
     analysis: Option<&cerfs_analysis::AnalysisSettings>,
@@ -249,7 +248,7 @@ fn run_child<E>(
         Ok(ended(cabs, 0, outcome))
     };
     let job = Job {
-        db: db.to_path_buf(),
+        db: db.clone(),
         cab_ids: cabs.iter().map(|cab| cab.cab_id).collect(),
         limits: limits.clone(),
         analysis: analysis.cloned(),

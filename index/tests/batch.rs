@@ -124,9 +124,9 @@ impl Store {
             batch,
             ..IndexerConfig::new(worker)
         };
-        let db = IndexDb::open(&self.db).unwrap();
+        let mut db = IndexDb::open(&self.db).unwrap();
         let mut seen = Vec::new();
-        let summary = index_pending(&db, &config, &AtomicBool::new(false), &mut |c, s, _| {
+        let summary = index_pending(&mut db, &config, &AtomicBool::new(false), &mut |c, s, _| {
             seen.push((c.name.clone(), s))
         })
         .unwrap();
@@ -246,7 +246,7 @@ fn a_queue_of_cabs_takes_one_worker_per_batch() {
     }
 
     // Again in batches of 4: 3 workers for 10 cabs.
-    let db = IndexDb::open(&s.db).unwrap();
+    let mut db = IndexDb::open(&s.db).unwrap();
     let n = db.request_reindex(&ReindexFilter::default()).unwrap();
     assert_eq!(n, 10);
     let summary = s.index("none", None, limits(), 4);

@@ -1,18 +1,20 @@
 //! The indexer walks and signs every minidump it finds, in its bounded worker process, and
 //! the rows land in the `frames`, `stacks`, `signatures`, `bucket_signatures` and
-//! `missing_symbols` views; reindexing after the rules change signs again.
+//! `missing_symbols` views; reindexing after the rules change signs again. On SQLite and on
+//! PostgreSQL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use cerfs_analysis::{stored, AnalysisSettings};
-use cerfs_db::{IndexDb, LifecycleStore, ReindexFilter, SqliteStore};
-use cerfs_fs_core::CerFs;
+use cerfs_db::ReindexFilter;
 use cerfs_index::{index_pending, Analysis, IndexerConfig, Worker};
 use cerfs_testkit::{build_cab, read_testdata, testdata};
+use common::{stores, Store};
+
+mod common;
 
 const SUB: &str = "TestApp\\1.0.0.0\\test_app.exe\\1.0.0.0\\0000429e";
 
@@ -35,32 +37,15 @@ fn config(symbols: bool) -> IndexerConfig {
     }
 }
 
-fn rows(conn: &rusqlite::Connection, sql: &str) -> Vec<Vec<String>> {
-    let mut stmt = conn.prepare(sql).unwrap();
-    let n = stmt.column_count();
-    stmt.query_map([], |r| {
-        (0..n)
-            .map(|i| {
-                Ok(match r.get_ref(i)? {
-                    rusqlite::types::ValueRef::Null => "NULL".to_owned(),
-                    rusqlite::types::ValueRef::Integer(v) => v.to_string(),
-                    rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-                    other => format!("{other:?}"),
-                })
-            })
-            .collect()
-    })
-    .unwrap()
-    .collect::<Result<_, _>>()
-    .unwrap()
-}
-
 #[test]
 fn minidumps_are_walked_signed_and_their_missing_symbols_listed() {
-    let dir = tempfile::tempdir().unwrap();
-    let db_path = dir.path().join("cer.db");
-    let store = Arc::new(SqliteStore::open(&db_path).unwrap());
-    let fs = CerFs::new(store.clone());
+    for s in stores() {
+        walked_signed_and_missing_symbols_listed(&s);
+    }
+}
+
+fn walked_signed_and_missing_symbols_listed(s: &Store) {
+    let fs = &s.fs;
     let dump = read_testdata("minidumps/test.dmp");
     let cab = build_cab(&[("test.dmp", &dump)]);
     fs.upload_cab(SUB, "one.cab", &mut std::io::Cursor::new(&cab))
@@ -70,18 +55,16 @@ fn minidumps_are_walked_signed_and_their_missing_symbols_listed() {
     let broken = build_cab(&[("broken.dmp", b"MDMP\x93\xa7not a dump".as_slice())]);
     fs.upload_cab("blue", "broken.cab", &mut std::io::Cursor::new(&broken))
         .unwrap();
-    let db = IndexDb::open(&db_path).unwrap();
+    let mut db = s.index_db();
     index_pending(
-        &db,
+        &mut db,
         &config(true),
         &AtomicBool::new(false),
         &mut |_, _, _| {},
     )
     .unwrap();
-    let conn = rusqlite::Connection::open(&db_path).unwrap();
 
-    let frames = rows(
-        &conn,
+    let frames = s.rows(
         "SELECT f.thread, f.crashed, f.frame, f.module, f.function, f.line, f.trust \
          FROM frames f JOIN cabs c ON c.cab_id = f.cab_id WHERE c.name = 'one.cab' \
          ORDER BY f.frame",
@@ -107,10 +90,7 @@ fn minidumps_are_walked_signed_and_their_missing_symbols_listed() {
 
     // One signature over two buckets; the broken dump is signed and flagged.
     assert_eq!(
-        rows(
-            &conn,
-            "SELECT signature, crashes, buckets FROM signatures ORDER BY crashes DESC"
-        ),
+        s.rows("SELECT signature, crashes, buckets FROM signatures ORDER BY crashes DESC"),
         [
             vec![
                 "`anonymous namespace'::CrashFunction".to_owned(),
@@ -124,16 +104,16 @@ fn minidumps_are_walked_signed_and_their_missing_symbols_listed() {
             ],
         ]
     );
-    let broken_error = rows(&conn, "SELECT error FROM stacks WHERE cab = 'broken.cab'");
+    let broken_error = s.rows("SELECT error FROM stacks WHERE cab = 'broken.cab'");
     assert!(
         broken_error[0][0].starts_with("not a readable minidump"),
         "{broken_error:?}"
     );
+    // Sorted here: PostgreSQL's collation may not order by bytes as SQLite does.
+    let mut per_bucket = s.rows("SELECT subpath, crashes FROM bucket_signatures");
+    per_bucket.sort();
     assert_eq!(
-        rows(
-            &conn,
-            "SELECT subpath, crashes FROM bucket_signatures ORDER BY subpath"
-        ),
+        per_bucket,
         [
             vec![SUB.to_owned(), "1".into()],
             vec!["blue".to_owned(), "1".into()],
@@ -141,12 +121,12 @@ fn minidumps_are_walked_signed_and_their_missing_symbols_listed() {
         ]
     );
     assert_eq!(
-        rows(&conn, "SELECT module, crashes FROM missing_symbols"),
+        s.rows("SELECT module, crashes FROM missing_symbols"),
         [vec!["kernel32.dll".to_owned(), "2".into()]]
     );
 
     // Other rules, reindex --stacks: the same dumps are signed anew.
-    store
+    s.store
         .set_server_setting(stored::RULES_IRRELEVANT, Some("`anonymous namespace'::.*"))
         .unwrap();
     let queued = db
@@ -157,40 +137,34 @@ fn minidumps_are_walked_signed_and_their_missing_symbols_listed() {
         .unwrap();
     assert_eq!(queued, 3);
     index_pending(
-        &db,
+        &mut db,
         &config(true),
         &AtomicBool::new(false),
         &mut |_, _, _| {},
     )
     .unwrap();
-    let signatures = rows(
-        &conn,
-        "SELECT DISTINCT signature FROM stacks WHERE error IS NULL",
-    );
+    let signatures = s.rows("SELECT DISTINCT signature FROM stacks WHERE error IS NULL");
     assert_eq!(signatures, [vec!["main".to_owned()]]);
 }
 
 #[test]
 fn without_symbols_frames_and_signatures_still_come() {
-    let dir = tempfile::tempdir().unwrap();
-    let db_path = dir.path().join("cer.db");
-    let fs = CerFs::new(Arc::new(SqliteStore::open(&db_path).unwrap()));
+    for s in stores() {
+        without_symbols(&s);
+    }
+}
+
+fn without_symbols(s: &Store) {
     let cab = build_cab(&[("test.dmp", read_testdata("minidumps/test.dmp"))]);
-    fs.upload_cab(SUB, "one.cab", &mut std::io::Cursor::new(&cab))
-        .unwrap();
-    let db = IndexDb::open(&db_path).unwrap();
+    s.upload(SUB, "one.cab", &cab);
     index_pending(
-        &db,
+        &mut s.index_db(),
         &config(false),
         &AtomicBool::new(false),
         &mut |_, _, _| {},
     )
     .unwrap();
-    let conn = rusqlite::Connection::open(&db_path).unwrap();
-    let top = rows(
-        &conn,
-        "SELECT module, module_offset, function FROM frames WHERE frame = 0",
-    );
+    let top = s.rows("SELECT module, module_offset, function FROM frames WHERE frame = 0");
     assert_eq!(
         top,
         [vec![
@@ -199,15 +173,13 @@ fn without_symbols_frames_and_signatures_still_come() {
             "NULL".into()
         ]]
     );
-    let signature = rows(&conn, "SELECT signature FROM stacks");
+    let signature = s.rows("SELECT signature FROM stacks");
     assert!(
         signature[0][0].starts_with("test_app.exe@0x429e"),
         "{signature:?}"
     );
-    let missing = rows(
-        &conn,
-        "SELECT module, debug_file, debug_id FROM missing_symbols ORDER BY module",
-    );
+    let missing =
+        s.rows("SELECT module, debug_file, debug_id FROM missing_symbols ORDER BY module");
     assert!(missing.contains(&vec![
         "test_app.exe".to_owned(),
         "test_app.pdb".into(),

@@ -2,22 +2,25 @@
 //! README): Breakpad / rust-minidump minidumps and libmspack's cabinets (valid, truncated,
 //! and ones that crashed or hung other readers), in process and through the bounded worker
 //! process; plus cabs that wrap those minidumps, built with the `cab` crate and `gcab`.
+//! What the indexer records is checked on SQLite and on PostgreSQL (the test server of
+//! `CERFS_TEST_POSTGRES`), through the views SQL users read.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cerfs_db::{CabIndex, IndexDb, IndexStatus, ReindexFilter, SqliteStore};
-use cerfs_fs_core::CerFs;
+use cerfs_db::{CabIndex, IndexStatus, ReindexFilter};
 use cerfs_index::{
     index_cab, index_isolated, index_pending, parse_minidump, spawn_indexer_with, IndexerConfig,
     Limits, Outcome, Worker,
 };
 use cerfs_testkit::{build_cab, sha256_hex, testdata, utf16le_bom};
+use common::{store, stores, Store};
+
+mod common;
 
 const SUB: &str = "TestApp\\1.0.0.0\\test_app.exe\\1.0.0.0\\0000429e";
 
@@ -48,51 +51,6 @@ fn short_limits() -> Limits {
         wall_time: Duration::from_secs(20),
         cpu_time: Duration::from_secs(10),
         ..Limits::default()
-    }
-}
-
-/// A fresh store with its file system; the indexer opens the same file on its own.
-struct Store {
-    _dir: tempfile::TempDir,
-    db: PathBuf,
-    fs: CerFs,
-}
-
-fn store() -> Store {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("cer.db");
-    let fs = CerFs::new(Arc::new(SqliteStore::open(&db).unwrap()));
-    Store { _dir: dir, db, fs }
-}
-
-impl Store {
-    fn upload(&self, sub: &str, name: &str, bytes: &[u8]) {
-        self.fs
-            .upload_cab(sub, name, &mut std::io::Cursor::new(bytes))
-            .unwrap();
-    }
-
-    fn conn(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(&self.db).unwrap()
-    }
-
-    /// (index_status, index_error) of a cab, from the `cabs` view.
-    fn status(&self, name: &str) -> (String, Option<String>) {
-        self.conn()
-            .query_row(
-                "SELECT index_status, index_error FROM cabs WHERE name = ?1",
-                [name],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap()
-    }
-
-    fn sha256(&self, name: &str) -> String {
-        self.conn()
-            .query_row("SELECT sha256 FROM cabs WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
-            .unwrap()
     }
 }
 
@@ -228,7 +186,12 @@ fn libmspack_cabinets_in_process() {
 
 #[test]
 fn every_testdata_cab_through_the_worker_process_is_stored_intact() {
-    let s = store();
+    for s in stores() {
+        every_testdata_cab_is_stored_intact(&s);
+    }
+}
+
+fn every_testdata_cab_is_stored_intact(s: &Store) {
     let mut names: Vec<String> = std::fs::read_dir(testdata().join("cabs"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -239,10 +202,10 @@ fn every_testdata_cab_through_the_worker_process_is_stored_intact() {
     for name in &names {
         s.upload(SUB, name, &std::fs::read(cab_path(name)).unwrap());
     }
-    let db = IndexDb::open(&s.db).unwrap();
+    let mut db = s.index_db();
     let started = Instant::now();
     let summary = index_pending(
-        &db,
+        &mut db,
         &config(short_limits()),
         &AtomicBool::new(false),
         &mut |_, _, _| {},
@@ -277,52 +240,47 @@ fn every_testdata_cab_through_the_worker_process_is_stored_intact() {
     assert_ne!(status, "indexed", "{error:?}");
     assert!(error.is_some());
 
-    let files: Vec<(String, String, i64)> = s
-        .conn()
-        .prepare(
-            "SELECT name, compression, size FROM cab_files \
-             WHERE cab = 'normal_2files_2folders.cab' ORDER BY position",
-        )
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let files = s.rows(
+        "SELECT name, compression, size FROM cab_files \
+         WHERE cab = 'normal_2files_2folders.cab' ORDER BY position",
+    );
     assert_eq!(
         files,
         [
-            ("mszip1.txt".to_owned(), "mszip".to_owned(), 31),
-            ("mszip2.txt".to_owned(), "mszip".to_owned(), 36),
-            ("lzx1.txt".to_owned(), "lzx".to_owned(), 23),
-            ("lzx2.txt".to_owned(), "lzx".to_owned(), 28),
+            ["mszip1.txt", "mszip", "31"],
+            ["mszip2.txt", "mszip", "36"],
+            ["lzx1.txt", "lzx", "23"],
+            ["lzx2.txt", "lzx", "28"],
         ]
     );
-    // The texts are searchable.
-    let hits: Vec<String> = s
-        .conn()
-        .prepare(
-            "SELECT t.cab || '/' || t.member FROM cab_text_search f \
-             JOIN cab_texts t ON t.text_id = f.rowid \
-             WHERE cab_text_search MATCH 'LZX' ORDER BY 1",
-        )
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    // The texts are searchable, with each backend's own full-text search.
+    let search = if s.is_postgres() {
+        "SELECT t.cab || '/' || t.member FROM cab_text_search f \
+         JOIN cab_texts t ON t.text_id = f.text_id \
+         WHERE f.search @@ websearch_to_tsquery('simple', 'LZX') ORDER BY 1"
+    } else {
+        "SELECT t.cab || '/' || t.member FROM cab_text_search f \
+         JOIN cab_texts t ON t.text_id = f.rowid \
+         WHERE cab_text_search MATCH 'LZX' ORDER BY 1"
+    };
     assert_eq!(
-        hits,
+        s.rows(search),
         [
-            "mszip_lzx_qtm.cab/lzx.txt",
-            "normal_2files_2folders.cab/lzx1.txt",
-            "normal_2files_2folders.cab/lzx2.txt"
+            ["mszip_lzx_qtm.cab/lzx.txt"],
+            ["normal_2files_2folders.cab/lzx1.txt"],
+            ["normal_2files_2folders.cab/lzx2.txt"]
         ]
     );
 }
 
 #[test]
 fn a_cab_wrapping_a_real_minidump_is_indexed_and_a_truncated_copy_is_flagged() {
-    let s = store();
+    for s in stores() {
+        a_real_minidump_is_indexed(&s);
+    }
+}
+
+fn a_real_minidump_is_indexed(s: &Store) {
     let dump = minidump("test.dmp");
     let version = utf16le_bom(VERSION_TXT);
     let sysdata = utf16le_bom(SYSDATA_XML);
@@ -333,9 +291,9 @@ fn a_cab_wrapping_a_real_minidump_is_indexed_and_a_truncated_copy_is_flagged() {
     ]);
     s.upload(SUB, "whole.cab", &whole);
     s.upload(SUB, "cut.cab", &whole[..whole.len() / 2]);
-    let db = IndexDb::open(&s.db).unwrap();
+    let mut db = s.index_db();
     let summary = index_pending(
-        &db,
+        &mut db,
         &config(short_limits()),
         &AtomicBool::new(false),
         &mut |_, _, _| {},
@@ -344,57 +302,31 @@ fn a_cab_wrapping_a_real_minidump_is_indexed_and_a_truncated_copy_is_flagged() {
     assert_eq!((summary.indexed, summary.total()), (1, 2), "{summary:?}");
 
     assert_eq!(s.status("whole.cab"), ("indexed".to_owned(), None));
-    let row: (String, String, String, String, String, i64, i64) = s
-        .conn()
-        .query_row(
-            "SELECT subpath, crash_module, crash_offset, exception_code, os_version, \
-             thread_count, module_count FROM minidumps WHERE cab = 'whole.cab'",
-            [],
-            |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
-            },
-        )
-        .unwrap();
+    let row = s.rows(
+        "SELECT subpath, crash_module, crash_offset, exception_code, os_version, \
+         thread_count, module_count FROM minidumps WHERE cab = 'whole.cab'",
+    );
     assert_eq!(
         row,
-        (
-            SUB.to_owned(),
-            "test_app.exe".to_owned(),
-            "0000429e".to_owned(),
-            "0xc0000005".to_owned(),
-            "5.1.2600 Service Pack 2".to_owned(),
-            2,
-            13
-        )
+        [[
+            SUB,
+            "test_app.exe",
+            "0000429e",
+            "0xc0000005",
+            "5.1.2600 Service Pack 2",
+            "2",
+            "13"
+        ]]
     );
     // The dump's module and offset match the bucket's R1 fields.
-    let matches: i64 = s
-        .conn()
-        .query_row(
-            "SELECT count(*) FROM minidumps d JOIN buckets b ON b.subpath = d.subpath \
-             WHERE d.crash_module = b.module AND d.crash_offset = b.offset",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(matches, 1);
-    let facts: Vec<(String, String, String)> = s
-        .conn()
-        .prepare("SELECT member, key, value FROM cab_facts WHERE cab = 'whole.cab' ORDER BY key")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let fact = |k: &str| facts.iter().find(|f| f.1 == k).map(|f| f.2.as_str());
+    let matches = s.one(
+        "SELECT count(*) FROM minidumps d JOIN buckets b ON b.subpath = d.subpath \
+         WHERE d.crash_module = b.module AND d.crash_offset = b.\"offset\"",
+    );
+    assert_eq!(matches, "1");
+    let facts =
+        s.rows("SELECT member, key, value FROM cab_facts WHERE cab = 'whole.cab' ORDER BY key");
+    let fact = |k: &str| facts.iter().find(|f| f[1] == k).map(|f| f[2].as_str());
     assert_eq!(fact("Architecture"), Some("X86"));
     assert_eq!(fact("Product (0x1)"), Some("Windows XP Professional"));
     assert_eq!(fact("SYSTEMINFO/SYSTEM/OSVER"), Some("5.1.2600 2.0.0.0"));
@@ -408,12 +340,9 @@ fn a_cab_wrapping_a_real_minidump_is_indexed_and_a_truncated_copy_is_flagged() {
 
 #[test]
 fn gcab_cabinets_wrapping_real_minidumps() {
-    if Command::new("gcab").arg("--version").output().is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "gcab is not installed (apt-get install gcab)"
-        );
-        println!("skipping: gcab not installed (apt-get install gcab)");
+    if Command::new("gcab").arg("--version").output().is_err()
+        && cerfs_testkit::unavailable("gcab is not installed (apt-get install gcab)")
+    {
         return;
     }
     let s = store();
@@ -443,9 +372,8 @@ fn gcab_cabinets_wrapping_real_minidumps() {
         );
         s.upload(SUB, cab, &std::fs::read(work.path().join(cab)).unwrap());
     }
-    let db = IndexDb::open(&s.db).unwrap();
     index_pending(
-        &db,
+        &mut s.index_db(),
         &config(short_limits()),
         &AtomicBool::new(false),
         &mut |_, _, _| {},
@@ -456,28 +384,17 @@ fn gcab_cabinets_wrapping_real_minidumps() {
     let (status, error) = s.status("gcab-plain.cab");
     assert_eq!(status, "partial");
     assert!(error.unwrap().contains("invalid-range.dmp"));
-    type Row = (String, Option<String>, Option<String>, Option<String>);
-    let rows: Vec<Row> = s
-        .conn()
-        .prepare(
-            "SELECT member, compression, crash_module, minidumps.error FROM minidumps \
-             JOIN cab_files USING (cab_id) WHERE cab_files.name = minidumps.member \
-             ORDER BY cab_id, member",
-        )
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let rows = s.rows(
+        "SELECT member, compression, crash_module, minidumps.error FROM minidumps \
+         JOIN cab_files USING (cab_id) WHERE cab_files.name = minidumps.member \
+         ORDER BY cab_id, member",
+    );
     assert_eq!(rows.len(), 3, "{rows:?}");
-    assert_eq!(rows[0].0, "test.dmp");
-    assert_eq!(rows[0].1.as_deref(), Some("mszip"));
-    assert_eq!(rows[0].2.as_deref(), Some("test_app.exe"));
-    assert_eq!(rows[1].0, "invalid-range.dmp");
-    assert_eq!(rows[1].1.as_deref(), Some("none"));
-    assert!(rows[1].3.is_some());
-    assert_eq!(rows[2].0, "linux-mini.dmp");
-    assert_eq!(rows[2].2.as_deref(), Some("crash"));
+    assert_eq!(rows[0][..3], ["test.dmp", "mszip", "test_app.exe"]);
+    assert_eq!(rows[1][..2], ["invalid-range.dmp", "none"]);
+    assert_ne!(rows[1][3], "NULL");
+    assert_eq!(rows[2][0], "linux-mini.dmp");
+    assert_eq!(rows[2][2], "crash");
 }
 
 #[test]
@@ -488,7 +405,7 @@ fn a_worker_that_hangs_is_killed_at_its_wall_time() {
         "a.cab",
         &std::fs::read(cab_path("normal_2files_1folder.cab")).unwrap(),
     );
-    let db = IndexDb::open(&s.db).unwrap();
+    let mut db = s.index_db();
     let cab = db.pending(1).unwrap().remove(0);
     let sleeper = Worker::Command {
         program: PathBuf::from("sleep"),
@@ -521,13 +438,12 @@ fn a_dump_too_big_for_the_memory_bound_fails_the_cab_not_the_server() {
     // 96 MiB of zeros compress to little; the worker may use 64 MiB of address space.
     let big = vec![0u8; 96 << 20];
     s.upload(SUB, "big.cab", &build_cab(&[("huge.dmp", &big)]));
-    let db = IndexDb::open(&s.db).unwrap();
     let limits = Limits {
         memory_bytes: 64 << 20,
         ..short_limits()
     };
     let summary = index_pending(
-        &db,
+        &mut s.index_db(),
         &config(limits),
         &AtomicBool::new(false),
         &mut |_, _, _| {},
@@ -544,7 +460,12 @@ fn a_dump_too_big_for_the_memory_bound_fails_the_cab_not_the_server() {
 
 #[test]
 fn background_indexer_picks_up_new_cabs_and_reindex_redoes_them() {
-    let s = store();
+    for s in stores() {
+        background_indexer_and_reindex(&s);
+    }
+}
+
+fn background_indexer_and_reindex(s: &Store) {
     let dump = minidump("test.dmp");
     s.upload(SUB, "first.cab", &build_cab(&[("test.dmp", &dump)]));
     let handle = spawn_indexer_with(
@@ -572,7 +493,7 @@ fn background_indexer_picks_up_new_cabs_and_reindex_redoes_them() {
     wait_for("second.cab", "indexed");
 
     // Reindex the bucket: both go back to the queue and are indexed again, once each.
-    let db = IndexDb::open(&s.db).unwrap();
+    let mut db = s.index_db();
     let n = db
         .request_reindex(&ReindexFilter {
             bucket: Some(SUB.to_owned()),
@@ -588,11 +509,7 @@ fn background_indexer_picks_up_new_cabs_and_reindex_redoes_them() {
         std::thread::sleep(Duration::from_millis(20));
     }
     wait_for("first.cab", "indexed");
-    let dumps: i64 = s
-        .conn()
-        .query_row("SELECT count(*) FROM minidumps", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(dumps, 2);
+    assert_eq!(s.one("SELECT count(*) FROM minidumps"), "2");
     let started = Instant::now();
     handle.stop();
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -619,9 +536,9 @@ fn a_store_that_cannot_be_read_leaves_the_cab_queued() {
         "a.cab",
         &std::fs::read(cab_path("normal_2files_1folder.cab")).unwrap(),
     );
-    let db = IndexDb::open(&s.db).unwrap();
+    let mut db = s.index_db();
     let cab = db.pending(1).unwrap().remove(0);
-    let mut cab_db = s.db.clone().into_os_string();
+    let mut cab_db = s.db.sqlite_path().unwrap().as_os_str().to_owned();
     cab_db.push("-cabs");
     std::fs::write(&cab_db, vec![0x5a; 1 << 20]).unwrap();
     for worker in [Worker::InProcess, worker()] {

@@ -92,10 +92,7 @@ pub fn run(args: &MountArgs) -> Result<()> {
         .map_err(|e| mount_error(e, &args.mountpoint))?;
     info!("mounted {} at {}", args.db, args.mountpoint.display());
     // Index what committed cabs hold, in the background (each cab in a bounded child).
-    let indexer = match args.db.sqlite_path() {
-        Some(path) => Some(super::spawn_indexer(path, &args.symbols)?),
-        None => None,
-    };
+    let indexer = super::spawn_indexer(&args.db, &args.symbols)?;
 
     // An external unmount ends the session: stop waiting for signals then.
     let end = mount.session_end();
@@ -120,9 +117,7 @@ pub fn run(args: &MountArgs) -> Result<()> {
         ),
     }
 
-    if let Some(indexer) = indexer {
-        indexer.stop();
-    }
+    indexer.stop();
     maintenance.stop();
     if let Some(alerts) = alerts {
         alerts.stop();

@@ -225,7 +225,12 @@ fn append(fs: &CerFs, caller: &Caller, dir: u64, name: &str, line: &str) {
 
 /// Indexes every queued cab with the real worker (`cerfs index-one`).
 pub fn index_all(db: &Path) {
-    let index_db = IndexDb::open(db).unwrap();
+    index_all_at(&cerfs_db::StoreLocation::Sqlite(db.to_path_buf()));
+}
+
+/// Indexes every queued cab of the store at `db` with the real worker.
+pub fn index_all_at(db: &cerfs_db::StoreLocation) {
+    let mut index_db = IndexDb::open_at(db).unwrap();
     let mut config = IndexerConfig::new(Worker::Command {
         program: PathBuf::from(CERFS),
         args: vec!["index-one".into()],
@@ -236,7 +241,7 @@ pub fn index_all(db: &Path) {
         ..cerfs_analysis::AnalysisSettings::default()
     });
     index_pending(
-        &index_db,
+        &mut index_db,
         &config,
         &AtomicBool::new(false),
         &mut |_, _, _| {},

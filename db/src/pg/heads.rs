@@ -67,7 +67,7 @@ pub(crate) fn register(
             describe(&e)
         ))
     };
-    let mut life = config.connect(NoTls).map_err(fail)?;
+    let mut life = super::lock_holder(config).connect(NoTls).map_err(fail)?;
     let id: i64 = life
         .query_one(
             "INSERT INTO head_rows (host, pid) VALUES ($1, $2) RETURNING head_id",

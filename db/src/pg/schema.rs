@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_lifecycle.sql"),
     include_str!("migrations/0004_views.sql"),
     include_str!("migrations/0005_alerts.sql"),
+    include_str!("migrations/0006_cab_index.sql"),
 ];
 
 /// The first schema version with the views for SQL users.

@@ -251,35 +251,12 @@ impl Server {
     /// Runs a read-only SQL statement (the same on both backends: the views, and the
     /// tables both have) and returns its rows, every value as text (NULL as "NULL").
     pub fn rows(&self, sql: &str) -> Vec<Vec<String>> {
-        struct Texts(Vec<Vec<String>>);
-        impl RowSink for Texts {
-            fn columns(&mut self, _: &[String]) -> std::io::Result<()> {
-                Ok(())
-            }
-            fn row(&mut self, values: &[Value]) -> std::io::Result<()> {
-                self.0.push(
-                    values
-                        .iter()
-                        .map(|v| match v {
-                            Value::Null => "NULL".to_owned(),
-                            Value::Integer(n) => n.to_string(),
-                            Value::Real(f) => f.to_string(),
-                            Value::Text(t) => t.clone(),
-                            Value::Blob(b) => format!("{b:?}"),
-                        })
-                        .collect(),
-                );
-                Ok(())
-            }
-        }
         let db = match &self.pg {
             None => QueryDb::open(&self.db_path()),
             Some(pg) => QueryDb::open_postgres(&pg.url),
         }
         .expect("a read-only SQL connection");
-        let mut out = Texts(Vec::new());
-        db.query(sql, &[], &mut out).expect(sql);
-        out.0
+        db.text_rows(sql, &[]).expect(sql)
     }
 
     /// The one value of a query's one row.

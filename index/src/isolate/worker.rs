@@ -44,7 +44,7 @@ pub fn worker_main() -> i32 {
         }
         let opened = match kept.take() {
             Some(reader) => reader.reopen(cab_id),
-            None => CabReader::open(&job.db, cab_id),
+            None => CabReader::open_at(&job.db, cab_id),
         };
         let answer = match opened {
             Ok(mut reader) => {
@@ -53,7 +53,7 @@ pub fn worker_main() -> i32 {
                     // The store's failure, not the cab's: it stays queued.
                     eprintln!(
                         "cerfs index-one: cannot read cab {cab_id} of {}: {e}",
-                        job.db.display()
+                        job.db
                     );
                     return EXIT_UNAVAILABLE;
                 }
@@ -66,7 +66,7 @@ pub fn worker_main() -> i32 {
             Err(e) => {
                 eprintln!(
                     "cerfs index-one: cannot read cab {cab_id} of {}: {e}",
-                    job.db.display()
+                    job.db
                 );
                 return EXIT_UNAVAILABLE;
             }
