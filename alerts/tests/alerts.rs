@@ -19,6 +19,14 @@ enum Db {
 }
 
 impl Db {
+    /// Where the store is, for the cab indexer.
+    fn location(&self) -> cerfs_db::StoreLocation {
+        match self {
+            Db::Sqlite(dir) => cerfs_db::StoreLocation::Sqlite(dir.path().join("cer.db")),
+            Db::Postgres(db) => cerfs_db::StoreLocation::Postgres(db.url.clone()),
+        }
+    }
+
     /// The store, as the share and as the alert worker see it.
     fn open(&self) -> (Arc<dyn Store>, Arc<dyn AlertBackend>) {
         match self {
@@ -146,6 +154,63 @@ fn news_is_raised_once_and_delivered_and_old_news_is_not() {
         assert_eq!(raised.len(), 1);
         assert_eq!(raised[0].kind, "store_near_quota");
         assert!(round(&*store, &client, "test", None).unwrap().is_empty());
+    }
+}
+
+/// Records, as the cab indexer does, that the queued cab's minidump has `signature`.
+fn sign_queued_cab(db: &Db, signature: &str) {
+    let mut index = cerfs_db::IndexDb::open_at(&db.location()).unwrap();
+    let cab = index.pending(1).unwrap().remove(0);
+    let stacks = vec![cerfs_db::StackRow {
+        member: "crash.dmp".to_owned(),
+        signature: signature.to_owned(),
+        ..cerfs_db::StackRow::default()
+    }];
+    let found = cerfs_db::CabIndex {
+        stacks,
+        ..cerfs_db::CabIndex::default()
+    };
+    assert!(index.store_index(cab.cab_id, &found).unwrap().is_some());
+}
+
+#[test]
+fn a_new_signature_is_news_once_and_an_old_or_empty_one_is_not() {
+    for db in each_db() {
+        let (shared, store) = db.open();
+        let fs = CerFs::new(shared);
+        let receiver = WebhookReceiver::start(&[]);
+        settings(vec![json(&receiver.url)]).store(&*store).unwrap();
+        let client = cerfs_alerts::client().unwrap();
+        let cab = |name: &str| {
+            fs.upload_cab("blue", name, &mut std::io::Cursor::new(b"MSCF"))
+                .unwrap();
+        };
+        // Signed before alerts began: an old signature.
+        cab("old.cab");
+        sign_queued_cab(&db, "old.exe@0x10");
+        assert!(round(&*store, &client, "test", None).unwrap().is_empty());
+
+        cab("new.cab");
+        sign_queued_cab(&db, "app.exe@0x4242");
+        let raised = round(&*store, &client, "test", None).unwrap();
+        let raised: Vec<(&str, &str)> = raised
+            .iter()
+            .map(|a| (a.kind.as_str(), a.subject.as_str()))
+            .collect();
+        assert_eq!(raised, [("new_signature", "app.exe@0x4242")]);
+
+        // Its next crash, the old signature again, and a dump that could not be walked.
+        cab("again.cab");
+        sign_queued_cab(&db, "app.exe@0x4242");
+        cab("old-again.cab");
+        sign_queued_cab(&db, "old.exe@0x10");
+        cab("broken.cab");
+        sign_queued_cab(&db, "EMPTY: not a readable minidump");
+        assert!(round(&*store, &client, "test", None).unwrap().is_empty());
+        assert_eq!(
+            kinds(&receiver),
+            [("new_signature".to_owned(), "app.exe@0x4242".to_owned())]
+        );
     }
 }
 

@@ -33,8 +33,8 @@ Example:
 pub struct HttpArgs {
     /// The store: a SQLite database file (created if missing), or a PostgreSQL store's
     /// postgres://USER@HOST:PORT/DBNAME (docs/scale-out.md), which several servers share.
-    #[arg(long, value_name = "FILE|URL", default_value = "cer.db", value_parser = crate::store_location::StoreLocation::parse)]
-    pub db: crate::store_location::StoreLocation,
+    #[arg(long, value_name = "FILE|URL", default_value = "cer.db", value_parser = cerfs_db::StoreLocation::parse)]
+    pub db: cerfs_db::StoreLocation,
 
     /// Address and port to listen on (Windows clients use port 80 unless their server
     /// setting names another).

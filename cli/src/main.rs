@@ -30,7 +30,6 @@ mod settings_cmd;
 mod signature_cmd;
 mod stack_cmd;
 mod stop;
-mod store_location;
 mod store_watch;
 mod symbols_cmd;
 mod web_cmd;

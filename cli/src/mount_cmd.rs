@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use cerfs_db::{PgStore, SqliteStore};
 use cerfs_fs_core::CerFs;
 
-use crate::store_location::StoreLocation;
+use cerfs_db::StoreLocation;
 
 #[cfg(unix)]
 pub(crate) mod unix;

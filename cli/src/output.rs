@@ -15,7 +15,7 @@ use cerfs_db::{LifecycleStore, PgStore, QueryDb, RowSink, SqliteStore, Store, Va
 use cerfs_fs_core::CerFs;
 use clap::{Args, ValueEnum};
 
-use crate::store_location::StoreLocation;
+use cerfs_db::StoreLocation;
 
 /// `--db`, as every admin command takes it.
 #[derive(Debug, Clone, Args)]

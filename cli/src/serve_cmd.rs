@@ -25,7 +25,7 @@ use tracing::{info, warn};
 use crate::mount_cmd::unix::{check_mountpoint, mount_error, DEV_FUSE};
 use crate::mount_cmd::{check_db_dir, open_share};
 use crate::stop::signal_name;
-use crate::store_location::StoreLocation;
+use cerfs_db::StoreLocation;
 
 /// Environment variable holding the admin password when no file is given.
 const PASSWORD_ENV: &str = "CERFS_ADMIN_PASSWORD";
@@ -69,7 +69,7 @@ Try it locally (defaults: ./cer.db, 127.0.0.1, port 4450, share cer, guests allo
 pub struct ServeArgs {
     /// SQLite database holding the share (created if missing), or a PostgreSQL database
     /// (postgres://USER@HOST:PORT/DBNAME) that several `cerfs serve` heads serve together
-    /// (docs/scale-out.md; no web console there yet).
+    /// (docs/scale-out.md).
     #[arg(long, value_name = "FILE|URL", default_value = "cer.db", value_parser = StoreLocation::parse)]
     pub db: StoreLocation,
 
@@ -224,11 +224,6 @@ pub fn run(args: &ServeArgs) -> Result<()> {
                  database belongs to one server)"
             );
         }
-    } else if args.web.is_some() {
-        bail!(
-            "the web console reads SQLite stores only so far: leave out --web with a \
-             PostgreSQL store (docs/scale-out.md)"
-        );
     }
     if let Some(socket) = args.ctdb_socket.as_ref().filter(|s| !s.exists()) {
         bail!(
@@ -368,11 +363,7 @@ fn serve(
                 users: args.web_users.clone(),
                 tls: crate::web_cmd::tls_files(&args.web_tls_cert, &args.web_tls_key),
             };
-            // (With a PostgreSQL store --web was refused before anything started.)
-            let started = match args.db.sqlite_path() {
-                Some(path) => crate::web_cmd::start(Arc::clone(&share), path, console),
-                None => Err(anyhow!("the web console reads SQLite stores only so far")),
-            };
+            let started = crate::web_cmd::start(Arc::clone(&share), &args.db, console);
             match started {
                 Ok(web) => Some(web),
                 Err(e) => {

@@ -174,14 +174,11 @@ pub fn run_user(args: &WebUserArgs) -> Result<()> {
 
 /// Serves until told to stop.
 pub fn run(args: &WebArgs) -> Result<()> {
-    let path = args
-        .db
-        .sqlite_file(crate::store_location::NOT_ON_POSTGRES_YET)?;
     let stop = StopSignals::install()?;
     let fs = Arc::new(args.db.admin_fs()?);
     let console = start(
         fs,
-        path,
+        &args.db.db,
         Console {
             listen: args.listen,
             users: args.users.clone(),
@@ -195,10 +192,10 @@ pub fn run(args: &WebArgs) -> Result<()> {
     Ok(())
 }
 
-/// Starts the console over `fs` (the database at `db`).
+/// Starts the console over `fs` (the store at `db`).
 pub fn start(
     fs: Arc<cerfs_fs_core::CerFs>,
-    db: &std::path::Path,
+    db: &cerfs_db::StoreLocation,
     how: Console,
 ) -> Result<cerfs_web::WebHandle> {
     let scheme = if how.tls.is_some() { "https" } else { "http" };
@@ -207,16 +204,15 @@ pub fn start(
         fs,
         how.listen,
         cerfs_web::WebConfig {
-            db: db.to_path_buf(),
+            db: db.clone(),
             users: how.users,
             tls: how.tls,
         },
     )
     .context("cannot start the web console")?;
     info!(
-        "web console on {scheme}://{}/ for {}",
-        console.local_addr(),
-        db.display()
+        "web console on {scheme}://{}/ for {db}",
+        console.local_addr()
     );
     Ok(console)
 }

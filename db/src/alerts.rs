@@ -87,6 +87,19 @@ pub(crate) fn new_bucket_alert(bucket_id: i64, subpath: String, kind: &str) -> N
     }
 }
 
+/// The alert for a signature first seen since alerts began: `crashes` so far, the first
+/// received at `first` (both stores raise the same).
+pub(crate) fn new_signature_alert(signature: String, crashes: i64, first: &str) -> NewAlert {
+    NewAlert {
+        kind: "new_signature",
+        detail: format!(
+            "a new crash signature ({crashes} crash so far, first at {first}): {signature}"
+        ),
+        dedupe_key: format!("signature:{signature}"),
+        subject: signature,
+    }
+}
+
 /// The alert for bucket `bucket_id` when its `hour_hits` in the last hour (`hour`, UTC,
 /// `YYYY-MM-DDTHH`) are a spike against `week_hits` over the 7 days before: once per
 /// bucket and hour. `None` when they are not.

@@ -1,27 +1,25 @@
 //! What the web console shows, as typed read-only queries: reports per day by kind and
 //! protocol, top and new buckets and signatures with their daily trend, the bucket list
-//! (filtered, sorted, paged), one bucket's page, the store's size and the indexer's
-//! backlog. A WAL reader like [`crate::QueryDb`]: never blocks the server's writer.
-//!
-//! Lists read the tables with their indexes and compute per-row details (cabs stored, the
-//! cab limit) only for the rows of the page, so a page costs the same with 100 buckets or
-//! 100,000.
+//! (filtered, sorted, paged), one bucket's page, one cab's and one signature's, search,
+//! the store's size and the indexer's backlog. Each backend answers in its own SQL
+//! (`sqlite/console*.rs`, `pg/console*.rs`); this file holds the types and
+//! [`ConsoleDb`], which hands each question to the store's.
 
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension};
-
-use crate::sqlite::connection::open_read_only;
-use crate::{OpenError, QueryError, SCHEMA_VERSION};
+use crate::console_detail::{CabDetail, SearchResults, SignatureDetail};
+use crate::pg::console::PgConsole;
+use crate::sqlite::console::SqliteConsole;
+use crate::{OpenError, QueryError, StoreLocation};
 
 type Result<T> = std::result::Result<T, QueryError>;
 
 /// Kinds of report, as the console groups them (buckets' `kind`).
 pub const KINDS: [&str; 4] = ["application", "kernel", "shutdown", "other"];
 
-/// SQL mapping `bucket_rows.kind` to [`KINDS`].
-const KIND_SQL: &str = "CASE b.kind WHEN 'app' THEN 'application' WHEN 'blue' THEN 'kernel' \
-                        WHEN 'shutdown' THEN 'shutdown' ELSE 'other' END";
+/// SQL mapping `bucket_rows.kind` (of `b`) to [`KINDS`], on both backends.
+pub(crate) const KIND_SQL: &str = "CASE b.kind WHEN 'app' THEN 'application' \
+    WHEN 'blue' THEN 'kernel' WHEN 'shutdown' THEN 'shutdown' ELSE 'other' END";
 
 /// Reports received on one UTC day.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,7 +45,7 @@ impl DayReports {
         self.application + self.kernel + self.shutdown + self.other
     }
 
-    fn add(&mut self, kind: &str, n: u64) {
+    pub(crate) fn add(&mut self, kind: &str, n: u64) {
         match kind {
             "application" => self.application += n,
             "kernel" => self.kernel += n,
@@ -225,11 +223,20 @@ pub struct Page<T> {
     pub items: Vec<T>,
 }
 
-/// A read-only connection for the console.
+/// A number of rows as the console counts them (never negative).
+pub(crate) fn count(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// A read-only connection for the console, to a SQLite file (a WAL reader: it never blocks
+/// the server's writer) or to a PostgreSQL store.
 pub struct ConsoleDb {
-    pub(crate) conn: Connection,
-    /// The database file's folder (for its filesystem's free space).
-    dir: std::path::PathBuf,
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite(SqliteConsole),
+    Postgres(Box<PgConsole>),
 }
 
 impl std::fmt::Debug for ConsoleDb {
@@ -238,401 +245,163 @@ impl std::fmt::Debug for ConsoleDb {
     }
 }
 
-pub(crate) fn count(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
-}
-
-/// The first day of a window of `days` days ending today (UTC), as SQLite computes it.
-pub(crate) fn window_start(conn: &Connection, days: u32) -> Result<String> {
-    let back = format!("-{} days", days.saturating_sub(1));
-    Ok(conn.query_row("SELECT date('now', ?1)", [back], |r| r.get(0))?)
-}
-
-/// The `days` dates of the window, oldest first.
-fn window_days(conn: &Connection, days: u32) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare_cached(
-        "WITH RECURSIVE d(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM d WHERE n + 1 < ?1) \
-         SELECT date('now', '-' || (?1 - 1 - n) || ' days') FROM d",
-    )?;
-    let rows = stmt.query_map([days.max(1)], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+/// Asks the store's own console.
+macro_rules! ask {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match &$self.backend {
+            Backend::Sqlite(db) => db.$method($($arg),*),
+            Backend::Postgres(db) => db.$method($($arg),*),
+        }
+    };
 }
 
 impl ConsoleDb {
-    /// Opens the database at `path` read-only; it must have this version's schema (a
-    /// server of this version migrates it when it opens it).
+    /// Opens the SQLite database at `path` read-only; it must have this version's schema
+    /// (a server of this version migrates it when it opens it).
     pub fn open(path: &Path) -> std::result::Result<ConsoleDb, OpenError> {
         Ok(ConsoleDb {
-            conn: open_read_only(path, SCHEMA_VERSION)?,
-            dir: path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .to_path_buf(),
+            backend: Backend::Sqlite(SqliteConsole::open(path)?),
         })
+    }
+
+    /// Opens the store at `location` for reading; it must have this version's schema.
+    pub fn open_at(location: &StoreLocation) -> std::result::Result<ConsoleDb, OpenError> {
+        match location {
+            StoreLocation::Sqlite(path) => ConsoleDb::open(path),
+            StoreLocation::Postgres(url) => Ok(ConsoleDb {
+                backend: Backend::Postgres(Box::new(PgConsole::open(url)?)),
+            }),
+        }
     }
 
     /// Reports per UTC day over the last `days` days (today included), by kind: hits.log
     /// lines (CER 1.0) and CER2 reports. Every day of the window has its row.
     pub fn reports_per_day(&self, days: u32) -> Result<Vec<DayReports>> {
-        let dates = window_days(&self.conn, days)?;
-        let mut out: Vec<DayReports> = dates
-            .iter()
-            .map(|d| DayReports {
-                day: d.clone(),
-                ..DayReports::default()
-            })
-            .collect();
-        let start = dates.first().cloned().unwrap_or_default();
-        let at = |day: &str| dates.iter().position(|d| d == day);
-        let rows = self.day_kind_counts(
-            "SELECT day, {KIND}, protocol, sum(reports) FROM daily_report_rows b \
-             WHERE day >= ?1 GROUP BY 1, 2, 3",
-            &start,
-        )?;
-        for (day, kind, protocol, n) in rows {
-            if let Some(i) = at(&day) {
-                out[i].add(&kind, n);
-                if protocol == "cer2" {
-                    out[i].cer2 += n;
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// (day, kind, protocol, count) rows of `sql` (`{KIND}` stands for the kind's
-    /// expression) from the window's first day `start`.
-    fn day_kind_counts(
-        &self,
-        sql: &str,
-        start: &str,
-    ) -> Result<Vec<(String, String, String, u64)>> {
-        let mut stmt = self.conn.prepare_cached(&sql.replace("{KIND}", KIND_SQL))?;
-        let rows = stmt.query_map([start], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, count(r.get(3)?)))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        ask!(self.reports_per_day(days))
     }
 
     /// The `limit` buckets with most hits over the last `days` days, each with its daily
     /// trend.
     pub fn top_buckets(&self, days: u32, limit: u32) -> Result<Vec<BucketSummary>> {
-        let start = window_start(&self.conn, days)?;
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "WITH w AS (SELECT bucket_id, sum(hits) AS hits FROM daily_hit_rows WHERE day >= ?1 \
-                        GROUP BY bucket_id ORDER BY hits DESC, bucket_id LIMIT ?2) \
-             SELECT b.bucket_id, b.subpath, {KIND_SQL}, b.app, b.module, b.total_hits, \
-                    b.cabs_gathered, w.hits, b.first_seen, b.last_seen \
-             FROM w JOIN bucket_rows b ON b.bucket_id = w.bucket_id \
-             ORDER BY w.hits DESC, b.bucket_id"
-        ))?;
-        let mut found = stmt
-            .query_map(params![start, limit], summary_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        for bucket in &mut found {
-            bucket.trend = self.bucket_hits_per_day(bucket.bucket_id, days)?;
-        }
-        Ok(found)
+        ask!(self.top_buckets(days, limit))
     }
 
     /// A server setting (`cerfs quota`, `cerfs retention` ...), as stored.
     pub fn server_setting(&self, key: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT value FROM server_setting_rows WHERE key = ?1")?
-            .query_row([key], |r| r.get(0))
-            .optional()?)
+        ask!(self.server_setting(key))
     }
 
     /// Buckets first reported in the last `days` days, newest first.
     pub fn new_buckets(&self, days: u32, limit: u32) -> Result<Vec<BucketSummary>> {
-        let start = window_start(&self.conn, days)?;
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT b.bucket_id, b.subpath, {KIND_SQL}, b.app, b.module, b.total_hits, \
-                    b.cabs_gathered, b.total_hits, b.first_seen, b.last_seen \
-             FROM bucket_rows b WHERE b.first_seen >= ?1 \
-             ORDER BY b.first_seen DESC, b.bucket_id DESC LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map(params![start, limit], summary_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        ask!(self.new_buckets(days, limit))
     }
 
     /// Hits of bucket `id` per day over the last `days` days, oldest first.
     pub fn bucket_hits_per_day(&self, id: i64, days: u32) -> Result<Vec<u64>> {
-        self.series(
-            "SELECT day, hits FROM daily_hit_rows WHERE bucket_id = ?1 AND day >= ?2",
-            &id,
-            days,
-        )
-    }
-
-    /// A value per day of the last `days` days (oldest first) from `sql`, which takes the
-    /// key and the window's first day and returns (day, count) rows.
-    pub(crate) fn series(
-        &self,
-        sql: &str,
-        key: &dyn rusqlite::ToSql,
-        days: u32,
-    ) -> Result<Vec<u64>> {
-        let dates = window_days(&self.conn, days)?;
-        let start = dates.first().cloned().unwrap_or_default();
-        let mut values = vec![0; dates.len()];
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        let rows = stmt.query_map(params![key, start], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })?;
-        for row in rows {
-            let (day, n) = row?;
-            if let Some(i) = dates.iter().position(|d| *d == day) {
-                values[i] += count(n);
-            }
-        }
-        Ok(values)
+        ask!(self.bucket_hits_per_day(id, days))
     }
 
     /// The bucket list: filtered, sorted, one page. Only the conditions asked for are in
     /// the SQL, and the page's ids are found first (from the sort column's index alone when
     /// nothing filters), so a deep page skips index entries, not rows.
     pub fn buckets(&self, filter: &BucketFilter) -> Result<Page<BucketSummary>> {
-        // Ties newest id first: the sort indexes hold the id, read backwards.
-        let order = match filter.sort {
-            BucketSort::Hits => "b.total_hits DESC, b.bucket_id DESC",
-            BucketSort::LastSeen => "b.last_seen DESC, b.bucket_id DESC",
-            BucketSort::FirstSeen => "b.first_seen DESC, b.bucket_id DESC",
-            BucketSort::Subpath => "b.subpath, b.bucket_id",
-        };
-        let mut conditions: Vec<String> = Vec::new();
-        let mut values: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
-        if let Some(t) = &filter.text {
-            let pattern = format!(
-                "%{}%",
-                t.replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            );
-            values.push(Box::new(pattern));
-            conditions.push(format!("b.subpath LIKE ?{} ESCAPE '\\'", values.len()));
-        }
-        if let Some(kind) = &filter.kind {
-            values.push(Box::new(kind.clone()));
-            conditions.push(format!("{KIND_SQL} = ?{}", values.len()));
-        }
-        if let Some(since) = &filter.since {
-            values.push(Box::new(since.clone()));
-            conditions.push(format!("b.last_seen >= ?{}", values.len()));
-        }
-        if let Some(until) = &filter.until {
-            values.push(Box::new(until.clone()));
-            conditions.push(format!("b.first_seen < ?{}", values.len()));
-        }
-        let filter_sql = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
-        let args: Vec<&dyn rusqlite::ToSql> = values.iter().map(|v| v.as_ref()).collect();
-        let total: i64 = self
-            .conn
-            .prepare_cached(&format!("SELECT count(*) FROM bucket_rows b {filter_sql}"))?
-            .query_row(args.as_slice(), |r| r.get(0))?;
-        let limit = i64::from(filter.limit.clamp(1, 500));
-        let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
-        let n = args.len();
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT b.bucket_id, b.subpath, {KIND_SQL}, b.app, b.module, b.total_hits, \
-                    b.cabs_gathered, b.total_hits, b.first_seen, b.last_seen \
-             FROM bucket_rows b WHERE b.bucket_id IN \
-                 (SELECT b.bucket_id FROM bucket_rows b {filter_sql} ORDER BY {order} \
-                  LIMIT ?{} OFFSET ?{}) \
-             ORDER BY {order}",
-            n + 1,
-            n + 2
-        ))?;
-        let mut page_args = args.clone();
-        page_args.push(&limit);
-        page_args.push(&offset);
-        let items = stmt
-            .query_map(page_args.as_slice(), summary_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(Page {
-            total: count(total),
-            items,
-        })
+        ask!(self.buckets(filter))
     }
 
     /// One bucket, or `None`.
     pub fn bucket(&self, id: i64) -> Result<Option<BucketSummary>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT b.bucket_id, b.subpath, {KIND_SQL}, b.app, b.module, b.total_hits, \
-                    b.cabs_gathered, b.total_hits, b.first_seen, b.last_seen \
-             FROM bucket_rows b WHERE b.bucket_id = ?1"
-        ))?;
-        Ok(stmt.query_row([id], summary_row).optional()?)
+        ask!(self.bucket(id))
     }
 
     /// The newest `limit` cabs of bucket `id` on the share, newest first.
     pub fn bucket_cabs(&self, id: i64, limit: u32) -> Result<Vec<CabSummary>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "{CAB_SELECT} WHERE c.bucket_id = ?1 AND c.state = 'complete' AND c.removal IS NULL \
-             ORDER BY c.created_at DESC, c.ino DESC LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map(params![id, limit], cab_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        ask!(self.bucket_cabs(id, limit))
     }
 
     /// The complete cab `cab_id` on the share, or `None`.
     pub fn cab(&self, cab_id: i64) -> Result<Option<CabSummary>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "{CAB_SELECT} WHERE c.ino = ?1 AND c.state = 'complete' AND c.removal IS NULL"
-        ))?;
-        Ok(stmt.query_row([cab_id], cab_row).optional()?)
+        ask!(self.cab(cab_id))
     }
 
     /// Reports received in all: `(protocol, kind, count)` with protocol `cer1` (hits.log
     /// lines) or `cer2`, and kind one of [`KINDS`]; every pair, zeros included.
     pub fn report_totals(&self) -> Result<Vec<(&'static str, &'static str, u64)>> {
-        let mut out: Vec<(&'static str, &'static str, u64)> = ["cer1", "cer2"]
-            .iter()
-            .flat_map(|p| KINDS.iter().map(move |k| (*p, *k, 0)))
-            .collect();
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT protocol, {KIND_SQL}, sum(reports) FROM daily_report_rows b GROUP BY 1, 2"
-        ))?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (protocol, kind, n) = row?;
-            if let Some(slot) = out
-                .iter_mut()
-                .find(|(p, k, _)| *p == protocol && *k == kind)
-            {
-                slot.2 += count(n);
-            }
-        }
-        Ok(out)
+        ask!(self.report_totals())
     }
 
     /// The machines behind bucket `id`, most hits first, at most `limit`; and how many
     /// machines and users there are in all.
     pub fn bucket_machines(&self, id: i64, limit: u32) -> Result<(Vec<MachineCount>, u64, u64)> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT machine, count(*), count(DISTINCT user), max(received_at) FROM log_lines \
-             WHERE log_id = ?1 AND machine IS NOT NULL \
-             GROUP BY machine ORDER BY 2 DESC, machine LIMIT ?2",
-        )?;
-        let machines = stmt
-            .query_map(params![id, limit], |r| {
-                Ok(MachineCount {
-                    machine: r.get(0)?,
-                    hits: count(r.get(1)?),
-                    users: count(r.get(2)?),
-                    last_seen: r.get(3)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        let (all_machines, all_users): (i64, i64) = self.conn.query_row(
-            "SELECT count(DISTINCT machine), count(DISTINCT user) FROM log_lines WHERE log_id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        Ok((machines, count(all_machines), count(all_users)))
+        ask!(self.bucket_machines(id, limit))
     }
 
     /// The newest `limit` hits.log lines of bucket `id`, newest first.
     pub fn bucket_hits(&self, id: i64, limit: u32) -> Result<Vec<HitLine>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT received_at, machine, user, item, client_time, \
-                    rtrim(CAST(bytes AS TEXT), char(13, 10)) \
-             FROM log_lines WHERE log_id = ?1 ORDER BY start_offset DESC LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![id, limit], |r| {
-            Ok(HitLine {
-                received_at: r.get(0)?,
-                machine: r.get(1)?,
-                user: r.get(2)?,
-                item: r.get(3)?,
-                client_time: r.get(4)?,
-                line: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        ask!(self.bucket_hits(id, limit))
     }
 
     /// The store's counts and size.
     pub fn store_facts(&self) -> Result<StoreFacts> {
-        let (buckets, cabs, cab_bytes, backlog, failed) = self.conn.query_row(
-            "SELECT (SELECT count(*) FROM bucket_rows), cabs, bytes, backlog, failed \
-             FROM cab_total_rows",
-            [],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
-            },
-        )?;
-        let pragma = |name: &str| -> Result<i64> {
-            Ok(self.conn.pragma_query_value(None, name, |r| r.get(0))?)
-        };
-        let (pages, free, size) = (
-            pragma("page_count")?,
-            pragma("freelist_count")?,
-            pragma("page_size")?,
-        );
-        Ok(StoreFacts {
-            buckets: count(buckets),
-            cabs: count(cabs),
-            cab_bytes: count(cab_bytes),
-            index_backlog: count(backlog),
-            index_failed: count(failed),
-            used_bytes: count((pages - free) * size),
-            free_bytes: count(free * size),
-            disk_free_bytes: fs4::available_space(&self.dir).ok(),
-        })
+        ask!(self.store_facts())
     }
-}
 
-fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BucketSummary> {
-    Ok(BucketSummary {
-        bucket_id: r.get(0)?,
-        subpath: r.get(1)?,
-        kind: r.get(2)?,
-        app: r.get(3)?,
-        module: r.get(4)?,
-        total_hits: count(r.get(5)?),
-        cabs_gathered: count(r.get(6)?),
-        hits: count(r.get(7)?),
-        trend: Vec::new(),
-        first_seen: r.get(8)?,
-        last_seen: r.get(9)?,
-    })
-}
+    /// The complete cab `cab_id` with its members, dumps, stack and texts, or `None`.
+    pub fn cab_detail(&self, cab_id: i64) -> Result<Option<CabDetail>> {
+        ask!(self.cab_detail(cab_id))
+    }
 
-pub(crate) const CAB_SELECT: &str =
-    "SELECT c.ino, c.bucket_id, b.subpath, c.name, c.size, c.sha256, \
-     c.created_at, coalesce(c.index_status, 'pending'), \
-     (SELECT s.signature FROM stack_rows s WHERE s.cab_id = c.ino ORDER BY s.member LIMIT 1) \
-     FROM cab_rows c JOIN bucket_rows b ON b.bucket_id = c.bucket_id";
+    /// Signature `signature` with its trend over `days` days, or `None` when no walked
+    /// dump has it.
+    pub fn signature(&self, signature: &str, days: u32) -> Result<Option<SignatureDetail>> {
+        ask!(self.signature(signature, days))
+    }
 
-pub(crate) fn cab_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CabSummary> {
-    Ok(CabSummary {
-        cab_id: r.get(0)?,
-        bucket_id: r.get(1)?,
-        subpath: r.get(2)?,
-        name: r.get(3)?,
-        size: count(r.get::<_, Option<i64>>(4)?.unwrap_or(0)),
-        sha256: r.get(5)?,
-        created_at: r.get(6)?,
-        index_status: r.get(7)?,
-        signature: r.get(8)?,
-    })
+    /// Searches the cabs' text members (every word of `q`), their dumps' crashing module
+    /// and exception code, and the signatures; `limit` and `offset` page the first two.
+    pub fn search(&self, q: &str, limit: u32, offset: u64) -> Result<SearchResults> {
+        ask!(self.search(q, limit, offset))
+    }
+
+    /// How many signatures the list of the last `days` days (all time: `None`) has.
+    pub fn signature_count(&self, days: Option<u32>) -> Result<u64> {
+        ask!(self.signature_count(days))
+    }
+
+    /// The signatures with most walked dumps among the cabs of the last `days` days
+    /// (`None`: all time), each with its daily trend when a window is given.
+    pub fn top_signatures(&self, days: Option<u32>, limit: u32) -> Result<Vec<SignatureSummary>> {
+        self.signature_list(days, limit, 0)
+    }
+
+    /// [`ConsoleDb::top_signatures`] from row `offset` on.
+    pub fn signature_list(
+        &self,
+        days: Option<u32>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<SignatureSummary>> {
+        Ok(self.signature_page(days, limit, offset)?.items)
+    }
+
+    /// One page of the signatures of the last `days` days (all time: `None`), most
+    /// crashes first, and how many there are.
+    pub fn signature_page(
+        &self,
+        days: Option<u32>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Page<SignatureSummary>> {
+        ask!(self.signature_page(days, limit, offset))
+    }
+
+    /// Walked dumps with `signature` per day over the last `days` days, oldest first.
+    pub fn signature_per_day(&self, signature: &str, days: u32) -> Result<Vec<u64>> {
+        ask!(self.signature_per_day(signature, days))
+    }
+
+    /// Signatures first seen in the last `days` days (their earliest cab), newest first,
+    /// with their dumps so far.
+    pub fn new_signatures(&self, days: u32, limit: u32) -> Result<Vec<SignatureSummary>> {
+        ask!(self.new_signatures(days, limit))
+    }
 }

@@ -10,7 +10,6 @@
 mod alerts;
 mod console;
 mod console_detail;
-mod console_signatures;
 mod error;
 mod index_rows;
 mod lifecycle;

@@ -10,6 +10,8 @@
 //! [`ContentStore::sync`]: crate::ContentStore::sync
 
 mod alerts;
+pub(crate) mod console;
+mod console_detail;
 mod content;
 mod counters;
 mod heads;

@@ -16,6 +16,8 @@ pub(crate) mod cab_db;
 mod change_mark;
 mod checkpointer;
 pub(crate) mod connection;
+pub(crate) mod console;
+mod console_detail;
 mod content;
 mod counters;
 mod file_identity;

@@ -71,8 +71,8 @@ pub enum WebError {
 /// The console's settings.
 #[derive(Debug, Clone)]
 pub struct WebConfig {
-    /// The database the pages read.
-    pub db: PathBuf,
+    /// The store the pages read (a SQLite file or a PostgreSQL store).
+    pub db: cerfs_db::StoreLocation,
     /// The users file (`None`: no accounts, read-only, loopback only).
     pub users: Option<PathBuf>,
     /// Serve HTTPS with this certificate and key (`None`: plain HTTP).

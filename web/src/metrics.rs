@@ -134,16 +134,24 @@ impl Collector for Scrape {
 }
 
 async fn metrics(State(state): State<Arc<ConsoleState>>) -> Result<impl IntoResponse, Failure> {
-    let db = state.db_path().to_path_buf();
+    let db = state.db_path().map(std::path::Path::to_path_buf);
     let scrape = state
         .read(move |conn| {
-            let mut wal = db.clone().into_os_string();
-            wal.push("-wal");
+            let store = conn.store_facts().map_err(db_failure)?;
+            // A PostgreSQL store's size is the database's; its WAL is the server's own.
+            let (db_bytes, wal_bytes) = match db {
+                Some(db) => {
+                    let mut wal = db.clone().into_os_string();
+                    wal.push("-wal");
+                    (file_size(db), file_size(wal.into()))
+                }
+                None => (store.used_bytes, 0),
+            };
             Ok(Scrape {
                 reports: conn.report_totals().map_err(db_failure)?,
-                store: conn.store_facts().map_err(db_failure)?,
-                db_bytes: file_size(db),
-                wal_bytes: file_size(wal.into()),
+                store,
+                db_bytes,
+                wal_bytes,
             })
         })
         .await?;

@@ -1,12 +1,11 @@
 //! What every request shares: the share (for settings and downloads, through fs-core) and
 //! a small pool of read-only console connections, used off the async threads.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use cerfs_db::ConsoleDb;
+use cerfs_db::{ConsoleDb, StoreLocation};
 use cerfs_fs_core::CerFs;
 
 /// Connections kept for later requests; more are opened when requests overlap.
@@ -29,7 +28,7 @@ pub struct ConsoleState {
     pub fs: Arc<CerFs>,
     /// `None`: no accounts, loopback only, read-only.
     pub accounts: Option<Arc<Accounts>>,
-    db: PathBuf,
+    db: StoreLocation,
     pool: Mutex<Vec<ConsoleDb>>,
     /// Served over TLS: session cookies are marked Secure.
     pub secure: bool,
@@ -38,7 +37,7 @@ pub struct ConsoleState {
 impl std::fmt::Debug for ConsoleState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConsoleState")
-            .field("db", &self.db)
+            .field("db", &self.db.to_string())
             .finish_non_exhaustive()
     }
 }
@@ -87,10 +86,10 @@ impl IntoResponse for Failure {
 }
 
 impl ConsoleState {
-    /// State for the database at `db`, served by `fs`, with these accounts.
+    /// State for the store at `db`, served by `fs`, with these accounts.
     pub fn new(
         fs: Arc<CerFs>,
-        db: PathBuf,
+        db: StoreLocation,
         users: Option<crate::accounts::Users>,
         secure: bool,
     ) -> ConsoleState {
@@ -109,9 +108,9 @@ impl ConsoleState {
         }
     }
 
-    /// The database's path.
-    pub fn db_path(&self) -> &std::path::Path {
-        &self.db
+    /// The path of a SQLite store's database file (`None` for a PostgreSQL store).
+    pub fn db_path(&self) -> Option<&std::path::Path> {
+        self.db.sqlite_path()
     }
 
     /// Runs `read` on a console connection, on tokio's blocking pool.
@@ -125,12 +124,15 @@ impl ConsoleState {
             let taken = state.pool.lock().map_err(Failure::internal)?.pop();
             let conn = match taken {
                 Some(conn) => conn,
-                None => ConsoleDb::open(&state.db).map_err(Failure::internal)?,
+                None => ConsoleDb::open_at(&state.db).map_err(Failure::internal)?,
             };
             let result = read(&conn);
-            let mut pool = state.pool.lock().map_err(Failure::internal)?;
-            if pool.len() < POOL {
-                pool.push(conn);
+            // A connection that failed may be broken (a restarted server): a new one next.
+            if result.is_ok() {
+                let mut pool = state.pool.lock().map_err(Failure::internal)?;
+                if pool.len() < POOL {
+                    pool.push(conn);
+                }
             }
             result
         })

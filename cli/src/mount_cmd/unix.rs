@@ -15,7 +15,7 @@ use tracing::info;
 
 use super::{check_db_dir, open_share};
 use crate::stop::signal_name;
-use crate::store_location::StoreLocation;
+use cerfs_db::StoreLocation;
 
 /// The FUSE device; without it nothing can be mounted.
 pub(crate) const DEV_FUSE: &str = "/dev/fuse";

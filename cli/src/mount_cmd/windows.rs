@@ -50,7 +50,7 @@ pub fn run(args: &MountArgs) -> Result<()> {
     // Catch Ctrl-C before mounting: from now on it must unmount, not end the process.
     let stop = StopSignals::install()?;
 
-    let location = crate::store_location::StoreLocation::Sqlite(args.db.clone());
+    let location = cerfs_db::StoreLocation::Sqlite(args.db.clone());
     let share = open_share(&location, &args.limits, &[])?;
     let (fs, _maintenance) = (share.fs, share.maintenance);
     let point = MountPoint::prepare(&args.mountpoint)?;

@@ -80,6 +80,44 @@ pub fn generate() -> Generated {
     Generated { dir, db }
 }
 
+/// The demo store in a new database on the test PostgreSQL server, indexed as a head's
+/// indexer does; `None` (after the skip rule) without the server.
+pub fn generate_postgres() -> Option<cerfs_testkit::TestDatabase> {
+    let db = cerfs_testkit::TestDatabase::create()?;
+    fill(&CerFs::new(Arc::new(
+        cerfs_db::PgStore::open(&db.url).unwrap(),
+    )));
+    index_all_at(&cerfs_db::StoreLocation::Postgres(db.url.clone()));
+    Some(db)
+}
+
+/// A demo store of each backend there is, as `--db` names it.
+pub enum Demo {
+    Sqlite(Generated),
+    Postgres(cerfs_testkit::TestDatabase),
+}
+
+impl Demo {
+    /// SQLite's, then PostgreSQL's when the test server is there.
+    pub fn each() -> Vec<Demo> {
+        let mut all = vec![Demo::Sqlite(generate())];
+        all.extend(generate_postgres().map(Demo::Postgres));
+        all
+    }
+
+    /// The `--db` value.
+    pub fn db(&self) -> String {
+        match self {
+            Demo::Sqlite(g) => g.db.to_str().unwrap().to_owned(),
+            Demo::Postgres(pg) => pg.url.clone(),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Demo::Postgres(_))
+    }
+}
+
 /// Builds the demo store at `db` (which must not exist) and indexes its cabs.
 pub fn generate_at(db: &Path) {
     fill(&CerFs::new(Arc::new(SqliteStore::open(db).unwrap())));

@@ -1,7 +1,6 @@
 //! [`AlertStore`] on PostgreSQL: the SQLite store's detection in PostgreSQL's SQL, each
-//! alert raised once by its key (`ON CONFLICT DO NOTHING`), and the outbox. Signatures
-//! come from the cab index, which PostgreSQL stores do not keep yet: no new-signature
-//! alerts there. Only the head that runs the background jobs runs the alert rounds.
+//! alert raised once by its key (`ON CONFLICT DO NOTHING`), and the outbox. Only the
+//! head that runs the background jobs runs the alert rounds.
 
 use std::time::Duration;
 
@@ -10,7 +9,8 @@ use super::pool::Tx;
 use super::rows::iso;
 use super::PgStore;
 use crate::alerts::{
-    new_bucket_alert, spike_alert, Alert, AlertStore, Delivery, NewAlert, SpikeRule,
+    new_bucket_alert, new_signature_alert, spike_alert, Alert, AlertStore, Delivery, NewAlert,
+    SpikeRule,
 };
 use crate::store::Result;
 
@@ -18,6 +18,9 @@ use crate::store::Result;
 const SINCE: &str = "alerts.since";
 /// The highest bucket id looked at.
 const BUCKET_MARK: &str = "alerts.mark.bucket";
+/// The highest `stack_rows.stack_id` looked at. Stacks are written by one indexer at a
+/// time, one transaction after the other, so their ids commit in order.
+const STACK_MARK: &str = "alerts.mark.stack";
 
 fn raise_in(tx: &mut Tx<'_>, alert: &NewAlert, receivers: &[String]) -> Result<Option<Alert>> {
     let Some(row) = tx.query_opt(
@@ -64,6 +67,10 @@ fn detect_in(tx: &mut Tx<'_>, spike: &SpikeRule, receivers: &[String]) -> Result
             .query_one("SELECT coalesce(max(bucket_id), 0) FROM bucket_rows", &[])?
             .try_get(0)?;
         set_setting(tx, BUCKET_MARK, Some(&buckets.to_string()))?;
+        let stacks: i64 = tx
+            .query_one("SELECT coalesce(max(stack_id), 0) FROM stack_rows", &[])?
+            .try_get(0)?;
+        set_setting(tx, STACK_MARK, Some(&stacks.to_string()))?;
         return Ok(Vec::new());
     };
     let mut raised = Vec::new();
@@ -85,6 +92,38 @@ fn detect_in(tx: &mut Tx<'_>, spike: &SpikeRule, receivers: &[String]) -> Result
     }
     if top_bucket > bucket_mark {
         set_setting(tx, BUCKET_MARK, Some(&top_bucket.to_string()))?;
+    }
+
+    let stack_mark: i64 = setting(tx, STACK_MARK)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let top_stack: i64 = tx
+        .query_one(
+            "SELECT coalesce(max(stack_id), $1) FROM stack_rows",
+            &[&stack_mark],
+        )?
+        .try_get(0)?;
+    // A signature is new when no cab received before alerts began has it (a reindex
+    // rewrites the rows of old signatures: they stay old).
+    for row in tx.query(
+        concat!(
+            "SELECT s.signature, count(*), ",
+            iso!("min(c.created_at)"),
+            " FROM stack_rows s JOIN cab_rows c ON c.ino = s.cab_id \
+             WHERE s.signature IN (SELECT signature FROM stack_rows \
+                                   WHERE stack_id > $1 AND stack_id <= $2) \
+               AND s.signature NOT LIKE 'EMPTY:%' \
+             GROUP BY s.signature HAVING min(c.created_at) >= $3::text::timestamptz"
+        ),
+        &[&stack_mark, &top_stack, &since],
+    )? {
+        let (signature, crashes, first): (String, i64, String) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        let alert = new_signature_alert(signature, crashes, &first);
+        raised.extend(raise_in(tx, &alert, receivers)?);
+    }
+    if top_stack > stack_mark {
+        set_setting(tx, STACK_MARK, Some(&top_stack.to_string()))?;
     }
 
     // A spike: the last hour's hits against the hourly average of the 7 UTC days before.

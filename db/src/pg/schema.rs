@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_views.sql"),
     include_str!("migrations/0005_alerts.sql"),
     include_str!("migrations/0006_cab_index.sql"),
+    include_str!("migrations/0007_console.sql"),
 ];
 
 /// The first schema version with the views for SQL users.

@@ -8,7 +8,8 @@ use rusqlite::{params, Connection};
 use super::retention::{set_setting, setting};
 use super::{finish, sql_now, SqliteStore};
 use crate::alerts::{
-    new_bucket_alert, spike_alert, Alert, AlertStore, Delivery, NewAlert, SpikeRule,
+    new_bucket_alert, new_signature_alert, spike_alert, Alert, AlertStore, Delivery, NewAlert,
+    SpikeRule,
 };
 use crate::store::Result;
 
@@ -120,14 +121,7 @@ fn detect_in(conn: &Connection, spike: &SpikeRule, receivers: &[String]) -> Resu
         })?
         .collect::<rusqlite::Result<_>>()?;
     for (signature, crashes, first) in new_signatures {
-        let alert = NewAlert {
-            kind: "new_signature",
-            detail: format!(
-                "a new crash signature ({crashes} crash so far, first at {first}): {signature}"
-            ),
-            dedupe_key: format!("signature:{signature}"),
-            subject: signature,
-        };
+        let alert = new_signature_alert(signature, crashes, &first);
         raised.extend(raise_in(conn, &alert, receivers)?);
     }
     if top_stack > stack_mark {
