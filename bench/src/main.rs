@@ -26,6 +26,7 @@ mod http;
 mod lifecycle;
 mod requests;
 mod scale;
+mod scale_console_pg;
 mod scale_out;
 mod servers;
 mod stats;
@@ -91,6 +92,8 @@ enum Cmd {
     Counter,
     /// 5. Scale: queries and listings on a store filled by SQL.
     Scale,
+    /// 5b only: the web console over the store of benchmark 5, on SQLite and on PostgreSQL.
+    ConsoleScale,
     /// 6. CER V2 over HTTP: level-1 reports/s, level-2 MB/s.
     Http,
     /// 7. Running for years: prune under SMB load, backup against cp.
@@ -212,6 +215,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Uploads => vec![("uploads", uploads::run)],
         Cmd::Counter => vec![("counter", counter::run)],
         Cmd::Scale => vec![("scale", scale_report)],
+        Cmd::ConsoleScale => vec![("console-scale", console_scale_report)],
         Cmd::Http => vec![("http", http::run)],
         Cmd::Lifecycle => vec![("lifecycle", lifecycle_report)],
         Cmd::Analysis => vec![("analysis", analysis_report)],
@@ -258,6 +262,10 @@ fn run(cli: Cli) -> Result<()> {
 
 fn scale_report(opts: &Opts) -> Result<Report> {
     scale::run(opts).map(Report::from_text)
+}
+
+fn console_scale_report(opts: &Opts) -> Result<Report> {
+    scale::console_only(opts).map(Report::from_text)
 }
 
 fn lifecycle_report(opts: &Opts) -> Result<Report> {

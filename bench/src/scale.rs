@@ -25,13 +25,34 @@ const CAB_MODE: i64 = 0o444;
 const CAB_BYTES: &[u8; 16] = b"MSCF\0\0\0\0bench-ca";
 
 /// The size of a run.
-struct Scale {
-    buckets: u64,
-    hits_per_bucket: u64,
-    big_bucket_cabs: u64,
+pub(crate) struct Scale {
+    pub(crate) buckets: u64,
+    pub(crate) hits_per_bucket: u64,
+    pub(crate) big_bucket_cabs: u64,
     /// Cabs in every other bucket, until `total_cabs` is reached.
-    cabs_per_bucket: u64,
-    total_cabs: u64,
+    pub(crate) cabs_per_bucket: u64,
+    pub(crate) total_cabs: u64,
+}
+
+/// The size of a run: 100,000 buckets (10,000 with `--quick`).
+fn scale(opts: &Opts) -> Scale {
+    if opts.quick {
+        Scale {
+            buckets: 10_000,
+            hits_per_bucket: 10,
+            big_bucket_cabs: 10_000,
+            cabs_per_bucket: 2,
+            total_cabs: 20_000,
+        }
+    } else {
+        Scale {
+            buckets: 100_000,
+            hits_per_bucket: 10,
+            big_bucket_cabs: 10_000,
+            cabs_per_bucket: 2,
+            total_cabs: 200_000,
+        }
+    }
 }
 
 /// Bucket `b`'s five levels: 1 app in 100 buckets, so counts/ holds buckets/100 folders.
@@ -262,23 +283,7 @@ fn time_ls(dir: &Path, stat: bool) -> Result<(f64, usize)> {
 
 /// Runs benchmark 5.
 pub fn run(opts: &Opts) -> Result<String> {
-    let s = if opts.quick {
-        Scale {
-            buckets: 10_000,
-            hits_per_bucket: 10,
-            big_bucket_cabs: 10_000,
-            cabs_per_bucket: 2,
-            total_cabs: 20_000,
-        }
-    } else {
-        Scale {
-            buckets: 100_000,
-            hits_per_bucket: 10,
-            big_bucket_cabs: 10_000,
-            cabs_per_bucket: 2,
-            total_cabs: 200_000,
-        }
-    };
+    let s = scale(opts);
     let base = opts.workdir.join("scale");
     servers::open_dir(&base)?;
     let db = base.join("cerfs").join("cer.db");
@@ -330,14 +335,77 @@ pub fn run(opts: &Opts) -> Result<String> {
         ));
     }
     drop(cerfs);
-    console(&db, &mut out)?;
+    console_both(opts, &db, &s, &mut out)?;
     crate::console_load::run(opts, &base.join("cerfs"), &mut out)?;
     remove(&base);
     Ok(out)
 }
 
-/// The web console over the filled store: each page and API call, first and second time.
-fn console(db: &Path, out: &mut String) -> Result<()> {
+/// Benchmark 5b alone: the store of benchmark 5 on SQLite and on PostgreSQL, and the web
+/// console over each.
+pub fn console_only(opts: &Opts) -> Result<String> {
+    let s = scale(opts);
+    let base = opts.workdir.join("scale");
+    servers::open_dir(&base)?;
+    servers::open_dir(&base.join("cerfs"))?;
+    let db = base.join("cerfs").join("cer.db");
+    drop(cerfs_db::SqliteStore::open(&db).context("create the store")?);
+    fill(&db, &s)?;
+    let mut out = String::from("\n## 5b. The web console at scale, SQLite and PostgreSQL\n");
+    console_both(opts, &db, &s, &mut out)?;
+    remove(&base);
+    Ok(out)
+}
+
+/// The console over the SQLite store `db`, then over the same store in PostgreSQL (a
+/// cluster of its own), side by side.
+fn console_both(opts: &Opts, db: &Path, s: &Scale, out: &mut String) -> Result<()> {
+    let sqlite = console(&db.to_string_lossy())?;
+    let mut cluster = crate::scale_out::PgCluster::start(&opts.workdir)?;
+    let url = cluster.database()?;
+    drop(cerfs_db::PgStore::open(&url).context("create the PostgreSQL store")?);
+    let t = Instant::now();
+    let (hits, cabs) = crate::scale_console_pg::fill(&url, s)?;
+    let fill_s = t.elapsed().as_secs_f64();
+    let pg = console(&url)?;
+    drop(cluster);
+    out.push_str(&format!(
+        "\nThe same store in PostgreSQL 15 (a cluster of its own on this machine, defaults), \
+         filled by SQL in one transaction with its triggers keeping the console's totals \
+         ({hits} hits, {cabs} cabs, {fill_s:.0} s). Each page and API call timed twice (the \
+         whole response, over loopback, one client); rows: the API answer's items (or the \
+         overview's top buckets).\n\n\
+         | the web console | rows | SQLite first ms | SQLite second ms | PostgreSQL rows | \
+         PostgreSQL first ms | PostgreSQL second ms | PostgreSQL / SQLite (second) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n"
+    ));
+    for (a, b) in sqlite.iter().zip(&pg) {
+        out.push_str(&format!(
+            "| `{}` | {} | {:.1} | {:.1} | {} | {:.1} | {:.1} | {:.2} |\n",
+            a.path,
+            a.rows,
+            a.first,
+            a.second,
+            b.rows,
+            b.first,
+            b.second,
+            b.second / a.second.max(0.001)
+        ));
+    }
+    Ok(())
+}
+
+/// One page or API call of the console, timed.
+struct ConsoleTime {
+    path: &'static str,
+    rows: String,
+    first: f64,
+    second: f64,
+}
+
+/// The web console over the store `db` (a file or a URL): each page and API call, first
+/// and second time.
+fn console(db: &str) -> Result<Vec<ConsoleTime>> {
     let addr = format!("127.0.0.1:{}", crate::PORT_WEB);
     let mut child = std::process::Command::new(servers::cerfs_bin()?)
         .args(["web", "--db"])
@@ -347,7 +415,7 @@ fn console(db: &Path, out: &mut String) -> Result<()> {
         .stderr(std::process::Stdio::null())
         .spawn()
         .context("cannot run cerfs web")?;
-    let result = (|| -> Result<()> {
+    let result = (|| -> Result<Vec<ConsoleTime>> {
         let start = Instant::now();
         while std::net::TcpStream::connect(&addr).is_err() {
             if start.elapsed() > std::time::Duration::from_secs(30) {
@@ -381,9 +449,7 @@ fn console(db: &Path, out: &mut String) -> Result<()> {
                 .map_or_else(|| "page".to_owned(), |n| n.to_string());
             Ok((ms, body.len(), rows))
         };
-        out.push_str(
-            "\n| the web console (`cerfs web`, same store) | rows | bytes | first ms | second ms |\n|---|---:|---:|---:|---:|\n",
-        );
+        let mut times = Vec::new();
         for path in [
             "/",
             "/api/v1/overview?days=90",
@@ -400,13 +466,16 @@ fn console(db: &Path, out: &mut String) -> Result<()> {
             "/api/v1/signatures",
             "/metrics",
         ] {
-            let (first, n, rows) = get(path)?;
+            let (first, _, rows) = get(path)?;
             let (second, _, _) = get(path)?;
-            out.push_str(&format!(
-                "| `{path}` | {rows} | {n} | {first:.1} | {second:.1} |\n"
-            ));
+            times.push(ConsoleTime {
+                path,
+                rows,
+                first,
+                second,
+            });
         }
-        Ok(())
+        Ok(times)
     })();
     // Stopped by its pid; it holds nothing a kill could damage (read-only).
     let _ = child.kill();

@@ -23,7 +23,7 @@ const PG_PORT: u16 = 14489;
 const PORT_SERVE_2: u16 = 14477;
 
 /// A PostgreSQL cluster of its own in a fresh directory, stopped and removed when dropped.
-struct PgCluster {
+pub(crate) struct PgCluster {
     dir: PathBuf,
     next: u32,
 }
@@ -48,7 +48,7 @@ fn as_postgres(program: &str, args: &[&str]) -> Result<()> {
 }
 
 impl PgCluster {
-    fn start(workdir: &Path) -> Result<PgCluster> {
+    pub(crate) fn start(workdir: &Path) -> Result<PgCluster> {
         if !Path::new(PG_BIN).join("postgres").exists() {
             bail!("PostgreSQL 15 is not installed (apt-get install postgresql-15)");
         }
@@ -76,7 +76,7 @@ impl PgCluster {
     }
 
     /// A new empty database: its URL.
-    fn database(&mut self) -> Result<String> {
+    pub(crate) fn database(&mut self) -> Result<String> {
         self.next += 1;
         let name = format!("bench{}", self.next);
         as_postgres(

@@ -10,38 +10,13 @@ mod common;
 
 use std::sync::Arc;
 
-use cerfs_db::prelude::*;
 use cerfs_db::{
     BucketKey, CabState, Counts, DumpRequest, DumpState, LogFields, LogId, LogLine, NewNode,
-    NewReport, NodeRole, ParamKind, PgStore, ReportFile, ReportParam, SettingsScope, SqliteStore,
-    StoreError, CABS_INO, ROOT_INO,
+    NewReport, NodeRole, ParamKind, ReportFile, ReportParam, SettingsScope, StoreError, CABS_INO,
+    ROOT_INO,
 };
 
-struct Backend {
-    name: &'static str,
-    store: Arc<dyn Store>,
-    _keep: Box<dyn std::any::Any>,
-}
-
-/// A fresh store of each backend available.
-fn backends() -> Vec<Backend> {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = SqliteStore::open(&dir.path().join("cer.db")).unwrap();
-    let mut all = vec![Backend {
-        name: "sqlite",
-        store: Arc::new(sqlite),
-        _keep: Box::new(dir),
-    }];
-    if let Some(db) = cerfs_testkit::TestDatabase::create() {
-        let store = PgStore::open(&db.url).unwrap();
-        all.push(Backend {
-            name: "postgres",
-            store: Arc::new(store),
-            _keep: Box::new(db),
-        });
-    }
-    all
-}
+use common::backends;
 
 fn key(subpath: &str) -> BucketKey {
     BucketKey {

@@ -195,3 +195,218 @@ fn console_totals_follow_every_change_of_the_rows_they_count() {
     assert_eq!((of("cer1", "kernel"), of("cer2", "kernel")), (0, 0));
     assert_eq!((of("cer1", "shutdown"), of("cer2", "shutdown")), (1, 2));
 }
+
+/// The rows of `sql` on PostgreSQL, each value as text.
+fn pg_rows(client: &mut postgres::Client, sql: &str) -> Vec<Vec<String>> {
+    client
+        .simple_query(sql)
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL").to_owned())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every summary of a PostgreSQL store (its shards summed) equals its recomputation.
+fn assert_pg_totals(client: &mut postgres::Client, step: &str) {
+    let day = |col: &str| format!("({col} AT TIME ZONE 'UTC')::date");
+    let pairs = [
+        (
+            "reports per day",
+            "SELECT day, protocol, kind, sum(reports) FROM daily_report_rows \
+             GROUP BY 1, 2, 3 HAVING sum(reports) > 0 ORDER BY 1, 2, 3"
+                .to_owned(),
+            format!(
+                "SELECT day, protocol, kind, count(*) FROM ( \
+                   SELECT {} AS day, 'cer1' AS protocol, b.kind AS kind \
+                   FROM log_lines l JOIN bucket_rows b ON b.bucket_id = l.log_id \
+                   WHERE l.log_id > 0 \
+                   UNION ALL \
+                   SELECT {}, 'cer2', b.kind \
+                   FROM cer2_report_rows r JOIN bucket_rows b ON b.bucket_id = r.bucket_id) x \
+                 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+                day("l.received_at"),
+                day("r.received_at")
+            ),
+        ),
+        (
+            "hits per day",
+            "SELECT day, bucket_id, hits FROM daily_hit_rows WHERE hits > 0 ORDER BY 1, 2"
+                .to_owned(),
+            format!(
+                "SELECT {}, log_id, count(*) FROM log_lines WHERE log_id > 0 \
+                 GROUP BY 1, 2 ORDER BY 1, 2",
+                day("received_at")
+            ),
+        ),
+        (
+            "cab totals",
+            "SELECT sum(cabs), sum(bytes), sum(backlog), sum(failed) FROM cab_total_rows"
+                .to_owned(),
+            "SELECT count(*), coalesce(sum(size), 0), \
+                    count(*) FILTER (WHERE index_status IS NULL), \
+                    count(*) FILTER (WHERE index_status = 'failed') \
+             FROM cab_rows WHERE state = 'complete' AND removal IS NULL"
+                .to_owned(),
+        ),
+        (
+            "signatures",
+            "SELECT day, signature, bucket_id, crashes FROM daily_signature_rows \
+             WHERE crashes > 0 ORDER BY 1, 2, 3"
+                .to_owned(),
+            format!(
+                "SELECT {}, s.signature, c.bucket_id, count(*) FROM stack_rows s \
+                 JOIN cab_rows c ON c.ino = s.cab_id GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+                day("c.created_at")
+            ),
+        ),
+    ];
+    for (what, kept, recomputed) in pairs {
+        assert_eq!(
+            pg_rows(client, &kept),
+            pg_rows(client, &recomputed),
+            "{what} after {step}"
+        );
+    }
+    let later = pg_rows(
+        client,
+        "SELECT s.signature FROM stack_rows s JOIN cab_rows c ON c.ino = s.cab_id \
+         LEFT JOIN signature_first_rows f ON f.signature = s.signature \
+         WHERE f.first_at IS NULL OR f.first_at > c.created_at",
+    );
+    assert!(
+        later.is_empty(),
+        "first seen after a cab has it, after {step}: {later:?}"
+    );
+}
+
+#[test]
+fn console_totals_follow_every_change_of_the_rows_they_count_on_postgresql() {
+    let Some(db) = cerfs_testkit::TestDatabase::create() else {
+        return;
+    };
+    let store = cerfs_db::PgStore::open(&db.url).unwrap();
+    let mut client = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+    assert_pg_totals(&mut client, "a new store");
+
+    let a = cab(&store, "blue", "a.cab", 1000);
+    let b = cab(&store, "blue", "b.cab", 2000);
+    let c = cab(&store, "shutdown", "c.cab", 30);
+    let blue = store.find_bucket("blue").unwrap().unwrap();
+    let shutdown = store.find_bucket("shutdown").unwrap().unwrap();
+    store
+        .append_log(
+            LogId::Hits(blue),
+            &[line("No CAB", "PC1"), line("No CAB", "PC2")],
+        )
+        .unwrap();
+    store
+        .append_log(LogId::Hits(shutdown), &[line("No CAB", "PC3")])
+        .unwrap();
+    store
+        .append_log(LogId::Crash, &[line("No CAB", "PC4")])
+        .unwrap();
+    // Reports of other days (lines a server received earlier).
+    client
+        .batch_execute(
+            "UPDATE log_lines SET received_at = '2026-01-01T09:00:00Z' WHERE machine = 'PC2'",
+        )
+        .unwrap();
+    for (bucket, at) in [
+        (blue, "2026-01-01T08:00:00Z"),
+        (shutdown, "2026-01-03T08:00:00Z"),
+        (shutdown, "2026-01-03T08:00:00Z"),
+    ] {
+        client
+            .execute(
+                "INSERT INTO cer2_report_rows (bucket_id, received_at, machine, os_version, \
+                 lcid, \"user\", app_name, app_path, report_type, event_type, event_time, \
+                 event_filetime, dump_state) VALUES ($1, $2::text::timestamptz, 'PC', '6.1', \
+                 1033, 'u', 'a.exe', 'C:\\a.exe', 1, 'APPCRASH', $2, 0, 'none')",
+                &[&bucket, &at],
+            )
+            .unwrap();
+    }
+    client
+        .batch_execute(
+            "UPDATE cer2_report_rows SET received_at = '2026-01-04T00:00:00Z' \
+             WHERE report_id = (SELECT max(report_id) FROM cer2_report_rows); \
+             UPDATE cer2_report_rows SET machine = 'PC9'",
+        )
+        .unwrap();
+    assert_pg_totals(&mut client, "cabs, hits and CER2 reports");
+
+    let walk = |client: &mut postgres::Client, cab: u64, signature: &str| {
+        client
+            .execute(
+                "INSERT INTO stack_rows (cab_id, member, signature) VALUES ($1, 'crash.dmp', $2)",
+                &[&(cab as i64), &signature],
+            )
+            .unwrap();
+    };
+    walk(&mut client, a, "ntoskrnl.exe!KeBugCheckEx");
+    walk(&mut client, b, "ntoskrnl.exe!KeBugCheckEx");
+    walk(&mut client, c, "EMPTY: no crashing thread");
+    let location = cerfs_db::StoreLocation::Postgres(db.url.clone());
+    let mut index = IndexDb::open_at(&location).unwrap();
+    index.store_failure(c as i64, "not a cab").unwrap();
+    assert_pg_totals(&mut client, "walks and an index failure");
+    let console = ConsoleDb::open_at(&location).unwrap();
+    let facts = console.store_facts().unwrap();
+    assert_eq!(
+        (facts.cabs, facts.cab_bytes, facts.index_failed),
+        (3, 3030, 1)
+    );
+    let all = console.top_signatures(None, 10).unwrap();
+    assert_eq!(all[0].signature, "ntoskrnl.exe!KeBugCheckEx");
+    assert_eq!((all[0].crashes, all[0].buckets), (2, 1));
+    assert_eq!(all.len(), 1);
+    walk(&mut client, c, "EMPTY: no crashing thread");
+    let first = console.signature_page(None, 1, 0).unwrap();
+    assert_eq!((first.total, first.items.len()), (2, 1));
+    let beyond = console.signature_page(None, 1, 5).unwrap();
+    assert_eq!((beyond.total, beyond.items.len()), (2, 0));
+
+    // A re-walk replaces a cab's stack rows.
+    client
+        .execute("DELETE FROM stack_rows WHERE cab_id = $1", &[&(b as i64)])
+        .unwrap();
+    walk(&mut client, b, "other!Function");
+    assert_pg_totals(&mut client, "a re-walk");
+
+    assert!(store.remove_cab(a, Removal::Pruned, None).unwrap());
+    assert_pg_totals(&mut client, "a prune");
+    while store.sweep(3).unwrap().more {}
+    assert_pg_totals(&mut client, "a sweep");
+
+    let audit = Audit {
+        by: "admin".into(),
+        reason: "test".into(),
+    };
+    store.delete_bucket("blue", &audit).unwrap().unwrap();
+    assert_pg_totals(&mut client, "a bucket's deletion");
+    while store.sweep(3).unwrap().more {}
+    assert_pg_totals(&mut client, "the deletion's sweep");
+    let totals = console.report_totals().unwrap();
+    let of = |p: &str, k: &str| {
+        totals
+            .iter()
+            .find(|(pp, kk, _)| *pp == p && *kk == k)
+            .unwrap()
+            .2
+    };
+    assert_eq!((of("cer1", "kernel"), of("cer2", "kernel")), (0, 0));
+    assert_eq!((of("cer1", "shutdown"), of("cer2", "shutdown")), (1, 2));
+    // "other!Function" lost its only cab: history keeps it, the new list does not.
+    assert!(console
+        .new_signatures(30, 10)
+        .unwrap()
+        .iter()
+        .all(|s| s.signature != "other!Function"));
+}

@@ -1,6 +1,10 @@
-//! Behaviour tests of the SQLite store through the `Store` trait (and its inherent methods).
+//! Behaviour tests of the store through the `Store` trait: the namespace, contents,
+//! counters and settings on every backend (SQLite; PostgreSQL on the test server), and what
+//! only a SQLite file has (its chunks, WAL, schema version, a full disk, a replaced file).
 
 #![allow(clippy::unwrap_used)]
+
+mod common;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -52,12 +56,12 @@ fn blue_key() -> BucketKey {
     }
 }
 
-fn mk(store: &SqliteStore, parent: u64, name: &str, role: NodeRole) -> Node {
+fn mk(store: &dyn Store, parent: u64, name: &str, role: NodeRole) -> Node {
     mk_in(store, parent, name, role, None)
 }
 
 fn mk_in(
-    store: &SqliteStore,
+    store: &dyn Store,
     parent: u64,
     name: &str,
     role: NodeRole,
@@ -119,7 +123,7 @@ fn fnv(hash: u64, data: &[u8]) -> u64 {
 }
 const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 
-fn read_all(store: &SqliteStore, ino: u64) -> Vec<u8> {
+fn read_all(store: &dyn Store, ino: u64) -> Vec<u8> {
     let size = store.node(ino).unwrap().unwrap().size;
     let mut out = Vec::new();
     while (out.len() as u64) < size {
@@ -144,243 +148,253 @@ fn chunk_count(dir: &TempDir, ino: u64) -> i64 {
 
 #[test]
 fn fixed_directories_exist() {
-    let (_dir, store) = temp_store();
-    let root = store.node(ROOT_INO).unwrap().unwrap();
-    assert_eq!(
-        (root.parent, root.name.as_str(), root.role),
-        (ROOT_INO, "", NodeRole::Dir)
-    );
-    assert_eq!(root.mode, 0o755);
-    let kids = store.children(ROOT_INO).unwrap();
-    assert_eq!(names(&kids), ["cabs", "counts", "status"]);
-    let inos: Vec<u64> = kids.iter().map(|n| n.ino).collect();
-    assert_eq!(inos, [CABS_INO, COUNTS_INO, STATUS_INO]);
-    assert!(kids
-        .iter()
-        .all(|n| n.role == NodeRole::Dir && n.parent == ROOT_INO));
-    // The root is not its own child.
-    assert_eq!(store.lookup(ROOT_INO, "").unwrap(), None);
-    assert_eq!(
-        store.lookup(ROOT_INO, "cabs").unwrap().unwrap().ino,
-        CABS_INO
-    );
-    assert_eq!(store.node(999).unwrap(), None);
-    assert_eq!(store.node(u64::MAX).unwrap(), None);
+    for backend in common::backends() {
+        let store = &*backend.store;
+        let root = store.node(ROOT_INO).unwrap().unwrap();
+        assert_eq!(
+            (root.parent, root.name.as_str(), root.role),
+            (ROOT_INO, "", NodeRole::Dir)
+        );
+        assert_eq!(root.mode, 0o755);
+        let kids = store.children(ROOT_INO).unwrap();
+        assert_eq!(names(&kids), ["cabs", "counts", "status"]);
+        let inos: Vec<u64> = kids.iter().map(|n| n.ino).collect();
+        assert_eq!(inos, [CABS_INO, COUNTS_INO, STATUS_INO]);
+        assert!(kids
+            .iter()
+            .all(|n| n.role == NodeRole::Dir && n.parent == ROOT_INO));
+        // The root is not its own child.
+        assert_eq!(store.lookup(ROOT_INO, "").unwrap(), None);
+        assert_eq!(
+            store.lookup(ROOT_INO, "cabs").unwrap().unwrap().ino,
+            CABS_INO
+        );
+        assert_eq!(store.node(999).unwrap(), None);
+        assert_eq!(store.node(u64::MAX).unwrap(), None);
+    }
 }
 
 #[test]
 fn create_lookup_children() {
-    let (_dir, store) = temp_store();
-    let d = mk(&store, CABS_INO, "App", NodeRole::Dir);
-    assert_eq!(d.parent, CABS_INO);
-    assert!(d.ino > COUNTS_INO);
-    for name in ["b.txt", "a.txt", "B.txt", "c"] {
-        mk(&store, d.ino, name, NodeRole::File);
-    }
-    let kids = store.children(d.ino).unwrap();
-    assert_eq!(names(&kids), ["B.txt", "a.txt", "b.txt", "c"]); // byte order
-    let a = store.lookup(d.ino, "a.txt").unwrap().unwrap();
-    assert_eq!(a.role, NodeRole::File);
-    assert_eq!((a.mode, a.uid, a.gid, a.size), (0o644, 1000, 1000, 0));
-    assert_eq!(a.bucket, None);
-    assert_eq!(a.cab_state, None);
-    assert_eq!(store.node(a.ino).unwrap().unwrap(), a);
-    assert_eq!(store.lookup(d.ino, "nope").unwrap(), None);
+    for backend in common::backends() {
+        let store = &*backend.store;
+        let d = mk(store, CABS_INO, "App", NodeRole::Dir);
+        assert_eq!(d.parent, CABS_INO);
+        assert!(d.ino > COUNTS_INO);
+        for name in ["b.txt", "a.txt", "B.txt", "c"] {
+            mk(store, d.ino, name, NodeRole::File);
+        }
+        let kids = store.children(d.ino).unwrap();
+        assert_eq!(names(&kids), ["B.txt", "a.txt", "b.txt", "c"]); // byte order
+        let a = store.lookup(d.ino, "a.txt").unwrap().unwrap();
+        assert_eq!(a.role, NodeRole::File);
+        assert_eq!((a.mode, a.uid, a.gid, a.size), (0o644, 1000, 1000, 0));
+        assert_eq!(a.bucket, None);
+        assert_eq!(a.cab_state, None);
+        assert_eq!(store.node(a.ino).unwrap().unwrap(), a);
+        assert_eq!(store.lookup(d.ino, "nope").unwrap(), None);
 
-    // Exists, NotDir, NotFound, bad names.
-    let err = store
-        .create_node(&NewNode {
-            parent: d.ino,
-            name: "a.txt",
+        // Exists, NotDir, NotFound, bad names.
+        let err = store
+            .create_node(&NewNode {
+                parent: d.ino,
+                name: "a.txt",
+                role: NodeRole::File,
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                bucket: None,
+            })
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Exists(ref n) if n == "a.txt"),
+            "{err:?}"
+        );
+        let new = |parent, name| NewNode {
+            parent,
+            name,
             role: NodeRole::File,
             mode: 0o644,
             uid: 0,
             gid: 0,
             bucket: None,
-        })
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::Exists(ref n) if n == "a.txt"),
-        "{err:?}"
-    );
-    let new = |parent, name| NewNode {
-        parent,
-        name,
-        role: NodeRole::File,
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        bucket: None,
-    };
-    assert!(
-        matches!(store.create_node(&new(a.ino, "x")), Err(StoreError::NotDir(i)) if i == a.ino)
-    );
-    assert!(matches!(
-        store.create_node(&new(12345, "x")),
-        Err(StoreError::NotFound(12345))
-    ));
-    assert!(matches!(
-        store.create_node(&new(d.ino, "")),
-        Err(StoreError::Invalid(_))
-    ));
-    assert!(matches!(
-        store.create_node(&new(d.ino, "a/b")),
-        Err(StoreError::Invalid(_))
-    ));
-    assert!(matches!(store.children(a.ino), Err(StoreError::NotDir(_))));
-    assert!(matches!(
-        store.children(777),
-        Err(StoreError::NotFound(777))
-    ));
-    // Bucket-bound roles need a bucket.
-    let mut count = new(d.ino, "count.txt");
-    count.role = NodeRole::Count;
-    assert!(matches!(
-        store.create_node(&count),
-        Err(StoreError::Invalid(_))
-    ));
+        };
+        assert!(
+            matches!(store.create_node(&new(a.ino, "x")), Err(StoreError::NotDir(i)) if i == a.ino)
+        );
+        assert!(matches!(
+            store.create_node(&new(12345, "x")),
+            Err(StoreError::NotFound(12345))
+        ));
+        assert!(matches!(
+            store.create_node(&new(d.ino, "")),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            store.create_node(&new(d.ino, "a/b")),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(store.children(a.ino), Err(StoreError::NotDir(_))));
+        assert!(matches!(
+            store.children(777),
+            Err(StoreError::NotFound(777))
+        ));
+        // Bucket-bound roles need a bucket.
+        let mut count = new(d.ino, "count.txt");
+        count.role = NodeRole::Count;
+        assert!(matches!(
+            store.create_node(&count),
+            Err(StoreError::Invalid(_))
+        ));
+    }
 }
 
 #[test]
 fn create_with_bucket_and_cab_state() {
-    let (_dir, store) = temp_store();
-    let key = app_key(1);
-    let dir = mk(&store, COUNTS_INO, "TestApplication", NodeRole::Dir);
-    let count = mk_in(&store, dir.ino, "count.txt", NodeRole::Count, Some(&key));
-    let bucket = count.bucket.unwrap();
-    assert_eq!(store.ensure_bucket(&key).unwrap(), bucket);
-    assert_eq!(store.counts(bucket).unwrap(), Counts::default());
-    let cab = mk_in(&store, dir.ino, "r1.cab", NodeRole::Cab, Some(&key));
-    assert_eq!(cab.bucket, Some(bucket));
-    assert_eq!(cab.cab_state, Some(CabState::Writing));
-    assert_eq!(store.node(cab.ino).unwrap().unwrap(), cab);
-    let hits = mk_in(&store, dir.ino, "hits.log", NodeRole::HitsLog, Some(&key));
-    assert_eq!(hits.bucket, Some(bucket));
-    assert_eq!(hits.cab_state, None);
+    for backend in common::backends() {
+        let store = &*backend.store;
+        let key = app_key(1);
+        let dir = mk(store, COUNTS_INO, "TestApplication", NodeRole::Dir);
+        let count = mk_in(store, dir.ino, "count.txt", NodeRole::Count, Some(&key));
+        let bucket = count.bucket.unwrap();
+        assert_eq!(store.ensure_bucket(&key).unwrap(), bucket);
+        assert_eq!(store.counts(bucket).unwrap(), Counts::default());
+        let cab = mk_in(store, dir.ino, "r1.cab", NodeRole::Cab, Some(&key));
+        assert_eq!(cab.bucket, Some(bucket));
+        assert_eq!(cab.cab_state, Some(CabState::Writing));
+        assert_eq!(store.node(cab.ino).unwrap().unwrap(), cab);
+        let hits = mk_in(store, dir.ino, "hits.log", NodeRole::HitsLog, Some(&key));
+        assert_eq!(hits.bucket, Some(bucket));
+        assert_eq!(hits.cab_state, None);
+    }
 }
 
 #[test]
 fn rename_and_remove() {
-    let (_dir, store) = temp_store();
-    let a = mk(&store, ROOT_INO, "a", NodeRole::Dir);
-    let b = mk(&store, ROOT_INO, "b", NodeRole::Dir);
-    let f = mk(&store, a.ino, "f", NodeRole::File);
-    store.write_at(f.ino, 0, b"hello").unwrap();
+    for backend in common::backends() {
+        let store = &*backend.store;
+        let a = mk(store, ROOT_INO, "a", NodeRole::Dir);
+        let b = mk(store, ROOT_INO, "b", NodeRole::Dir);
+        let f = mk(store, a.ino, "f", NodeRole::File);
+        store.write_at(f.ino, 0, b"hello").unwrap();
 
-    // Within a directory.
-    store.rename_node(f.ino, a.ino, "g", false).unwrap();
-    assert_eq!(store.lookup(a.ino, "f").unwrap(), None);
-    let g = store.lookup(a.ino, "g").unwrap().unwrap();
-    assert_eq!(g.ino, f.ino);
-    // Between directories; the content follows.
-    store.rename_node(f.ino, b.ino, "h", false).unwrap();
-    assert!(store.children(a.ino).unwrap().is_empty());
-    let h = store.node(f.ino).unwrap().unwrap();
-    assert_eq!((h.parent, h.name.as_str()), (b.ino, "h"));
-    assert_eq!(store.read_at(f.ino, 0, 100).unwrap(), b"hello");
-    // Onto itself: nothing happens.
-    store.rename_node(f.ino, b.ino, "h", false).unwrap();
+        // Within a directory.
+        store.rename_node(f.ino, a.ino, "g", false).unwrap();
+        assert_eq!(store.lookup(a.ino, "f").unwrap(), None);
+        let g = store.lookup(a.ino, "g").unwrap().unwrap();
+        assert_eq!(g.ino, f.ino);
+        // Between directories; the content follows.
+        store.rename_node(f.ino, b.ino, "h", false).unwrap();
+        assert!(store.children(a.ino).unwrap().is_empty());
+        let h = store.node(f.ino).unwrap().unwrap();
+        assert_eq!((h.parent, h.name.as_str()), (b.ino, "h"));
+        assert_eq!(store.read_at(f.ino, 0, 100).unwrap(), b"hello");
+        // Onto itself: nothing happens.
+        store.rename_node(f.ino, b.ino, "h", false).unwrap();
 
-    // Target exists.
-    let other = mk(&store, b.ino, "other", NodeRole::File);
-    store.write_at(other.ino, 0, b"old").unwrap();
-    let err = store.rename_node(f.ino, b.ino, "other", false).unwrap_err();
-    assert!(matches!(err, StoreError::Exists(_)), "{err:?}");
-    store.rename_node(f.ino, b.ino, "other", true).unwrap();
-    assert_eq!(store.node(other.ino).unwrap(), None);
-    assert_eq!(store.lookup(b.ino, "other").unwrap().unwrap().ino, f.ino);
-    assert_eq!(
-        store.read_at(other.ino, 0, 10).unwrap_err().to_string(),
-        StoreError::NotFound(other.ino).to_string()
-    );
+        // Target exists.
+        let other = mk(store, b.ino, "other", NodeRole::File);
+        store.write_at(other.ino, 0, b"old").unwrap();
+        let err = store.rename_node(f.ino, b.ino, "other", false).unwrap_err();
+        assert!(matches!(err, StoreError::Exists(_)), "{err:?}");
+        store.rename_node(f.ino, b.ino, "other", true).unwrap();
+        assert_eq!(store.node(other.ino).unwrap(), None);
+        assert_eq!(store.lookup(b.ino, "other").unwrap().unwrap().ino, f.ino);
+        assert_eq!(
+            store.read_at(other.ino, 0, 10).unwrap_err().to_string(),
+            StoreError::NotFound(other.ino).to_string()
+        );
 
-    // Directories: non-empty target, empty target, type mismatches, into itself.
-    let c = mk(&store, ROOT_INO, "c", NodeRole::Dir);
-    let err = store.rename_node(c.ino, ROOT_INO, "b", true).unwrap_err();
-    assert!(
-        matches!(err, StoreError::NotEmpty(i) if i == b.ino),
-        "{err:?}"
-    );
-    store.rename_node(c.ino, ROOT_INO, "a", true).unwrap(); // a is empty
-    assert_eq!(store.node(a.ino).unwrap(), None);
-    assert!(matches!(
-        store.rename_node(c.ino, b.ino, "other", true),
-        Err(StoreError::NotDir(_))
-    ));
-    assert!(
-        matches!(store.rename_node(f.ino, ROOT_INO, "cabs", true), Err(StoreError::IsDir(i)) if i == CABS_INO)
-    );
-    let sub = mk(&store, c.ino, "sub", NodeRole::Dir);
-    assert!(matches!(
-        store.rename_node(c.ino, sub.ino, "x", false),
-        Err(StoreError::Invalid(_))
-    ));
-    assert!(matches!(
-        store.rename_node(c.ino, c.ino, "x", false),
-        Err(StoreError::Invalid(_))
-    ));
-    assert!(matches!(
-        store.rename_node(ROOT_INO, c.ino, "x", false),
-        Err(StoreError::Invalid(_))
-    ));
-    assert!(matches!(
-        store.rename_node(sub.ino, f.ino, "x", false),
-        Err(StoreError::NotDir(_))
-    ));
-    store.rename_node(sub.ino, ROOT_INO, "sub2", false).unwrap();
+        // Directories: non-empty target, empty target, type mismatches, into itself.
+        let c = mk(store, ROOT_INO, "c", NodeRole::Dir);
+        let err = store.rename_node(c.ino, ROOT_INO, "b", true).unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotEmpty(i) if i == b.ino),
+            "{err:?}"
+        );
+        store.rename_node(c.ino, ROOT_INO, "a", true).unwrap(); // a is empty
+        assert_eq!(store.node(a.ino).unwrap(), None);
+        assert!(matches!(
+            store.rename_node(c.ino, b.ino, "other", true),
+            Err(StoreError::NotDir(_))
+        ));
+        assert!(
+            matches!(store.rename_node(f.ino, ROOT_INO, "cabs", true), Err(StoreError::IsDir(i)) if i == CABS_INO)
+        );
+        let sub = mk(store, c.ino, "sub", NodeRole::Dir);
+        assert!(matches!(
+            store.rename_node(c.ino, sub.ino, "x", false),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            store.rename_node(c.ino, c.ino, "x", false),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            store.rename_node(ROOT_INO, c.ino, "x", false),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            store.rename_node(sub.ino, f.ino, "x", false),
+            Err(StoreError::NotDir(_))
+        ));
+        store.rename_node(sub.ino, ROOT_INO, "sub2", false).unwrap();
 
-    // Remove.
-    assert!(matches!(store.remove_node(b.ino), Err(StoreError::NotEmpty(i)) if i == b.ino));
-    store.remove_node(f.ino).unwrap();
-    store.remove_node(b.ino).unwrap();
-    assert!(matches!(
-        store.remove_node(b.ino),
-        Err(StoreError::NotFound(_))
-    ));
-    assert!(matches!(
-        store.remove_node(ROOT_INO),
-        Err(StoreError::Invalid(_))
-    ));
-    assert_eq!(
-        names(&store.children(ROOT_INO).unwrap()),
-        ["a", "cabs", "counts", "status", "sub2"]
-    );
+        // Remove.
+        assert!(matches!(store.remove_node(b.ino), Err(StoreError::NotEmpty(i)) if i == b.ino));
+        store.remove_node(f.ino).unwrap();
+        store.remove_node(b.ino).unwrap();
+        assert!(matches!(
+            store.remove_node(b.ino),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.remove_node(ROOT_INO),
+            Err(StoreError::Invalid(_))
+        ));
+        assert_eq!(
+            names(&store.children(ROOT_INO).unwrap()),
+            ["a", "cabs", "counts", "status", "sub2"]
+        );
+    }
 }
 
 #[test]
 fn set_attr_changes_and_bumps_ctime() {
-    let (_dir, store) = temp_store();
-    let f = mk(&store, ROOT_INO, "f", NodeRole::File);
-    let when = std::time::UNIX_EPOCH + std::time::Duration::new(1_000_000, 123);
-    let n = store
-        .set_attr(
-            f.ino,
-            &AttrChange {
-                mode: Some(0o600),
-                uid: None,
-                gid: Some(7),
-                mtime: Some(when),
-            },
-        )
-        .unwrap();
-    assert_eq!((n.mode, n.uid, n.gid, n.mtime), (0o600, 1000, 7, when));
-    assert!(n.ctime >= f.ctime);
-    assert_eq!(store.node(f.ino).unwrap().unwrap(), n);
-    let before_epoch = std::time::UNIX_EPOCH - std::time::Duration::from_secs(86_400);
-    let n = store
-        .set_attr(
-            f.ino,
-            &AttrChange {
-                mtime: Some(before_epoch),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    assert_eq!(n.mtime, before_epoch);
-    assert!(matches!(
-        store.set_attr(4242, &AttrChange::default()),
-        Err(StoreError::NotFound(4242))
-    ));
+    for backend in common::backends() {
+        let store = &*backend.store;
+        let f = mk(store, ROOT_INO, "f", NodeRole::File);
+        let when = std::time::UNIX_EPOCH + std::time::Duration::new(1_000_000, 123);
+        let n = store
+            .set_attr(
+                f.ino,
+                &AttrChange {
+                    mode: Some(0o600),
+                    uid: None,
+                    gid: Some(7),
+                    mtime: Some(when),
+                },
+            )
+            .unwrap();
+        assert_eq!((n.mode, n.uid, n.gid, n.mtime), (0o600, 1000, 7, when));
+        assert!(n.ctime >= f.ctime);
+        assert_eq!(store.node(f.ino).unwrap().unwrap(), n);
+        let before_epoch = std::time::UNIX_EPOCH - std::time::Duration::from_secs(86_400);
+        let n = store
+            .set_attr(
+                f.ino,
+                &AttrChange {
+                    mtime: Some(before_epoch),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(n.mtime, before_epoch);
+        assert!(matches!(
+            store.set_attr(4242, &AttrChange::default()),
+            Err(StoreError::NotFound(4242))
+        ));
+    }
 }
 
 #[test]
@@ -549,30 +563,32 @@ fn truncate_shrinks_and_extends() {
 
 #[test]
 fn sixty_four_mib_sequential_round_trip() {
-    let (_dir, store) = temp_store();
-    let f = mk(&store, ROOT_INO, "big", NodeRole::File);
-    const MIB: usize = 1 << 20;
-    let mut rng = Rng(7);
-    let mut buf = vec![0u8; MIB];
-    let mut written = FNV_START;
-    for i in 0..64u64 {
-        rng.fill(&mut buf);
-        written = fnv(written, &buf);
-        store.write_at(f.ino, i * MIB as u64, &buf).unwrap();
-    }
-    assert_eq!(store.node(f.ino).unwrap().unwrap().size, 64 * MIB as u64);
-    let mut read = FNV_START;
-    let mut offset = 0u64;
-    loop {
-        let part = store.read_at(f.ino, offset, 128 * 1024).unwrap();
-        if part.is_empty() {
-            break;
+    for backend in common::backends() {
+        let store = &*backend.store;
+        let f = mk(store, ROOT_INO, "big", NodeRole::File);
+        const MIB: usize = 1 << 20;
+        let mut rng = Rng(7);
+        let mut buf = vec![0u8; MIB];
+        let mut written = FNV_START;
+        for i in 0..64u64 {
+            rng.fill(&mut buf);
+            written = fnv(written, &buf);
+            store.write_at(f.ino, i * MIB as u64, &buf).unwrap();
         }
-        read = fnv(read, &part);
-        offset += part.len() as u64;
+        assert_eq!(store.node(f.ino).unwrap().unwrap().size, 64 * MIB as u64);
+        let mut read = FNV_START;
+        let mut offset = 0u64;
+        loop {
+            let part = store.read_at(f.ino, offset, 128 * 1024).unwrap();
+            if part.is_empty() {
+                break;
+            }
+            read = fnv(read, &part);
+            offset += part.len() as u64;
+        }
+        assert_eq!(offset, 64 * MIB as u64);
+        assert_eq!(read, written);
     }
-    assert_eq!(offset, 64 * MIB as u64);
-    assert_eq!(read, written);
 }
 
 // ---- cabs ----
@@ -783,105 +799,110 @@ fn buckets_and_counters() {
 
 #[test]
 fn concurrent_add_counts_sum_exactly() {
-    let (_dir, store) = temp_store();
-    let store = Arc::new(store);
-    let bucket = store.ensure_bucket(&app_key(9)).unwrap();
-    let threads: Vec<_> = (0..8)
-        .map(|t| {
-            let store = Arc::clone(&store);
-            std::thread::spawn(move || {
-                for i in 0..500u64 {
-                    store.add_counts(bucket, (i + t) % 2, 1).unwrap();
-                    // Readers work alongside the writer.
-                    let c = store.counts(bucket).unwrap();
-                    assert!(c.total_hits > i);
-                }
+    for backend in common::backends() {
+        let store = Arc::clone(&backend.store);
+        let bucket = store.ensure_bucket(&app_key(9)).unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let store = Arc::clone(&store);
+                std::thread::spawn(move || {
+                    for i in 0..500u64 {
+                        store.add_counts(bucket, (i + t) % 2, 1).unwrap();
+                        // Readers work alongside the writer.
+                        let c = store.counts(bucket).unwrap();
+                        assert!(c.total_hits > i);
+                    }
+                })
             })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
-    assert_eq!(
-        store.counts(bucket).unwrap(),
-        Counts {
-            cabs_gathered: 2000,
-            total_hits: 4000
+            .collect();
+        for t in threads {
+            t.join().unwrap();
         }
-    );
+        assert_eq!(
+            store.counts(bucket).unwrap(),
+            Counts {
+                cabs_gathered: 2000,
+                total_hits: 4000
+            }
+        );
+    }
 }
 
 #[test]
 fn removing_a_count_node_keeps_the_counters() {
-    let (_dir, store) = temp_store();
-    let key = app_key(4);
-    let count = mk_in(&store, COUNTS_INO, "count.txt", NodeRole::Count, Some(&key));
-    let bucket = count.bucket.unwrap();
-    store.add_counts(bucket, 1, 3).unwrap();
-    store.remove_node(count.ino).unwrap();
-    assert_eq!(
-        store.counts(bucket).unwrap(),
-        Counts {
-            cabs_gathered: 1,
-            total_hits: 3
-        }
-    );
+    for backend in common::backends() {
+        let store = &*backend.store;
+        let key = app_key(4);
+        let count = mk_in(store, COUNTS_INO, "count.txt", NodeRole::Count, Some(&key));
+        let bucket = count.bucket.unwrap();
+        store.add_counts(bucket, 1, 3).unwrap();
+        store.remove_node(count.ino).unwrap();
+        assert_eq!(
+            store.counts(bucket).unwrap(),
+            Counts {
+                cabs_gathered: 1,
+                total_hits: 3
+            }
+        );
+    }
 }
 
 // ---- settings ----
 
 #[test]
 fn settings_replace_and_clear() {
-    let (_dir, store) = temp_store();
-    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-        v.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
-    assert!(store.settings(SettingsScope::Policy).unwrap().is_empty());
-    let policy = pairs(&[
-        ("Tracking", "YES"),
-        ("Crashes per bucket", "10"),
-        ("Tracking", "NO"),
-    ]);
-    store
-        .replace_settings(SettingsScope::Policy, &policy)
-        .unwrap();
-    assert_eq!(store.settings(SettingsScope::Policy).unwrap(), policy);
+    for backend in common::backends() {
+        let store = &*backend.store;
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(store.settings(SettingsScope::Policy).unwrap().is_empty());
+        let policy = pairs(&[
+            ("Tracking", "YES"),
+            ("Crashes per bucket", "10"),
+            ("Tracking", "NO"),
+        ]);
+        store
+            .replace_settings(SettingsScope::Policy, &policy)
+            .unwrap();
+        assert_eq!(store.settings(SettingsScope::Policy).unwrap(), policy);
 
-    let key = app_key(5);
-    let status = mk_in(
-        &store,
-        STATUS_INO,
-        "status.txt",
-        NodeRole::Status,
-        Some(&key),
-    );
-    let scope = SettingsScope::Status(status.bucket.unwrap());
-    let st = pairs(&[("iData", "1"), ("Bucket", "42"), ("Response", "1")]);
-    store.replace_settings(scope, &st).unwrap();
-    assert_eq!(store.settings(scope).unwrap(), st);
-    let st2 = pairs(&[("Response", "http://x/"), ("iData", "0")]);
-    store.replace_settings(scope, &st2).unwrap();
-    assert_eq!(store.settings(scope).unwrap(), st2);
-    assert_eq!(store.settings(SettingsScope::Policy).unwrap(), policy);
-    assert!(matches!(
-        store.settings(SettingsScope::Status(777)),
-        Err(StoreError::NoBucket(777))
-    ));
-    assert!(matches!(
-        store.replace_settings(SettingsScope::Status(777), &st),
-        Err(StoreError::NoBucket(777))
-    ));
+        let key = app_key(5);
+        let status = mk_in(
+            store,
+            STATUS_INO,
+            "status.txt",
+            NodeRole::Status,
+            Some(&key),
+        );
+        let scope = SettingsScope::Status(status.bucket.unwrap());
+        let st = pairs(&[("iData", "1"), ("Bucket", "42"), ("Response", "1")]);
+        store.replace_settings(scope, &st).unwrap();
+        assert_eq!(store.settings(scope).unwrap(), st);
+        let st2 = pairs(&[("Response", "http://x/"), ("iData", "0")]);
+        store.replace_settings(scope, &st2).unwrap();
+        assert_eq!(store.settings(scope).unwrap(), st2);
+        assert_eq!(store.settings(SettingsScope::Policy).unwrap(), policy);
+        assert!(matches!(
+            store.settings(SettingsScope::Status(777)),
+            Err(StoreError::NoBucket(777))
+        ));
+        assert!(matches!(
+            store.replace_settings(SettingsScope::Status(777), &st),
+            Err(StoreError::NoBucket(777))
+        ));
 
-    // Removing status.txt clears its settings, not the policy; removing policy.txt clears those.
-    store.remove_node(status.ino).unwrap();
-    assert!(store.settings(scope).unwrap().is_empty());
-    assert_eq!(store.settings(SettingsScope::Policy).unwrap(), policy);
-    let pol = mk(&store, ROOT_INO, "policy.txt", NodeRole::Policy);
-    store.remove_node(pol.ino).unwrap();
-    assert!(store.settings(SettingsScope::Policy).unwrap().is_empty());
-    store.replace_settings(SettingsScope::Policy, &[]).unwrap();
+        // Removing status.txt clears its settings, not the policy; removing policy.txt clears those.
+        store.remove_node(status.ino).unwrap();
+        assert!(store.settings(scope).unwrap().is_empty());
+        assert_eq!(store.settings(SettingsScope::Policy).unwrap(), policy);
+        let pol = mk(store, ROOT_INO, "policy.txt", NodeRole::Policy);
+        store.remove_node(pol.ino).unwrap();
+        assert!(store.settings(SettingsScope::Policy).unwrap().is_empty());
+        store.replace_settings(SettingsScope::Policy, &[]).unwrap();
+    }
 }
 
 // ---- logs ----

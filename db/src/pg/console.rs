@@ -1,9 +1,7 @@
 //! The web console's queries on a PostgreSQL store (see [`crate::ConsoleDb`]): a
-//! connection of its own, read-only, in UTC. Where the SQLite store reads running totals
-//! that its triggers keep, this one counts from the rows through the indexes of schema 7
-//! (`log_lines (received_at)`, the bucket list's orders): one totals row per day would
-//! serialize every head's reports on its lock. Reports per kind come from each log's
-//! line count (`logs.line_count`), one row per bucket.
+//! connection of its own, read-only, in UTC. Like the SQLite store's, they read the totals
+//! that triggers keep (schema 7: `daily_hit_rows`, `daily_report_rows` and `cab_total_rows`
+//! in shards, summed here), and compute per-row details only for the rows of a page.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -23,14 +21,6 @@ use crate::{OpenError, QueryError};
 
 type Result<T> = std::result::Result<T, QueryError>;
 pub(crate) type Params<'p> = [&'p (dyn ToSql + Sync)];
-
-/// The UTC day (`YYYY-MM-DD`) of a timestamptz column.
-macro_rules! day {
-    ($col:literal) => {
-        concat!("to_char(", $col, " AT TIME ZONE 'UTC', 'YYYY-MM-DD')")
-    };
-}
-pub(crate) use day;
 
 /// A bucket as lists show it, read by [`summary_row`], followed by `$tail`.
 macro_rules! select_summary {
@@ -131,21 +121,9 @@ impl PgConsole {
             })
             .collect();
         let start = dates.first().cloned().unwrap_or_default();
-        let sql = concat!(
-            "SELECT day, kind, protocol, sum(n)::bigint FROM ( \
-               SELECT ",
-            day!("l.received_at"),
-            " AS day, l.log_id, 'cer1' AS protocol, count(*) AS n FROM log_lines l \
-               WHERE l.log_id > 0 AND l.received_at >= $1::text::timestamptz GROUP BY 1, 2 \
-               UNION ALL \
-               SELECT ",
-            day!("r.received_at"),
-            ", r.bucket_id, 'cer2', count(*) FROM cer2_report_rows r \
-               WHERE r.received_at >= $1::text::timestamptz GROUP BY 1, 2) x \
-             JOIN (SELECT bucket_id, {KIND} AS kind FROM bucket_rows b) k \
-               ON k.bucket_id = x.log_id GROUP BY 1, 2, 3"
-        )
-        .replace("{KIND}", KIND_SQL);
+        let sql = "SELECT to_char(day, 'YYYY-MM-DD'), {KIND}, protocol, sum(reports)::bigint \
+                   FROM daily_report_rows b WHERE day >= $1::text::date GROUP BY 1, 2, 3"
+            .replace("{KIND}", KIND_SQL);
         for row in self.rows(&sql, &[&start])? {
             let (day, kind, protocol, n): (String, String, String, i64) =
                 (get(&row, 0)?, get(&row, 1)?, get(&row, 2)?, get(&row, 3)?);
@@ -162,10 +140,10 @@ impl PgConsole {
     pub(crate) fn top_buckets(&self, days: u32, limit: u32) -> Result<Vec<BucketSummary>> {
         let start = self.window_start(days)?;
         let sql = select_summary!(
-            "FROM (SELECT log_id, count(*) AS hits FROM log_lines \
-                   WHERE log_id > 0 AND received_at >= $1::text::timestamptz \
-                   GROUP BY log_id ORDER BY hits DESC, log_id LIMIT $2) w \
-             JOIN bucket_rows b ON b.bucket_id = w.log_id ORDER BY w.hits DESC, b.bucket_id"
+            "FROM (SELECT bucket_id, sum(hits)::bigint AS hits FROM daily_hit_rows \
+                   WHERE day >= $1::text::date \
+                   GROUP BY bucket_id ORDER BY hits DESC, bucket_id LIMIT $2) w \
+             JOIN bucket_rows b ON b.bucket_id = w.bucket_id ORDER BY w.hits DESC, b.bucket_id"
         );
         let sql = summary_sql(sql, "w.hits");
         let mut found = self
@@ -206,12 +184,8 @@ impl PgConsole {
 
     pub(crate) fn bucket_hits_per_day(&self, id: i64, days: u32) -> Result<Vec<u64>> {
         self.series(
-            concat!(
-                "SELECT ",
-                day!("received_at"),
-                ", count(*) FROM log_lines \
-                 WHERE log_id = $1 AND received_at >= $2::text::timestamptz GROUP BY 1"
-            ),
+            "SELECT to_char(day, 'YYYY-MM-DD'), hits FROM daily_hit_rows \
+             WHERE bucket_id = $1 AND day >= $2::text::date",
             &id,
             days,
         )
@@ -352,11 +326,8 @@ impl PgConsole {
             .iter()
             .flat_map(|p| KINDS.iter().map(move |k| (*p, *k, 0)))
             .collect();
-        let sql = "SELECT 'cer1', {KIND}, sum(l.line_count)::bigint FROM logs l \
-                   JOIN bucket_rows b ON b.bucket_id = l.log_id GROUP BY 2 \
-                   UNION ALL \
-                   SELECT 'cer2', {KIND}, count(*) FROM cer2_report_rows r \
-                   JOIN bucket_rows b ON b.bucket_id = r.bucket_id GROUP BY 2"
+        let sql = "SELECT protocol, {KIND}, sum(reports)::bigint FROM daily_report_rows b \
+                   GROUP BY 1, 2"
             .replace("{KIND}", KIND_SQL);
         for row in self.rows(&sql, &[])? {
             let (protocol, kind, n): (String, String, i64) =
@@ -432,12 +403,10 @@ impl PgConsole {
     /// files to read from a head).
     pub(crate) fn store_facts(&self) -> Result<StoreFacts> {
         let r = self.row(
-            "SELECT (SELECT count(*) FROM bucket_rows), count(*), \
-                    coalesce(sum(size), 0)::bigint, \
-                    count(*) FILTER (WHERE index_status IS NULL), \
-                    count(*) FILTER (WHERE index_status = 'failed'), \
+            "SELECT (SELECT count(*) FROM bucket_rows), sum(cabs)::bigint, sum(bytes)::bigint, \
+                    sum(backlog)::bigint, sum(failed)::bigint, \
                     pg_database_size(current_database()) \
-             FROM cab_rows WHERE state = 'complete' AND removal IS NULL",
+             FROM cab_total_rows",
             &[],
         )?;
         Ok(StoreFacts {

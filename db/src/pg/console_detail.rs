@@ -1,9 +1,9 @@
 //! The web console's detail queries and signature lists on a PostgreSQL store: one cab,
 //! one signature, search (PostgreSQL's full-text search over `cab_text_rows.search`, every
-//! word required), and the signatures of a window counted from the walked stacks and
-//! their cabs' arrival (`signature_first_rows` keeps when each was first seen).
+//! word required), and the signature lists from the summary rows kept by triggers
+//! (`daily_signature_rows`, `signature_first_rows`), as on SQLite.
 
-use super::console::{cab_row, day, get, PgConsole, CAB_SELECT};
+use super::console::{cab_row, get, PgConsole, CAB_SELECT};
 use super::rows::iso;
 use crate::console::{count, Page, SignatureSummary};
 use crate::console_detail::{
@@ -140,7 +140,8 @@ impl PgConsole {
     pub(crate) fn signature(&self, signature: &str, days: u32) -> Result<Option<SignatureDetail>> {
         let crashes: i64 = get(
             &self.row(
-                "SELECT count(*) FROM stack_rows WHERE signature = $1",
+                "SELECT coalesce(sum(crashes), 0)::bigint FROM daily_signature_rows \
+                 WHERE signature = $1",
                 &[&signature],
             )?,
             0,
@@ -150,10 +151,9 @@ impl PgConsole {
         }
         let buckets = self
             .rows(
-                "SELECT c.bucket_id, b.subpath, count(*) FROM stack_rows s \
-                 JOIN cab_rows c ON c.ino = s.cab_id \
-                 JOIN bucket_rows b ON b.bucket_id = c.bucket_id WHERE s.signature = $1 \
-                 GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT 100",
+                "SELECT d.bucket_id, b.subpath, sum(d.crashes)::bigint FROM daily_signature_rows d \
+                 JOIN bucket_rows b ON b.bucket_id = d.bucket_id WHERE d.signature = $1 \
+                 GROUP BY 1, 2 HAVING sum(d.crashes) > 0 ORDER BY 3 DESC, 1 LIMIT 100",
                 &[&signature],
             )?
             .iter()
@@ -230,8 +230,8 @@ impl PgConsole {
         let dumps = self.dump_hits(q, limit, offset)?;
         let signatures = self
             .rows(
-                "SELECT DISTINCT signature FROM stack_rows \
-                 WHERE signature ILIKE $1 ESCAPE '\\' ORDER BY 1 LIMIT 20",
+                "SELECT DISTINCT signature FROM daily_signature_rows \
+                 WHERE signature ILIKE $1 ESCAPE '\\' AND crashes > 0 ORDER BY 1 LIMIT 20",
                 &[&like_pattern(q)],
             )?
             .iter()
@@ -304,9 +304,9 @@ impl PgConsole {
         let start = days.map(|d| self.window_start(d)).transpose()?;
         let n: i64 = get(
             &self.row(
-                "SELECT count(DISTINCT s.signature) FROM stack_rows s \
-                 JOIN cab_rows c ON c.ino = s.cab_id \
-                 WHERE $1::text IS NULL OR c.created_at >= $1::text::timestamptz",
+                "SELECT count(*) FROM (SELECT signature FROM daily_signature_rows \
+                 WHERE $1::text IS NULL OR day >= $1::text::date \
+                 GROUP BY signature HAVING sum(crashes) > 0) x",
                 &[&start],
             )?,
             0,
@@ -326,13 +326,15 @@ impl PgConsole {
         let mut items = self
             .rows(
                 concat!(
-                    "SELECT s.signature, count(*), count(DISTINCT c.bucket_id), ",
-                    iso!("min(c.created_at)"),
+                    "SELECT signature, sum(crashes)::bigint, \
+                            count(DISTINCT bucket_id) FILTER (WHERE crashes > 0), ",
+                    iso!("min(first_at) FILTER (WHERE crashes > 0)"),
                     ", ",
-                    iso!("max(c.created_at)"),
-                    ", count(*) OVER () FROM stack_rows s JOIN cab_rows c ON c.ino = s.cab_id \
-                     WHERE $1::text IS NULL OR c.created_at >= $1::text::timestamptz \
-                     GROUP BY s.signature ORDER BY 2 DESC, 1 LIMIT $2 OFFSET $3"
+                    iso!("max(last_at) FILTER (WHERE crashes > 0)"),
+                    ", count(*) OVER () FROM daily_signature_rows \
+                     WHERE $1::text IS NULL OR day >= $1::text::date \
+                     GROUP BY signature HAVING sum(crashes) > 0 ORDER BY 2 DESC, 1 \
+                     LIMIT $2 OFFSET $3"
                 ),
                 &[&start, &i64::from(limit), &offset],
             )?
@@ -364,12 +366,8 @@ impl PgConsole {
 
     pub(crate) fn signature_per_day(&self, signature: &str, days: u32) -> Result<Vec<u64>> {
         self.series(
-            concat!(
-                "SELECT ",
-                day!("c.created_at"),
-                ", count(*) FROM stack_rows s JOIN cab_rows c ON c.ino = s.cab_id \
-                 WHERE s.signature = $1 AND c.created_at >= $2::text::timestamptz GROUP BY 1"
-            ),
+            "SELECT to_char(day, 'YYYY-MM-DD'), sum(crashes)::bigint FROM daily_signature_rows \
+             WHERE signature = $1 AND day >= $2::text::date GROUP BY 1",
             &signature,
             days,
         )
@@ -381,13 +379,15 @@ impl PgConsole {
             concat!(
                 "SELECT f.signature, ",
                 iso!("f.first_at"),
-                ", count(c.ino), count(DISTINCT c.bucket_id), ",
-                iso!("max(c.created_at)"),
-                " FROM signature_first_rows f \
-                 JOIN stack_rows s ON s.signature = f.signature \
-                 JOIN cab_rows c ON c.ino = s.cab_id \
-                 WHERE f.first_at >= $1::text::timestamptz \
-                 GROUP BY f.signature, f.first_at \
+                ", (SELECT coalesce(sum(crashes), 0)::bigint FROM daily_signature_rows d \
+                    WHERE d.signature = f.signature), \
+                   (SELECT count(DISTINCT bucket_id) FROM daily_signature_rows d \
+                    WHERE d.signature = f.signature AND d.crashes > 0), \
+                   (SELECT ",
+                iso!("max(last_at)"),
+                " FROM daily_signature_rows d \
+                    WHERE d.signature = f.signature AND d.crashes > 0) \
+                 FROM signature_first_rows f WHERE f.first_at >= $1::text::timestamptz \
                  ORDER BY f.first_at DESC, f.signature LIMIT $2"
             ),
             &[&start, &i64::from(limit)],
@@ -403,6 +403,8 @@ impl PgConsole {
                 trend: Vec::new(),
             })
         })
+        // A signature whose cabs are all deleted stays in the history, not in the list.
+        .filter(|s| !matches!(s, Ok(s) if s.crashes == 0))
         .collect()
     }
 }

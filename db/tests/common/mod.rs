@@ -89,3 +89,31 @@ pub fn line(item: &str, machine: &str) -> LogLine {
         }),
     }
 }
+
+/// A fresh store of one backend, kept alive (its directory or its test database) with it.
+pub struct Backend {
+    pub name: &'static str,
+    pub store: std::sync::Arc<dyn Store>,
+    _keep: Box<dyn std::any::Any>,
+}
+
+/// A fresh store of each backend available: SQLite always, PostgreSQL on the test server
+/// (`CERFS_TEST_POSTGRES`; without it that half skips by the one skip rule).
+pub fn backends() -> Vec<Backend> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = cerfs_db::SqliteStore::open(&dir.path().join("cer.db")).unwrap();
+    let mut all = vec![Backend {
+        name: "sqlite",
+        store: std::sync::Arc::new(sqlite),
+        _keep: Box::new(dir),
+    }];
+    if let Some(db) = cerfs_testkit::TestDatabase::create() {
+        let store = cerfs_db::PgStore::open(&db.url).unwrap();
+        all.push(Backend {
+            name: "postgres",
+            store: std::sync::Arc::new(store),
+            _keep: Box::new(db),
+        });
+    }
+    all
+}
