@@ -26,9 +26,11 @@ pub(crate) fn fill(url: &str, s: &Scale) -> Result<(u64, u64)> {
         "CREATE TEMP TABLE plan ON COMMIT DROP AS \
          SELECT b, (current_date - (b % 20)::int)::timestamp AT TIME ZONE 'UTC' \
                     + interval '12 hours' AS seen, \
-                CASE WHEN b = 1 THEN $2 \
-                     ELSE least($3, greatest($4 - $2 - (b - 2) * $3, 0)) END AS ncabs \
-         FROM generate_series(1::bigint, $1) AS b",
+                CASE WHEN b = 1 THEN $2::bigint \
+                     ELSE least($3::bigint, \
+                                greatest($4::bigint - $2::bigint - (b - 2) * $3::bigint, 0)) \
+                END AS ncabs \
+         FROM generate_series(1::bigint, $1::bigint) AS b",
         &[&buckets, &big, &per, &total],
     )?;
     tx.batch_execute(
@@ -56,14 +58,15 @@ pub(crate) fn fill(url: &str, s: &Scale) -> Result<(u64, u64)> {
                 format('user%s', h % 10), \
                 CASE WHEN h < ncabs THEN lpad(to_hex(h), 8, '0') || '.cab' ELSE 'No CAB' END, \
                 to_char(seen AT TIME ZONE 'UTC', 'YYYY-MM-DD') || 'T12:00:00', false, seen \
-         FROM plan, generate_series(0::bigint, $1 - 1) AS h",
+         FROM plan, generate_series(0::bigint, $1::bigint - 1) AS h",
         &[&hits],
     )?;
     tx.batch_execute(
         "UPDATE logs l SET line_count = x.n, length = x.n * 64, bucket_id = l.log_id \
          FROM (SELECT log_id, count(*) AS n FROM log_lines WHERE log_id > 0 GROUP BY 1) x \
          WHERE x.log_id = l.log_id; \
-         UPDATE bucket_rows SET total_hits = (SELECT line_count FROM logs WHERE log_id = bucket_id); \
+         UPDATE bucket_rows b SET total_hits = \
+             (SELECT l.line_count FROM logs l WHERE l.log_id = b.bucket_id); \
          CREATE TEMP TABLE cabs ON COMMIT DROP AS \
          SELECT b, c, seen, 1000000 + row_number() OVER (ORDER BY b, c) AS ino \
          FROM plan, generate_series(0::bigint, ncabs - 1) AS c; \
@@ -76,8 +79,7 @@ pub(crate) fn fill(url: &str, s: &Scale) -> Result<(u64, u64)> {
                 seen, seen, 'indexed', seen FROM cabs; \
          INSERT INTO stack_rows (cab_id, member, signature, walked_at) \
          SELECT ino, 'crash.dmp', format('scale.dll!Crash%s', lpad((b / 100)::text, 4, '0')), \
-                seen FROM cabs; \
-         ANALYZE",
+                seen FROM cabs",
     )?;
     let counted = tx.query_one(
         "SELECT (SELECT count(*) FROM log_lines), (SELECT count(*) FROM cab_rows)",
@@ -85,5 +87,7 @@ pub(crate) fn fill(url: &str, s: &Scale) -> Result<(u64, u64)> {
     )?;
     let (lines, cabs): (i64, i64) = (counted.get(0), counted.get(1));
     tx.commit()?;
+    // What autovacuum does soon after such a load: index-only scans need the visibility map.
+    client.batch_execute("VACUUM ANALYZE")?;
     Ok((u64::try_from(lines)?, u64::try_from(cabs)?))
 }

@@ -172,7 +172,7 @@ impl PgConsole {
         let sql = summary_sql(
             select_summary!(
                 "FROM bucket_rows b WHERE b.first_seen >= $1::text::timestamptz \
-                 ORDER BY b.first_seen DESC, b.bucket_id DESC LIMIT $2"
+                 ORDER BY b.first_seen DESC NULLS LAST, b.bucket_id DESC LIMIT $2"
             ),
             "b.total_hits",
         );

@@ -94,17 +94,38 @@ pub fn line(item: &str, machine: &str) -> LogLine {
 pub struct Backend {
     pub name: &'static str,
     pub store: std::sync::Arc<dyn Store>,
+    /// Where it is, for read-only SQL on its views.
+    pub location: cerfs_db::StoreLocation,
     _keep: Box<dyn std::any::Any>,
+}
+
+impl Backend {
+    /// The rows of `sql` on the store's views, each value as text.
+    pub fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+        cerfs_db::QueryDb::open_at(&self.location)
+            .unwrap()
+            .text_rows(sql, &[])
+            .unwrap_or_else(|e| panic!("{}: {sql}: {e}", self.name))
+    }
+
+    /// The rows of view `view`.
+    pub fn count(&self, view: &str) -> i64 {
+        self.rows(&format!("SELECT count(*) FROM {view}"))[0][0]
+            .parse()
+            .unwrap()
+    }
 }
 
 /// A fresh store of each backend available: SQLite always, PostgreSQL on the test server
 /// (`CERFS_TEST_POSTGRES`; without it that half skips by the one skip rule).
 pub fn backends() -> Vec<Backend> {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = cerfs_db::SqliteStore::open(&dir.path().join("cer.db")).unwrap();
+    let path = dir.path().join("cer.db");
+    let sqlite = cerfs_db::SqliteStore::open(&path).unwrap();
     let mut all = vec![Backend {
         name: "sqlite",
         store: std::sync::Arc::new(sqlite),
+        location: cerfs_db::StoreLocation::Sqlite(path),
         _keep: Box::new(dir),
     }];
     if let Some(db) = cerfs_testkit::TestDatabase::create() {
@@ -112,6 +133,7 @@ pub fn backends() -> Vec<Backend> {
         all.push(Backend {
             name: "postgres",
             store: std::sync::Arc::new(store),
+            location: cerfs_db::StoreLocation::Postgres(db.url.clone()),
             _keep: Box::new(db),
         });
     }

@@ -320,7 +320,8 @@ $$;
 CREATE TRIGGER cab_rows_stacks_counted_out BEFORE DELETE ON cab_rows
     FOR EACH ROW EXECUTE FUNCTION cerfs_cab_stacks_removed();
 
--- The bucket list's orders (ties newest id first) and new buckets.
-CREATE INDEX bucket_rows_hits ON bucket_rows (total_hits, bucket_id);
-CREATE INDEX bucket_rows_last_seen ON bucket_rows (last_seen, bucket_id);
-CREATE INDEX bucket_rows_first_seen ON bucket_rows (first_seen, bucket_id);
+-- The bucket list's orders, as the console asks for them (newest first, ties newest id
+-- first, a bucket never reported last), and new buckets.
+CREATE INDEX bucket_rows_hits ON bucket_rows (total_hits DESC, bucket_id DESC);
+CREATE INDEX bucket_rows_last_seen ON bucket_rows (last_seen DESC NULLS LAST, bucket_id DESC);
+CREATE INDEX bucket_rows_first_seen ON bucket_rows (first_seen DESC NULLS LAST, bucket_id DESC);
