@@ -1,5 +1,6 @@
-//! The store's lifecycle methods on a real SQLite file: one server per database, retention
-//! rules, prune/delete/sweep, the audit, the scrub, backups and compaction.
+//! The store's lifecycle methods: retention rules, prune/delete/sweep and the audit on every
+//! backend (SQLite; PostgreSQL on the test server); and on a real SQLite file, one server
+//! per database, the scrub of its cab database, backups and compaction.
 
 #![allow(clippy::unwrap_used)]
 
@@ -27,7 +28,16 @@ fn raw_cabs(dir: &tempfile::TempDir) -> rusqlite::Connection {
 }
 
 /// A complete cab `name` of `size` bytes in bucket `subpath`, completed at `created_at`.
-fn cab(
+fn cab(backend: &common::Backend, subpath: &str, name: &str, size: usize, created_at: &str) -> u64 {
+    let ino = common::store_cab(&*backend.store, subpath, name, size);
+    backend.execute(&format!(
+        "UPDATE cab_rows SET created_at = '{created_at}' WHERE ino = {ino}"
+    ));
+    ino
+}
+
+/// [`cab`] on the SQLite store of `dir`.
+fn sqlite_cab(
     dir: &tempfile::TempDir,
     store: &SqliteStore,
     subpath: &str,
@@ -49,7 +59,7 @@ fn day(n: u32) -> String {
     format!("2026-01-{n:02}T00:00:00.000Z")
 }
 
-fn names(store: &SqliteStore, policy: &RetentionPolicy) -> Vec<(String, PruneReason)> {
+fn names(store: &dyn Store, policy: &RetentionPolicy) -> Vec<(String, PruneReason)> {
     store
         .prune_candidates(policy, None, 1000)
         .unwrap()
@@ -58,7 +68,7 @@ fn names(store: &SqliteStore, policy: &RetentionPolicy) -> Vec<(String, PruneRea
         .collect()
 }
 
-fn sweep_all(store: &SqliteStore) {
+fn sweep_all(store: &dyn Store) {
     while store.sweep(3).unwrap().more {}
 }
 
@@ -87,13 +97,19 @@ fn only_one_server_opens_a_database_and_it_is_named() {
 
 #[test]
 fn retention_rules_pick_what_they_should() {
-    let (dir, store) = temp_store();
-    for n in 1..=6 {
-        cab(&dir, &store, "many", &format!("m{n}.cab"), 1000, &day(n));
+    for backend in common::backends() {
+        retention_rules_on(&backend);
     }
-    cab(&dir, &store, "few", "f1.cab", 1000, &day(10));
-    cab(&dir, &store, "few", "f2.cab", 1000, &day(11));
-    assert!(names(&store, &RetentionPolicy::default()).is_empty());
+}
+
+fn retention_rules_on(backend: &common::Backend) {
+    let store = &*backend.store;
+    for n in 1..=6 {
+        cab(backend, "many", &format!("m{n}.cab"), 1000, &day(n));
+    }
+    cab(backend, "few", "f1.cab", 1000, &day(10));
+    cab(backend, "few", "f2.cab", 1000, &day(11));
+    assert!(names(store, &RetentionPolicy::default()).is_empty());
 
     // The first and the last two of each bucket are kept.
     let per_bucket = RetentionPolicy {
@@ -101,7 +117,7 @@ fn retention_rules_pick_what_they_should() {
         keep_last: Some(2),
         ..RetentionPolicy::default()
     };
-    let picked = names(&store, &per_bucket);
+    let picked = names(store, &per_bucket);
     assert_eq!(
         picked,
         [
@@ -117,7 +133,7 @@ fn retention_rules_pick_what_they_should() {
         ..per_bucket
     };
     assert_eq!(
-        names(&store, &age).len(),
+        names(store, &age).len(),
         8,
         "every cab is from January 2026"
     );
@@ -127,7 +143,7 @@ fn retention_rules_pick_what_they_should() {
         max_cab_bytes: Some(4500),
         ..per_bucket
     };
-    let picked = names(&store, &size);
+    let picked = names(store, &size);
     // After m2..m4 (per bucket), 5000 bytes stay, all kept by the per-bucket rule: nothing
     // more can go.
     assert_eq!(picked.len(), 3, "{picked:?}");
@@ -135,7 +151,7 @@ fn retention_rules_pick_what_they_should() {
         max_cab_bytes: Some(2500),
         ..RetentionPolicy::default()
     };
-    let picked = names(&store, &size_only);
+    let picked = names(store, &size_only);
     assert_eq!(picked.len(), 6, "{picked:?}");
     assert!(picked.iter().all(|(_, r)| *r == PruneReason::TotalSize));
     assert_eq!(picked[0].0, "m1.cab", "oldest first");
@@ -150,8 +166,14 @@ fn retention_rules_pick_what_they_should() {
 
 #[test]
 fn a_pruned_cab_keeps_its_row_and_loses_its_bytes_and_a_deleted_one_loses_all() {
-    let (dir, store) = temp_store();
-    let ino = cab(&dir, &store, "blue", "r.cab", 300_000, &day(1));
+    for backend in common::backends() {
+        pruned_and_deleted_on(&backend);
+    }
+}
+
+fn pruned_and_deleted_on(backend: &common::Backend) {
+    let store = &*backend.store;
+    let ino = cab(backend, "blue", "r.cab", 300_000, &day(1));
     assert!(store.remove_cab(ino, Removal::Pruned, None).unwrap());
     assert!(
         !store.remove_cab(ino, Removal::Pruned, None).unwrap(),
@@ -164,25 +186,16 @@ fn a_pruned_cab_keeps_its_row_and_loses_its_bytes_and_a_deleted_one_loses_all() 
         store.node(ino).unwrap().unwrap().cab_state,
         Some(cerfs_db::CabState::Removed)
     );
-    sweep_all(&store);
-    let conn = raw(&dir);
-    let chunks: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM chunks WHERE ino = ?1",
-            [ino as i64],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(chunks, 0);
-    let (state, size, sha): (String, i64, String) = conn
-        .query_row(
-            "SELECT state, size, sha256 FROM cabs WHERE cab_id = ?1",
-            [ino as i64],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap();
-    assert_eq!((state.as_str(), size), ("pruned", 300_000));
-    assert_eq!(sha.len(), 64);
+    sweep_all(store);
+    assert_eq!(
+        backend.rows(&format!("SELECT count(*) FROM chunks WHERE ino = {ino}")),
+        [["0"]]
+    );
+    let row = backend.rows(&format!(
+        "SELECT state, size, sha256 FROM cabs WHERE cab_id = {ino}"
+    ));
+    assert_eq!(row[0][..2], ["pruned", "300000"]);
+    assert_eq!(row[0][2].len(), 64);
     let (_, removal) = store.find_cab("blue", "r.cab").unwrap().unwrap();
     assert_eq!(removal, Some(Removal::Pruned));
 
@@ -194,30 +207,23 @@ fn a_pruned_cab_keeps_its_row_and_loses_its_bytes_and_a_deleted_one_loses_all() 
     assert!(store
         .remove_cab(ino, Removal::Deleted, Some(&audit))
         .unwrap());
-    sweep_all(&store);
-    let rows: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM cab_rows WHERE ino = ?1",
-            [ino as i64],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(rows, 0);
+    sweep_all(store);
+    assert_eq!(
+        backend.rows(&format!("SELECT count(*) FROM cab_rows WHERE ino = {ino}")),
+        [["0"]]
+    );
     assert!(store.node(ino).unwrap().is_none());
-    let (kind, name, reason): (String, String, String) = conn
-        .query_row("SELECT kind, name, reason FROM deletions", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .unwrap();
-    assert_eq!((kind.as_str(), name.as_str()), ("cab", "r.cab"));
-    assert_eq!(reason, "PII request 1");
+    assert_eq!(
+        backend.rows("SELECT kind, name, reason FROM deletions"),
+        [["cab", "r.cab", "PII request 1"]]
+    );
 }
 
 #[test]
 fn a_flipped_byte_in_a_stored_cab_is_found() {
     let (dir, store) = temp_store();
     // Three chunks of the cab database.
-    let ino = cab(&dir, &store, "blue", "r.cab", 2_500_000, &day(1));
+    let ino = sqlite_cab(&dir, &store, "blue", "r.cab", 2_500_000, &day(1));
     assert_eq!(store.check_cab(ino).unwrap(), CabCheck::Sound);
     raw_cabs(&dir)
         .execute(
@@ -254,9 +260,15 @@ use common::line;
 
 #[test]
 fn a_deleted_bucket_leaves_only_the_audit_and_blanked_crash_lines() {
-    let (dir, store) = temp_store();
-    let ino = cab(&dir, &store, "blue", "r.cab", 70_000, &day(1));
-    cab(&dir, &store, "other", "o.cab", 10, &day(1));
+    for backend in common::backends() {
+        deleted_bucket_on(&backend);
+    }
+}
+
+fn deleted_bucket_on(backend: &common::Backend) {
+    let store = &*backend.store;
+    let ino = cab(backend, "blue", "r.cab", 70_000, &day(1));
+    cab(backend, "other", "o.cab", 10, &day(1));
     let bucket = store.find_bucket("blue").unwrap().unwrap();
     store.add_counts(bucket, 1, 3).unwrap();
     store
@@ -285,7 +297,7 @@ fn a_deleted_bucket_leaves_only_the_audit_and_blanked_crash_lines() {
         (1, 1, 1)
     );
     store.delete_bucket("blue", &audit).unwrap().unwrap();
-    sweep_all(&store);
+    sweep_all(store);
     assert!(
         store.find_bucket("blue").unwrap().is_none(),
         "the bucket row went"
@@ -299,21 +311,15 @@ fn a_deleted_bucket_leaves_only_the_audit_and_blanked_crash_lines() {
     assert!(!text.contains("SECRET-PC"), "{text}");
     assert!(text.contains("PC2"), "{text}");
     assert!(text.contains("[deleted]"), "{text}");
-    let detail: String = raw(&dir)
-        .query_row(
-            "SELECT detail FROM deletions WHERE kind = 'bucket'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert!(detail.contains("1 cabs"), "{detail}");
+    let detail = backend.rows("SELECT detail FROM deletions WHERE kind = 'bucket'");
+    assert!(detail[0][0].contains("1 cabs"), "{detail:?}");
     assert!(store.bucket_contents("blue").unwrap().is_none());
 }
 
 #[test]
 fn a_backup_is_a_consistent_copy_and_never_overwrites() {
     let (dir, store) = temp_store();
-    cab(&dir, &store, "blue", "r.cab", 100_000, &day(1));
+    sqlite_cab(&dir, &store, "blue", "r.cab", 100_000, &day(1));
     let dest = dir.path().join("copy.db");
     store.backup_to(&dest).unwrap();
     assert!(!cerfs_db::backup_partial_path(&dest).exists());
@@ -352,7 +358,7 @@ fn free_pages_go_back_to_the_filesystem_in_steps() {
     let (dir, store) = temp_store();
     // Free pages in both files: a big cab's bytes (cab database) and many crash lines
     // (metadata database).
-    let ino = cab(&dir, &store, "blue", "big.cab", 8 << 20, &day(1));
+    let ino = sqlite_cab(&dir, &store, "blue", "big.cab", 8 << 20, &day(1));
     let bucket = store.find_bucket("blue").unwrap().unwrap();
     let lines: Vec<_> = (0..2000)
         .map(|i| line(&format!("r{i}.cab"), "PC1"))

@@ -108,6 +108,20 @@ impl Backend {
             .unwrap_or_else(|e| panic!("{}: {sql}: {e}", self.name))
     }
 
+    /// Runs `sql` (statements both dialects take) on the store's own tables, as an admin's
+    /// hand would.
+    pub fn execute(&self, sql: &str) {
+        match &self.location {
+            cerfs_db::StoreLocation::Sqlite(path) => raw(path).execute_batch(sql).unwrap(),
+            cerfs_db::StoreLocation::Postgres(url) => {
+                postgres::Client::connect(url, postgres::NoTls)
+                    .unwrap()
+                    .batch_execute(sql)
+                    .unwrap();
+            }
+        }
+    }
+
     /// The rows of view `view`.
     pub fn count(&self, view: &str) -> i64 {
         self.rows(&format!("SELECT count(*) FROM {view}"))[0][0]
