@@ -36,6 +36,7 @@ Runs until SIGINT (Ctrl-C) or SIGTERM. Exit status: 0 ok, 1 error, 2 usage error
 
 Examples:
   cerfs web --db /var/lib/cerfs/cer.db --listen 127.0.0.1:8091
+  cerfs web --db postgres://cerfs@db.corp:5432/cer --listen 127.0.0.1:8091
   cerfs web --db /var/lib/cerfs/cer.db --listen 0.0.0.0:8443 --users /etc/cerfs/web-users \\
       --tls-cert /etc/cerfs/console.crt --tls-key /etc/cerfs/console.key")]
 pub struct WebArgs {

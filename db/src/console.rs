@@ -228,6 +228,60 @@ pub(crate) fn count(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// Each day of `dates` with the reports of `rows` (day, kind, protocol, count); a day with
+/// none has its zeros.
+pub(crate) fn reports_by_day(
+    dates: &[String],
+    rows: impl IntoIterator<Item = (String, String, String, u64)>,
+) -> Vec<DayReports> {
+    let mut out: Vec<DayReports> = dates
+        .iter()
+        .map(|d| DayReports {
+            day: d.clone(),
+            ..DayReports::default()
+        })
+        .collect();
+    for (day, kind, protocol, n) in rows {
+        if let Some(i) = dates.iter().position(|d| *d == day) {
+            out[i].add(&kind, n);
+            if protocol == "cer2" {
+                out[i].cer2 += n;
+            }
+        }
+    }
+    out
+}
+
+/// A value per day of `dates` (oldest first) from `rows` (day, count).
+pub(crate) fn per_day(dates: &[String], rows: impl IntoIterator<Item = (String, i64)>) -> Vec<u64> {
+    let mut values = vec![0; dates.len()];
+    for (day, n) in rows {
+        if let Some(i) = dates.iter().position(|d| *d == day) {
+            values[i] += count(n);
+        }
+    }
+    values
+}
+
+/// Every (protocol, kind) pair with its count from `rows`, zeros included.
+pub(crate) fn report_totals_from(
+    rows: impl IntoIterator<Item = (String, String, i64)>,
+) -> Vec<(&'static str, &'static str, u64)> {
+    let mut out: Vec<(&'static str, &'static str, u64)> = ["cer1", "cer2"]
+        .iter()
+        .flat_map(|p| KINDS.iter().map(move |k| (*p, *k, 0)))
+        .collect();
+    for (protocol, kind, n) in rows {
+        if let Some(slot) = out
+            .iter_mut()
+            .find(|(p, k, _)| *p == protocol && *k == kind)
+        {
+            slot.2 += count(n);
+        }
+    }
+    out
+}
+
 /// A read-only connection for the console, to a SQLite file (a WAL reader: it never blocks
 /// the server's writer) or to a PostgreSQL store.
 pub struct ConsoleDb {

@@ -3,8 +3,8 @@
 //! over the cabs' text, crashing modules, exception codes and signatures), and how a
 //! search's words are read, the same on both backends.
 
-use crate::console::{CabSummary, Page};
-use crate::{MemberRow, MinidumpRow};
+use crate::console::{count, CabSummary, Page};
+use crate::{MemberRow, MinidumpRow, QueryError};
 
 /// Frames of a stack the console shows at most.
 pub const STACK_FRAMES: u32 = 40;
@@ -124,6 +124,31 @@ pub struct SearchResults {
     pub dumps: Page<SearchHit>,
     /// Signatures containing the query (at most 20).
     pub signatures: Vec<String>,
+}
+
+/// The page of search hits `found` (cab, member, excerpt) of the cabs that `cab` still
+/// finds on the share, of `total` in all.
+pub(crate) fn search_page(
+    total: i64,
+    found: Vec<(i64, String, String)>,
+    found_in: &str,
+    cab: impl Fn(i64) -> Result<Option<CabSummary>, QueryError>,
+) -> Result<Page<SearchHit>, QueryError> {
+    let mut items = Vec::with_capacity(found.len());
+    for (cab_id, member, excerpt) in found {
+        if let Some(cab) = cab(cab_id)? {
+            items.push(SearchHit {
+                cab,
+                member,
+                found_in: found_in.to_owned(),
+                excerpt,
+            });
+        }
+    }
+    Ok(Page {
+        total: count(total),
+        items,
+    })
 }
 
 /// The words of `q` as an FTS5 query: each quoted, all required (no FTS syntax reaches

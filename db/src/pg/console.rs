@@ -14,8 +14,8 @@ use super::rows::iso;
 use super::schema::{require, PG_SCHEMA_VERSION};
 use super::{connect_error, describe, parse_config, shown_url};
 use crate::console::{
-    count, BucketFilter, BucketSort, BucketSummary, CabSummary, DayReports, HitLine, MachineCount,
-    Page, StoreFacts, KINDS, KIND_SQL,
+    count, per_day, report_totals_from, reports_by_day, BucketFilter, BucketSort, BucketSummary,
+    CabSummary, DayReports, HitLine, MachineCount, Page, StoreFacts, KIND_SQL,
 };
 use crate::{OpenError, QueryError};
 
@@ -113,28 +113,16 @@ impl PgConsole {
 
     pub(crate) fn reports_per_day(&self, days: u32) -> Result<Vec<DayReports>> {
         let dates = self.window_days(days)?;
-        let mut out: Vec<DayReports> = dates
-            .iter()
-            .map(|d| DayReports {
-                day: d.clone(),
-                ..DayReports::default()
-            })
-            .collect();
         let start = dates.first().cloned().unwrap_or_default();
         let sql = "SELECT to_char(day, 'YYYY-MM-DD'), {KIND}, protocol, sum(reports)::bigint \
                    FROM daily_report_rows b WHERE day >= $1::text::date GROUP BY 1, 2, 3"
             .replace("{KIND}", KIND_SQL);
-        for row in self.rows(&sql, &[&start])? {
-            let (day, kind, protocol, n): (String, String, String, i64) =
-                (get(&row, 0)?, get(&row, 1)?, get(&row, 2)?, get(&row, 3)?);
-            if let Some(i) = dates.iter().position(|d| *d == day) {
-                out[i].add(&kind, count(n));
-                if protocol == "cer2" {
-                    out[i].cer2 += count(n);
-                }
-            }
-        }
-        Ok(out)
+        let rows = self
+            .rows(&sql, &[&start])?
+            .iter()
+            .map(|r| Ok((get(r, 0)?, get(r, 1)?, get(r, 2)?, count(get(r, 3)?))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(reports_by_day(&dates, rows))
     }
 
     pub(crate) fn top_buckets(&self, days: u32, limit: u32) -> Result<Vec<BucketSummary>> {
@@ -201,14 +189,12 @@ impl PgConsole {
     ) -> Result<Vec<u64>> {
         let dates = self.window_days(days)?;
         let start = dates.first().cloned().unwrap_or_default();
-        let mut values = vec![0; dates.len()];
-        for row in self.rows(sql, &[key, &start])? {
-            let (day, n): (String, i64) = (get(&row, 0)?, get(&row, 1)?);
-            if let Some(i) = dates.iter().position(|d| *d == day) {
-                values[i] += count(n);
-            }
-        }
-        Ok(values)
+        let rows = self
+            .rows(sql, &[key, &start])?
+            .iter()
+            .map(|r| Ok((get(r, 0)?, get(r, 1)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(per_day(&dates, rows))
     }
 
     pub(crate) fn buckets(&self, filter: &BucketFilter) -> Result<Page<BucketSummary>> {
@@ -322,24 +308,15 @@ impl PgConsole {
     }
 
     pub(crate) fn report_totals(&self) -> Result<Vec<(&'static str, &'static str, u64)>> {
-        let mut out: Vec<(&'static str, &'static str, u64)> = ["cer1", "cer2"]
-            .iter()
-            .flat_map(|p| KINDS.iter().map(move |k| (*p, *k, 0)))
-            .collect();
         let sql = "SELECT protocol, {KIND}, sum(reports)::bigint FROM daily_report_rows b \
                    GROUP BY 1, 2"
             .replace("{KIND}", KIND_SQL);
-        for row in self.rows(&sql, &[])? {
-            let (protocol, kind, n): (String, String, i64) =
-                (get(&row, 0)?, get(&row, 1)?, get(&row, 2)?);
-            if let Some(slot) = out
-                .iter_mut()
-                .find(|(p, k, _)| *p == protocol && *k == kind)
-            {
-                slot.2 += count(n);
-            }
-        }
-        Ok(out)
+        let rows = self
+            .rows(&sql, &[])?
+            .iter()
+            .map(|r| Ok((get(r, 0)?, get(r, 1)?, get(r, 2)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(report_totals_from(rows))
     }
 
     pub(crate) fn bucket_machines(

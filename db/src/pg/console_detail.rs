@@ -7,8 +7,8 @@ use super::console::{cab_row, get, PgConsole, CAB_SELECT};
 use super::rows::iso;
 use crate::console::{count, Page, SignatureSummary};
 use crate::console_detail::{
-    exception_code, like_pattern, CabDetail, DumpFacts, SearchHit, SearchResults, SignatureBucket,
-    SignatureDetail, StackFrame, STACK_FRAMES,
+    exception_code, like_pattern, search_page, CabDetail, DumpFacts, SearchHit, SearchResults,
+    SignatureBucket, SignatureDetail, StackFrame, STACK_FRAMES,
 };
 use crate::{MemberRow, MinidumpRow, QueryError};
 
@@ -226,7 +226,7 @@ impl PgConsole {
             .iter()
             .map(|r| Ok((get(r, 0)?, get(r, 1)?, get(r, 2)?)))
             .collect::<Result<Vec<_>>>()?;
-        let texts = self.hits(total, found, "text")?;
+        let texts = search_page(total, found, "text", |id| self.cab(id))?;
         let dumps = self.dump_hits(q, limit, offset)?;
         let signatures = self
             .rows(
@@ -273,31 +273,7 @@ impl PgConsole {
             .iter()
             .map(|r| Ok((get(r, 0)?, get(r, 1)?, get(r, 2)?)))
             .collect::<Result<Vec<_>>>()?;
-        self.hits(total, found, found_in)
-    }
-
-    /// Search hits of the cabs still on the share.
-    fn hits(
-        &self,
-        total: i64,
-        found: Vec<(i64, String, String)>,
-        found_in: &str,
-    ) -> Result<Page<SearchHit>> {
-        let mut items = Vec::with_capacity(found.len());
-        for (cab_id, member, excerpt) in found {
-            if let Some(cab) = self.cab(cab_id)? {
-                items.push(SearchHit {
-                    cab,
-                    member,
-                    found_in: found_in.to_owned(),
-                    excerpt,
-                });
-            }
-        }
-        Ok(Page {
-            total: count(total),
-            items,
-        })
+        search_page(total, found, found_in, |id| self.cab(id))
     }
 
     pub(crate) fn signature_count(&self, days: Option<u32>) -> Result<u64> {

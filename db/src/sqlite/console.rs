@@ -10,8 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::connection::open_read_only;
 use crate::console::{
-    count, BucketFilter, BucketSort, BucketSummary, CabSummary, DayReports, HitLine, MachineCount,
-    Page, StoreFacts, KINDS, KIND_SQL,
+    count, per_day, report_totals_from, reports_by_day, BucketFilter, BucketSort, BucketSummary,
+    CabSummary, DayReports, HitLine, MachineCount, Page, StoreFacts, KIND_SQL,
 };
 use crate::{OpenError, QueryError, SCHEMA_VERSION};
 
@@ -58,29 +58,13 @@ impl SqliteConsole {
     /// lines (CER 1.0) and CER2 reports. Every day of the window has its row.
     pub(crate) fn reports_per_day(&self, days: u32) -> Result<Vec<DayReports>> {
         let dates = window_days(&self.conn, days)?;
-        let mut out: Vec<DayReports> = dates
-            .iter()
-            .map(|d| DayReports {
-                day: d.clone(),
-                ..DayReports::default()
-            })
-            .collect();
         let start = dates.first().cloned().unwrap_or_default();
-        let at = |day: &str| dates.iter().position(|d| d == day);
         let rows = self.day_kind_counts(
             "SELECT day, {KIND}, protocol, sum(reports) FROM daily_report_rows b \
              WHERE day >= ?1 GROUP BY 1, 2, 3",
             &start,
         )?;
-        for (day, kind, protocol, n) in rows {
-            if let Some(i) = at(&day) {
-                out[i].add(&kind, n);
-                if protocol == "cer2" {
-                    out[i].cer2 += n;
-                }
-            }
-        }
-        Ok(out)
+        Ok(reports_by_day(&dates, rows))
     }
 
     /// (day, kind, protocol, count) rows of `sql` (`{KIND}` stands for the kind's
@@ -159,18 +143,13 @@ impl SqliteConsole {
     ) -> Result<Vec<u64>> {
         let dates = window_days(&self.conn, days)?;
         let start = dates.first().cloned().unwrap_or_default();
-        let mut values = vec![0; dates.len()];
         let mut stmt = self.conn.prepare_cached(sql)?;
-        let rows = stmt.query_map(params![key, start], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })?;
-        for row in rows {
-            let (day, n) = row?;
-            if let Some(i) = dates.iter().position(|d| *d == day) {
-                values[i] += count(n);
-            }
-        }
-        Ok(values)
+        let rows = stmt
+            .query_map(params![key, start], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(per_day(&dates, rows))
     }
 
     /// The bucket list: filtered, sorted, one page. Only the conditions asked for are in
@@ -187,13 +166,7 @@ impl SqliteConsole {
         let mut conditions: Vec<String> = Vec::new();
         let mut values: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
         if let Some(t) = &filter.text {
-            let pattern = format!(
-                "%{}%",
-                t.replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            );
-            values.push(Box::new(pattern));
+            values.push(Box::new(crate::console_detail::like_pattern(t)));
             conditions.push(format!("b.subpath LIKE ?{} ESCAPE '\\'", values.len()));
         }
         if let Some(kind) = &filter.kind {
@@ -274,30 +247,13 @@ impl SqliteConsole {
     /// Reports received in all: `(protocol, kind, count)` with protocol `cer1` (hits.log
     /// lines) or `cer2`, and kind one of [`KINDS`]; every pair, zeros included.
     pub(crate) fn report_totals(&self) -> Result<Vec<(&'static str, &'static str, u64)>> {
-        let mut out: Vec<(&'static str, &'static str, u64)> = ["cer1", "cer2"]
-            .iter()
-            .flat_map(|p| KINDS.iter().map(move |k| (*p, *k, 0)))
-            .collect();
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT protocol, {KIND_SQL}, sum(reports) FROM daily_report_rows b GROUP BY 1, 2"
         ))?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (protocol, kind, n) = row?;
-            if let Some(slot) = out
-                .iter_mut()
-                .find(|(p, k, _)| *p == protocol && *k == kind)
-            {
-                slot.2 += count(n);
-            }
-        }
-        Ok(out)
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(report_totals_from(rows))
     }
 
     /// The machines behind bucket `id`, most hits first, at most `limit`; and how many

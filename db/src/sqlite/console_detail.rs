@@ -9,8 +9,8 @@ use rusqlite::{params, OptionalExtension};
 use super::console::{cab_row, window_start, SqliteConsole, CAB_SELECT};
 use crate::console::{count, Page, SignatureSummary};
 use crate::console_detail::{
-    exception_code, fts_query, like_pattern, CabDetail, DumpFacts, SearchHit, SearchResults,
-    SignatureBucket, SignatureDetail, StackFrame, TextExcerpt, STACK_FRAMES,
+    exception_code, fts_query, like_pattern, search_page, CabDetail, DumpFacts, SearchHit,
+    SearchResults, SignatureBucket, SignatureDetail, StackFrame, TextExcerpt, STACK_FRAMES,
 };
 use crate::{MemberRow, MinidumpRow, QueryError};
 
@@ -229,7 +229,7 @@ impl SqliteConsole {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?
             .collect::<rusqlite::Result<_>>()?;
-        self.hits(total, found, "text")
+        search_page(total, found, "text", |id| self.cab(id))
     }
 
     fn dump_hits(&self, q: &str, limit: u32, offset: i64) -> Result<Page<SearchHit>> {
@@ -258,31 +258,7 @@ impl SqliteConsole {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?
             .collect::<rusqlite::Result<_>>()?;
-        self.hits(total, found, found_in)
-    }
-
-    /// Search hits of the cabs still on the share.
-    fn hits(
-        &self,
-        total: i64,
-        found: Vec<(i64, String, String)>,
-        found_in: &str,
-    ) -> Result<Page<SearchHit>> {
-        let mut items = Vec::with_capacity(found.len());
-        for (cab_id, member, excerpt) in found {
-            if let Some(cab) = self.cab(cab_id)? {
-                items.push(SearchHit {
-                    cab,
-                    member,
-                    found_in: found_in.to_owned(),
-                    excerpt,
-                });
-            }
-        }
-        Ok(Page {
-            total: count(total),
-            items,
-        })
+        search_page(total, found, found_in, |id| self.cab(id))
     }
 
     /// How many signatures the list of the last `days` days (all time: `None`) has.
