@@ -23,8 +23,8 @@ pub struct SymbolSources {
     #[arg(long = "symbols-url", value_name = "URL")]
     pub symbols_url: Vec<String>,
 
-    /// Where downloaded and converted symbols are kept [default: DB.symbols beside the
-    /// database].
+    /// Where downloaded and converted symbols are kept [default: DB.symbols beside a
+    /// SQLite database; ~/.cache/cerfs/symbols for a PostgreSQL store].
     #[arg(long = "symbols-cache", value_name = "DIR")]
     pub symbols_cache: Option<PathBuf>,
 }
