@@ -128,7 +128,8 @@ impl Summary {
     }
 }
 
-/// Indexes queued cabs until the queue is empty or `stop` is set; `each` sees every cab and
+/// Indexes queued cabs, batch by batch, until a batch comes back short of full (the queue
+/// was empty then) or `stop` is set; `each` sees every cab and
 /// the status recorded for it with the reason of a failure. On a PostgreSQL store whose
 /// indexer's lock another head holds, it indexes nothing ([`Summary::led_elsewhere`]).
 ///
@@ -152,6 +153,10 @@ pub fn index_pending(
             return Ok(summary);
         }
         let batch = db.pending(config.batch.max(1))?;
+        // A batch short of full emptied the queue: cabs queued since wait for the next
+        // poll, so that a steady trickle of reports gathers into one worker per poll rather
+        // than a worker process per cab or two.
+        let last = batch.len() < config.batch.max(1);
         let fresh: Vec<CabRef> = batch
             .into_iter()
             .filter(|cab| tried.insert(cab.cab_id))
@@ -197,6 +202,9 @@ pub fn index_pending(
                     rest.get(at..).unwrap_or_default()
                 }
             };
+        }
+        if last {
+            return Ok(summary);
         }
     }
 }

@@ -253,3 +253,38 @@ fn a_queue_of_cabs_takes_one_worker_per_batch() {
     assert_eq!(summary.indexed, 10, "{summary:?}");
     assert_eq!(s.runs(), 1 + 3);
 }
+
+/// Cabs that arrive while a short batch is indexed wait for the next poll: a steady trickle
+/// of reports costs a worker process per poll, not one per cab or two.
+#[test]
+fn cabs_queued_during_a_short_batch_wait_for_the_next_call() {
+    let s = store(&["cab00.cab", "cab01.cab"]);
+    let fs = CerFs::new(Arc::new(SqliteStore::open(&s.db).unwrap()));
+    let cab = read_testdata("cabs/normal_2files_1folder.cab");
+    let config = IndexerConfig {
+        limits: limits(),
+        batch: 16,
+        ..IndexerConfig::new(Worker::Command {
+            program: PathBuf::from(env!("CARGO_BIN_EXE_cerfs-index-worker")),
+            args: Vec::new(),
+        })
+    };
+    let mut db = IndexDb::open(&s.db).unwrap();
+    let mut uploaded = false;
+    let first = index_pending(&mut db, &config, &AtomicBool::new(false), &mut |_, _, _| {
+        if !uploaded {
+            // A report arriving while the worker runs.
+            fs.upload_cab(SUB, "cab02.cab", &mut std::io::Cursor::new(&cab))
+                .unwrap();
+            uploaded = true;
+        }
+    })
+    .unwrap();
+    assert_eq!(first.indexed, 2, "{first:?}");
+    let waiting = db.pending(100).unwrap();
+    assert_eq!(waiting.len(), 1, "the new cab waits for the next poll");
+    assert_eq!(waiting[0].name, "cab02.cab");
+    let next = index_pending(&mut db, &config, &AtomicBool::new(false), &mut |_, _, _| {}).unwrap();
+    assert_eq!(next.indexed, 1, "{next:?}");
+    indexed(&s, "cab02.cab");
+}

@@ -37,6 +37,9 @@ const GROUP_TIME: Duration = Duration::from_millis(200);
 /// Whole chunks waiting for the writer thread: bounds the memory an upload takes beyond
 /// the page cache (a chunk each), and is enough to cover a group commit on a fast disk.
 const QUEUE_CHUNKS: usize = 4;
+/// How long a cab's close lets the closes queued behind it store their bytes before it
+/// commits, so that one sync makes them all durable (group commit).
+const GATHER_MAX: Duration = Duration::from_millis(2);
 
 /// The cab database's path for the metadata database at `meta`.
 pub fn cab_db_path(meta: &Path) -> PathBuf {
@@ -225,12 +228,22 @@ struct Queued {
     drained: Condvar,
 }
 
+/// Threads waiting for the connection, and the signal that none is.
+#[derive(Default)]
+struct Waiting {
+    count: Mutex<usize>,
+    none: Condvar,
+}
+
 /// The cab database's one connection, and its writer thread: it stores queued chunks and
 /// commits groups left open.
 pub(crate) struct CabDb {
     writer: Arc<Mutex<Writer>>,
     broken: Broken,
     queued: Arc<Queued>,
+    waiting: Waiting,
+    /// Held by the close that commits: the closes behind it find their bytes committed.
+    committer: Mutex<()>,
     thread: Option<(SyncSender<Job>, std::thread::JoinHandle<()>)>,
 }
 
@@ -372,6 +385,8 @@ impl CabDb {
             writer,
             broken,
             queued,
+            waiting: Waiting::default(),
+            committer: Mutex::new(()),
             thread: Some((queue, thread)),
         })
     }
@@ -379,6 +394,7 @@ impl CabDb {
     /// The connection, once every queued chunk is stored (what is read, committed or
     /// deleted then includes them).
     fn lock(&self) -> MutexGuard<'_, Writer> {
+        *guard(&self.waiting.count) += 1;
         let mut count = guard(&self.queued.count);
         while *count > 0 {
             count = self
@@ -388,7 +404,33 @@ impl CabDb {
                 .unwrap_or_else(PoisonError::into_inner);
         }
         drop(count);
-        guard(&self.writer)
+        let w = guard(&self.writer);
+        let mut waiting = guard(&self.waiting.count);
+        *waiting -= 1;
+        if *waiting == 0 {
+            self.waiting.none.notify_all();
+        }
+        w
+    }
+
+    /// Before a commit: lets the threads already waiting for the connection (other closes
+    /// storing their last bytes) in first, so that one sync covers their cabs too; at most
+    /// [`GATHER_MAX`], so that a stream of writers does not hold a close back.
+    fn let_waiting_in(&self) {
+        let deadline = Instant::now() + GATHER_MAX;
+        let mut waiting = guard(&self.waiting.count);
+        while *waiting > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            waiting = self
+                .waiting
+                .none
+                .wait_timeout(waiting, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 
     /// Writes `data` at `offset` (counted from [`CAB_DB_FROM`]) of cab `ino`, in the group.
@@ -458,11 +500,31 @@ impl CabDb {
     }
 
     /// Makes cab `ino`'s bytes durable: commits the group, or says the cab lost bytes.
+    /// Closes commit one at a time, and a close whose bytes the one before it committed
+    /// (they were in its group) returns without a sync of its own: a group commit.
     pub(crate) fn commit_cab(&self, ino: u64) -> Result<()> {
+        if !self.in_open_group(ino)? {
+            return Ok(());
+        }
+        let _turn = guard(&self.committer);
+        if !self.in_open_group(ino)? {
+            return Ok(());
+        }
+        self.let_waiting_in();
         let mut w = self.lock();
         w.check(ino)?;
-        w.commit()?;
+        if w.in_group.contains(&ino) {
+            w.commit()?;
+        }
         w.check(ino)
+    }
+
+    /// Whether cab `ino` has bytes in the open group (not yet committed); an error if it
+    /// lost bytes.
+    fn in_open_group(&self, ino: u64) -> Result<bool> {
+        let w = self.lock();
+        w.check(ino)?;
+        Ok(w.in_group.contains(&ino))
     }
 
     /// Runs `f` in the open group (opening one if none is).
@@ -500,6 +562,8 @@ impl CabDb {
         let key = i64::try_from(ino).unwrap_or(i64::MAX);
         let keep = i64::try_from(len.div_ceil(CAB_CHUNK)).unwrap_or(i64::MAX);
         let tail = len % CAB_CHUNK;
+        // The cab's close commits the group that holds its truncation.
+        self.lock().in_group.insert(ino);
         self.in_group(|conn| {
             conn.prepare_cached("DELETE FROM cab_chunks WHERE ino = ?1 AND idx >= ?2")?
                 .execute(params![key, keep])?;
