@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use admin_support::*;
 use cerfs_db::PgStore;
-use cerfs_testkit::{poll_until, post_stage2, reserve_port, sha256_hex, TestDatabase};
+use cerfs_testkit::{poll_until, post_stage2, reserve_port, sha256_hex, ChildGuard, TestDatabase};
 
 /// `cerfs ARGS --db URL`, which must succeed; its stdout.
 fn ok(url: &str, args: &[&str]) -> String {
@@ -387,18 +387,22 @@ fn cer2_reports_and_their_cabs_reach_postgresql_over_http() {
     };
     let port = reserve_port();
     let addr = port.addr().to_string();
-    let mut child = Command::new(CERFS)
-        .args(["http", "--db", &db.url, "--listen", &addr])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Killed if the test fails before it stops the server.
+    let mut child = ChildGuard(
+        Command::new(CERFS)
+            .args(["http", "--db", &db.url, "--listen", &addr])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     poll_until(Duration::from_secs(30), "cerfs http listens", || {
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Ok(Some(status)) = child.0.try_wait() {
             let mut err = String::new();
             child
+                .0
                 .stderr
                 .take()
                 .unwrap()
@@ -466,7 +470,6 @@ fn cer2_reports_and_their_cabs_reach_postgresql_over_http() {
         ["name,kind", "sysdata.xml,text"]
     );
 
-    cerfs_testkit::send_signal(child.id(), libc::SIGTERM);
-    let status = child.wait().unwrap();
+    let status = child.stop(libc::SIGTERM);
     assert_eq!(status.code(), Some(0), "cerfs http stops cleanly");
 }

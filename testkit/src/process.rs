@@ -2,7 +2,7 @@
 //! for a condition within a deadline.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,32 @@ pub fn send_signal(pid: u32, sig: i32) {
     let id = i32::try_from(pid).expect("pid fits in pid_t");
     if let Err(e) = signal(id, sig) {
         panic!("kill({pid}, {sig}): {e}");
+    }
+}
+
+/// A child process that is killed (SIGKILL) and reaped when dropped, so that a test that
+/// fails before it stops its server leaves nothing running. [`ChildGuard::stop`] stops it
+/// the way a user would and returns how it exited.
+#[derive(Debug)]
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    /// Sends `sig` and waits for the child to exit.
+    ///
+    /// # Panics
+    /// When the signal cannot be sent or the wait fails.
+    pub fn stop(mut self, sig: i32) -> std::process::ExitStatus {
+        send_signal(self.0.id(), sig);
+        self.0.wait().expect("wait for the child")
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 
