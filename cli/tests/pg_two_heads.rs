@@ -141,11 +141,15 @@ fn two_heads_serve_one_share() {
         "A removes B's unfinished upload",
         || half_cab().is_none().then_some(()),
     );
-    assert!(
-        a.stderr()
-            .contains("removed an upload its head left unfinished"),
-        "{}",
-        a.stderr()
+    // The log line follows the removal's commit: wait for it too.
+    poll_until(
+        Duration::from_secs(30),
+        "A logs the removal of B's unfinished upload",
+        || {
+            a.stderr()
+                .contains("removed an upload its head left unfinished")
+                .then_some(())
+        },
     );
     assert!(!fs::read_dir(mnt_a.join("cabs/blue"))
         .expect("list cabs/blue")
