@@ -10,6 +10,9 @@ mod running_mount;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cerfs_testkit::poll_until;
 
 use fault_support::{close_checked, list, sha256_file, sha256_hex, Rng, Tmpfs};
 use running_mount::{unavailable, Running};
@@ -198,7 +201,17 @@ fn uploads_past_capacity_get_enospc_and_the_mount_recovers() {
     // Free space: grow the tmpfs. The same mount serves again.
     tmpfs.resize("256m");
     let data = rng.bytes(CAB_SIZE);
-    upload(&cabs.join("after.cab"), &data).expect("an upload once space is back");
+    // The free-space verdict is reused for up to a second: new cabs may be refused until
+    // the next one.
+    poll_until(
+        Duration::from_secs(10),
+        "an upload once space is back",
+        || match upload(&cabs.join("after.cab"), &data) {
+            Ok(()) => Some(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => None,
+            Err(e) => panic!("an upload once space is back: {e}"),
+        },
+    );
     assert_eq!(
         sha256_file(&cabs.join("after.cab")).expect("read after.cab"),
         sha256_hex(&data)
