@@ -144,17 +144,23 @@ impl Writer {
             let row: std::borrow::Cow<'_, [u8]> = if in_chunk == 0 && take == CAB_CHUNK as usize {
                 std::borrow::Cow::Borrowed(src)
             } else {
-                let mut buf: Vec<u8> = self
+                let stored: Option<Vec<u8>> = self
                     .conn
                     .prepare_cached("SELECT data FROM cab_chunks WHERE ino = ?1 AND idx = ?2")
                     .and_then(|mut s| s.query_row(params![key, idx_sql], |r| r.get(0)).optional())
-                    .map_err(sqlite)?
-                    .unwrap_or_default();
-                if buf.len() < in_chunk + take {
-                    buf.resize(in_chunk + take, 0);
+                    .map_err(sqlite)?;
+                match stored {
+                    // A new chunk's first bytes (a small cab at its close) go as they are.
+                    None if in_chunk == 0 => std::borrow::Cow::Borrowed(src),
+                    stored => {
+                        let mut buf = stored.unwrap_or_default();
+                        if buf.len() < in_chunk + take {
+                            buf.resize(in_chunk + take, 0);
+                        }
+                        buf[in_chunk..in_chunk + take].copy_from_slice(src);
+                        std::borrow::Cow::Owned(buf)
+                    }
                 }
-                buf[in_chunk..in_chunk + take].copy_from_slice(src);
-                std::borrow::Cow::Owned(buf)
             };
             self.conn
                 .prepare_cached(
