@@ -244,9 +244,7 @@ fn a_quota_refuses_cabs_but_not_counters_and_lifts_without_a_restart() {
         &serve.py(&["count", r"counts\blue\count.txt", "--pattern", "a"]),
         "count.txt beside a full store",
     );
-    assert!(serve
-        .stderr()
-        .contains("refusing new cabs until space returns"));
+    serve.logged("refusing new cabs until space returns");
     assert_eq!(
         query(&serve.db, "SELECT count(*) AS n FROM cabs"),
         "n\n0\n",
@@ -263,7 +261,7 @@ fn a_quota_refuses_cabs_but_not_counters_and_lifts_without_a_restart() {
         ]);
         (answer["ok"] == true).then_some(())
     });
-    assert!(serve.stderr().contains("new cabs are accepted again"));
+    serve.logged("new cabs are accepted again");
 }
 
 #[test]

@@ -63,11 +63,7 @@ fn mount_list_sigterm_unmounts_cleanly() {
         running.stderr()
     );
     assert!(!is_mounted(&mountpoint), "still mounted after SIGTERM");
-    assert!(
-        running.stderr().contains("received SIGTERM"),
-        "{}",
-        running.stderr()
-    );
+    running.logged("received SIGTERM");
 
     let store = SqliteStore::open(&db).expect("reopen the database");
     assert_eq!(store.integrity_check().expect("integrity_check"), "ok");
@@ -158,11 +154,7 @@ fn sigterm_while_a_file_is_open_detaches_and_serves_it_until_closed() {
         "exit status; stderr:\n{}",
         running.stderr()
     );
-    assert!(
-        running.stderr().contains("still in use: detached"),
-        "{}",
-        running.stderr()
-    );
+    running.logged("still in use: detached");
     let store = SqliteStore::open(&db).expect("reopen the database");
     assert_eq!(store.integrity_check().expect("integrity_check"), "ok");
     let node = store

@@ -142,15 +142,7 @@ fn two_heads_serve_one_share() {
         || half_cab().is_none().then_some(()),
     );
     // The log line follows the removal's commit: wait for it too.
-    poll_until(
-        Duration::from_secs(30),
-        "A logs the removal of B's unfinished upload",
-        || {
-            a.stderr()
-                .contains("removed an upload its head left unfinished")
-                .then_some(())
-        },
-    );
+    a.logged("removed an upload its head left unfinished");
     assert!(!fs::read_dir(mnt_a.join("cabs/blue"))
         .expect("list cabs/blue")
         .any(|e| e.expect("entry").file_name() == "half.cab"));

@@ -30,7 +30,9 @@ pub use files::{close_checked, sha256_file, sha256_hex};
 pub use http_client::post_stage2;
 pub use ports::{reserve_port, Port};
 pub use postgres_server::TestDatabase;
-pub use process::{is_alive, is_mounted, live_group_members, poll_until, send_signal, ChildGuard};
+pub use process::{
+    is_alive, is_mounted, live_group_members, poll_until, send_signal, wait_for_log, ChildGuard,
+};
 pub use skip::{required, unavailable};
 pub use symbol_server::{mini_dmp_symbol_server, SymbolServer};
 pub use webhook_receiver::WebhookReceiver;

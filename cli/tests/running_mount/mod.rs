@@ -73,6 +73,13 @@ impl Running {
         self.stderr.lock().expect("lines").join("\n")
     }
 
+    /// Waits until it has logged a line containing `text`.
+    #[allow(dead_code)] // not every test that shares this module waits for a line
+    #[track_caller]
+    pub fn logged(&self, text: &str) {
+        cerfs_testkit::wait_for_log(&self.stderr, text);
+    }
+
     /// Waits for the process to exit, within the deadline.
     pub fn wait(&mut self) -> ExitStatus {
         let start = Instant::now();
