@@ -310,6 +310,7 @@ impl CerFs {
                     append: flags.append,
                     own: Vec::new(),
                     committed: 0,
+                    wrote: false,
                     held: Held::new(Arc::clone(&self.log_budget)),
                 })
             }

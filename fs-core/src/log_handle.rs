@@ -30,6 +30,8 @@ pub(crate) struct LogHandle {
     pub own: Vec<u8>,
     /// How much of `own` is already stored as lines.
     pub committed: usize,
+    /// A write reached this handle (even one that only rewrote stored bytes).
+    pub wrote: bool,
     /// `own`'s share of the budget of all log handles.
     pub held: Held,
 }
@@ -63,7 +65,9 @@ impl LogHandle {
         };
         let mut data_rest = data;
         let mut at = offset;
-        if at < self.base && self.is_stale_append(store, at, data)? {
+        let first = !self.wrote;
+        self.wrote = true;
+        if at < self.base && first && self.is_stale_append(store, at, data)? {
             // A first write of one whole line below the end: the writer's idea of the end
             // is stale (the kernel's size of the log, shared by every open,
             // can lag behind what others appended). It is an append: this handle's own
@@ -136,15 +140,21 @@ impl LogHandle {
         Ok(data.len() as u32)
     }
 
-    /// Whether a write of `data` at `at` (below the end this handle saw) is a writer
-    /// appending one line at a stale end: the handle wrote nothing yet, `data` is exactly
-    /// one line, and the bytes there differ. (Stale ends land anywhere: the kernel's size
-    /// may come from another open's view, part of a line included.)
+    /// Whether the handle's first write, `data` at `at` (below the end this handle saw),
+    /// is a writer appending one line at a stale end: `data` is exactly one line, and it
+    /// lands past the log's start or differs from the bytes there. (Stale ends land
+    /// anywhere: the kernel's size may come from another open's view, part of a line
+    /// included.) A line equal to the stored one at its offset is a new report all the
+    /// same (one machine, one program, one second): only a re-save from the start, which
+    /// begins at offset 0, rewrites what is there.
     fn is_stale_append(&self, store: &dyn Store, at: u64, data: &[u8]) -> Result<bool> {
         let one_line =
             data.last() == Some(&b'\n') && data.iter().filter(|b| **b == b'\n').count() == 1;
         if !self.own.is_empty() || self.committed > 0 || !one_line {
             return Ok(false);
+        }
+        if at > 0 {
+            return Ok(true);
         }
         let n = ((self.base - at) as usize).min(data.len());
         Ok(store.read_log(self.log, at, n as u32)? != data[..n])

@@ -215,3 +215,32 @@ fn one_line_written_at_a_stale_end_is_appended() {
         }
     }
 }
+
+/// The same at a stale end where the stored line equals the one written (one machine
+/// reporting the same program twice in a second writes the same line): it is a new report,
+/// appended, not a re-save of the stored one.
+#[test]
+fn an_identical_line_written_at_a_stale_end_is_appended() {
+    for share in MountedShare::each() {
+        for path in log_paths(&share) {
+            let first = entry("M0", "first.cab");
+            let again = entry("M1", "again.cab");
+            client::append_line(&path, &first).expect("first append");
+            client::append_line(&path, &again).expect("second append");
+            let mut f = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .expect("open for writing");
+            // The end before the second line, where the same line is stored.
+            f.seek(SeekFrom::Start(first.len() as u64)).expect("seek");
+            f.write_all(again.as_bytes()).expect("the line is taken");
+            client::close(f).expect("close");
+            assert_eq!(
+                String::from_utf8_lossy(&read_log(&path)),
+                format!("{first}{again}{again}"),
+                "{}",
+                path.display()
+            );
+        }
+    }
+}
