@@ -186,29 +186,26 @@ fn logs_cannot_be_deleted_or_renamed() {
     }
 }
 
-/// A writer whose idea of the end lags behind the log (the kernel's size of the log is
-/// shared by every open and can be stale) writes its one line below the end: the line is
-/// appended after everything else, and what is stored stays.
-#[test]
-fn one_line_written_at_a_stale_end_is_appended() {
+/// Appends two lines, then writes `written(second)` through a new handle at the end as it
+/// was before the second line (a stale end): the written line must follow both.
+fn assert_appended_at_stale_end(written: impl Fn(&str) -> String) {
     for share in MountedShare::each() {
         for path in log_paths(&share) {
             let first = entry("M0", "first.cab");
             let second = entry("M1", "second.cab");
             client::append_line(&path, &first).expect("first append");
             client::append_line(&path, &second).expect("second append");
+            let line = written(&second);
             let mut f = OpenOptions::new()
                 .write(true)
                 .open(&path)
                 .expect("open for writing");
-            // Where the end was before the second line.
             f.seek(SeekFrom::Start(first.len() as u64)).expect("seek");
-            let third = entry("M2", "third.cab");
-            f.write_all(third.as_bytes()).expect("the line is taken");
+            f.write_all(line.as_bytes()).expect("the line is taken");
             client::close(f).expect("close");
             assert_eq!(
                 String::from_utf8_lossy(&read_log(&path)),
-                format!("{first}{second}{third}"),
+                format!("{first}{second}{line}"),
                 "{}",
                 path.display()
             );
@@ -216,31 +213,18 @@ fn one_line_written_at_a_stale_end_is_appended() {
     }
 }
 
-/// The same at a stale end where the stored line equals the one written (one machine
+/// A writer whose idea of the end lags behind the log (the kernel's size of the log is
+/// shared by every open and can be stale) writes its one line below the end: the line is
+/// appended after everything else, and what is stored stays.
+#[test]
+fn one_line_written_at_a_stale_end_is_appended() {
+    assert_appended_at_stale_end(|_| entry("M2", "third.cab"));
+}
+
+/// The same where the stored line at the stale end equals the one written (one machine
 /// reporting the same program twice in a second writes the same line): it is a new report,
 /// appended, not a re-save of the stored one.
 #[test]
 fn an_identical_line_written_at_a_stale_end_is_appended() {
-    for share in MountedShare::each() {
-        for path in log_paths(&share) {
-            let first = entry("M0", "first.cab");
-            let again = entry("M1", "again.cab");
-            client::append_line(&path, &first).expect("first append");
-            client::append_line(&path, &again).expect("second append");
-            let mut f = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .expect("open for writing");
-            // The end before the second line, where the same line is stored.
-            f.seek(SeekFrom::Start(first.len() as u64)).expect("seek");
-            f.write_all(again.as_bytes()).expect("the line is taken");
-            client::close(f).expect("close");
-            assert_eq!(
-                String::from_utf8_lossy(&read_log(&path)),
-                format!("{first}{again}{again}"),
-                "{}",
-                path.display()
-            );
-        }
-    }
+    assert_appended_at_stale_end(str::to_owned);
 }
