@@ -137,24 +137,21 @@ pub fn poll_until<T>(deadline: Duration, what: &str, mut done: impl FnMut() -> O
 
 /// Waits until a line collected from a server's stderr (by a reader thread, into `lines`)
 /// contains `text`: a line the server wrote before answering may not have been read yet
-/// when the answer arrives. Panics, showing what was collected, after 30 s.
+/// when the answer arrives. Panics after 30 s.
 #[track_caller]
 pub fn wait_for_log(lines: &std::sync::Mutex<Vec<String>>, text: &str) {
-    let collected = || {
-        lines
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .join("\n")
-    };
-    let start = Instant::now();
-    while !collected().contains(text) {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no log line with {text:?} after 30 s; logged:\n{}",
-            collected()
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    poll_until(
+        Duration::from_secs(30),
+        &format!("a log line with {text:?}"),
+        || {
+            lines
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .any(|line| line.contains(text))
+                .then_some(())
+        },
+    );
 }
 
 #[cfg(test)]
