@@ -332,27 +332,30 @@ fn backup_verify_and_compact_work_beside_a_server() {
     );
 }
 
-/// Zeroes the first megabyte of cab `name`'s bytes where they live, the cab database
-/// beside `db`: a flipped byte, as a failing disk would leave it.
+/// Zeroes the first stored chunk of cab `name`'s bytes where they live (the cab database
+/// beside `db`, or `chunks` for a cab under 1 MiB): a flipped byte, as a failing disk
+/// would leave it.
 fn zero_first_chunk(db: &std::path::Path, name: &str) {
     let meta = rusqlite::Connection::open(db).expect("open");
     meta.busy_timeout(Duration::from_secs(10)).expect("busy");
-    let ino: i64 = meta
-        .query_row("SELECT cab_id FROM cabs WHERE name = ?1", [name], |r| {
-            r.get(0)
-        })
-        .expect("the cab's id");
-    let mut cabs = db.as_os_str().to_owned();
-    cabs.push("-cabs");
-    let conn = rusqlite::Connection::open(cabs).expect("open the cab database");
-    conn.busy_timeout(Duration::from_secs(10)).expect("busy");
-    let changed = conn
-        .execute(
-            "UPDATE cab_chunks SET data = CAST(zeroblob(length(data)) AS BLOB) \
-             WHERE ino = ?1 AND idx = 0",
-            [ino],
+    let (ino, bytes_from): (i64, Option<i64>) = meta
+        .query_row(
+            "SELECT ino, bytes_from FROM cab_rows WHERE name = ?1",
+            [name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .expect("flip bytes");
+        .expect("the cab's row");
+    let zero = "SET data = CAST(zeroblob(length(data)) AS BLOB) WHERE ino = ?1 AND idx = 0";
+    let changed = if bytes_from.is_none() {
+        meta.execute(&format!("UPDATE chunks {zero}"), [ino])
+    } else {
+        let mut cabs = db.as_os_str().to_owned();
+        cabs.push("-cabs");
+        let conn = rusqlite::Connection::open(cabs).expect("open the cab database");
+        conn.busy_timeout(Duration::from_secs(10)).expect("busy");
+        conn.execute(&format!("UPDATE cab_chunks {zero}"), [ino])
+    }
+    .expect("flip bytes");
     assert_eq!(changed, 1, "{name} has no first chunk");
 }
 

@@ -268,6 +268,13 @@ pub trait ContentStore: Send + Sync {
     }
     /// Marks a cab complete with its final size and sha256 (hex), stamping its created time.
     fn commit_cab(&self, ino: Ino, size: u64, sha256_hex: &str) -> Result<()>;
+    /// Stores `data` as the whole content of cab `ino`, which has no bytes stored yet, and
+    /// commits it as [`commit_cab`](Self::commit_cab) does: what a small upload's close
+    /// asks for, in one step where the store can.
+    fn commit_whole_cab(&self, ino: Ino, data: &[u8], sha256_hex: &str) -> Result<()> {
+        let size = self.write_at(ino, 0, data)?;
+        self.commit_cab(ino, size, sha256_hex)
+    }
 }
 
 /// Buckets and their counters (count.txt).

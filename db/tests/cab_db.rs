@@ -1,6 +1,7 @@
 //! Cab bytes live in the cab database (`<db>-cabs`), and every path that reads, checks,
-//! removes, recovers or backs up a cab's bytes finds them there; cabs of older stores,
-//! with their first 4 MiB (or all) in the metadata database's `chunks`, read in place.
+//! removes, recovers or backs up a cab's bytes finds them there; cabs under 1 MiB, and
+//! cabs of older stores with their first 4 MiB (or all) in the metadata database's
+//! `chunks`, read in place.
 
 #![allow(clippy::unwrap_used)]
 
@@ -153,6 +154,74 @@ fn a_cab_lives_in_the_cab_database_and_reads_back_whole() {
             .mode();
         assert_eq!(mode & 0o077, 0, "{mode:o}");
     }
+}
+
+/// Cab `ino`'s `bytes_from` (NULL: all its bytes in `chunks`).
+fn bytes_from(dir: &tempfile::TempDir, ino: u64) -> Option<i64> {
+    common::raw(&dir.path().join("cer.db"))
+        .query_row(
+            "SELECT bytes_from FROM cab_rows WHERE ino = ?1",
+            [ino as i64],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[test]
+fn a_cab_under_one_chunk_is_stored_whole_in_the_transaction_that_completes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cer.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let data = bytes(300_000, 11);
+    let sha = hex::encode(Sha256::digest(&data));
+    // A refused commit (a bad hash) leaves nothing: the bytes went with it.
+    let ino = common::new_cab(&store, "blue", "small.cab");
+    assert!(store.commit_whole_cab(ino, &data, "not a hash").is_err());
+    assert_eq!(store.node(ino).unwrap().unwrap().size, 0);
+    assert_eq!(low_chunks(&dir, ino), 0, "no bytes without the commit");
+    assert_eq!(bytes_from(&dir, ino), Some(0), "nor a changed split");
+    store.commit_whole_cab(ino, &data, &sha).unwrap();
+    assert_eq!(low_chunks(&dir, ino), 5, "300,000 bytes in 64 KiB chunks");
+    assert_eq!(high_chunks(&dir, ino), 0, "nothing in the cab database");
+    assert_eq!(bytes_from(&dir, ino), None);
+    assert_eq!(read_back(&store, ino, data.len()), data);
+    assert_eq!(store.check_cab(ino).unwrap(), CabCheck::Sound);
+    let mut all = Vec::new();
+    CabReader::open(&path, ino as i64)
+        .unwrap()
+        .read_to_end(&mut all)
+        .unwrap();
+    assert_eq!(all, data);
+    // Complete and read-only, like any cab.
+    assert!(store.write_at(ino, 0, b"x").is_err());
+    // 1 MiB and more go to the cab database, stored once.
+    let big = bytes(MIB, 12);
+    let big_ino = common::new_cab(&store, "blue", "big.cab");
+    store
+        .commit_whole_cab(big_ino, &big, &hex::encode(Sha256::digest(&big)))
+        .unwrap();
+    assert_eq!(
+        (low_chunks(&dir, big_ino), high_chunks(&dir, big_ino)),
+        (0, 1)
+    );
+    assert_eq!(bytes_from(&dir, big_ino), Some(0));
+    // A cab that has bytes stored already keeps its split.
+    let had = common::new_cab(&store, "blue", "had.cab");
+    store.write_at(had, 0, b"first").unwrap();
+    store.commit_whole_cab(had, &data, &sha).unwrap();
+    assert_eq!(bytes_from(&dir, had), Some(0));
+    assert_eq!(high_chunks(&dir, had), 1);
+    assert_eq!(read_back(&store, had, data.len()), data);
+    // A backup carries it, and removal takes its chunks.
+    let dest = dir.path().join("copy.db");
+    store.backup_to(&dest).unwrap();
+    assert!(store.remove_cab(ino, Removal::Pruned, None).unwrap());
+    while store.sweep(1000).unwrap().more {}
+    assert_eq!(low_chunks(&dir, ino), 0);
+    drop(store);
+    let copy = SqliteStore::open_for_admin(&dest).unwrap();
+    assert_eq!(copy.check_cab(ino).unwrap(), CabCheck::Sound);
+    assert_eq!(read_back(&copy, ino, data.len()), data);
 }
 
 #[test]

@@ -748,6 +748,50 @@ fn uploads_hold_unstored_bytes_within_one_budget_and_lose_nothing_past_it() {
 }
 
 #[test]
+fn a_small_cab_reaches_the_store_whole_at_its_close() {
+    // SQLite only: where the bytes went is that store's layout (`bytes_from` NULL: all in
+    // the metadata database, committed with the cab).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("cer.db");
+    let fs = CerFs::new(Arc::new(SqliteStore::open(&path).expect("open store")));
+    let bucket = mkdirs(&fs, CABS_INO, &["blue"]);
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    let upload = |name: &str, read_midway: bool| -> Ino {
+        let (attr, o) = fs
+            .create(&client(90), bucket, name.as_bytes(), 0o644, RW, true)
+            .expect("create");
+        for (i, piece) in data.chunks(61_440).enumerate() {
+            fs.write(o.fh, (i * 61_440) as u64, piece).expect("write");
+            if read_midway && i == 1 {
+                assert_eq!(fs.read(o.fh, 0, 4).expect("read"), data[..4]);
+            }
+        }
+        fs.flush(o.fh, Some(90)).expect("commit");
+        fs.release(o.fh).expect("release");
+        attr.ino
+    };
+    let whole = upload("whole.cab", false);
+    let stored_early = upload("stored-early.cab", true);
+    let meta = rusqlite::Connection::open(&path).expect("open the database");
+    let split = |ino: Ino| -> Option<i64> {
+        meta.query_row(
+            "SELECT bytes_from FROM cab_rows WHERE ino = ?1 AND state = 'complete'",
+            [ino as i64],
+            |r| r.get(0),
+        )
+        .expect("a complete cab")
+    };
+    assert_eq!(split(whole), None, "stored whole at its close");
+    assert_eq!(
+        split(stored_early),
+        Some(0),
+        "a read through its writer stored its bytes first, in the cab database"
+    );
+    assert_eq!(cat(&fs, bucket, "whole.cab"), data);
+    assert_eq!(cat(&fs, bucket, "stored-early.cab"), data);
+}
+
+#[test]
 fn a_cab_written_in_any_order_matches_a_model() {
     for f in fixtures() {
         let dir = mkdirs(&f.fs, CABS_INO, &["blue"]);

@@ -531,11 +531,10 @@ fn background_indexer_and_reindex(s: &Store) {
 #[test]
 fn a_store_that_cannot_be_read_leaves_the_cab_queued() {
     let s = store();
-    s.upload(
-        SUB,
-        "a.cab",
-        &std::fs::read(cab_path("normal_2files_1folder.cab")).unwrap(),
-    );
+    // Padded past 1 MiB, so that its bytes are in the cab database (smaller cabs are not).
+    let mut cab = std::fs::read(cab_path("normal_2files_1folder.cab")).unwrap();
+    cab.resize(1 << 20, 0);
+    s.upload(SUB, "a.cab", &cab);
     let mut db = s.index_db();
     let cab = db.pending(1).unwrap().remove(0);
     let mut cab_db = s.db.sqlite_path().unwrap().as_os_str().to_owned();
