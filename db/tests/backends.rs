@@ -354,6 +354,47 @@ fn bytes_read_back_as_written_and_a_committed_cab_never_changes() {
 }
 
 #[test]
+fn a_cab_handed_over_whole_is_stored_and_committed_at_once() {
+    for b in backends() {
+        let s = &b.store;
+        let k = key("green");
+        let dir = s
+            .create_node(&node(CABS_INO, "green", NodeRole::Dir, None))
+            .unwrap();
+        let cab = s
+            .create_node(&node(dir.ino, "w.cab", NodeRole::Cab, Some(&k)))
+            .unwrap();
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 249) as u8).collect();
+        // Refused (not a hash): nothing of it stays, the upload can still be committed.
+        assert!(matches!(
+            s.commit_whole_cab(cab.ino, &data, "xyz"),
+            Err(StoreError::Invalid(_))
+        ));
+        let after = s.node(cab.ino).unwrap().unwrap();
+        assert_eq!(
+            (after.size, after.cab_state),
+            (0, Some(CabState::Writing)),
+            "{}",
+            b.name
+        );
+        s.commit_whole_cab(cab.ino, &data, &"cd".repeat(32))
+            .unwrap();
+        let done = s.node(cab.ino).unwrap().unwrap();
+        assert_eq!(
+            (done.size, done.cab_state),
+            (100_000, Some(CabState::Complete)),
+            "{}",
+            b.name
+        );
+        assert_eq!(s.read_at(cab.ino, 0, 200_000).unwrap(), data, "{}", b.name);
+        assert!(matches!(
+            s.commit_whole_cab(cab.ino, &data, &"cd".repeat(32)),
+            Err(StoreError::CabComplete(_))
+        ));
+    }
+}
+
+#[test]
 fn settings_come_back_in_the_order_written() {
     for b in backends() {
         let s = &b.store;

@@ -36,37 +36,7 @@ impl ContentStore for PgStore {
     }
 
     fn write_at(&self, ino: Ino, offset: u64, data: &[u8]) -> Result<u64> {
-        self.write(|tx| {
-            let node = writable(lock_own(tx, ino, self.head.id())?)?;
-            if data.is_empty() {
-                return Ok(node.size);
-            }
-            let end = write_end(offset, data.len())?;
-            let key = ino_param(ino);
-            for piece in chunk_pieces(offset, data, PG_CHUNK, node.size) {
-                let idx = size_param(piece.idx, "chunk")?;
-                let bytes = if piece.whole {
-                    piece.bytes.to_vec()
-                } else {
-                    let stored: Vec<u8> = tx
-                        .query_opt(
-                            "SELECT data FROM chunks WHERE ino = $1 AND idx = $2",
-                            &[&key, &idx],
-                        )?
-                        .map(|row| row.get(0))
-                        .unwrap_or_default();
-                    patched(stored, &piece)
-                };
-                tx.execute(
-                    "INSERT INTO chunks (ino, idx, data) VALUES ($1, $2, $3) \
-                     ON CONFLICT (ino, idx) DO UPDATE SET data = excluded.data",
-                    &[&key, &idx, &bytes],
-                )?;
-            }
-            let size = node.size.max(end);
-            set_size(tx, ino, size)?;
-            Ok(size)
-        })
+        self.write(|tx| write_in(tx, ino, offset, data, self.head.id()))
     }
 
     fn write_alignment(&self, _offset: u64) -> u64 {
@@ -105,38 +75,87 @@ impl ContentStore for PgStore {
     }
 
     fn commit_cab(&self, ino: Ino, size: u64, sha256_hex: &str) -> Result<()> {
-        if sha256_hex.len() != 64 || !sha256_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(StoreError::Invalid(format!(
-                "{sha256_hex:?} is not a hex SHA-256"
-            )));
-        }
+        check_sha256(sha256_hex)?;
+        self.write(|tx| complete_in(tx, ino, size, sha256_hex, self.head.id()))
+    }
+
+    fn commit_whole_cab(&self, ino: Ino, data: &[u8], sha256_hex: &str) -> Result<()> {
+        // One transaction, so one synced commit instead of two.
+        check_sha256(sha256_hex)?;
         self.write(|tx| {
-            let node = lock_own(tx, ino, self.head.id())?;
-            match node.cab_state {
-                None => return Err(StoreError::Invalid(format!("inode {ino} is not a cab"))),
-                Some(CabState::Complete | CabState::Removed) => {
-                    return Err(StoreError::CabComplete(ino))
-                }
-                Some(CabState::Writing) => {}
-            }
-            if size != node.size {
-                return Err(StoreError::Invalid(format!(
-                    "cab inode {ino} holds {} bytes, not {size}",
-                    node.size
-                )));
-            }
-            tx.execute(
-                "UPDATE cab_rows SET state = 'complete', size = $2, sha256 = $3, \
-                 created_at = now(), head_id = NULL WHERE ino = $1",
-                &[
-                    &ino_param(ino),
-                    &size_param(size, "size")?,
-                    &sha256_hex.to_ascii_lowercase(),
-                ],
-            )?;
-            Ok(())
+            let size = write_in(tx, ino, 0, data, self.head.id())?;
+            complete_in(tx, ino, size, sha256_hex, self.head.id())
         })
     }
+}
+
+fn check_sha256(sha256_hex: &str) -> Result<()> {
+    if sha256_hex.len() != 64 || !sha256_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StoreError::Invalid(format!(
+            "{sha256_hex:?} is not a hex SHA-256"
+        )));
+    }
+    Ok(())
+}
+
+/// Writes `data` at `offset` of `ino` (this head's) in the caller's transaction; the new size.
+fn write_in(tx: &mut Tx, ino: Ino, offset: u64, data: &[u8], head: i64) -> Result<u64> {
+    let node = writable(lock_own(tx, ino, head)?)?;
+    if data.is_empty() {
+        return Ok(node.size);
+    }
+    let end = write_end(offset, data.len())?;
+    let key = ino_param(ino);
+    for piece in chunk_pieces(offset, data, PG_CHUNK, node.size) {
+        let idx = size_param(piece.idx, "chunk")?;
+        let bytes = if piece.whole {
+            piece.bytes.to_vec()
+        } else {
+            let stored: Vec<u8> = tx
+                .query_opt(
+                    "SELECT data FROM chunks WHERE ino = $1 AND idx = $2",
+                    &[&key, &idx],
+                )?
+                .map(|row| row.get(0))
+                .unwrap_or_default();
+            patched(stored, &piece)
+        };
+        tx.execute(
+            "INSERT INTO chunks (ino, idx, data) VALUES ($1, $2, $3) \
+             ON CONFLICT (ino, idx) DO UPDATE SET data = excluded.data",
+            &[&key, &idx, &bytes],
+        )?;
+    }
+    let size = node.size.max(end);
+    set_size(tx, ino, size)?;
+    Ok(size)
+}
+
+/// Marks writing cab `ino` (this head's) complete after checking its size, in the
+/// caller's transaction.
+fn complete_in(tx: &mut Tx, ino: Ino, size: u64, sha256_hex: &str, head: i64) -> Result<()> {
+    let node = lock_own(tx, ino, head)?;
+    match node.cab_state {
+        None => return Err(StoreError::Invalid(format!("inode {ino} is not a cab"))),
+        Some(CabState::Complete | CabState::Removed) => return Err(StoreError::CabComplete(ino)),
+        Some(CabState::Writing) => {}
+    }
+    if size != node.size {
+        return Err(StoreError::Invalid(format!(
+            "cab inode {ino} holds {} bytes, not {size}",
+            node.size
+        )));
+    }
+    tx.execute(
+        "UPDATE cab_rows SET state = 'complete', size = $2, sha256 = $3, \
+         created_at = now(), head_id = NULL WHERE ino = $1",
+        &[
+            &ino_param(ino),
+            &size_param(size, "size")?,
+            &sha256_hex.to_ascii_lowercase(),
+        ],
+    )?;
+    Ok(())
 }
 
 /// Node `ino`, locked for a change of its bytes: an upload only by the head writing it,
