@@ -1,7 +1,8 @@
 //! What every store backend decides the same way, whatever its SQL: how a node's role is
 //! spelled in its table, times as nanoseconds, numbers as SQL values, the names a node may
 //! have and where a directory may move, a new node's attributes, how a write falls into
-//! stored chunks, counter values, and copying the part of a stored piece a read asks for.
+//! stored chunks, counter values, copying the part of a stored piece a read asks for, and
+//! when a cab may be committed.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -177,6 +178,35 @@ pub(crate) fn write_end(offset: u64, len: usize) -> Result<u64> {
                 "write of {len} bytes at {offset} goes past the largest file size"
             ))
         })
+}
+
+/// Whether cab `node` may be marked complete with `size` and `sha256_hex`: it is a cab
+/// still being written, holding exactly `size` bytes, and the hash is 64 hex digits.
+pub(crate) fn check_cab_commit(node: &Node, size: u64, sha256_hex: &str) -> Result<()> {
+    match node.cab_state {
+        None => {
+            return Err(StoreError::Invalid(format!(
+                "inode {} is not a cab",
+                node.ino
+            )))
+        }
+        Some(CabState::Complete | CabState::Removed) => {
+            return Err(StoreError::CabComplete(node.ino))
+        }
+        Some(CabState::Writing) => {}
+    }
+    if sha256_hex.len() != 64 || !sha256_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StoreError::Invalid(format!(
+            "{sha256_hex:?} is not a hex SHA-256"
+        )));
+    }
+    if size != node.size {
+        return Err(StoreError::Invalid(format!(
+            "cab inode {} holds {} bytes, not {size}",
+            node.ino, node.size
+        )));
+    }
+    Ok(())
 }
 
 /// The part of a write that falls into one stored chunk.

@@ -267,25 +267,20 @@ impl CabWriter {
             return Ok(());
         }
         self.committed = true;
-        if self.failed.is_none() && self.buffering && self.tail.len() as u64 == self.size {
-            // Nothing stored yet (a cab under one storage unit): the store takes it whole.
-            let data = std::mem::take(&mut self.tail);
-            self.held.shrink_to(0);
-            let digest = match self.hasher.take() {
-                Some(h) if self.hashed == self.size => h.finalize(),
-                _ => Sha256::digest(&data),
-            };
-            let committed = store.commit_whole_cab(ino, &data, &hex::encode(digest));
-            if let Err(e) = committed {
-                tracing::warn!(ino, "could not store the cab ({e}): not kept");
-                if let Err(e) = store.remove_node(ino) {
-                    tracing::warn!(ino, "could not delete the failed cab now: {e}");
+        if self.failed.is_none() {
+            if self.buffering && self.tail.len() as u64 == self.size {
+                // Nothing stored yet (a cab under one storage unit): the store takes it whole.
+                let data = std::mem::take(&mut self.tail);
+                self.held.shrink_to(0);
+                let digest = match self.hasher.take() {
+                    Some(h) if self.hashed == self.size => h.finalize(),
+                    _ => Sha256::digest(&data),
+                };
+                match store.commit_whole_cab(ino, &data, &hex::encode(digest)) {
+                    Ok(()) => return Ok(()),
+                    Err(e) => self.failed = Some(e.into()),
                 }
-                return Err(e.into());
-            }
-            return Ok(());
-        } else if self.failed.is_none() {
-            if let Err(e) = self.flush_tail(store, ino) {
+            } else if let Err(e) = self.flush_tail(store, ino) {
                 self.fail(e.into());
             }
         }

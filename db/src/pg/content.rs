@@ -6,7 +6,9 @@ use super::pool::Tx;
 use super::rows::{get_u64, ino_param, lock_node, require_node, size_param};
 use super::{PgStore, PG_CHUNK};
 use crate::store::{CabState, ContentStore, Ino, Node, NodeRole, Result};
-use crate::store_rules::{chunk_pieces, copy_overlap, now_ns, patched, role_str, write_end};
+use crate::store_rules::{
+    check_cab_commit, chunk_pieces, copy_overlap, now_ns, patched, role_str, write_end,
+};
 use crate::StoreError;
 
 impl ContentStore for PgStore {
@@ -75,27 +77,16 @@ impl ContentStore for PgStore {
     }
 
     fn commit_cab(&self, ino: Ino, size: u64, sha256_hex: &str) -> Result<()> {
-        check_sha256(sha256_hex)?;
         self.write(|tx| complete_in(tx, ino, size, sha256_hex, self.head.id()))
     }
 
     fn commit_whole_cab(&self, ino: Ino, data: &[u8], sha256_hex: &str) -> Result<()> {
         // One transaction, so one synced commit instead of two.
-        check_sha256(sha256_hex)?;
         self.write(|tx| {
             let size = write_in(tx, ino, 0, data, self.head.id())?;
             complete_in(tx, ino, size, sha256_hex, self.head.id())
         })
     }
-}
-
-fn check_sha256(sha256_hex: &str) -> Result<()> {
-    if sha256_hex.len() != 64 || !sha256_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(StoreError::Invalid(format!(
-            "{sha256_hex:?} is not a hex SHA-256"
-        )));
-    }
-    Ok(())
 }
 
 /// Writes `data` at `offset` of `ino` (this head's) in the caller's transaction; the new size.
@@ -131,21 +122,10 @@ fn write_in(tx: &mut Tx, ino: Ino, offset: u64, data: &[u8], head: i64) -> Resul
     Ok(size)
 }
 
-/// Marks writing cab `ino` (this head's) complete after checking its size, in the
-/// caller's transaction.
+/// Marks writing cab `ino` (this head's) complete after checking its size and hash, in
+/// the caller's transaction.
 fn complete_in(tx: &mut Tx, ino: Ino, size: u64, sha256_hex: &str, head: i64) -> Result<()> {
-    let node = lock_own(tx, ino, head)?;
-    match node.cab_state {
-        None => return Err(StoreError::Invalid(format!("inode {ino} is not a cab"))),
-        Some(CabState::Complete | CabState::Removed) => return Err(StoreError::CabComplete(ino)),
-        Some(CabState::Writing) => {}
-    }
-    if size != node.size {
-        return Err(StoreError::Invalid(format!(
-            "cab inode {ino} holds {} bytes, not {size}",
-            node.size
-        )));
-    }
+    check_cab_commit(&lock_own(tx, ino, head)?, size, sha256_hex)?;
     tx.execute(
         "UPDATE cab_rows SET state = 'complete', size = $2, sha256 = $3, \
          created_at = now(), head_id = NULL WHERE ino = $1",

@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::rows::{copy_overlap, get_u64, ino_param, now_ns, require_node, role_str, size_param};
 use super::{finish, sql_now, SqliteStore, CHUNK, MAX_FILE_SIZE};
 use crate::store::{CabState, ContentStore, Ino, Node, NodeRole, Result};
-use crate::store_rules::{chunk_pieces, patched, write_end};
+use crate::store_rules::{check_cab_commit, chunk_pieces, patched, write_end};
 use crate::StoreError;
 
 /// Where cab `ino`'s bytes move to the cab database, if they do.
@@ -267,25 +267,7 @@ fn write_chunks_in(tx: &Connection, ino: Ino, offset: u64, data: &[u8]) -> Resul
 /// Marks writing cab `ino` complete (after checking its size and hash), in the caller's
 /// transaction.
 fn complete_cab_in(tx: &Connection, ino: Ino, size: u64, sha256_hex: &str) -> Result<()> {
-    let node = require_node(tx, ino)?;
-    match node.cab_state {
-        None => {
-            return Err(StoreError::Invalid(format!("inode {ino} is not a cab")));
-        }
-        Some(CabState::Complete | CabState::Removed) => return Err(StoreError::CabComplete(ino)),
-        Some(CabState::Writing) => {}
-    }
-    if sha256_hex.len() != 64 || !sha256_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(StoreError::Invalid(format!(
-            "{sha256_hex:?} is not a hex SHA-256"
-        )));
-    }
-    if size != node.size {
-        return Err(StoreError::Invalid(format!(
-            "cab inode {ino} holds {} bytes, not {size}",
-            node.size
-        )));
-    }
+    check_cab_commit(&require_node(tx, ino)?, size, sha256_hex)?;
     tx.prepare_cached(concat!(
         "UPDATE cab_rows SET state = 'complete', size = ?2, sha256 = ?3, created_at = ",
         sql_now!(),
