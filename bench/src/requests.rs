@@ -130,8 +130,8 @@ fn render(via: Via, before: &Tally, after: &Tally, cycles: u64) -> String {
     let mut out = format!(
         "\n## {title}\n\n{who}, {cycles} cycles against `cerfs serve --web` (the same cycle as \
          above); from cerfs's own `/metrics` before and after: requests per cycle by FUSE \
-         operation, and the time cerfs spent answering them (inside cerfs: the kernel's round \
-         trip and the client's time are not in it).\n\n\
+         operation, and the time cerfs spent answering them, until each answer was ready (inside \
+         cerfs: the kernel's round trip and the client's time are not in it).\n\n\
          | operation | requests per cycle | µs per request | cerfs ms per cycle |\n\
          |---|---:|---:|---:|\n"
     );
