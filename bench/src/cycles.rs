@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use cerfs_e2e::client::{RandomBytes, Subpath};
 use serde_json::Value;
 
+use crate::in_turn::in_turn;
 use crate::servers::{self, Bindfs, Cerfs, SambaShare};
 use crate::stats::{self, Figure, Report};
 use crate::{workers, Opts, PORT_BINDFS_SMB, PORT_PLAIN_SMB, PORT_SERVE};
@@ -117,46 +118,53 @@ pub fn smb(opts: &Opts) -> Result<Report> {
          appended), {BUCKETS} buckets shared by all clients. Baseline: smbd with the same generated \
          smb.conf over a plain directory on the same disk. bindfs: a FUSE passthrough doing no \
          work over a plain directory, exported by the same smbd configuration — the floor any \
-         FUSE filesystem starts from on this machine.\n"
+         FUSE filesystem starts from on this machine. The three take turns: each run starts with \
+         the next one.\n"
     ));
     for clients in client_counts(opts) {
         let cycles = cycles_per_client(opts, clients);
         let base = opts.workdir.join(format!("smb-{clients}"));
-        let cerfs = Cerfs::serve(&base.join("cerfs"), PORT_SERVE)?;
-        write_policy(&cerfs.mountpoint)?;
-        let on_cerfs = smb_run(
-            &smb_dir,
-            &cab_dir,
-            PORT_SERVE,
-            clients,
-            cycles,
-            &cerfs.mountpoint,
-        )?;
-        drop(cerfs);
-        let bindfs = Bindfs::mount(&base.join("bindfs"), &base.join("bindfs-mnt"))?;
-        plain_layout(&bindfs.mountpoint)?;
-        let floor = SambaShare::over_bindfs(bindfs, &base.join("bindfs-samba"), PORT_BINDFS_SMB)?;
-        let on_bindfs = smb_run(
-            &smb_dir,
-            &cab_dir,
-            PORT_BINDFS_SMB,
-            clients,
-            cycles,
-            &floor.dir,
-        )?;
-        drop(floor);
-        let plain_dir = base.join("plain");
-        plain_layout(&plain_dir)?;
-        let plain = SambaShare::plain(&plain_dir, &base.join("plain-samba"), PORT_PLAIN_SMB)?;
-        let on_plain = smb_run(
-            &smb_dir,
-            &cab_dir,
-            PORT_PLAIN_SMB,
-            clients,
-            cycles,
-            &plain.dir,
-        )?;
-        drop(plain);
+        let mut on_cerfs = || -> Result<RunFigures> {
+            let cerfs = Cerfs::serve(&base.join("cerfs"), PORT_SERVE)?;
+            write_policy(&cerfs.mountpoint)?;
+            smb_run(
+                &smb_dir,
+                &cab_dir,
+                PORT_SERVE,
+                clients,
+                cycles,
+                &cerfs.mountpoint,
+            )
+        };
+        let mut on_bindfs = || -> Result<RunFigures> {
+            let bindfs = Bindfs::mount(&base.join("bindfs"), &base.join("bindfs-mnt"))?;
+            plain_layout(&bindfs.mountpoint)?;
+            let floor =
+                SambaShare::over_bindfs(bindfs, &base.join("bindfs-samba"), PORT_BINDFS_SMB)?;
+            smb_run(
+                &smb_dir,
+                &cab_dir,
+                PORT_BINDFS_SMB,
+                clients,
+                cycles,
+                &floor.dir,
+            )
+        };
+        let mut on_plain = || -> Result<RunFigures> {
+            let plain_dir = base.join("plain");
+            plain_layout(&plain_dir)?;
+            let plain = SambaShare::plain(&plain_dir, &base.join("plain-samba"), PORT_PLAIN_SMB)?;
+            smb_run(
+                &smb_dir,
+                &cab_dir,
+                PORT_PLAIN_SMB,
+                clients,
+                cycles,
+                &plain.dir,
+            )
+        };
+        let [on_cerfs, on_bindfs, on_plain] =
+            in_turn(opts.run, [&mut on_cerfs, &mut on_bindfs, &mut on_plain])?;
         figures_table(
             &mut out,
             &format!("{clients} SMB clients × {cycles} cycles"),
@@ -222,24 +230,30 @@ pub fn fs(opts: &Opts) -> Result<Report> {
          at random, tracking on, {BUCKETS} shared buckets. Baseline: the same on a plain \
          directory of the same disk. bindfs: a FUSE passthrough doing no work over a plain \
          directory of the same disk — the floor any FUSE filesystem starts from on this \
-         machine.\n"
+         machine. The three take turns: each run starts with the next one.\n"
     ));
     let me = std::env::current_exe()?;
     let cab_dir = make_cabs(&opts.workdir.join("fs-cabs"))?;
     for clients in client_counts(opts) {
         let cycles = cycles_per_client(opts, clients);
         let base = opts.workdir.join(format!("fs-{clients}"));
-        let cerfs = Cerfs::mount(&base.join("cerfs"))?;
-        write_policy(&cerfs.mountpoint)?;
-        let on_cerfs = fs_run(&me, &cab_dir, clients, cycles, &cerfs.mountpoint)?;
-        drop(cerfs);
-        let bindfs = Bindfs::mount(&base.join("bindfs"), &base.join("bindfs-mnt"))?;
-        plain_layout(&bindfs.mountpoint)?;
-        let on_bindfs = fs_run(&me, &cab_dir, clients, cycles, &bindfs.mountpoint)?;
-        drop(bindfs);
-        let plain_dir = base.join("plain");
-        plain_layout(&plain_dir)?;
-        let on_plain = fs_run(&me, &cab_dir, clients, cycles, &plain_dir)?;
+        let mut on_cerfs = || -> Result<RunFigures> {
+            let cerfs = Cerfs::mount(&base.join("cerfs"))?;
+            write_policy(&cerfs.mountpoint)?;
+            fs_run(&me, &cab_dir, clients, cycles, &cerfs.mountpoint)
+        };
+        let mut on_bindfs = || -> Result<RunFigures> {
+            let bindfs = Bindfs::mount(&base.join("bindfs"), &base.join("bindfs-mnt"))?;
+            plain_layout(&bindfs.mountpoint)?;
+            fs_run(&me, &cab_dir, clients, cycles, &bindfs.mountpoint)
+        };
+        let mut on_plain = || -> Result<RunFigures> {
+            let plain_dir = base.join("plain");
+            plain_layout(&plain_dir)?;
+            fs_run(&me, &cab_dir, clients, cycles, &plain_dir)
+        };
+        let [on_cerfs, on_bindfs, on_plain] =
+            in_turn(opts.run, [&mut on_cerfs, &mut on_bindfs, &mut on_plain])?;
         figures_table(
             &mut out,
             &format!("{clients} clients × {cycles} cycles"),

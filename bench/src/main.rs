@@ -23,6 +23,7 @@ mod console_load;
 mod counter;
 mod cycles;
 mod http;
+mod in_turn;
 mod lifecycle;
 mod requests;
 mod scale;
@@ -138,6 +139,8 @@ pub struct Opts {
     pub workdir: PathBuf,
     /// `--max-clients`.
     pub max_clients: Option<usize>,
+    /// Which run this is (from 0, of `--runs`): the systems compared start in turn.
+    pub run: usize,
 }
 
 impl Opts {
@@ -193,10 +196,11 @@ fn run(cli: Cli) -> Result<()> {
         }
     };
     servers::open_dir(&workdir)?;
-    let opts = Opts {
+    let mut opts = Opts {
         quick: cli.quick,
         workdir,
         max_clients: cli.max_clients,
+        run: 0,
     };
     let benches: Vec<(&str, Bench)> = match cli.command {
         Cmd::All => vec![
@@ -247,6 +251,7 @@ fn run(cli: Cli) -> Result<()> {
         let mut runs = Vec::new();
         for run in 1..=cli.runs {
             eprintln!("cerfs-bench: running {name} ({run} of {})", cli.runs);
+            opts.run = run as usize - 1;
             let report = bench(&opts).with_context(|| format!("benchmark {name}"))?;
             let repeat = report.has_tables();
             runs.push(report);

@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use cerfs_e2e::client::{RandomBytes, Subpath};
 
 use crate::cycles::remove;
+use crate::in_turn::in_turn;
 use crate::servers::{self, Bindfs, Cerfs, SambaShare};
 use crate::stats::{Figure, Report};
 use crate::{Opts, PORT_BINDFS_SMB, PORT_PLAIN_SMB, PORT_SERVE};
@@ -135,43 +136,79 @@ pub fn run(opts: &Opts) -> Result<Report> {
          (`cerfs mount` or `cerfs serve`; smbd and the indexer's child processes not included), \
          each run on a fresh server. bindfs: a FUSE passthrough doing no work over a plain \
          directory, written to directly and exported by the same smbd configuration — the floor \
-         any FUSE filesystem starts from on this machine.\n"
+         any FUSE filesystem starts from on this machine. The three take turns: each run starts \
+         with the next one.\n"
     ));
     for writers in [1usize, 4] {
-        // Through the mount.
+        // Through the mount: each writes its cabs, then again with fsync before the close.
         let dir = base.join(format!("mount-{writers}"));
-        let cerfs = Cerfs::mount(&dir.join("cerfs"))?;
-        let cabs = bucket_dir(&cerfs.mountpoint)?;
-        let on_mount = write_files(&cabs, writers, mib, &block, false)?;
-        let rss_mount = servers::vm_hwm_mib(cerfs.pid())?;
-        let on_mount_sync = write_files(&cabs, writers, mib, &block, true)?;
-        drop(cerfs);
-        let bindfs = Bindfs::mount(&dir.join("bindfs"), &dir.join("bindfs-mnt"))?;
-        let cabs = bucket_dir(&bindfs.mountpoint)?;
-        let on_bindfs = write_files(&cabs, writers, mib, &block, false)?;
-        let on_bindfs_sync = write_files(&cabs, writers, mib, &block, true)?;
-        drop(bindfs);
-        let cabs = bucket_dir(&dir.join("plain"))?;
-        let on_plain = write_files(&cabs, writers, mib, &block, false)?;
-        let on_plain_sync = write_files(&cabs, writers, mib, &block, true)?;
+        let (mut rss_mount, mut on_mount, mut on_mount_sync) = (0.0, 0.0, 0.0);
+        let (mut on_bindfs, mut on_bindfs_sync) = (0.0, 0.0);
+        let (mut on_plain, mut on_plain_sync) = (0.0, 0.0);
+        in_turn(
+            opts.run,
+            [
+                &mut || {
+                    let cerfs = Cerfs::mount(&dir.join("cerfs"))?;
+                    let cabs = bucket_dir(&cerfs.mountpoint)?;
+                    on_mount = write_files(&cabs, writers, mib, &block, false)?;
+                    rss_mount = servers::vm_hwm_mib(cerfs.pid())?;
+                    on_mount_sync = write_files(&cabs, writers, mib, &block, true)?;
+                    Ok(())
+                },
+                &mut || {
+                    let bindfs = Bindfs::mount(&dir.join("bindfs"), &dir.join("bindfs-mnt"))?;
+                    let cabs = bucket_dir(&bindfs.mountpoint)?;
+                    on_bindfs = write_files(&cabs, writers, mib, &block, false)?;
+                    on_bindfs_sync = write_files(&cabs, writers, mib, &block, true)?;
+                    Ok(())
+                },
+                &mut || {
+                    let cabs = bucket_dir(&dir.join("plain"))?;
+                    on_plain = write_files(&cabs, writers, mib, &block, false)?;
+                    on_plain_sync = write_files(&cabs, writers, mib, &block, true)?;
+                    Ok(())
+                },
+            ],
+        )?;
         remove(&dir);
         // Through SMB.
         let dir = base.join(format!("smb-{writers}"));
-        let cerfs = Cerfs::serve(&dir.join("cerfs"), PORT_SERVE)?;
-        bucket_dir(&cerfs.mountpoint)?;
-        let on_serve = smb_put(PORT_SERVE, &src, writers, mib)?;
-        let rss_serve = servers::vm_hwm_mib(cerfs.pid())?;
-        drop(cerfs);
-        let bindfs = Bindfs::mount(&dir.join("bindfs"), &dir.join("bindfs-mnt"))?;
-        bucket_dir(&bindfs.mountpoint)?;
-        let floor = SambaShare::over_bindfs(bindfs, &dir.join("bindfs-samba"), PORT_BINDFS_SMB)?;
-        let on_bindfs_smb = smb_put(PORT_BINDFS_SMB, &src, writers, mib)?;
-        drop(floor);
-        let plain_dir = dir.join("plain");
-        bucket_dir(&plain_dir)?;
-        let plain = SambaShare::plain(&plain_dir, &dir.join("plain-samba"), PORT_PLAIN_SMB)?;
-        let on_plain_smb = smb_put(PORT_PLAIN_SMB, &src, writers, mib)?;
-        drop(plain);
+        let (mut rss_serve, mut on_serve, mut on_bindfs_smb, mut on_plain_smb) =
+            (0.0, 0.0, 0.0, 0.0);
+        in_turn(
+            opts.run,
+            [
+                &mut || {
+                    let cerfs = Cerfs::serve(&dir.join("cerfs"), PORT_SERVE)?;
+                    bucket_dir(&cerfs.mountpoint)?;
+                    on_serve = smb_put(PORT_SERVE, &src, writers, mib)?;
+                    rss_serve = servers::vm_hwm_mib(cerfs.pid())?;
+                    Ok(())
+                },
+                &mut || {
+                    let bindfs = Bindfs::mount(&dir.join("bindfs"), &dir.join("bindfs-mnt"))?;
+                    bucket_dir(&bindfs.mountpoint)?;
+                    let floor = SambaShare::over_bindfs(
+                        bindfs,
+                        &dir.join("bindfs-samba"),
+                        PORT_BINDFS_SMB,
+                    )?;
+                    on_bindfs_smb = smb_put(PORT_BINDFS_SMB, &src, writers, mib)?;
+                    drop(floor);
+                    Ok(())
+                },
+                &mut || {
+                    let plain_dir = dir.join("plain");
+                    bucket_dir(&plain_dir)?;
+                    let plain =
+                        SambaShare::plain(&plain_dir, &dir.join("plain-samba"), PORT_PLAIN_SMB)?;
+                    on_plain_smb = smb_put(PORT_PLAIN_SMB, &src, writers, mib)?;
+                    drop(plain);
+                    Ok(())
+                },
+            ],
+        )?;
         remove(&dir);
         out.table_with_floor(
             &format!("{writers} writer(s) × {mib} MiB"),
