@@ -559,10 +559,14 @@ fn the_console_works_in_a_real_browser() {
             .click()
             .await
             .expect("click");
+        // Not the table alone: the page before the click has it too. Only the page after
+        // the change lists the setting, with its Remove form.
         c.wait()
-            .for_element(Locator::Css("table.stored"))
+            .for_element(Locator::Css(
+                "table.stored input[name=key][value='Crashes per bucket']",
+            ))
             .await
-            .expect("the page again");
+            .expect("the page again, with the setting");
         let status = std::fs::read_to_string(
             serve
                 .mountpoint
