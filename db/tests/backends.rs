@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use cerfs_db::{
     BucketKey, CabState, Counts, DumpRequest, DumpState, LogFields, LogId, LogLine, NewNode,
-    NewReport, NodeRole, ParamKind, ReportFile, ReportParam, SettingsScope, StoreError, CABS_INO,
-    ROOT_INO,
+    NewReport, Node, NodeRole, ParamKind, ReportFile, ReportParam, SettingsScope, Store,
+    StoreError, CABS_INO, ROOT_INO,
 };
 
 use common::backends;
@@ -41,6 +41,18 @@ fn node<'a>(
         gid: 1000,
         bucket,
     }
+}
+
+/// A bucket folder `bucket` under cabs/ and a cab upload `name` in it (state writing).
+fn new_cab(s: &dyn Store, bucket: &str, name: &str) -> (Node, Node) {
+    let k = key(bucket);
+    let dir = s
+        .create_node(&node(CABS_INO, bucket, NodeRole::Dir, None))
+        .unwrap();
+    let cab = s
+        .create_node(&node(dir.ino, name, NodeRole::Cab, Some(&k)))
+        .unwrap();
+    (dir, cab)
 }
 
 #[test]
@@ -303,13 +315,7 @@ fn bytes_read_back_as_written_and_a_committed_cab_never_changes() {
         );
         assert_eq!(s.read_at(f.ino, 400_000, 10).unwrap(), b"", "{}", b.name);
         // A cab: bytes, then a commit that checks size and hash form; then immutable.
-        let k = key("blue");
-        let bucket_dir = s
-            .create_node(&node(CABS_INO, "blue", NodeRole::Dir, None))
-            .unwrap();
-        let cab = s
-            .create_node(&node(bucket_dir.ino, "r.cab", NodeRole::Cab, Some(&k)))
-            .unwrap();
+        let (bucket_dir, cab) = new_cab(s.as_ref(), "blue", "r.cab");
         assert_eq!(cab.cab_state, Some(CabState::Writing));
         s.write_at(cab.ino, 0, &[7u8; 300_000]).unwrap();
         let sha = "AB".repeat(32);
@@ -357,13 +363,7 @@ fn bytes_read_back_as_written_and_a_committed_cab_never_changes() {
 fn a_cab_handed_over_whole_is_stored_and_committed_at_once() {
     for b in backends() {
         let s = &b.store;
-        let k = key("green");
-        let dir = s
-            .create_node(&node(CABS_INO, "green", NodeRole::Dir, None))
-            .unwrap();
-        let cab = s
-            .create_node(&node(dir.ino, "w.cab", NodeRole::Cab, Some(&k)))
-            .unwrap();
+        let (_, cab) = new_cab(s.as_ref(), "green", "w.cab");
         let data: Vec<u8> = (0..100_000u32).map(|i| (i % 249) as u8).collect();
         // Refused (not a hash): nothing of it stays, the upload can still be committed.
         assert!(matches!(
@@ -528,15 +528,7 @@ fn reports_from_many_connections_never_issue_more_dumps_than_the_cap() {
             "{}: no cab yet",
             b.name
         );
-        let k = key("app");
-        let dir = b
-            .store
-            .create_node(&node(CABS_INO, "app", NodeRole::Dir, None))
-            .unwrap();
-        let cab = b
-            .store
-            .create_node(&node(dir.ino, &format!("{n}.cab"), NodeRole::Cab, Some(&k)))
-            .unwrap();
+        let (_, cab) = new_cab(b.store.as_ref(), "app", &format!("{n}.cab"));
         b.store.write_at(cab.ino, 0, b"MSCF").unwrap();
         b.store.commit_cab(cab.ino, 4, &"0".repeat(64)).unwrap();
         assert_eq!(
