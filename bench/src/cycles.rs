@@ -319,15 +319,11 @@ fn log_lines(text: &[u8]) -> i64 {
         .count() as i64
 }
 
+/// count.txt's counters as signed figures (what the clients did minus what is stored).
 fn counters(text: &[u8]) -> (i64, i64) {
-    let text = String::from_utf8_lossy(text);
-    let value = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (value("Cabs Gathered="), value("Total Hits="))
+    let (cabs, hits) = cerfs_testkit::counters(text);
+    let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    (signed(cabs), signed(hits))
 }
 
 /// Compares what the clients say they did with what the share holds under `root`.

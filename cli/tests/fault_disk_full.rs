@@ -7,8 +7,8 @@
 mod fault_support;
 mod running_mount;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -42,21 +42,7 @@ fn upload_both(path: &Path, data: &[u8]) -> io::Result<(io::Result<()>, io::Resu
 }
 
 /// One count.txt increment with the one-handle pattern; close's result.
-fn increment(path: &Path) -> io::Result<(u64, u64)> {
-    let mut f = OpenOptions::new().read(true).write(true).open(path)?;
-    let mut text = Vec::new();
-    f.read_to_end(&mut text)?;
-    let c = cerfs_fs_core::count_file::parse(&text).map_err(io::Error::other)?;
-    let next = cerfs_fs_core::count_file::render(cerfs_db::Counts {
-        cabs_gathered: c.cabs_gathered + 1,
-        total_hits: c.total_hits + 1,
-    });
-    f.seek(SeekFrom::Start(0))?;
-    f.write_all(next.as_bytes())?;
-    f.set_len(next.len() as u64)?;
-    close_checked(f)?;
-    Ok((c.cabs_gathered + 1, c.total_hits + 1))
-}
+use cerfs_testkit::increment;
 
 /// A mount whose store's disk was filled: what was stored, what was refused and how.
 struct Filled {

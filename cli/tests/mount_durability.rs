@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use cerfs_db::SqliteStore;
+use cerfs_testkit::close_checked;
 use running_mount::{is_mounted, Running};
 use sha2::{Digest, Sha256};
 
@@ -41,21 +42,12 @@ fn write_noise(path: &Path, size: u64, seed: u64) -> String {
         hash.update(&buf[..n]);
         left -= n as u64;
     }
-    drop(f);
+    close_checked(f).expect("close the cab");
     hex::encode(hash.finalize())
 }
 
 fn sha256_of(path: &Path) -> String {
-    let mut f = File::open(path).expect("open for hashing");
-    let mut buf = vec![0u8; 1 << 20];
-    let mut hash = Sha256::new();
-    loop {
-        let n = f.read(&mut buf).expect("read");
-        if n == 0 {
-            return hex::encode(hash.finalize());
-        }
-        hash.update(&buf[..n]);
-    }
+    cerfs_testkit::sha256_file(path).expect("hash a file on the mount")
 }
 
 fn fresh() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
@@ -154,7 +146,7 @@ fn kill_9_mid_upload_keeps_everything_acknowledged() {
         f.write_all(format!("Cabs Gathered={n}\r\nTotal Hits={n}\r\n").as_bytes())
             .expect("write count.txt");
         f.sync_all().expect("fsync");
-        drop(f);
+        close_checked(f).expect("close count.txt");
         let text = fs::read_to_string(counts.join("count.txt")).expect("read back");
         assert_eq!(text, format!("Cabs Gathered={n}\r\nTotal Hits={n}\r\n"));
     }
@@ -261,11 +253,8 @@ impl Tracer {
                     (tid, comm.trim().to_owned())
                 })
                 .collect();
-        let tracer = i32::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) on our own child; SIGINT makes strace detach cleanly.
-        #[allow(unsafe_code)]
-        let rc = unsafe { libc::kill(tracer, libc::SIGINT) };
-        assert_eq!(rc, 0);
+        // SIGINT makes strace detach cleanly.
+        cerfs_testkit::send_signal(self.child.id(), libc::SIGINT);
         let mut rest = String::new();
         self.stderr
             .read_to_string(&mut rest)
@@ -319,12 +308,12 @@ fn fsync_through_the_mount_reaches_the_disk() {
         .open(&log)
         .expect("create");
     f.write_all(line(1).as_bytes()).expect("append");
-    drop(f);
+    close_checked(f).expect("close");
     // fsync syncs what is committed; the close then commits the line and syncs it too.
     let mut f = OpenOptions::new().append(true).open(&log).expect("open");
     f.write_all(line(2).as_bytes()).expect("append");
     f.sync_all().expect("fsync");
-    drop(f);
+    close_checked(f).expect("close");
     // fsync of a folder syncs too.
     File::open(mnt.join("cabs"))
         .expect("open cabs/")

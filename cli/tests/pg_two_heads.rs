@@ -7,8 +7,8 @@
 
 mod running_mount;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,22 +17,7 @@ use running_mount::Running;
 
 /// One count.txt increment with the one-handle pattern (open, read, rewrite, close).
 fn increment(path: &Path) {
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .expect("open count.txt");
-    let mut text = Vec::new();
-    f.read_to_end(&mut text).expect("read count.txt");
-    let c = cerfs_fs_core::count_file::parse(&text).expect("count.txt parses");
-    let next = cerfs_fs_core::count_file::render(cerfs_db::Counts {
-        cabs_gathered: c.cabs_gathered + 1,
-        total_hits: c.total_hits + 1,
-    });
-    f.seek(SeekFrom::Start(0)).expect("seek");
-    f.write_all(next.as_bytes()).expect("write count.txt");
-    f.set_len(next.len() as u64).expect("truncate");
-    close_checked(f).expect("close count.txt");
+    cerfs_testkit::increment(path).expect("one more report in count.txt");
 }
 
 #[test]

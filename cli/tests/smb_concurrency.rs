@@ -166,16 +166,7 @@ fn missing_lines(expected: &[String], text: &str) -> u64 {
     missing
 }
 
-fn counters(text: &[u8]) -> (u64, u64) {
-    let text = String::from_utf8_lossy(text);
-    let value = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (value("Cabs Gathered="), value("Total Hits="))
-}
+use cerfs_testkit::counters;
 
 /// Reads what the server holds (over SMB) and compares it with what the clients did.
 fn measure(port: u16, expected: &Expected) -> Figures {
@@ -202,7 +193,7 @@ fn measure(port: u16, expected: &Expected) -> Figures {
     };
     for (i, bucket) in BUCKETS.iter().enumerate() {
         let key = (*bucket).to_owned();
-        let (cabs, hits) = counters(&data(&answers[1 + 3 * i]));
+        let (cabs, hits) = counters(data(&answers[1 + 3 * i]));
         let want_hits = expected.hits.get(&key).copied().unwrap_or(0);
         let want_cabs = expected.cabs_counted.get(&key).copied().unwrap_or(0);
         figures.hits_expected += want_hits;

@@ -376,13 +376,12 @@ mod tests {
     use super::*;
     use std::net::{IpAddr, Ipv4Addr};
 
-    #[test]
-    fn prepares_the_tree_and_the_map() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = SambaConfig {
+    /// A configuration for these tests: the port is only written into smb.conf, never bound.
+    fn test_config(path: PathBuf, state_dir: PathBuf) -> SambaConfig {
+        SambaConfig {
             share: "cer".to_owned(),
-            path: PathBuf::from("/srv/cer"),
-            state_dir: dir.path().join("samba"),
+            path,
+            state_dir,
             listen: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
             port: 14400,
             guest: true,
@@ -392,7 +391,13 @@ mod tests {
             smb1: false,
             log_level: 1,
             ctdbd_socket: None,
-        };
+        }
+    }
+
+    #[test]
+    fn prepares_the_tree_and_the_map() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = test_config(PathBuf::from("/srv/cer"), dir.path().join("samba"));
         let conf = prepare_state_dir(&config).expect("prepare");
         assert_eq!(conf, config.state_dir.join("smb.conf"));
         for (name, mode) in STATE_SUBDIRS {
@@ -425,21 +430,12 @@ mod tests {
     fn refuses_state_dirs_others_could_change() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = |state_dir: PathBuf| SambaConfig {
-            share: "cer".to_owned(),
-            path: PathBuf::from("/srv/cer"),
-            state_dir,
-            listen: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
-            port: 14400,
-            guest: true,
             admin_user: None,
-            admin_unix_user: DEFAULT_ADMIN_UNIX_USER.to_owned(),
-            lockout: Lockout::default(),
-            smb1: false,
-            log_level: 1,
-            ctdbd_socket: None,
+            ..test_config(PathBuf::from("/srv/cer"), state_dir)
         };
-        if !nix_is_root() {
-            eprintln!("skipping: only root owns what a state directory must be owned by");
+        if !nix_is_root()
+            && cerfs_testkit::unavailable("only root owns what a state directory must be owned by")
+        {
             return;
         }
         let open = dir.path().join("open");
@@ -481,34 +477,21 @@ mod tests {
     fn testparm_accepts_the_generated_conf() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = SambaConfig {
-            share: "cer".to_owned(),
-            path: dir.path().to_path_buf(),
-            state_dir: dir.path().join("samba"),
-            listen: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
-            port: 14400,
-            guest: true,
-            admin_user: Some("ceradmin".to_owned()),
-            admin_unix_user: DEFAULT_ADMIN_UNIX_USER.to_owned(),
-            lockout: Lockout::default(),
             smb1: true,
-            log_level: 1,
-            ctdbd_socket: None,
+            ..test_config(dir.path().to_path_buf(), dir.path().join("samba"))
         };
         let conf = prepare_state_dir(&config).expect("prepare");
-        let out = match Command::new("testparm")
+        let Some(testparm) = cerfs_testkit::skip::find_tool("testparm") else {
+            cerfs_testkit::unavailable(
+                "testparm is not installed (apt-get install samba-common-bin)",
+            );
+            return;
+        };
+        let out = Command::new(testparm)
             .args(["-s", "--suppress-prompt"])
             .arg(&conf)
             .output()
-        {
-            Ok(out) => out,
-            Err(e) => {
-                if std::env::var_os("CERFS_REQUIRE_FUSE").is_some_and(|v| v == "1") {
-                    panic!("CERFS_REQUIRE_FUSE=1 but testparm cannot run: {e}");
-                }
-                eprintln!("skipping: testparm cannot run ({e}): apt-get install samba");
-                return;
-            }
-        };
+            .expect("testparm runs");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
         for complaint in [
@@ -532,28 +515,12 @@ mod tests {
         let tools = match SambaTools::find() {
             Ok(tools) => tools,
             Err(e) => {
-                if std::env::var_os("CERFS_REQUIRE_FUSE").is_some_and(|v| v == "1") {
-                    panic!("CERFS_REQUIRE_FUSE=1 but Samba is missing: {e}");
-                }
-                eprintln!("skipping: {e}");
+                cerfs_testkit::unavailable(&e.to_string());
                 return;
             }
         };
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = SambaConfig {
-            share: "cer".to_owned(),
-            path: dir.path().to_path_buf(),
-            state_dir: dir.path().join("samba"),
-            listen: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
-            port: 14400,
-            guest: true,
-            admin_user: Some("ceradmin".to_owned()),
-            admin_unix_user: DEFAULT_ADMIN_UNIX_USER.to_owned(),
-            lockout: Lockout::default(),
-            smb1: false,
-            log_level: 1,
-            ctdbd_socket: None,
-        };
+        let config = test_config(dir.path().to_path_buf(), dir.path().join("samba"));
         let accounts = |config: &SambaConfig| {
             let out = Command::new(&tools.pdbedit)
                 .arg("-s")

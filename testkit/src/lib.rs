@@ -24,14 +24,15 @@ pub(crate) fn spawn_or_bind_turn() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-pub use counts::bumped;
+pub use counts::{bumped, counters, increment};
 pub use data::{build_cab, read_testdata, testdata, utf16le_bom};
 pub use files::{close_checked, sha256_file, sha256_hex};
 pub use http_client::post_stage2;
 pub use ports::{reserve_port, Port};
 pub use postgres_server::TestDatabase;
 pub use process::{
-    is_alive, is_mounted, live_group_members, poll_until, send_signal, wait_for_log, ChildGuard,
+    is_alive, is_mounted, live_group_members, poll_until, send_signal, wait_exit, wait_for_log,
+    ChildGuard,
 };
 pub use skip::{required, unavailable};
 pub use symbol_server::{mini_dmp_symbol_server, SymbolServer};

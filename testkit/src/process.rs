@@ -135,6 +135,12 @@ pub fn poll_until<T>(deadline: Duration, what: &str, mut done: impl FnMut() -> O
     }
 }
 
+/// Waits for `child` to exit and returns how it did; panics with `what` after `deadline`.
+#[track_caller]
+pub fn wait_exit(child: &mut Child, deadline: Duration, what: &str) -> std::process::ExitStatus {
+    poll_until(deadline, what, || child.try_wait().expect("try_wait"))
+}
+
 /// Waits until a line collected from a server's stderr (by a reader thread, into `lines`)
 /// contains `text`: a line the server wrote before answering may not have been read yet
 /// when the answer arrives. Panics after 30 s.

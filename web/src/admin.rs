@@ -118,7 +118,7 @@ async fn apply(
         }
         Err(e) => {
             tracing::warn!(%user, target = ?what, "refused a settings change from the web console: {e}");
-            Err(Failure::bad_request(format!("refused: {e}")))
+            Err(Failure::from_fs("refused", &e))
         }
     }
 }
@@ -171,10 +171,10 @@ async fn download(
             .map_err(Failure::internal)?
     };
     let mut reader = opened.map_err(|e| {
-        Failure::not_found(format!(
-            "cannot open cabs\\{}\\{}: {e}",
-            cab.subpath, cab.name
-        ))
+        Failure::from_fs(
+            &format!("cannot open cabs\\{}\\{}", cab.subpath, cab.name),
+            &e,
+        )
     })?;
     let path = reader.path().to_owned();
     if let Who::User(s) = &who {

@@ -12,6 +12,7 @@ use cerfs_db::{
     BucketFilter, BucketSort, BucketSummary, DayReports, HitLine, MachineCount, Page,
     SignatureSummary, StoreFacts, KINDS,
 };
+use cerfs_fs_core::settings_file::DEFAULT_CRASHES_PER_BUCKET;
 use serde::{Deserialize, Serialize};
 
 use crate::state::{db_failure, ConsoleState, Failure};
@@ -248,7 +249,7 @@ pub(crate) async fn load_bucket(state: &Arc<ConsoleState>, id: i64) -> Result<Bu
     let settings = tokio::task::spawn_blocking(move || fs.effective_settings(&subpath))
         .await
         .map_err(Failure::internal)?
-        .map_err(|e| Failure::internal(format!("the settings of bucket {id}: {e}")))?;
+        .map_err(|e| Failure::from_fs(&format!("the settings of bucket {id}"), &e))?;
     let mut settings: Vec<Setting> = settings
         .into_iter()
         .map(|(key, value)| Setting { key, value })
@@ -256,7 +257,7 @@ pub(crate) async fn load_bucket(state: &Arc<ConsoleState>, id: i64) -> Result<Bu
     if !settings.iter().any(|s| s.key == "Crashes per bucket") {
         settings.push(Setting {
             key: "Crashes per bucket".into(),
-            value: "5 (default)".into(),
+            value: format!("{DEFAULT_CRASHES_PER_BUCKET} (default)"),
         });
     }
     Ok(BucketPage {

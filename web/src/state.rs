@@ -68,6 +68,25 @@ impl Failure {
         }
     }
 
+    /// What fs-core refused or failed, as the HTTP status `cerfs_http::status_of` gives it:
+    /// the caller's mistakes say what was wrong; failures of ours are logged.
+    pub fn from_fs(what: &str, e: &cerfs_fs_core::FsError) -> Failure {
+        let status = cerfs_http::status_of(e);
+        if status.is_server_error() {
+            tracing::error!("web console: {what}: {e}");
+            let message = if status == StatusCode::INSUFFICIENT_STORAGE {
+                format!("{what}: the server's store is full")
+            } else {
+                format!("{what}: failed (see the server's log)")
+            };
+            return Failure { status, message };
+        }
+        Failure {
+            status,
+            message: format!("{what}: {e}"),
+        }
+    }
+
     /// A 500: logged with `why`, the caller told to look at the log.
     pub fn internal(why: impl std::fmt::Display) -> Failure {
         tracing::error!("web console: {why}");

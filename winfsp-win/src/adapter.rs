@@ -1,7 +1,8 @@
 //! The platform-neutral WinFsp file system: every WinFsp callback as a plain method over
 //! [`CerFs`], taking and returning plain Rust types, so that all of it is tested on Linux.
 //! The `cfg(windows)` glue (`windows.rs`) only converts UTF-16 names and WinFsp's
-//! structs and calls one method here per callback.
+//! structs and calls one method here per callback. Kept as one file (about 650 lines):
+//! it is that list of callbacks, each a few lines over fs-core, in WinFsp's order.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

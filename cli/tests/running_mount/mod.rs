@@ -10,7 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use cerfs_testkit::skip::unavailable;
 pub use cerfs_testkit::{is_mounted, send_signal};
@@ -82,15 +82,9 @@ impl Running {
 
     /// Waits for the process to exit, within the deadline.
     pub fn wait(&mut self) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                self.done = true;
-                return status;
-            }
-            assert!(start.elapsed() < DEADLINE, "cerfs did not exit in time");
-            thread::sleep(Duration::from_millis(50));
-        }
+        let status = cerfs_testkit::wait_exit(&mut self.child, DEADLINE, "cerfs exiting");
+        self.done = true;
+        status
     }
 }
 

@@ -317,18 +317,9 @@ impl Serve {
 
     /// Waits for it to exit, within [`DEADLINE`].
     pub fn wait(&mut self) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                self.done = true;
-                return status;
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "cerfs serve did not exit in time"
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+        let status = cerfs_testkit::wait_exit(&mut self.child, DEADLINE, "cerfs serve exiting");
+        self.done = true;
+        status
     }
 
     /// SIGTERM, then waits for the exit.

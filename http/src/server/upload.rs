@@ -15,7 +15,7 @@ use hyper::header::HeaderMap;
 use hyper::{Response, StatusCode};
 
 use super::limits::BodyClock;
-use super::reject::{text_response, Reject};
+use super::reject::{status_of, text_response, Reject};
 use super::{blocking, content_length, lock, App};
 
 /// How many bytes of a cab are gathered before they are written to the store (one
@@ -150,9 +150,7 @@ impl App {
         let (sub, name) = (dump.subpath.clone(), dump.cab_name.clone());
         let fh = blocking("starting the cab", move || {
             fs.begin_cab(&sub, &name).map_err(|e| match e {
-                FsError::Exists => {
-                    Reject::new(StatusCode::CONFLICT, "this DumpFile's cab already exists")
-                }
+                FsError::Exists => Reject::new(status_of(&e), "this DumpFile's cab already exists"),
                 other => Reject::from_fs("starting the cab", other),
             })
         })

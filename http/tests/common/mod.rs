@@ -1,4 +1,4 @@
-//! Shared by the HTTP tests: a real server on a loopback port the system chose, over a fresh store
+//! Shared by the HTTP tests: a real server on a reserved loopback port, over a fresh store
 //! of each backend (SQLite always, PostgreSQL on the test server: `CERFS_TEST_POSTGRES`),
 //! a real HTTP client, the [MS-CER2] examples, and ways to look at the store (read-only
 //! SQL, the same on both) and at the share (fs-core).
@@ -143,12 +143,15 @@ pub enum Backend {
     Postgres,
 }
 
-/// A server on `127.0.0.1` (a port the system chose) over a fresh store: a SQLite file in
+/// A server on `127.0.0.1` (a port reserved from the test range, so that a restart finds it
+/// free again) over a fresh store: a SQLite file in
 /// a temporary directory, or a database of its own on the test PostgreSQL server.
 pub struct Server {
     pub backend: Backend,
     pub dir: TempDir,
     pub port: u16,
+    /// Holds `port` for this test until the server is dropped.
+    reserved: cerfs_testkit::Port,
     pub config: Config,
     pub max_cab_size: u64,
     pub fs: Arc<CerFs>,
@@ -190,11 +193,13 @@ impl Server {
         };
         eprintln!("CER V2 server on {backend:?}");
         let dir = tempfile::tempdir().expect("tempdir");
-        let (fs, store, handle) = launch(&dir, pg.as_ref(), 0, &config, max_cab_size);
+        let reserved = cerfs_testkit::reserve_port();
+        let (fs, store, handle) = launch(&dir, pg.as_ref(), reserved.get(), &config, max_cab_size);
         Server {
             backend,
             dir,
-            port: handle.local_addr().port(),
+            port: reserved.get(),
+            reserved,
             config,
             max_cab_size,
             fs,
@@ -224,8 +229,7 @@ impl Server {
     }
 
     /// Stops the server, closes the store, opens it again and serves it on the same port
-    /// (which nobody took meanwhile: the system hands out ports in turn, not the one just
-    /// freed).
+    /// (still reserved for this test).
     pub fn restart(&mut self) {
         self.stop();
         // The old store must close (and give up its server lock) before it opens again: a
@@ -367,9 +371,7 @@ fn launch(
     let fs = Arc::new(CerFs::new(store.clone()).with_max_cab_size(max_cab_size));
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let handle = cerfs_http::spawn(fs.clone(), addr, config.clone()).expect("start server");
-    if port != 0 {
-        assert_eq!(handle.local_addr(), addr);
-    }
+    assert_eq!(handle.local_addr(), addr);
     (fs, store, handle)
 }
 
