@@ -164,3 +164,27 @@ impl ConsoleState {
 pub fn db_failure(e: cerfs_db::QueryError) -> Failure {
     Failure::internal(e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cerfs_fs_core::FsError;
+
+    #[test]
+    fn fs_refusals_keep_their_status_and_failures_stay_in_the_log() {
+        let bad = Failure::from_fs("refused", &FsError::InvalidContent("not a number".into()));
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert!(bad.message.contains("not a number"), "{}", bad.message);
+        let gone = Failure::from_fs("cannot open cabs\\a\\b.cab", &FsError::NotFound);
+        assert_eq!(gone.status, StatusCode::NOT_FOUND);
+        let full = Failure::from_fs("refused", &FsError::NoSpace);
+        assert_eq!(full.status, StatusCode::INSUFFICIENT_STORAGE);
+        assert!(full.message.contains("full"), "{}", full.message);
+        let ours = Failure::from_fs(
+            "refused",
+            &FsError::Store(cerfs_db::StoreError::Invalid("secret detail".into())),
+        );
+        assert_eq!(ours.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!ours.message.contains("secret"), "{}", ours.message);
+    }
+}
