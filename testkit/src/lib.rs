@@ -12,6 +12,7 @@ pub mod ports;
 pub mod postgres_server;
 pub mod process;
 pub mod skip;
+pub mod stderr_log;
 pub mod symbol_server;
 pub mod webhook_receiver;
 
@@ -35,5 +36,6 @@ pub use process::{
     ChildGuard,
 };
 pub use skip::{required, unavailable};
+pub use stderr_log::StderrLog;
 pub use symbol_server::{mini_dmp_symbol_server, SymbolServer};
 pub use webhook_receiver::WebhookReceiver;

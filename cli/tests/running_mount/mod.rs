@@ -4,15 +4,13 @@
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::Duration;
 
 pub use cerfs_testkit::skip::unavailable;
+use cerfs_testkit::StderrLog;
 pub use cerfs_testkit::{is_mounted, send_signal};
 
 pub const CERFS: &str = env!("CARGO_BIN_EXE_cerfs");
@@ -24,14 +22,17 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 pub struct Running {
     pub child: Child,
     pub mountpoint: PathBuf,
-    stderr: Arc<Mutex<Vec<String>>>,
+    stderr: StderrLog,
     done: bool,
 }
 
 impl Running {
-    /// Starts `cerfs mount --db DB MOUNTPOINT`; returns it with a receiver that gets one
-    /// message when the "mounted" line was logged (or the stream ended).
-    pub fn start(db: impl AsRef<OsStr>, mountpoint: &Path) -> (Running, mpsc::Receiver<bool>) {
+    /// Starts `cerfs mount --db DB MOUNTPOINT`; returns it with a receiver that gets
+    /// `Some(())` when the "mounted" line was logged, `None` if the stream ended first.
+    pub fn start(
+        db: impl AsRef<OsStr>,
+        mountpoint: &Path,
+    ) -> (Running, mpsc::Receiver<Option<()>>) {
         let mut child = Command::new(CERFS)
             .args(["mount", "--threads", "4", "--db"])
             .arg(db)
@@ -42,23 +43,8 @@ impl Running {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn cerfs");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let collected = Arc::clone(&lines);
-        thread::spawn(move || {
-            let mut told = false;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("cerfs: {line}");
-                let mounted = line.contains("mounted ") && !line.contains("unmounted");
-                collected.lock().expect("lines").push(line);
-                if mounted && !told {
-                    told = tx.send(true).is_ok();
-                }
-            }
-            if !told {
-                let _ = tx.send(false);
-            }
+        let (lines, rx) = StderrLog::collect(&mut child, "cerfs: ".into(), |line| {
+            (line.contains("mounted ") && !line.contains("unmounted")).then_some(())
         });
         let running = Running {
             child,
@@ -70,14 +56,14 @@ impl Running {
     }
 
     pub fn stderr(&self) -> String {
-        self.stderr.lock().expect("lines").join("\n")
+        self.stderr.text()
     }
 
     /// Waits until it has logged a line containing `text`.
     #[allow(dead_code)] // not every test that shares this module waits for a line
     #[track_caller]
     pub fn logged(&self, text: &str) {
-        cerfs_testkit::wait_for_log(&self.stderr, text);
+        self.stderr.wait_for(text);
     }
 
     /// Waits for the process to exit, within the deadline.
@@ -107,7 +93,7 @@ impl Running {
             return None;
         }
         let (mut running, mounted) = Running::start(db, mountpoint);
-        if !mounted.recv_timeout(DEADLINE).unwrap_or(false) {
+        if mounted.recv_timeout(DEADLINE).ok().flatten().is_none() {
             let status = running.wait();
             let stderr = running.stderr();
             if stderr.contains("not permitted to mount")

@@ -7,17 +7,16 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 pub use cerfs_testkit::process::detach_mount;
 pub use cerfs_testkit::skip::unavailable;
+use cerfs_testkit::StderrLog;
 pub use cerfs_testkit::{
     is_alive, is_mounted, live_group_members, reserve_port, send_signal, Port,
 };
@@ -137,7 +136,7 @@ pub struct Serve {
     pub state_dir: PathBuf,
     /// smbd's pid (and process group), from the "ready:" line.
     pub samba_pid: u32,
-    stderr: Arc<Mutex<Vec<String>>>,
+    stderr: StderrLog,
     done: bool,
     /// The fresh directory of [`Serve::start`]; `None` when the caller keeps `root`.
     _dir: Option<tempfile::TempDir>,
@@ -231,28 +230,13 @@ impl Serve {
             cmd.arg("--admin-password-file").arg(pw);
         }
         let mut child = cmd.spawn().expect("spawn cerfs serve");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let collected = Arc::clone(&lines);
         let port = opts.port.get();
-        thread::spawn(move || {
-            let mut told = false;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("cerfs serve :{port}: {line}");
-                let ready_pid = line
-                    .split_once("ready: Samba pid ")
+        let (lines, rx) =
+            StderrLog::collect(&mut child, format!("cerfs serve :{port}: "), |line| {
+                line.split_once("ready: Samba pid ")
                     .and_then(|(_, rest)| rest.split(',').next())
-                    .and_then(|pid| pid.trim().parse::<u32>().ok());
-                collected.lock().expect("lines").push(line);
-                if let (Some(pid), false) = (ready_pid, told) {
-                    told = tx.send(Some(pid)).is_ok();
-                }
-            }
-            if !told {
-                let _ = tx.send(None);
-            }
-        });
+                    .and_then(|pid| pid.trim().parse::<u32>().ok())
+            });
         let mut serve = Serve {
             child,
             port,
@@ -305,14 +289,14 @@ impl Serve {
 
     /// Everything it logged so far.
     pub fn stderr(&self) -> String {
-        self.stderr.lock().expect("lines").join("\n")
+        self.stderr.text()
     }
 
     /// Waits until it has logged a line containing `text`.
     #[allow(dead_code)] // not every test that shares this module waits for a line
     #[track_caller]
     pub fn logged(&self, text: &str) {
-        cerfs_testkit::wait_for_log(&self.stderr, text);
+        self.stderr.wait_for(text);
     }
 
     /// Waits for it to exit, within [`DEADLINE`].
