@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cerfs_testkit::poll_until;
+use cerfs_testkit::{increment, poll_until};
 
 use fault_support::{close_checked, list, sha256_file, sha256_hex, Rng, Tmpfs};
 use running_mount::{unavailable, Running};
@@ -40,9 +40,6 @@ fn upload_both(path: &Path, data: &[u8]) -> io::Result<(io::Result<()>, io::Resu
     }
     Ok((write, close_checked(f)))
 }
-
-/// One count.txt increment with the one-handle pattern; close's result.
-use cerfs_testkit::increment;
 
 /// A mount whose store's disk was filled: what was stored, what was refused and how.
 struct Filled {

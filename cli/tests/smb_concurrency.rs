@@ -16,6 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use cerfs_samba::{Samba, SambaConfig, SambaTools};
+use cerfs_testkit::counters;
 use serde_json::Value;
 use smb_support::*;
 
@@ -165,8 +166,6 @@ fn missing_lines(expected: &[String], text: &str) -> u64 {
     }
     missing
 }
-
-use cerfs_testkit::counters;
 
 /// Reads what the server holds (over SMB) and compares it with what the clients did.
 fn measure(port: u16, expected: &Expected) -> Figures {

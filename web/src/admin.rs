@@ -117,8 +117,12 @@ async fn apply(
             Ok(())
         }
         Err(e) => {
-            tracing::warn!(%user, target = ?what, "refused a settings change from the web console: {e}");
-            Err(Failure::from_fs("refused", &e))
+            let failure = Failure::from_fs("refused", &e);
+            // A failure of ours is logged as an error by from_fs; a refusal is the user's.
+            if !failure.status.is_server_error() {
+                tracing::warn!(%user, target = ?what, "refused a settings change from the web console: {e}");
+            }
+            Err(failure)
         }
     }
 }
